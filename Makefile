@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each creates (or reuses) the
+# local virtual environment .venv and installs the project into it; nothing else is needed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench check-defs ui clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the demo administrations and the catalog, materialize every dataset, print a summary.
+demo: $(STAMP)
+	$(BIN)/python -m dinum_pipelines.demo
+
+## The whole test suite (unit, catalog contract, end to end, `dg check defs`).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Benchmarks: each prints its figures against a reference measured in the same run.
+bench: $(STAMP)
+	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+check-defs: $(STAMP)
+	$(BIN)/dg check defs
+
+## The Dagster UI on the demo's instance (run `make demo` first, in another terminal).
+ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/.dinum/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf .dinum

@@ -1,0 +1,164 @@
+"""Downloading a source file from an administration's server, safely and only when it changed.
+
+Administrations' servers are slow, flaky and sometimes answer an HTML error page with status 200.
+`fetch_to_file` streams the body to a temporary file next to its destination (never the whole
+file in memory), hashes it on the way, checks it is complete and is not an HTML page, and uses
+conditional GET so an unchanged source costs a 304 and no new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+USER_AGENT = "dinum-pipelines/0.1 (+https://github.com/etalab; open data republication)"
+CHUNK_SIZE = 1024 * 1024
+# Headers kept in the raw store's manifest: enough to explain a version and to revalidate it.
+KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "last-modified", "date")
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
+class FetchError(RuntimeError):
+    """The source could not be downloaded, or what came back is not the data (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a server told us about the version we hold, to ask it "has it changed since?"."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def request_headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass(frozen=True)
+class Download:
+    """Outcome of one fetch. `path` is None when the server answered 304 Not Modified."""
+
+    url: str
+    status_code: int
+    fetched_at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status_code == 304
+
+    @property
+    def validators(self) -> Validators:
+        return Validators(self.headers.get("etag"), self.headers.get("last-modified"))
+
+
+def make_session(retries: int = 4, backoff_factor: float = 1.0) -> requests.Session:
+    """A session that retries connection errors, 429 and 5xx with exponential backoff.
+
+    urllib3 honours `Retry-After` on 429 and 503, so a server asking us to wait is obeyed.
+    """
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff_factor,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def looks_like_html(head: bytes) -> bool:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith(_HTML_MARKERS)
+
+
+def fetch_to_file(
+    session: requests.Session,
+    url: str,
+    directory: Path,
+    *,
+    previous: Validators | None = None,
+    timeout: tuple[float, float] = (10.0, 60.0),
+    max_bytes: int = 2 * 1024**3,
+    expect_html: bool = False,
+) -> Download:
+    """GET `url` into a new temporary file inside `directory` (the caller moves or deletes it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    headers = previous.request_headers() if previous else {}
+    try:
+        response = session.get(url, headers=headers, timeout=timeout, stream=True)
+    except requests.RequestException as exc:
+        raise FetchError(f"{url}: request failed: {exc}") from exc
+    fetched_at = datetime.now(UTC)
+    kept = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+    with response:
+        if response.status_code == 304:
+            return Download(url=url, status_code=304, fetched_at=fetched_at, headers=kept)
+        if response.status_code != 200:
+            raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}")
+        declared = response.headers.get("content-length")
+        # With Content-Encoding, Content-Length counts compressed bytes, not what we read.
+        expected_size = int(declared) if declared and declared.isdigit() and "content-encoding" not in kept else None
+        if expected_size is not None and expected_size > max_bytes:
+            raise FetchError(f"{url}: file is {expected_size} bytes, over the {max_bytes}-byte limit")
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=directory)
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        if size == 0 and not expect_html and looks_like_html(chunk[:512]):
+                            raise FetchError(
+                                f"{url}: the server answered an HTML page instead of the data "
+                                f"(Content-Type {response.headers.get('content-type', 'unknown')!r}); "
+                                "the source is probably down or has moved"
+                            )
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit")
+                        digest.update(chunk)
+                        out.write(chunk)
+                except (requests.RequestException, OSError) as exc:
+                    if isinstance(exc, FetchError):
+                        raise
+                    raise FetchError(f"{url}: download interrupted after {size} bytes: {exc}") from exc
+            if expected_size is not None and size != expected_size:
+                raise FetchError(f"{url}: truncated body: received {size} of {expected_size} bytes")
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+    return Download(
+        url=url,
+        status_code=200,
+        fetched_at=fetched_at,
+        headers=kept,
+        path=tmp_path,
+        sha256=digest.hexdigest(),
+        size=size,
+    )

@@ -1,0 +1,52 @@
+"""Where the pipeline keeps its files under one root folder (`DINUM_DATA_DIR`).
+
+    <root>/raw/<slug>/...            every downloaded version (see rawstore.py)
+    <root>/clean/<slug>/<slug>.csv   the clean table, as published
+    <root>/clean/<slug>/<slug>.parquet
+    <root>/clean/<slug>/cleaning.json  what cleaning could not parse, and from which raw version
+    <root>/clean/<slug>/quality.json   the last quality report
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dinum_pipelines.lib.rawstore import RawStore
+
+
+@dataclass(frozen=True)
+class CleanFiles:
+    directory: Path
+    slug: str
+
+    @property
+    def csv(self) -> Path:
+        return self.directory / f"{self.slug}.csv"
+
+    @property
+    def parquet(self) -> Path:
+        return self.directory / f"{self.slug}.parquet"
+
+    @property
+    def cleaning_report(self) -> Path:
+        return self.directory / "cleaning.json"
+
+    @property
+    def quality_report(self) -> Path:
+        return self.directory / "quality.json"
+
+    def published_files(self) -> dict[str, Path]:
+        """The files reusers download, by role."""
+        return {"csv": self.csv, "parquet": self.parquet}
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    def raw_store(self) -> RawStore:
+        return RawStore(self.root / "raw")
+
+    def clean_files(self, slug: str) -> CleanFiles:
+        return CleanFiles(self.root / "clean" / slug, slug)

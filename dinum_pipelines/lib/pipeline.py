@@ -1,0 +1,120 @@
+"""The four steps of a dataset's path, as plain functions the Dagster assets call.
+
+Each step reads what the previous one left in the data layout and returns an outcome object
+that carries the figures the assets put in their metadata. Keeping them here, free of Dagster,
+lets the tests run every rule without an orchestrator, and keeps the assets a few lines long.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+
+from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.cleaning import CleaningReport, clean_table
+from dinum_pipelines.lib.http import fetch_to_file
+from dinum_pipelines.lib.layout import CleanFiles, DataLayout
+from dinum_pipelines.lib.parsing import decimal_separator, read_source
+from dinum_pipelines.lib.publishing import PublicationResult, publish
+from dinum_pipelines.lib.quality import QualityReport, validate_dataset
+from dinum_pipelines.lib.rawstore import RawVersion
+from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_parquet
+
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    version: RawVersion | None
+    # Why nothing new was stored (None when a new version was stored).
+    unchanged_reason: str | None = None
+
+
+def ingest(spec: DatasetSpec, layout: DataLayout, session: requests.Session, *, force: bool = False) -> IngestOutcome:
+    """Download the source; store it as a new raw version only if its content changed."""
+    store = layout.raw_store()
+    latest = store.latest(spec.slug)
+    url = spec.source.resolved_url
+    download = fetch_to_file(
+        session,
+        url,
+        store.staging_dir(spec.slug),
+        previous=None if force or latest is None else latest.validators,
+        timeout=(CONNECT_TIMEOUT, spec.source.timeout_seconds),
+        max_bytes=spec.source.max_bytes,
+    )
+    if download.not_modified:
+        return IngestOutcome(latest, f"the server answered 304 Not Modified to {url}")
+    if latest is not None and download.sha256 == latest.sha256 and not force:
+        download.path.unlink(missing_ok=True)
+        return IngestOutcome(latest, f"the file's sha256 ({latest.sha256[:12]}…) equals the stored version's")
+    return IngestOutcome(store.add(spec.slug, download))
+
+
+@dataclass(frozen=True)
+class CleanOutcome:
+    files: CleanFiles
+    raw: RawVersion
+    frame: pd.DataFrame
+    report: CleaningReport
+    detected: dict[str, Any]
+
+
+def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
+    """Parse and clean the latest raw version into the clean CSV and Parquet files."""
+    raw = layout.raw_store().latest(spec.slug)
+    if raw is None:
+        raise FileNotFoundError(f"dataset '{spec.slug}': no raw version downloaded yet; materialize its raw asset first")
+    text_table, detected = read_source(Path(raw.path), spec.source)
+    frame, report = clean_table(text_table, spec, decimal_separator(spec.source))
+    files = layout.clean_files(spec.slug)
+    table = to_arrow(frame, spec)
+    write_parquet(table, files.parquet)
+    write_csv(table, files.csv)
+    files.cleaning_report.write_text(
+        json.dumps({**report.to_dict(), "raw_sha256": raw.sha256, "detected": detected}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    return CleanOutcome(files=files, raw=raw, frame=frame, report=report, detected=detected)
+
+
+def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
+    """Run the dataset's rules on its clean table and keep the report next to it."""
+    files = layout.clean_files(spec.slug)
+    cleaning = CleaningReport.from_dict(json.loads(files.cleaning_report.read_text(encoding="utf-8")))
+    report = validate_dataset(read_parquet(files.parquet), spec, cleaning)
+    files.quality_report.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    return report
+
+
+def temporal_coverage(spec: DatasetSpec, files: CleanFiles) -> tuple[date, date] | None:
+    """The data's own first and last dates, when the dataset names a date column."""
+    column = spec.temporal_coverage.column
+    if column is None:
+        return None
+    values = pd.to_datetime(read_parquet(files.parquet)[column]).dropna()
+    if values.empty:
+        return None
+    return values.min().date(), values.max().date()
+
+
+def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClient) -> PublicationResult:
+    files = layout.clean_files(spec.slug)
+    descriptions = {
+        "csv": f"{spec.title}: données nettoyées, CSV UTF-8 séparé par des virgules, dates ISO 8601.",
+        "parquet": f"{spec.title}: données nettoyées et typées, format Apache Parquet.",
+    }
+    return publish(
+        client,
+        spec,
+        files.published_files(),
+        temporal_coverage=temporal_coverage(spec, files),
+        resource_descriptions=descriptions,
+    )

@@ -1,0 +1,259 @@
+"""The dataset registry: one YAML file per dataset, validated when the definitions load.
+
+A data engineer adds a dataset by writing one small file in `dinum_pipelines/sources/`. Everything
+downstream (which URL to pull, how to parse it, which columns and rules to enforce, which
+metadata to publish) is read from that file, so a mistake in it must be caught before any run
+starts, with a message that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, SPATIAL_GRANULARITIES, normalize_frequency
+
+DEFAULT_SOURCES_DIR = Path(__file__).resolve().parent.parent / "sources"
+
+# udata requires descriptions longer than this for its `dataset_description_quality` criterion.
+MIN_DESCRIPTION_LENGTH = 100
+
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+COLUMN_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class RegistryError(ValueError):
+    """A registry file is missing, unreadable or invalid. The message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(_Strict):
+    """How to read a delimited text file. `None` means: detect it from the bytes."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: Literal[",", "."] = ","
+    # 0-based index of the header line, for files with title rows above it; None = detect.
+    header_row: int | None = Field(default=None, ge=0)
+
+
+class JsonOptions(_Strict):
+    # Dotted path to the list of records inside the document ("data.records"); None = the top level.
+    record_path: str | None = None
+
+
+class SourceSpec(_Strict):
+    url: str
+    format: Literal["csv", "json"]
+    csv: CsvOptions = CsvOptions()
+    json_options: JsonOptions = Field(default=JsonOptions(), alias="json")
+    timeout_seconds: float = Field(default=60, gt=0)
+    max_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", expand_env(url)):
+            raise ValueError(f"must be an http(s) URL, got {url!r}")
+        return url
+
+    @property
+    def resolved_url(self) -> str:
+        """The URL with `${VAR:-default}` references replaced from the environment at call time."""
+        return expand_env(self.url)
+
+
+ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+
+
+class ColumnSpec(_Strict):
+    """One column of the published table and the rules its values must follow."""
+
+    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    # Header of the column in the administration's file, when it differs from `name`.
+    source: str | None = None
+    type: ColumnType = "string"
+    description: str = ""
+    required: bool = False
+    unique: bool = False
+    pattern: str | None = None
+    enum: list[str | int | float] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
+    # strptime formats tried in order for date/datetime columns; None = the French defaults.
+    date_formats: list[str] | None = None
+    # critical failures block publication; warnings are reported but do not block.
+    severity: Literal["critical", "warning"] = "critical"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return pattern
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
+
+class OrganizationSpec(_Strict):
+    # The organization's slug (or id) in the catalog; the publisher's API key must belong to a member.
+    slug: str
+    name: str
+
+
+class TemporalCoverage(_Strict):
+    start: date | None = None
+    end: date | None = None
+    # A date column from which start and end are computed at each publication.
+    column: str | None = None
+
+
+class SpatialCoverage(_Strict):
+    zones: list[str] = []
+    granularity: str | None = None
+
+    @field_validator("granularity")
+    @classmethod
+    def _known_granularity(cls, value: str | None) -> str | None:
+        if value is not None and value not in SPATIAL_GRANULARITIES:
+            raise ValueError(f"unknown granularity {value!r}; expected one of {sorted(SPATIAL_GRANULARITIES)}")
+        return value
+
+
+class DatasetSpec(_Strict):
+    slug: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    title: Annotated[str, Field(min_length=3, max_length=350)]
+    description: Annotated[str, Field(min_length=MIN_DESCRIPTION_LENGTH + 1)]
+    organization: OrganizationSpec
+    source: SourceSpec
+    license: str
+    frequency: str
+    tags: list[str] = []
+    temporal_coverage: TemporalCoverage = TemporalCoverage()
+    spatial: SpatialCoverage = SpatialCoverage()
+    columns: list[ColumnSpec] = []
+    primary_key: list[str] = []
+    # Publish columns found in the file but not declared in `columns` (as strings).
+    keep_undeclared_columns: bool = True
+    # Owners shown in Dagster ("team:name" or an email address).
+    owners: list[str] = []
+
+    @field_validator("license")
+    @classmethod
+    def _known_license(cls, value: str) -> str:
+        if value not in LICENSES:
+            raise ValueError(f"unknown licence id {value!r}; expected one of {sorted(LICENSES)}")
+        return value
+
+    @field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, value: str) -> str:
+        value = normalize_frequency(value)
+        if value not in FREQUENCIES:
+            raise ValueError(f"unknown frequency id {value!r}; expected one of {sorted(FREQUENCIES)}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_length(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not 3 <= len(tag) <= 96:
+                raise ValueError(f"tag {tag!r} must be 3 to 96 characters long (udata's rule)")
+        return tags
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DatasetSpec:
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns: duplicate column names {duplicates}")
+        for key in self.primary_key:
+            if key not in names:
+                raise ValueError(f"primary_key: {key!r} is not a declared column")
+        column = self.temporal_coverage.column
+        if column is not None:
+            declared = {c.name: c.type for c in self.columns}
+            if declared.get(column) not in ("date", "datetime"):
+                raise ValueError(f"temporal_coverage.column: {column!r} must be a declared date or datetime column")
+        return self
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+def expand_env(text: str) -> str:
+    """Replace `${VAR}` and `${VAR:-default}` with the environment's values."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                raise RegistryError(f"environment variable {name} is not set and has no default")
+            return default
+        return value
+
+    return _ENV_REFERENCE.sub(substitute, text)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def parse_dataset_file(path: Path) -> DatasetSpec:
+    """Read and validate one registry file; every problem is reported with the file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: cannot read YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    try:
+        spec = DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{_format_location(err['loc'])}': {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise RegistryError(f"{path}: {problems}") from None
+    if spec.slug != path.stem:
+        raise RegistryError(f"{path}: field 'slug': {spec.slug!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_registry(sources_dir: Path | str | None = None) -> dict[str, DatasetSpec]:
+    """All datasets declared in `sources_dir` (default: the package's `sources/`), by slug."""
+    directory = Path(sources_dir) if sources_dir is not None else DEFAULT_SOURCES_DIR
+    if not directory.is_dir():
+        raise RegistryError(f"{directory}: dataset registry folder not found")
+    datasets: dict[str, DatasetSpec] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        spec = parse_dataset_file(path)
+        datasets[spec.slug] = spec
+    if not datasets:
+        raise RegistryError(f"{directory}: no dataset files (*.yaml) found")
+    return datasets

@@ -1,0 +1,71 @@
+"""A scripted HTTP server on 127.0.0.1 for tests: each request pops the next planned reply.
+
+It plays the flaky administration: 503 then 200, an HTML page with status 200, a body shorter
+than its Content-Length, a 304 to a conditional request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    # Send this Content-Length instead of the body's real length (to simulate truncation).
+    declared_length: int | None = None
+    delay: float = 0.0
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.requests: list[dict[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                server.requests.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+                reply = server.replies.popleft() if server.replies else Reply(404, b"no reply planned")
+                if reply.delay:
+                    import time
+
+                    time.sleep(reply.delay)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                length = reply.declared_length if reply.declared_length is not None else len(reply.body)
+                self.send_header("Content-Length", str(length))
+                if reply.declared_length is not None:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                if reply.status != 304:
+                    self.wfile.write(reply.body)
+                if reply.declared_length is not None:
+                    self.close_connection = True
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def plan(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

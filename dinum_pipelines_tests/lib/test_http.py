@@ -1,0 +1,67 @@
+"""Downloads over real loopback HTTP: retries, conditional GET, and bodies that are not the data."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from dinum_pipelines.lib.http import FetchError, Validators, fetch_to_file, make_session
+from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
+
+DATA = "code;montant\n01053;1 234,50\n".encode("cp1252")
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as running:
+        yield running
+
+
+def test_download_streams_hashes_and_keeps_headers(server, tmp_path):
+    server.plan(Reply(200, DATA, {"ETag": '"v1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT", "Content-Type": "text/csv"}))
+    download = fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == DATA
+    assert download.sha256 == hashlib.sha256(DATA).hexdigest() and download.size == len(DATA)
+    assert download.validators == Validators('"v1"', "Mon, 01 Jan 2024 00:00:00 GMT")
+
+
+def test_conditional_get_304(server, tmp_path):
+    server.plan(Reply(304))
+    download = fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path, previous=Validators('"v1"', "Mon, 01 Jan 2024 00:00:00 GMT"))
+    assert download.not_modified and download.path is None
+    assert server.requests[0]["if-none-match"] == '"v1"'
+    assert server.requests[0]["if-modified-since"] == "Mon, 01 Jan 2024 00:00:00 GMT"
+
+
+def test_retries_503_then_succeeds(server, tmp_path):
+    server.plan(Reply(503, b"busy"), Reply(503, b"busy"), Reply(200, DATA))
+    download = fetch_to_file(make_session(retries=3, backoff_factor=0.01), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == DATA
+    assert len(server.requests) == 3
+
+
+def test_html_page_with_status_200_is_an_error(server, tmp_path):
+    server.plan(Reply(200, b"<!DOCTYPE html><html><body>Maintenance</body></html>", {"Content-Type": "text/html"}))
+    with pytest.raises(FetchError, match="answered an HTML page instead of the data"):
+        fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no half file left behind
+
+
+def test_truncated_body_is_an_error(server, tmp_path):
+    server.plan(Reply(200, DATA, declared_length=len(DATA) + 100))
+    with pytest.raises(FetchError, match="(truncated body|interrupted)"):
+        fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_size_limit(server, tmp_path):
+    server.plan(Reply(200, DATA))
+    with pytest.raises(FetchError, match="over the 10-byte limit"):
+        fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path, max_bytes=10)
+
+
+def test_404_is_an_error(server, tmp_path):
+    server.plan(Reply(404, b"not found"))
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
