@@ -1,0 +1,58 @@
+"""The clean asset of a dataset: typed table written as Parquet and CSV, ready for checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dinum_pipelines.defs.keys import clean_key, raw_key
+from dinum_pipelines.defs.resources import DataFolder
+from dinum_pipelines.lib.pipeline import clean
+from dinum_pipelines.lib.registry import DatasetSpec
+
+_DAGSTER_TYPES = {"string": "string", "integer": "int", "number": "float", "boolean": "bool", "date": "date", "datetime": "datetime"}
+
+
+def column_schema(spec: DatasetSpec, columns: list[str]) -> dg.TableSchema:
+    declared = {c.name: c for c in spec.columns}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name,
+                _DAGSTER_TYPES[declared[name].type] if name in declared else "string",
+                description=declared[name].description if name in declared else "undeclared column, kept as text",
+            )
+            for name in columns
+        ]
+    )
+
+
+def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=clean_key(spec.slug),
+        deps=[raw_key(spec.slug)],
+        group_name=spec.slug,
+        kinds={"pandas", "parquet"},
+        owners=spec.owners or None,
+        description=f"{spec.title}: cleaned and typed (French numbers and dates, codes as text).",
+    )
+    def clean_table(context: dg.AssetExecutionContext, data_folder: DataFolder) -> dg.MaterializeResult:
+        outcome = clean(spec, data_folder.layout())
+        unparsed = sum(issue.count for issue in outcome.report.issues)
+        for issue in outcome.report.issues:
+            context.log.warning(f"{spec.slug}: {issue.describe()}")
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(outcome.raw.sha256),
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(outcome.frame)),
+                "dagster/column_schema": column_schema(spec, list(outcome.frame.columns)),
+                "raw_sha256": outcome.raw.sha256,
+                "unparsed_cells": dg.MetadataValue.int(unparsed),
+                "detected": dg.MetadataValue.json(outcome.detected),
+                "renamed_columns": dg.MetadataValue.json(outcome.report.renamed),
+                "parquet": dg.MetadataValue.path(str(outcome.files.parquet)),
+                "csv": dg.MetadataValue.path(str(outcome.files.csv)),
+                "preview": dg.MetadataValue.md(outcome.frame.head(10).to_markdown(index=False)),
+            },
+        )
+
+    return clean_table

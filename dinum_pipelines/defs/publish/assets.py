@@ -1,0 +1,40 @@
+"""The published asset of a dataset: its clean files and metadata in the udata catalog."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dinum_pipelines.defs.keys import clean_key, published_key
+from dinum_pipelines.defs.resources import Catalog, DataFolder
+from dinum_pipelines.lib.pipeline import publish_clean_files
+from dinum_pipelines.lib.publishing import file_digest
+from dinum_pipelines.lib.registry import DatasetSpec
+
+
+def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=published_key(spec.slug),
+        deps=[clean_key(spec.slug)],
+        group_name=spec.slug,
+        kinds={"udata"},
+        owners=spec.owners or None,
+        description=f"{spec.title}: CSV and Parquet published to the catalog, with the dataset's metadata.",
+    )
+    def published(context: dg.AssetExecutionContext, data_folder: DataFolder, catalog: Catalog) -> dg.MaterializeResult:
+        layout = data_folder.layout()
+        result = publish_clean_files(spec, layout, catalog.client())
+        for action in result.actions:
+            context.log.info(f"{spec.slug}: {action}")
+        files = layout.clean_files(spec.slug).published_files()
+        metadata = {
+            "dataset_id": result.dataset_id,
+            "changed": dg.MetadataValue.bool(result.changed),
+            "actions": dg.MetadataValue.json(result.actions),
+            **{f"{role}_resource_id": rid for role, rid in result.resource_ids.items()},
+            **{f"{role}_sha256": file_digest(path, "sha256") for role, path in files.items()},
+        }
+        if result.dataset_url:
+            metadata["dataset_page"] = dg.MetadataValue.url(result.dataset_url)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return published

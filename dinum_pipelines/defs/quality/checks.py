@@ -1,0 +1,67 @@
+"""The blocking quality check of a dataset: its declared rules run by Great Expectations.
+
+A failed critical rule is an ERROR and blocks the dataset's publication in the same run; failed
+warnings are reported (WARN) without blocking. Metadata carries the numbers Dagster plots over
+time and, for each failed rule, the column, the count, sample values and data row numbers.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key
+from dinum_pipelines.defs.resources import DataFolder
+from dinum_pipelines.lib.pipeline import check_quality
+from dinum_pipelines.lib.quality import QualityReport
+from dinum_pipelines.lib.registry import DatasetSpec
+
+
+def failures_table(report: QualityReport) -> str:
+    lines = ["| severity | column | rule | failed rows | samples | data rows |", "|---|---|---|---|---|---|"]
+    for outcome in report.blocking_failures + report.warnings:
+        lines.append(
+            f"| {outcome.severity} | {outcome.column or '(table)'} | {outcome.rule} | {outcome.unexpected_count} "
+            f"| {outcome.samples} | {outcome.rows} |"
+        )
+    return "\n".join(lines)
+
+
+def check_result(report: QualityReport, report_path: str) -> dg.AssetCheckResult:
+    failed = report.blocking_failures + report.warnings
+    if report.blocking_failures:
+        description = "Blocked: " + "; ".join(o.describe() for o in report.blocking_failures)
+    elif report.warnings:
+        description = "Warnings only (not blocking): " + "; ".join(o.describe() for o in report.warnings)
+    else:
+        description = f"All {len(report.outcomes)} rules passed on {report.row_count} rows."
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if report.blocking_failures else dg.AssetCheckSeverity.WARN,
+        description=description[:2000],
+        metadata={
+            "success_percent": dg.MetadataValue.float(round(report.success_percent, 2)),
+            "evaluated_rules": dg.MetadataValue.int(len(report.outcomes)),
+            "failed_rules": dg.MetadataValue.int(len(failed)),
+            "blocking_failures": dg.MetadataValue.int(len(report.blocking_failures)),
+            "failed_columns": ", ".join(sorted({o.column or "(table)" for o in failed})),
+            "row_count": dg.MetadataValue.int(report.row_count),
+            "failures": dg.MetadataValue.md(failures_table(report) if failed else "none"),
+            "suite": report.suite_name,
+            "report": dg.MetadataValue.path(report_path),
+        },
+    )
+
+
+def build_quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=clean_key(spec.slug),
+        name=QUALITY_CHECK_NAME,
+        blocking=True,
+        description=f"Declared rules of {spec.slug} (Great Expectations); critical failures block publication.",
+    )
+    def quality_rules(data_folder: DataFolder) -> dg.AssetCheckResult:
+        layout = data_folder.layout()
+        report = check_quality(spec, layout)
+        return check_result(report, str(layout.clean_files(spec.slug).quality_report))
+
+    return quality_rules

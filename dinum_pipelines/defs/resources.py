@@ -1,0 +1,61 @@
+"""Resources shared by every dataset's assets: the data folder, the HTTP session, the catalog.
+
+Non-secret settings come from the environment with working defaults (the embedded demo);
+the catalog API key is a secret and only ever travels through `dg.EnvVar`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import requests
+
+from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.http import make_session
+from dinum_pipelines.lib.layout import DataLayout
+
+DEFAULT_DATA_DIR = ".dinum/data"
+DEFAULT_CATALOG_URL = "http://127.0.0.1:8090"
+CATALOG_API_KEY_VAR = "DINUM_CATALOG_API_KEY"
+
+
+class DataFolder(dg.ConfigurableResource):
+    """The folder holding raw versions and clean files (see `lib/layout.py`)."""
+
+    root: str
+
+    def layout(self) -> DataLayout:
+        return DataLayout(Path(self.root).resolve())
+
+
+class SourceHttp(dg.ConfigurableResource):
+    """How administrations' servers are called: retries with exponential backoff."""
+
+    retries: int = 4
+    backoff_factor: float = 1.0
+
+    def session(self) -> requests.Session:
+        return make_session(retries=self.retries, backoff_factor=self.backoff_factor)
+
+
+class Catalog(dg.ConfigurableResource):
+    """A udata API v1 catalog: ours, demo.data.gouv.fr or www.data.gouv.fr."""
+
+    base_url: str
+    api_key: str
+
+    def client(self) -> UdataClient:
+        return UdataClient(self.base_url, self.api_key)
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "data_folder": DataFolder(root=os.environ.get("DINUM_DATA_DIR", DEFAULT_DATA_DIR)),
+        "source_http": SourceHttp(),
+        "catalog": Catalog(
+            base_url=os.environ.get("DINUM_CATALOG_URL", DEFAULT_CATALOG_URL),
+            api_key=dg.EnvVar(CATALOG_API_KEY_VAR),
+        ),
+    }
