@@ -25,9 +25,11 @@ class DataFolder(dg.ConfigurableResource):
     """The folder holding raw versions and clean files (see `lib/layout.py`)."""
 
     root: str
+    raw_store_url: str | None = None
+    raw_keep_versions: int | None = None
 
     def layout(self) -> DataLayout:
-        return DataLayout(Path(self.root).resolve())
+        return DataLayout(Path(self.root).resolve(), self.raw_store_url, self.raw_keep_versions)
 
 
 class SourceHttp(dg.ConfigurableResource):
@@ -52,7 +54,11 @@ class Catalog(dg.ConfigurableResource):
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "data_folder": DataFolder(root=os.environ.get("DINUM_DATA_DIR", DEFAULT_DATA_DIR)),
+        "data_folder": DataFolder(
+            root=os.environ.get("DINUM_DATA_DIR", DEFAULT_DATA_DIR),
+            raw_store_url=os.environ.get("DINUM_RAW_STORE_URL") or None,
+            raw_keep_versions=int(os.environ["DINUM_RAW_KEEP_VERSIONS"]) if os.environ.get("DINUM_RAW_KEEP_VERSIONS") else None,
+        ),
         "source_http": SourceHttp(),
         "catalog": Catalog(
             base_url=os.environ.get("DINUM_CATALOG_URL", DEFAULT_CATALOG_URL),

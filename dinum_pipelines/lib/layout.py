@@ -1,6 +1,6 @@
 """Where the pipeline keeps its files under one root folder (`DINUM_DATA_DIR`).
 
-    <root>/raw/<slug>/...            every downloaded version (see rawstore.py)
+    <root>/raw/<slug>/...            every downloaded version (see rawstore.py; or DINUM_RAW_STORE_URL)
     <root>/clean/<slug>/<slug>.csv   the clean table, as published
     <root>/clean/<slug>/<slug>.parquet
     <root>/clean/<slug>/cleaning.json  what cleaning could not parse, and from which raw version
@@ -44,9 +44,17 @@ class CleanFiles:
 @dataclass(frozen=True)
 class DataLayout:
     root: Path
+    # The raw store's location when it is not `<root>/raw` (any fsspec URL, e.g. s3://bucket/raw).
+    raw_url: str | None = None
+    # Raw versions kept per dataset; None keeps every version.
+    raw_keep_versions: int | None = None
 
     def raw_store(self) -> RawStore:
-        return RawStore(self.root / "raw")
+        return RawStore(
+            self.raw_url or self.root / "raw",
+            keep_versions=self.raw_keep_versions,
+            local_cache=self.root / "raw_cache",
+        )
 
     def clean_files(self, slug: str) -> CleanFiles:
         return CleanFiles(self.root / "clean" / slug, slug)

@@ -69,10 +69,11 @@ class CleanOutcome:
 
 def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
     """Parse and clean the latest raw version into the clean CSV and Parquet files."""
-    raw = layout.raw_store().latest(spec.slug)
+    store = layout.raw_store()
+    raw = store.latest(spec.slug)
     if raw is None:
         raise FileNotFoundError(f"dataset '{spec.slug}': no raw version downloaded yet; materialize its raw asset first")
-    text_table, detected = read_source(Path(raw.path), spec.source)
+    text_table, detected = read_source(store.local_path(raw), spec.source)
     frame, report = clean_table(text_table, spec, decimal_separator(spec.source))
     files = layout.clean_files(spec.slug)
     table = to_arrow(frame, spec)
