@@ -12,6 +12,7 @@ import dagster as dg
 
 from dinum_pipelines.defs.clean.assets import build_clean_asset
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
+from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.publish.assets import build_published_asset
 from dinum_pipelines.defs.quality.checks import build_quality_check
@@ -19,15 +20,19 @@ from dinum_pipelines.lib.registry import DatasetSpec
 
 
 def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
-    assets, checks, jobs = [], [], []
+    assets, checks, jobs = [], [], {}
     for slug, spec in registry.items():
         assets += [build_raw_asset(spec), build_clean_asset(spec), build_published_asset(spec)]
         checks.append(build_quality_check(spec))
-        jobs.append(
-            dg.define_asset_job(
-                job_name(slug),
-                selection=dg.AssetSelection.groups(slug),
-                description=f"Pull, clean, check and publish {spec.title}.",
-            )
+        jobs[slug] = dg.define_asset_job(
+            job_name(slug),
+            selection=dg.AssetSelection.groups(slug),
+            description=f"Pull, clean, check and publish {spec.title}.",
         )
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=list(jobs.values()),
+        sensors=[build_source_change_sensor(registry, list(jobs.values()))],
+        schedules=build_frequency_schedules(registry, jobs),
+    )
