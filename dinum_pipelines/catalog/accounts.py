@@ -1,0 +1,217 @@
+"""Users, organizations, memberships and API tokens: who may write what.
+
+udata's rule, which we keep: a dataset belongs to an organization (or, failing that, to a user) and
+any member of that organization, admin or editor, may modify it. Tokens are stored only as hashes,
+shown once at creation, revocable and optionally expiring, as udata 16+ does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from dinum_pipelines.catalog.db import (
+    Database,
+    api_tokens,
+    find_by_id_or_slug,
+    organization_members,
+    organizations,
+    unique_slug,
+    users,
+    utcnow,
+)
+from dinum_pipelines.catalog.errors import Conflict, NotFound, Unauthorized, field_error
+from dinum_pipelines.catalog.ids import hash_api_token, new_api_token, new_object_id, slugify
+
+ROLES = ("admin", "editor")
+INVALID_TOKEN = "Invalid API token"
+REVOKED_TOKEN = "Revoked API token"
+EXPIRED_TOKEN = "Expired API token"
+# Recording each use would turn every authenticated read into a write; once a minute is enough
+# for "last used" to be useful.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Accounts:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # Users
+
+    def create_user(self, email: str, first_name: str, last_name: str = "") -> dict[str, Any]:
+        email = email.strip().lower()
+        if "@" not in email:
+            raise field_error("email", f"{email!r} is not an email address.")
+        try:
+            with self._db.write() as conn:
+                slug = unique_slug(conn, users.c.slug, slugify(f"{first_name} {last_name}") or "user")
+                user_id = new_object_id()
+                conn.execute(
+                    insert(users).values(
+                        id=user_id, email=email, slug=slug, first_name=first_name,
+                        last_name=last_name, created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"A user with the email {email!r} already exists.") from exc
+        return self.require_user(user_id)
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        return self._one(select(users).where(users.c.id == user_id))
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        return self._one(select(users).where(users.c.email == email.strip().lower()))
+
+    def require_user(self, user_id_or_email: str) -> dict[str, Any]:
+        user = self.user_by_email(user_id_or_email) if "@" in user_id_or_email else self.user(user_id_or_email)
+        if user is None:
+            raise NotFound(f"Unknown user {user_id_or_email!r}.")
+        return user
+
+    # Organizations and members
+
+    def create_organization(
+        self, slug: str, name: str, *, acronym: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        if slugify(slug) != slug or not slug:
+            raise field_error("slug", f"{slug!r} is not a slug (lower-case letters, digits and '-').")
+        org_id = new_object_id()
+        try:
+            with self._db.write() as conn:
+                conn.execute(
+                    insert(organizations).values(
+                        id=org_id, slug=slug, name=name, acronym=acronym,
+                        description=description, created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"An organization with the slug {slug!r} already exists.") from exc
+        return self.require_organization(org_id)
+
+    def organization(self, id_or_slug: str) -> dict[str, Any] | None:
+        with self._db.read() as conn:
+            row = find_by_id_or_slug(conn, organizations, id_or_slug)
+        return None if row is None else dict(row)
+
+    def require_organization(self, id_or_slug: str) -> dict[str, Any]:
+        org = self.organization(id_or_slug)
+        if org is None or org["deleted_at"] is not None:
+            raise NotFound(f"Unknown organization {id_or_slug!r}.")
+        return org
+
+    def set_member(self, organization_id: str, user_id: str, role: str = "editor") -> None:
+        """Make the user a member with `role`, or change the role of an existing member."""
+        if role not in ROLES:
+            raise field_error("role", f"{role!r} is not one of {', '.join(ROLES)}.")
+        with self._db.write() as conn:
+            changed = conn.execute(
+                update(organization_members)
+                .where(organization_members.c.organization_id == organization_id)
+                .where(organization_members.c.user_id == user_id)
+                .values(role=role)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(organization_members).values(
+                        organization_id=organization_id, user_id=user_id, role=role, since=utcnow()
+                    )
+                )
+
+    def role(self, user_id: str, organization_id: str) -> str | None:
+        with self._db.read() as conn:
+            return conn.scalar(
+                select(organization_members.c.role)
+                .where(organization_members.c.organization_id == organization_id)
+                .where(organization_members.c.user_id == user_id)
+            )
+
+    def organizations_of(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's organizations, each with the user's `role` in it."""
+        query = (
+            select(organizations, organization_members.c.role)
+            .join(organization_members, organization_members.c.organization_id == organizations.c.id)
+            .where(organization_members.c.user_id == user_id)
+            .where(organizations.c.deleted_at.is_(None))
+            .order_by(organizations.c.name)
+        )
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def members_of(self, organization_id: str) -> list[dict[str, Any]]:
+        query = (
+            select(users, organization_members.c.role, organization_members.c.since)
+            .join(organization_members, organization_members.c.user_id == users.c.id)
+            .where(organization_members.c.organization_id == organization_id)
+            .order_by(organization_members.c.since)
+        )
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    # API tokens
+
+    def create_token(
+        self, user_id: str, name: str = "", *, expires_at: datetime | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """A new token for the user: (the plain token, to show once; the stored record)."""
+        token = new_api_token()
+        token_id = new_object_id()
+        with self._db.write() as conn:
+            conn.execute(
+                insert(api_tokens).values(
+                    id=token_id, user_id=user_id, name=name, token_hash=hash_api_token(token),
+                    token_prefix=token[:10], created_at=utcnow(), expires_at=expires_at,
+                )
+            )
+        record = self._one(select(api_tokens).where(api_tokens.c.id == token_id))
+        assert record is not None
+        return token, record
+
+    def tokens_of(self, user_id: str) -> list[dict[str, Any]]:
+        query = select(api_tokens).where(api_tokens.c.user_id == user_id).order_by(api_tokens.c.created_at)
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def revoke_token(self, token_id: str, *, user_id: str | None = None) -> None:
+        """Revoke a token (only one of `user_id`'s when given); revoking twice is harmless."""
+        query = select(api_tokens.c.revoked_at).where(api_tokens.c.id == token_id)
+        if user_id is not None:
+            query = query.where(api_tokens.c.user_id == user_id)
+        with self._db.write() as conn:
+            found = conn.execute(query).first()
+            if found is None:
+                raise NotFound(f"Unknown API token {token_id!r}.")
+            if found.revoked_at is None:
+                conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=utcnow()))
+
+    def authenticate(self, token: str) -> dict[str, Any]:
+        """The user a token belongs to; `Unauthorized` with udata's message otherwise."""
+        query = (
+            select(api_tokens, users.c.deleted_at.label("user_deleted_at"))
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.token_hash == hash_api_token(token))
+        )
+        found = self._one(query)
+        now = utcnow()
+        if found is None or found["user_deleted_at"] is not None:
+            raise Unauthorized(INVALID_TOKEN)
+        if found["revoked_at"] is not None:
+            raise Unauthorized(REVOKED_TOKEN)
+        if found["expires_at"] is not None and found["expires_at"] <= now:
+            raise Unauthorized(EXPIRED_TOKEN)
+        last_used = found["last_used_at"]
+        if last_used is None or now - last_used > _LAST_USED_RESOLUTION:
+            with self._db.write() as conn:
+                conn.execute(update(api_tokens).where(api_tokens.c.id == found["id"]).values(last_used_at=now))
+        return self.require_user(found["user_id"])
+
+    # Helpers
+
+    def _one(self, query: Any) -> dict[str, Any] | None:
+        with self._db.read() as conn:
+            row: RowMapping | None = conn.execute(query).mappings().first()
+        return None if row is None else dict(row)
+

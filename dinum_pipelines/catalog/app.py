@@ -1,0 +1,562 @@
+"""The catalog's HTTP API: udata v1 paths, fields, status codes and error bodies.
+
+The pipeline's publisher talks to this app with `requests` exactly as it would to
+www.data.gouv.fr, only the base URL and the API key change, so every choice here follows udata
+(see ../shared/research-udata-api.md §1). Handlers are plain functions run in a worker thread
+(the storage layer is synchronous SQLAlchemy); only the upload handlers are async, because they
+stream the request body to disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import cached_property
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.errors import (
+    AUTHENTICATION_REQUIRED,
+    CatalogError,
+    Forbidden,
+    Gone,
+    NotFound,
+    Unauthorized,
+    field_error,
+)
+from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
+from dinum_pipelines.catalog.masks import apply_mask, parse_mask
+from dinum_pipelines.catalog.render import Renderer
+from dinum_pipelines.catalog.settings import CatalogSettings
+from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
+from dinum_pipelines.catalog.validation import (
+    DATASET_SORTS,
+    clean,
+    clean_dataset_changes,
+    clean_new_dataset,
+    clean_new_remote_resource,
+    clean_resource_changes,
+    extras_keys,
+    iso_datetime,
+    merge_extras,
+    parse_sort,
+    positive_int,
+    require_object,
+    text,
+)
+from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYPES, SPATIAL_GRANULARITIES
+
+API_KEY_HEADER = "X-API-KEY"
+FIELDS_HEADER = "X-Fields"
+DEFAULT_PAGE_SIZE = 20
+DATASET_DELETED = "Dataset has been deleted"
+T = TypeVar("T")
+Json = dict[str, Any]
+
+
+class Call:
+    """One API request as a handler sees it: parameters, body, caller, and the means to answer."""
+
+    def __init__(self, request: Request, body: bytes, store: CatalogStore) -> None:
+        self.request = request
+        self.body = body
+        self.store = store
+        base_url = store.settings.public_url or str(request.base_url)
+        self.render = Renderer(base_url)
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return self.request.path_params
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.request.headers.get("user-agent")
+
+    @cached_property
+    def user(self) -> Json | None:
+        """The caller, from X-API-KEY; a key that is sent must be valid, even on reads (as udata)."""
+        token = self.request.headers.get(API_KEY_HEADER)
+        return None if not token else self.store.accounts.authenticate(token)
+
+    def require_user(self) -> Json:
+        if self.user is None:
+            raise Unauthorized(AUTHENTICATION_REQUIRED)
+        return self.user
+
+    def json(self) -> Any:
+        if "application/json" not in self.request.headers.get("content-type", ""):
+            raise field_error("Content-Type", "expecting application/json")
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError as exc:
+            raise field_error("payload", f"Invalid JSON: {exc}") from exc
+
+    def respond(self, data: Any, status: int = 200) -> JSONResponse:
+        mask = self.request.headers.get(FIELDS_HEADER)
+        return JSONResponse(apply_mask(data, parse_mask(mask)) if mask else data, status)
+
+    def page_url(self, page: int) -> str:
+        """This request's URL with another `page` (other parameters, repeated ones included, kept)."""
+        query = [(key, value) for key, value in self.query.multi_items() if key != "page"] + [("page", str(page))]
+        return f"{self.render.base_url}{self.request.url.path}?{urlencode(query)}"
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(function, *args)
+
+
+Handler = Callable[[Call], Response]
+AsyncHandler = Callable[[Call], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _store(request: Request) -> CatalogStore:
+    store: CatalogStore = request.app.state.store
+    return store
+
+
+def threaded(handler: Handler) -> Endpoint:
+    """An endpoint that reads the body, then runs `handler` in a worker thread."""
+
+    async def endpoint(request: Request) -> Response:
+        body = b"" if request.method in ("GET", "HEAD") else await request.body()
+        call = Call(request, body, _store(request))
+
+        def run() -> Response:
+            _ = call.user  # an invalid key fails every request, before anything else
+            return handler(call)
+
+        return await run_in_threadpool(run)
+
+    return endpoint
+
+
+def streaming(handler: AsyncHandler) -> Endpoint:
+    """An endpoint whose handler reads the body itself (uploads)."""
+
+    async def endpoint(request: Request) -> Response:
+        call = Call(request, b"", _store(request))
+        await call.in_thread(lambda: call.user)
+        return await handler(call)
+
+    return endpoint
+
+
+# Access rules
+
+
+def can_edit(store: CatalogStore, user: Json | None, dataset: Json) -> bool:
+    """Members (any role) of the dataset's organization, or its owner when it has no organization."""
+    if user is None:
+        return False
+    if dataset["organization_id"]:
+        return store.accounts.role(user["id"], dataset["organization_id"]) is not None
+    return dataset["owner_id"] == user["id"]
+
+
+def visible_dataset(call: Call) -> Json:
+    """The dataset of the path, as udata shows it: private ones only to editors, deleted ones 410."""
+    dataset = call.store.datasets.require(call.params["dataset"])
+    if dataset["private"] and not can_edit(call.store, call.user, dataset):
+        raise NotFound("Dataset not found")
+    if dataset["deleted"]:
+        raise Gone(DATASET_DELETED)
+    return dataset
+
+
+def editable_dataset(call: Call) -> Json:
+    """The dataset of the path, if the caller may modify it (udata's order: 404, 401, 410, 403)."""
+    dataset = call.store.datasets.require(call.params["dataset"])
+    user = call.require_user()
+    if dataset["deleted"]:
+        raise Gone(DATASET_DELETED)
+    if not can_edit(call.store, user, dataset):
+        raise Forbidden()
+    return dataset
+
+
+def organization_id_for(call: Call, reference: str) -> str:
+    """The id of an organization the caller belongs to (udata's "publish as" rule)."""
+    org = call.store.accounts.organization(reference)
+    if org is None or org["deleted_at"] is not None:
+        raise field_error("organization", f"Unknown organization '{reference}'.")
+    if call.store.accounts.role(call.require_user()["id"], org["id"]) is None:
+        raise field_error("organization", "Permission denied for this organization")
+    organization_id: str = org["id"]
+    return organization_id
+
+
+def paging(call: Call) -> tuple[int, int]:
+    return positive_int(call.query, "page", 1), positive_int(call.query, "page_size", DEFAULT_PAGE_SIZE)
+
+
+def dataset_page(call: Call, query: DatasetQuery) -> Response:
+    records, total = call.store.datasets.search(query)
+    items = [call.render.dataset(record) for record in records]
+    return call.respond(call.render.page(items, total=total, page=query.page, page_size=query.page_size, page_url=call.page_url))
+
+
+def download_channel(request: Request) -> str:
+    """`web` for browsers, `api` for programs (scripts, pipelines, curl): what the metrics split on."""
+    return "web" if request.headers.get("user-agent", "").startswith("Mozilla/") else "api"
+
+
+# Datasets
+
+
+def list_datasets(call: Call) -> Response:
+    page, page_size = paging(call)
+    organization = call.query.get("organization")
+    org = call.store.accounts.organization(organization) if organization else None
+    return dataset_page(
+        call,
+        DatasetQuery(
+            q=call.query.get("q") or None,
+            organization_id=org["id"] if org else organization,  # an unknown one matches nothing
+            tags=tuple(call.query.getlist("tag")),
+            sort=parse_sort(call.query.get("sort"), DATASET_SORTS),
+            page=page,
+            page_size=page_size,
+        ),
+    )
+
+
+def create_dataset(call: Call) -> Response:
+    user = call.require_user()
+    fields = clean_new_dataset(call.json())
+    reference = fields.pop("organization", None)
+    organization_id = organization_id_for(call, reference) if reference else None
+    record = call.store.datasets.create(
+        fields, owner_id=None if organization_id else user["id"], organization_id=organization_id
+    )
+    return call.respond(call.render.dataset(record), 201)
+
+
+def get_dataset(call: Call) -> Response:
+    dataset = visible_dataset(call)
+    if call.request.method == "GET":
+        call.store.events.record(DATASET_VIEW, channel="api", user_agent=call.user_agent, dataset_id=dataset["id"])
+    return call.respond(call.render.dataset(dataset))
+
+
+def update_dataset(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    changes = clean_dataset_changes(call.json())
+    reference = changes.pop("organization", None)
+    if reference is not None and organization_id_for(call, reference) != dataset["organization_id"]:
+        raise field_error("organization", "The organization of a dataset cannot be changed; transfer it instead.")
+    record, _changed = call.store.datasets.update(dataset["id"], changes)
+    return call.respond(call.render.dataset(record))
+
+
+def delete_dataset(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    call.store.datasets.soft_delete(dataset["id"])
+    return Response(status_code=204)
+
+
+# Resources
+
+
+def get_resource(call: Call) -> Response:
+    dataset = visible_dataset(call)
+    return call.respond(call.render.resource(call.store.datasets.resource_of(dataset["id"], call.params["rid"])))
+
+
+def create_remote_resource(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    record = call.store.datasets.add_resource(dataset["id"], clean_new_remote_resource(call.json()))
+    return call.respond(call.render.resource(record), 201)
+
+
+def reorder_resources(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    ordered = call.json()
+    if not isinstance(ordered, list) or not all(isinstance(item, str) for item in ordered):
+        raise field_error("payload", "Expected the JSON list of all resource ids, in the new order.")
+    records = call.store.datasets.reorder_resources(dataset["id"], ordered)
+    return call.respond([call.render.resource(record) for record in records])
+
+
+def update_resource(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
+    record, _changed = call.store.datasets.update_resource(resource["id"], clean_resource_changes(call.json(), resource))
+    return call.respond(call.render.resource(record))
+
+
+def delete_resource(call: Call) -> Response:
+    dataset = editable_dataset(call)
+    resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
+    file_key = call.store.datasets.delete_resource(resource["id"])
+    if file_key:
+        call.store.files.delete(file_key)
+    return Response(status_code=204)
+
+
+async def _stored_upload(call: Call, dataset_id: str, save: Callable[[ReceivedFile], Json]) -> Json:
+    """Receive the file, then `save` it in the database; the file is dropped if saving fails."""
+    received = await receive_file(call.request, call.store.files, dataset_id)
+    try:
+        return await call.in_thread(save, received)
+    except BaseException:
+        await call.in_thread(call.store.files.delete, received.stored.key)
+        raise
+
+
+async def upload_resource(call: Call) -> Response:
+    dataset = await call.in_thread(editable_dataset, call)
+
+    def save(received: ReceivedFile) -> Json:
+        fields = {"title": received.filename, "description": None, "type": "main", "extras": {}, **received.resource_fields()}
+        return call.store.datasets.add_resource(dataset["id"], fields, file_key=received.stored.key)
+
+    record = await _stored_upload(call, dataset["id"], save)
+    return call.respond({**call.render.resource(record), "success": True}, 201)
+
+
+async def reupload_resource(call: Call) -> Response:
+    """Replace a resource's file: same id, new URL and checksum; the old file goes once the new one is in."""
+
+    def editable_resource() -> Json:
+        return call.store.datasets.resource_of(editable_dataset(call)["id"], call.params["rid"])
+
+    resource = await call.in_thread(editable_resource)
+    replaced: list[str | None] = []
+
+    def save(received: ReceivedFile) -> Json:
+        record, old_key = call.store.datasets.replace_file(resource["id"], received.stored.key, received.resource_fields())
+        replaced.append(old_key)
+        return record
+
+    record = await _stored_upload(call, resource["dataset_id"], save)
+    if replaced[0]:
+        await call.in_thread(call.store.files.delete, replaced[0])
+    return call.respond({**call.render.resource(record), "success": True})
+
+
+def resource_permalink(call: Call) -> Response:
+    """`/datasets/r/{rid}`: the stable URL, redirecting to wherever the file currently is."""
+    resource = call.store.datasets.resource(call.params["rid"])
+    if resource is None:
+        raise NotFound("Resource not found")
+    if call.request.method == "GET":
+        call.store.events.record(
+            RESOURCE_DOWNLOAD, channel="permalink", user_agent=call.user_agent,
+            dataset_id=resource["dataset_id"], resource_id=resource["id"],
+        )
+    return RedirectResponse(call.render.resource_target(resource), status_code=302)
+
+
+def serve_file(call: Call) -> Response:
+    """A hosted file (a resource's `url`). Only keys of current resources are served, so replaced
+    files and half-written uploads never are."""
+    resource = call.store.datasets.resource_by_file_key(call.params["key"])
+    path = call.store.files.path(resource["file_key"]) if resource else None
+    if resource is None or path is None or not path.is_file():
+        raise NotFound("File not found")
+    if call.request.method == "GET":
+        call.store.events.record(
+            RESOURCE_DOWNLOAD, channel=download_channel(call.request), user_agent=call.user_agent,
+            dataset_id=resource["dataset_id"], resource_id=resource["id"],
+        )
+    return FileResponse(path, media_type=resource.get("mime") or None, filename=path.name)
+
+
+# Extras (v2): merged, never replaced, and no clock moves (hydra-style reports are not data changes).
+
+
+def _dataset_extras(call: Call, update: Callable[[Json], Json] | None) -> Response:
+    dataset = editable_dataset(call) if update else visible_dataset(call)
+    if update is None:
+        return call.respond(dataset.get("extras") or {})
+    return call.respond(call.store.datasets.transform_doc_field(dataset["id"], "extras", lambda current: update(current or {})))
+
+
+def _resource_extras(call: Call, update: Callable[[Json], Json] | None) -> Response:
+    dataset = editable_dataset(call) if update else visible_dataset(call)
+    resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
+    if update is None:
+        return call.respond(resource.get("extras") or {})
+    return call.respond(
+        call.store.datasets.transform_resource_doc_field(resource["id"], "extras", lambda current: update(current or {}))
+    )
+
+
+def _extras_handlers(apply: Callable[[Call, Callable[[Json], Json] | None], Response]) -> dict[str, Handler]:
+    """GET returns the extras, PUT merges a dict (null deletes a key), DELETE removes a list of keys."""
+
+    def put(call: Call) -> Response:
+        patch = call.json()
+        return apply(call, lambda current: merge_extras(current, patch))
+
+    def remove(call: Call) -> Response:
+        keys = extras_keys(call.json())
+        apply(call, lambda current: merge_extras(current, dict.fromkeys(keys)))
+        return Response(status_code=204)
+
+    return {"GET": lambda call: apply(call, None), "PUT": put, "DELETE": remove}
+
+
+# Organizations and the caller
+
+
+def _organization(call: Call) -> Json:
+    org = call.store.accounts.organization(call.params["org"])
+    if org is None:
+        raise NotFound("Organization not found")
+    if org["deleted_at"] is not None:
+        raise Gone("Organization has been deleted")
+    return org
+
+
+def get_organization(call: Call) -> Response:
+    org = _organization(call)
+    _, dataset_count = call.store.datasets.search(DatasetQuery(organization_id=org["id"], page_size=1))
+    members = call.store.accounts.members_of(org["id"])
+    return call.respond(call.render.organization(org, members=members, dataset_count=dataset_count))
+
+
+def organization_datasets(call: Call) -> Response:
+    org = _organization(call)
+    page, page_size = paging(call)
+    is_member = call.user is not None and call.store.accounts.role(call.user["id"], org["id"]) is not None
+    query = DatasetQuery(
+        organization_id=org["id"], sort=parse_sort(call.query.get("sort"), DATASET_SORTS),
+        page=page, page_size=page_size, include_private=is_member,
+    )
+    return dataset_page(call, query)
+
+
+def me(call: Call) -> Response:
+    user = call.require_user()
+    return call.respond(call.render.me(user, call.store.accounts.organizations_of(user["id"])))
+
+
+TOKEN_CLEANERS = {"name": text(255), "expires_at": iso_datetime}
+
+
+def list_tokens(call: Call) -> Response:
+    tokens = call.store.accounts.tokens_of(call.require_user()["id"])
+    return call.respond([Renderer.api_token(token) for token in tokens])
+
+
+def create_token(call: Call) -> Response:
+    user = call.require_user()
+    fields = clean(require_object(call.json() or {}), TOKEN_CLEANERS)
+    expires_at = datetime.fromisoformat(fields["expires_at"]) if fields.get("expires_at") else None
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise field_error("expires_at", "Give a time zone (e.g. 2030-01-01T00:00:00+00:00).")
+    plain, record = call.store.accounts.create_token(user["id"], fields.get("name") or "", expires_at=expires_at)
+    return call.respond(Renderer.api_token(record, plain=plain), 201)
+
+
+def revoke_token(call: Call) -> Response:
+    call.store.accounts.revoke_token(call.params["token_id"], user_id=call.require_user()["id"])
+    return Response(status_code=204)
+
+
+# Reference lists (udata's shapes)
+
+
+def _static(data: Any) -> Handler:
+    return lambda call: call.respond(data)
+
+
+LICENSE_LIST = [
+    {"id": key, "title": title, "url": url or None, "maintainer": None, "flags": [], "alternate_urls": [], "alternate_titles": []}
+    for key, (title, url) in LICENSES.items()
+]
+FREQUENCY_LIST = [{"id": key, "label": label} for key, (label, _delta) in FREQUENCIES.items()]
+RESOURCE_TYPE_LIST = [{"id": key, "label": label} for key, label in RESOURCE_TYPES.items()]
+GRANULARITY_LIST = [{"id": key, "name": name} for key, name in SPATIAL_GRANULARITIES.items()]
+
+
+# Routing
+
+
+def _route(path: str, handlers: Mapping[str, Handler] | None = None, *, stream: Mapping[str, AsyncHandler] | None = None) -> list[BaseRoute]:
+    """One path, one handler per method; registered with and without the trailing slash."""
+    endpoints: dict[str, Endpoint] = {method: threaded(handler) for method, handler in (handlers or {}).items()}
+    endpoints.update({method: streaming(handler) for method, handler in (stream or {}).items()})
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    paths = [path, path.rstrip("/")] if path.endswith("/") else [path, f"{path}/"]
+    return [Route(variant, dispatch, methods=list(endpoints)) for variant in paths]
+
+
+def routes() -> list[BaseRoute]:
+    v1, v2 = "/api/1", "/api/2"
+    dataset = f"{v1}/datasets/{{dataset}}"
+    resource = f"{dataset}/resources/{{rid}}"
+    table: list[list[BaseRoute]] = [
+        # Fixed paths first: they would otherwise match `/datasets/{dataset}/`.
+        _route(f"{v1}/datasets/", {"GET": list_datasets, "POST": create_dataset}),
+        _route(f"{v1}/datasets/licenses/", {"GET": _static(LICENSE_LIST)}),
+        _route(f"{v1}/datasets/frequencies/", {"GET": _static(FREQUENCY_LIST)}),
+        _route(f"{v1}/datasets/resource_types/", {"GET": _static(RESOURCE_TYPE_LIST)}),
+        _route(f"{v1}/spatial/granularities/", {"GET": _static(GRANULARITY_LIST)}),
+        _route(f"{v1}/datasets/r/{{rid}}", {"GET": resource_permalink}),
+        _route(f"{dataset}/", {"GET": get_dataset, "PUT": update_dataset, "DELETE": delete_dataset}),
+        _route(f"{dataset}/upload/", stream={"POST": upload_resource}),
+        _route(f"{dataset}/resources/", {"POST": create_remote_resource, "PUT": reorder_resources}),
+        _route(f"{resource}/", {"GET": get_resource, "PUT": update_resource, "DELETE": delete_resource}),
+        _route(f"{resource}/upload/", stream={"POST": reupload_resource}),
+        _route(f"{v1}/organizations/{{org}}/", {"GET": get_organization}),
+        _route(f"{v1}/organizations/{{org}}/datasets/", {"GET": organization_datasets}),
+        _route(f"{v1}/me/", {"GET": me}),
+        _route(f"{v1}/me/api_tokens/", {"GET": list_tokens, "POST": create_token}),
+        _route(f"{v1}/me/api_tokens/{{token_id}}/", {"DELETE": revoke_token}),
+        _route(f"{v2}/datasets/{{dataset}}/extras/", _extras_handlers(_dataset_extras)),
+        _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
+        [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
+    ]
+    return [route for group in table for route in group]
+
+
+async def _catalog_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CatalogError)
+    return JSONResponse(exc.body(), exc.status)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"message": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) -> Starlette:
+    """The catalog as an ASGI app. It opens (and closes) its own store unless one is given."""
+    owns_store = store is None
+    catalog_store = store if store is not None else CatalogStore(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(catalog_store.files.sweep_partials)
+        yield
+        if owns_store:
+            catalog_store.close()
+
+    app = Starlette(
+        routes=routes(),
+        exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.store = catalog_store
+    return app

@@ -1,0 +1,322 @@
+"""Datasets and their ordered resources, as stored by the catalog.
+
+Records are plain dicts: the indexed columns merged with the JSON document holding the other udata
+fields, plus the dataset's `resources`, `organization` and `owner` rows. Every read-modify-write
+happens inside one write transaction, so concurrent publishers cannot lose each other's changes.
+Two clocks, as in udata: `last_modified` moves when the dataset's metadata changes, `last_update`
+when its resources (the data) change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from dinum_pipelines.catalog.db import (
+    Database,
+    dataset_tags,
+    datasets,
+    find_by_id_or_slug,
+    organizations,
+    resources,
+    rows_by_id,
+    unique_slug,
+    users,
+    utcnow,
+)
+from dinum_pipelines.catalog.errors import NotFound, ValidationError
+from dinum_pipelines.catalog.ids import fold, new_object_id, new_resource_id, slugify
+
+DATASET_NOT_FOUND = "Dataset not found"
+RESOURCE_NOT_FOUND = "Resource not found"
+# Fields kept in real columns; everything else a dataset carries goes to its JSON `doc`.
+_DATASET_COLUMNS = ("title", "description", "private")
+_SLUG_ATTEMPTS = 5
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DatasetQuery:
+    q: str | None = None
+    organization_id: str | None = None
+    tags: tuple[str, ...] = ()
+    sort: tuple[str, bool] | None = None  # (field, descending); None = newest first
+    page: int = 1
+    page_size: int = 20
+    include_private: bool = False
+
+
+class Datasets:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # Datasets
+
+    def create(self, fields: Mapping[str, Any], *, owner_id: str | None, organization_id: str | None) -> Record:
+        """Store a new dataset from cleaned `fields`; its slug comes from the title, made unique."""
+        now = utcnow()
+        columns, doc = _split(fields)
+        dataset_id = new_object_id()
+        for attempt in range(_SLUG_ATTEMPTS):
+            try:
+                with self._db.write() as conn:
+                    slug = unique_slug(conn, datasets.c.slug, slugify(fields["title"]) or "dataset")
+                    conn.execute(
+                        insert(datasets).values(
+                            id=dataset_id, slug=slug, organization_id=organization_id, owner_id=owner_id,
+                            created_at=now, last_modified=now, last_update=now, doc=doc,
+                            search_text=_search_text(columns["title"], columns["description"]), **columns,
+                        )
+                    )
+                    _write_tags(conn, dataset_id, fields.get("tags") or [])
+                break
+            except IntegrityError:
+                # Another writer took the slug between our check and our insert (PostgreSQL only:
+                # SQLite write transactions are serialized). Pick the next one.
+                if attempt == _SLUG_ATTEMPTS - 1:
+                    raise
+        return self.require(dataset_id)
+
+    def get(self, id_or_slug: str) -> Record | None:
+        """The dataset, deleted or private ones included (callers decide who may see them)."""
+        with self._db.read() as conn:
+            row = find_by_id_or_slug(conn, datasets, id_or_slug)
+            return None if row is None else _attach(conn, [_dataset_record(row)])[0]
+
+    def require(self, id_or_slug: str) -> Record:
+        record = self.get(id_or_slug)
+        if record is None:
+            raise NotFound(DATASET_NOT_FOUND)
+        return record
+
+    def update(self, dataset_id: str, changes: Mapping[str, Any]) -> tuple[Record, bool]:
+        """Apply cleaned `changes`; `last_modified` moves only if a value actually changed."""
+        with self._db.write() as conn:
+            row = _dataset_row(conn, dataset_id)
+            current = _dataset_record(row)
+            actual = {name: value for name, value in changes.items() if current.get(name) != value}
+            if actual:
+                columns, doc_changes = _split(actual)
+                title = columns.get("title", row["title"])
+                description = columns.get("description", row["description"])
+                conn.execute(
+                    update(datasets)
+                    .where(datasets.c.id == dataset_id)
+                    .values(
+                        **columns, doc={**row["doc"], **doc_changes}, last_modified=utcnow(),
+                        search_text=_search_text(title, description),
+                    )
+                )
+                if "tags" in actual:
+                    _write_tags(conn, dataset_id, actual["tags"])
+        return self.require(dataset_id), bool(actual)
+
+    def transform_doc_field(self, dataset_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
+        """Replace `doc[field]` by `transform(doc[field])` atomically; no clock moves (extras, metrics)."""
+        with self._db.write() as conn:
+            row = _dataset_row(conn, dataset_id)
+            value = transform(row["doc"].get(field))
+            conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(doc={**row["doc"], field: value}))
+        return value
+
+    def soft_delete(self, dataset_id: str) -> None:
+        now = utcnow()
+        with self._db.write() as conn:
+            conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
+
+    def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
+        """One page of live datasets matching `query`, and the total number of matches."""
+        conditions: list[Any] = [datasets.c.deleted_at.is_(None)]
+        if not query.include_private:
+            conditions.append(datasets.c.private.is_(False))
+        if query.q:
+            conditions.append(datasets.c.search_text.contains(fold(query.q), autoescape=True))
+        if query.organization_id:
+            conditions.append(datasets.c.organization_id == query.organization_id)
+        for tag in query.tags:
+            tagged = select(dataset_tags.c.dataset_id).where(dataset_tags.c.tag == slugify(tag))
+            conditions.append(datasets.c.id.in_(tagged))
+        field, descending = query.sort or ("created_at", True)
+        column = datasets.c[field]
+        order = [column.desc() if descending else column.asc(), datasets.c.id]
+        page_query = (
+            select(datasets).where(*conditions).order_by(*order)
+            .offset((query.page - 1) * query.page_size).limit(query.page_size)
+        )
+        with self._db.read() as conn:
+            total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
+            records = _attach(conn, [_dataset_record(row) for row in conn.execute(page_query).mappings()])
+        return records, total
+
+    # Resources
+
+    def add_resource(self, dataset_id: str, fields: Mapping[str, Any], *, file_key: str | None = None) -> Record:
+        """Append a resource (cleaned `fields`) to the dataset; the dataset's `last_update` moves."""
+        now = utcnow()
+        resource_id = new_resource_id()
+        with self._db.write() as conn:
+            _dataset_row(conn, dataset_id)
+            last = conn.scalar(select(func.max(resources.c.position)).where(resources.c.dataset_id == dataset_id))
+            conn.execute(
+                insert(resources).values(
+                    id=resource_id, dataset_id=dataset_id, position=-1 if last is None else last + 1,
+                    file_key=file_key, created_at=now, last_modified=now, doc=dict(fields),
+                )
+            )
+            _touch(conn, dataset_id, now)
+        return self._require_resource(resource_id)
+
+    def resource(self, resource_id: str) -> Record | None:
+        with self._db.read() as conn:
+            row = conn.execute(select(resources).where(resources.c.id == resource_id)).mappings().first()
+        return None if row is None else _resource_record(row)
+
+    def resource_of(self, dataset_id: str, resource_id: str) -> Record:
+        """The resource if it belongs to the dataset; `NotFound` otherwise."""
+        found = self.resource(resource_id)
+        if found is None or found["dataset_id"] != dataset_id:
+            raise NotFound(RESOURCE_NOT_FOUND)
+        return found
+
+    def resource_by_file_key(self, file_key: str) -> Record | None:
+        with self._db.read() as conn:
+            row = conn.execute(select(resources).where(resources.c.file_key == file_key)).mappings().first()
+        return None if row is None else _resource_record(row)
+
+    def update_resource(self, resource_id: str, changes: Mapping[str, Any]) -> tuple[Record, bool]:
+        """Apply cleaned metadata `changes`; clocks move only if a value actually changed."""
+        with self._db.write() as conn:
+            row = _resource_row(conn, resource_id)
+            actual = {name: value for name, value in changes.items() if row["doc"].get(name) != value}
+            if actual:
+                now = utcnow()
+                conn.execute(
+                    update(resources).where(resources.c.id == resource_id)
+                    .values(doc={**row["doc"], **actual}, last_modified=now)
+                )
+                _touch(conn, row["dataset_id"], now)
+        return self._require_resource(resource_id), bool(actual)
+
+    def replace_file(self, resource_id: str, file_key: str, file_fields: Mapping[str, Any]) -> tuple[Record, str | None]:
+        """Point the resource at a new stored file; returns it and the key of the file it replaced."""
+        now = utcnow()
+        with self._db.write() as conn:
+            row = _resource_row(conn, resource_id)
+            conn.execute(
+                update(resources).where(resources.c.id == resource_id)
+                .values(file_key=file_key, doc={**row["doc"], **file_fields}, last_modified=now)
+            )
+            _touch(conn, row["dataset_id"], now)
+        return self._require_resource(resource_id), row["file_key"]
+
+    def transform_resource_doc_field(self, resource_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
+        """Replace `doc[field]` by `transform(doc[field])` atomically; no clock moves (extras, metrics)."""
+        with self._db.write() as conn:
+            row = _resource_row(conn, resource_id)
+            value = transform(row["doc"].get(field))
+            conn.execute(update(resources).where(resources.c.id == resource_id).values(doc={**row["doc"], field: value}))
+        return value
+
+    def delete_resource(self, resource_id: str) -> str | None:
+        """Remove the resource; returns the key of its stored file, for the caller to delete."""
+        with self._db.write() as conn:
+            row = _resource_row(conn, resource_id)
+            conn.execute(delete(resources).where(resources.c.id == resource_id))
+            _touch(conn, row["dataset_id"], utcnow())
+        return row["file_key"]
+
+    def reorder_resources(self, dataset_id: str, resource_ids: list[str]) -> list[Record]:
+        """udata's reorder: the list must name every resource of the dataset exactly once."""
+        with self._db.write() as conn:
+            current = set(conn.scalars(select(resources.c.id).where(resources.c.dataset_id == dataset_id)))
+            if len(resource_ids) != len(current) or set(resource_ids) != current:
+                raise ValidationError(
+                    {"resources": ["The list must contain every resource id of the dataset exactly once."]},
+                    "Resources reordering failed",
+                )
+            for position, resource_id in enumerate(resource_ids):
+                conn.execute(update(resources).where(resources.c.id == resource_id).values(position=position))
+            return _resources_by_dataset(conn, [dataset_id])[dataset_id]
+
+    def _require_resource(self, resource_id: str) -> Record:
+        found = self.resource(resource_id)
+        if found is None:
+            raise NotFound(RESOURCE_NOT_FOUND)
+        return found
+
+
+def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
+    doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
+    return columns, doc
+
+
+def _search_text(title: str, description: str) -> str:
+    return fold(f"{title}\n{description}")
+
+
+def _dataset_record(row: RowMapping) -> Record:
+    record = dict(row["doc"])
+    for name in ("id", "slug", *_DATASET_COLUMNS, "organization_id", "owner_id", "created_at", "last_modified", "last_update"):
+        record[name] = row[name]
+    record["deleted"] = row["deleted_at"]
+    return record
+
+
+def _resource_record(row: RowMapping) -> Record:
+    record = dict(row["doc"])
+    for name in ("id", "dataset_id", "position", "file_key", "created_at", "last_modified"):
+        record[name] = row[name]
+    return record
+
+
+def _dataset_row(conn: Connection, dataset_id: str) -> RowMapping:
+    row = conn.execute(select(datasets).where(datasets.c.id == dataset_id)).mappings().first()
+    if row is None:
+        raise NotFound(DATASET_NOT_FOUND)
+    return row
+
+
+def _resource_row(conn: Connection, resource_id: str) -> RowMapping:
+    row = conn.execute(select(resources).where(resources.c.id == resource_id)).mappings().first()
+    if row is None:
+        raise NotFound(RESOURCE_NOT_FOUND)
+    return row
+
+
+def _touch(conn: Connection, dataset_id: str, when: datetime) -> None:
+    """The dataset's data changed: move its `last_update`."""
+    conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(last_update=when))
+
+
+def _write_tags(conn: Connection, dataset_id: str, tags: list[str]) -> None:
+    conn.execute(delete(dataset_tags).where(dataset_tags.c.dataset_id == dataset_id))
+    if tags:
+        conn.execute(insert(dataset_tags), [{"dataset_id": dataset_id, "tag": tag} for tag in tags])
+
+
+def _resources_by_dataset(conn: Connection, dataset_ids: list[str]) -> dict[str, list[Record]]:
+    grouped: dict[str, list[Record]] = {dataset_id: [] for dataset_id in dataset_ids}
+    query = select(resources).where(resources.c.dataset_id.in_(dataset_ids)).order_by(resources.c.dataset_id, resources.c.position)
+    for row in conn.execute(query).mappings():
+        grouped[row["dataset_id"]].append(_resource_record(row))
+    return grouped
+
+
+def _attach(conn: Connection, records: list[Record]) -> list[Record]:
+    """Add `resources`, `organization` and `owner` to dataset records, in three queries in all."""
+    by_dataset = _resources_by_dataset(conn, [record["id"] for record in records])
+    orgs = rows_by_id(conn, organizations, {r["organization_id"] for r in records if r["organization_id"]})
+    owners = rows_by_id(conn, users, {r["owner_id"] for r in records if r["owner_id"]})
+    for record in records:
+        record["resources"] = by_dataset[record["id"]]
+        record["organization"] = orgs.get(record["organization_id"] or "")
+        record["owner"] = owners.get(record["owner_id"] or "")
+    return records

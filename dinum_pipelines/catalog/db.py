@@ -1,0 +1,267 @@
+"""The catalog's tables, the engine that opens them, and the two kinds of transaction we use.
+
+SQLAlchemy Core with portable types only, so the same code runs on the default SQLite file and on
+PostgreSQL for a shared deployment (chosen by URL). Columns that are filtered, sorted, joined or
+unique are real columns; the rest of a dataset's or resource's udata document lives in a JSON
+column, so adding a udata field needs no migration. Tables are created on start
+(`metadata.create_all`); schema migrations come later (alembic ships with dagster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database.
+
+    SQLite has no time zones and PostgreSQL's `timestamp` has none either: storing naive UTC
+    everywhere makes both behave the same, and callers never see a naive datetime.
+    """
+
+    impl = DateTime()
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the catalog only stores aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = MetaData()
+
+ID = String(24)  # ObjectId-shaped ids (see ids.py)
+RESOURCE_ID = String(36)  # UUID strings
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("email", String(255), nullable=False, unique=True),
+    Column("slug", String(255), nullable=False, unique=True),
+    Column("first_name", String(255), nullable=False),
+    Column("last_name", String(255), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("slug", String(255), nullable=False, unique=True),
+    Column("name", String(350), nullable=False),
+    Column("acronym", String(128)),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime),
+)
+
+organization_members = Table(
+    "organization_members",
+    metadata,
+    Column("organization_id", ID, ForeignKey("organizations.id"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True, index=True),
+    Column("role", String(16), nullable=False),  # admin | editor
+    Column("since", UtcDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # The first characters of the token, to let its owner recognise it in a list.
+    Column("token_prefix", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("slug", String(255), nullable=False, unique=True),
+    Column("title", String(350), nullable=False),
+    Column("description", Text, nullable=False),
+    # fold(title + description): `q` searches match regardless of case and accents on every
+    # database (SQLite's lower() only knows ASCII).
+    Column("search_text", Text, nullable=False),
+    Column("organization_id", ID, ForeignKey("organizations.id"), index=True),
+    Column("owner_id", ID, ForeignKey("users.id"), index=True),
+    Column("private", Boolean, nullable=False, default=False, index=True),
+    Column("deleted_at", UtcDateTime, index=True),
+    Column("created_at", UtcDateTime, nullable=False, index=True),
+    Column("last_modified", UtcDateTime, nullable=False, index=True),
+    Column("last_update", UtcDateTime, nullable=False, index=True),
+    Column("doc", JSON, nullable=False),
+)
+
+# One row per (dataset, tag): the portable way to filter on tags (no JSON operators needed).
+dataset_tags = Table(
+    "dataset_tags",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id"), primary_key=True),
+    Column("tag", String(96), primary_key=True, index=True),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("id", RESOURCE_ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    # Storage key of a hosted file (filetype "file"); NULL for remote resources.
+    Column("file_key", String(512), unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_modified", UtcDateTime, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Index("ix_resources_dataset_position", "dataset_id", "position"),
+)
+
+# Raw usage log, one row per dataset view or file download, written in the request itself. The
+# metrics pipeline aggregates it (as data.gouv.fr aggregates its HAProxy logs); no foreign keys,
+# so events outlive the objects they mention.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UtcDateTime, nullable=False, index=True),
+    Column("kind", String(32), nullable=False, index=True),  # dataset.view | resource.download
+    Column("dataset_id", ID, index=True),
+    Column("resource_id", RESOURCE_ID, index=True),
+    Column("organization_id", ID, index=True),
+    Column("channel", String(16), nullable=False),  # web | api | permalink
+    Column("user_agent", Text),
+)
+
+# The option write transactions set to take SQLite's write lock up front (see _configure_sqlite).
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def open_engine(database_url: str) -> Engine:
+    """Engine for `database_url`, with the tables created."""
+    url = make_url(database_url)
+    is_sqlite = url.get_backend_name() == "sqlite"
+    connect_args: dict[str, Any] = {}
+    if is_sqlite:
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # The server handles requests in worker threads; wait for locks instead of failing at once.
+        connect_args = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, connect_args=connect_args)
+    if is_sqlite:
+        _configure_sqlite(engine)
+    metadata.create_all(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL (readers never block the writer), foreign keys on, and explicit BEGIN statements.
+
+    pysqlite opens transactions lazily, as DEFERRED: a transaction that reads and then writes can
+    fail with "database is locked" without waiting when another writer got in between. Write
+    transactions therefore ask for BEGIN IMMEDIATE (SQLAlchemy's documented recipe: hand BEGIN
+    over to SQLAlchemy by turning pysqlite's own transaction handling off).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine plus `read()` and `write()` transactions (write ones lock SQLite up front)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, database_url: str) -> Database:
+        return cls(open_engine(database_url))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction committed on normal exit, rolled back on an exception."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                yield connection
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def unique_slug(connection: Connection, column: Column[str], base: str) -> str:
+    """`base`, or `base-1`, `base-2`... the first one not yet in `column` (deleted rows included)."""
+    taken = set(connection.scalars(select(column).where(column.startswith(base, autoescape=True))))
+    candidate, suffix = base, 0
+    while candidate in taken:
+        suffix += 1
+        candidate = f"{base}-{suffix}"
+    return candidate
+
+
+def find_by_id_or_slug(connection: Connection, table: Table, value: str) -> RowMapping | None:
+    """The row whose id is `value`, else the one whose slug is (udata URLs accept either)."""
+    rows = connection.execute(select(table).where(or_(table.c.id == value, table.c.slug == value))).mappings().all()
+    return next((row for row in rows if row["id"] == value), rows[0] if rows else None)
+
+
+def rows_by_id(connection: Connection, table: Table, ids: set[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    query = select(table).where(table.c.id.in_(ids))
+    return {row["id"]: dict(row) for row in connection.execute(query).mappings()}

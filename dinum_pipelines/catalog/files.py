@@ -1,0 +1,188 @@
+"""Hosted files on local disk, written so that no reader ever sees half a file.
+
+A file is streamed into a hidden temporary file in its final folder, hashed while it is written,
+fsynced, then renamed into place with `os.replace` (atomic on one filesystem). A crash mid-upload
+leaves only a `.part` file, which nothing serves and `sweep_partials` removes later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import secrets
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+_PARTIAL_SUFFIX = ".part"
+_SNIFF_BYTES = 512
+# Compression suffixes that keep the inner format in udata's `format` ("csv.gz").
+_COMPRESSIONS = frozenset({"gz", "bz2", "xz", "zst"})
+# Types Python's mimetypes table lacks or gets wrong for open data files.
+_MIME_TYPES = {
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "geojson": "application/geo+json",
+    "jsonl": "application/jsonl",
+    "ndjson": "application/x-ndjson",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+}
+
+
+def file_format(filename: str) -> str:
+    """udata's `format`: the lower-case extension, keeping the inner one for compressed files."""
+    parts = filename.lower().rsplit(".", 2)
+    if len(parts) == 1:
+        return ""
+    if parts[-1] in _COMPRESSIONS and len(parts) == 3:
+        return f"{parts[-2]}.{parts[-1]}"
+    return parts[-1]
+
+
+def guess_mime(filename: str) -> str:
+    extension = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
+    return _MIME_TYPES.get(extension) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def looks_like_html(head: bytes) -> bool:
+    """True for an HTML page (udata refuses them: usually an error page saved by mistake)."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return text.startswith(b"<!doctype html") or text.startswith(b"<html")
+
+
+def safe_filename(name: str) -> str:
+    """The file's basename reduced to [A-Za-z0-9._-], accents stripped, never empty or hidden."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in ascii_name).strip(".-")
+    return cleaned[:200] or "file"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    sha1: str
+    size: int
+    head: bytes  # the first bytes, for content sniffing
+
+
+class AtomicWriter:
+    """Receives a file's bytes, hashing them; `commit` makes the file visible, `abort` drops it."""
+
+    def __init__(self, final_path: Path, key: str, root: Path) -> None:
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        self._final_path = final_path
+        self._key = key
+        self._root = root
+        handle, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=_PARTIAL_SUFFIX)
+        self._temp_path = Path(temp_name)
+        self._file: BinaryIO = os.fdopen(handle, "wb")
+        self._sha1 = hashlib.sha1()
+        self._size = 0
+        self._head = bytearray()
+
+    @property
+    def head(self) -> bytes:
+        return bytes(self._head)
+
+    @property
+    def head_complete(self) -> bool:
+        """Enough bytes received to sniff the content."""
+        return len(self._head) >= _SNIFF_BYTES
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._sha1.update(data)
+        self._size += len(data)
+        if len(self._head) < _SNIFF_BYTES:
+            self._head.extend(data[: _SNIFF_BYTES - len(self._head)])
+
+    def commit(self) -> StoredFile:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._temp_path, self._final_path)
+        _fsync_dir(self._final_path.parent)
+        return StoredFile(self._key, self._sha1.hexdigest(), self._size, self.head)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._temp_path.unlink(missing_ok=True)
+        _remove_empty_parents(self._temp_path, self._root)
+
+
+def _remove_empty_parents(path: Path, root: Path) -> None:
+    """Remove the folders above `path` that are now empty, up to (not including) `root`."""
+    for folder in path.parents:
+        if folder == root or root not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            return
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist a rename: the directory entry must reach the disk too (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    """Files under `root`, addressed by keys `{dataset_id}/{YYYYMMDD-HHMMSS}-{random}/{name}`.
+
+    Each upload gets a fresh folder (udata does the same), so a replaced file never overwrites the
+    one a client may be downloading, and the URL changes when the content does.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new_key(self, dataset_id: str, filename: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        return f"{dataset_id}/{stamp}-{secrets.token_hex(3)}/{safe_filename(filename)}"
+
+    def path(self, key: str) -> Path:
+        """The file of `key`; refuses keys that would escape `root`."""
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ValueError(f"invalid file key {key!r}")
+        return self.root.joinpath(*relative.parts)
+
+    def writer(self, key: str) -> AtomicWriter:
+        return AtomicWriter(self.path(key), key, self.root)
+
+    def delete(self, key: str) -> None:
+        """Remove a file and the folders it leaves empty (up to `root`)."""
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        _remove_empty_parents(path, self.root)
+
+    def sweep_partials(self, older_than_seconds: float = 24 * 3600) -> int:
+        """Delete temporary files left by crashed uploads; returns how many were removed."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for partial in self.root.rglob(f".*{_PARTIAL_SUFFIX}"):
+            try:
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -1,0 +1,91 @@
+"""Running the catalog: in the foreground (CLI `serve`) or in a background thread (demo, tests).
+
+The thread variant binds its socket before starting, so port 0 works (the OS picks a free port)
+and `RunningCatalog.url` is known, and it returns only once the server answers HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+import uvicorn
+
+from dinum_pipelines.catalog.app import create_app
+from dinum_pipelines.catalog.settings import CatalogSettings
+from dinum_pipelines.catalog.store import CatalogStore
+
+_READY_PATH = "/api/1/datasets/licenses/"
+
+
+@dataclass
+class RunningCatalog:
+    url: str  # base URL, e.g. http://127.0.0.1:54321 (the API is under url + "/api/1")
+    settings: CatalogSettings
+    store: CatalogStore  # the server's own store, for set-up and inspection in-process
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/1"
+
+    def stop(self, timeout: float = 10) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self.store.close()
+
+    def __enter__(self) -> RunningCatalog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def serve(settings: CatalogSettings, *, host: str = "127.0.0.1", port: int = 8090) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C)."""
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def serve_in_thread(
+    settings: CatalogSettings, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10
+) -> RunningCatalog:
+    """Start the catalog in a daemon thread; `port=0` picks a free port. Stop it with `.stop()`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    if settings.public_url is None:
+        settings = dataclasses.replace(settings, public_url=url)
+    store = CatalogStore(settings)
+    config = uvicorn.Config(create_app(settings, store=store), log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"catalog-{url}", daemon=True)
+    thread.start()
+    running = RunningCatalog(url, settings, store, server, thread)
+    try:
+        _wait_until_ready(running, timeout)
+    except BaseException:
+        running.stop()
+        sock.close()
+        raise
+    return running
+
+
+def _wait_until_ready(running: RunningCatalog, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not running._thread.is_alive():
+            raise RuntimeError(f"the catalog server at {running.url} stopped while starting")
+        try:
+            if requests.get(running.url + _READY_PATH, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the catalog at {running.url} did not answer within {timeout} s")
+        time.sleep(0.02)

@@ -1,0 +1,48 @@
+"""Where the catalog keeps its data and how it names itself in the URLs it hands out.
+
+One small frozen object passed to every entry point (HTTP app, CLI, in-process server), so the
+demo runner, the tests and a shared deployment differ only by the values in it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_URL_ENV = "DINUM_CATALOG_DATABASE_URL"
+FILES_DIR_ENV = "DINUM_CATALOG_FILES_DIR"
+PUBLIC_URL_ENV = "DINUM_CATALOG_PUBLIC_URL"
+DEFAULT_HOME = Path(".dinum") / "catalog"
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    # SQLAlchemy URL: sqlite:///path/catalog.db by default, postgresql+psycopg://... for a shared one.
+    database_url: str
+    # Folder holding the uploaded files.
+    files_dir: Path
+    # Base of the absolute URLs in responses (resource `url`, `latest`, `uri`, `next_page`), e.g.
+    # https://catalog.example.org. None: taken from each request's Host, fine on one machine.
+    public_url: str | None = None
+
+    @classmethod
+    def in_directory(cls, home: Path | str, *, public_url: str | None = None) -> CatalogSettings:
+        """A SQLite database and a files folder side by side in `home` (tests, demo, default)."""
+        home = Path(home)
+        return cls(f"sqlite:///{home / 'catalog.db'}", home / "files", public_url)
+
+    @classmethod
+    def from_env(
+        cls,
+        database_url: str | None = None,
+        files_dir: Path | str | None = None,
+        public_url: str | None = None,
+    ) -> CatalogSettings:
+        """Explicit values first, then DINUM_CATALOG_* variables, then ./.dinum/catalog/."""
+        default = cls.in_directory(DEFAULT_HOME)
+        return cls(
+            database_url=database_url or os.environ.get(DATABASE_URL_ENV) or default.database_url,
+            files_dir=Path(files_dir or os.environ.get(FILES_DIR_ENV) or default.files_dir),
+            public_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or None),
+        )
