@@ -1,6 +1,5 @@
 """The clean asset of a dataset: typed table written as Parquet and CSV, ready for checks."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """The raw asset of a dataset: the administration's file, downloaded only when it changed."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -25,6 +24,9 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         owners=spec.owners or None,
         description=f"{spec.title}: the file as served by {spec.organization.name} ({spec.source.url}).",
         output_required=False,
+        # One pool per administration: its server never sees more downloads at once than the
+        # pool's limit (dagster.yaml `concurrency.pools`), however many runs are in flight.
+        pool=f"admin/{spec.organization.slug}",
         tags={"dinum/organization": spec.organization.slug},
     )
     def raw(context: dg.AssetExecutionContext, config: IngestConfig, data_folder: DataFolder, source_http: SourceHttp):

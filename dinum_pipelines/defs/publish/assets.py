@@ -1,6 +1,5 @@
 """The published asset of a dataset: its clean files and metadata in the udata catalog."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -5,7 +5,6 @@ warnings are reported (WARN) without blocking. Metadata carries the numbers Dags
 time and, for each failed rule, the column, the count, sample values and data row numbers.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -36,7 +35,7 @@ def check_result(report: QualityReport, report_path: str) -> dg.AssetCheckResult
         description = f"All {len(report.outcomes)} rules passed on {report.row_count} rows."
     return dg.AssetCheckResult(
         passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR if report.blocking_failures else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.WARN if report.warnings and not report.blocking_failures else dg.AssetCheckSeverity.ERROR,
         description=description[:2000],
         metadata={
             "success_percent": dg.MetadataValue.float(round(report.success_percent, 2)),

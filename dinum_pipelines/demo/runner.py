@@ -1,0 +1,135 @@
+"""What `make demo` does: serve the demo administrations and a catalog, run every dataset, report.
+
+The runs go through Dagster for real (each dataset's job on a persistent instance), so what the
+summary prints is what the Dagster UI shows afterwards. The summary reads the run results and,
+for datasets skipped because their source is unchanged, the instance's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from dinum_pipelines.catalog.admin import create_token, ensure_organization, ensure_user
+from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
+from dinum_pipelines.lib.registry import DatasetSpec
+
+# The console shows our summary; Dagster's own event log is in the UI.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def bootstrap_demo_publisher(store: CatalogStore, email: str, organizations: dict[str, str]) -> str:
+    """One publishing user, member of every producer organization of the registry; a fresh key."""
+    user = ensure_user(store, email, "Publication Démo")
+    for slug, name in organizations.items():
+        organization = ensure_organization(store, slug, name)
+        store.accounts.set_member(organization["id"], user["id"], "admin")
+    token, _record = create_token(store, email, "demo publisher")
+    return token
+
+
+@dataclass(frozen=True)
+class DatasetOutcome:
+    slug: str
+    title: str
+    # published | unchanged | blocked | failed
+    status: str
+    detail: str
+    dataset_id: str | None = None
+    check_passed: bool | None = None
+    run_id: str | None = None
+
+
+def _metadata_value(metadata: dict, key: str):
+    value = metadata.get(key)
+    return getattr(value, "value", value)
+
+
+def _latest_check(instance: dg.DagsterInstance, slug: str):
+    key = dg.AssetCheckKey(clean_key(slug), QUALITY_CHECK_NAME)
+    finished = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=finished)
+    if not records or records[0].event is None or records[0].event.dagster_event is None:
+        return None
+    return records[0].event.dagster_event.event_specific_data
+
+
+def _latest_dataset_id(instance: dg.DagsterInstance, slug: str) -> str | None:
+    event = instance.get_latest_materialization_event(published_key(slug))
+    if event is None or event.asset_materialization is None:
+        return None
+    return _metadata_value(event.asset_materialization.metadata, "dataset_id")
+
+
+def outcome_of_run(spec: DatasetSpec, result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -> DatasetOutcome:
+    slug = spec.slug
+    checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == clean_key(slug)]
+    check = checks[-1] if checks else None
+    materialized = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
+    common = {"slug": slug, "title": spec.title, "run_id": result.run_id}
+    if published_key(slug) in materialized:
+        metadata = materialized[published_key(slug)].metadata
+        changed = _metadata_value(metadata, "changed")
+        return DatasetOutcome(
+            status="published",
+            detail="new version uploaded" if changed else "already up to date in the catalog",
+            dataset_id=_metadata_value(metadata, "dataset_id"),
+            check_passed=check.passed if check else None,
+            **common,
+        )
+    if check is not None and not check.passed and check.severity == dg.AssetCheckSeverity.ERROR:
+        return DatasetOutcome(status="blocked", detail=check.description or "quality check failed", check_passed=False, **common)
+    failures = result.get_step_failure_events()
+    if failures:
+        error = failures[0].event_specific_data.error
+        return DatasetOutcome(status="failed", detail=f"{failures[0].step_key}: {error.message.strip()}", **common)
+    if raw_key(slug) not in materialized:
+        observations = [
+            e.event_specific_data.asset_observation
+            for e in result.all_events
+            if e.is_asset_observation and e.event_specific_data.asset_observation.asset_key == raw_key(slug)
+        ]
+        reason = _metadata_value(observations[-1].metadata, "unchanged") if observations else "no new version"
+        last_check = _latest_check(instance, slug)
+        previous = ""
+        if last_check is not None:
+            previous = "; last check passed" if last_check.passed else f"; last check failed: {last_check.description}"
+        return DatasetOutcome(
+            status="blocked" if last_check is not None and not last_check.passed else "unchanged",
+            detail=f"source unchanged ({reason}){previous}",
+            dataset_id=_latest_dataset_id(instance, slug),
+            check_passed=last_check.passed if last_check is not None else None,
+            **common,
+        )
+    return DatasetOutcome(status="failed", detail="the run ended without publishing", **common)
+
+
+def run_datasets(
+    defs: dg.Definitions, registry: dict[str, DatasetSpec], instance: dg.DagsterInstance
+) -> list[DatasetOutcome]:
+    """Run each dataset's job in turn on `instance`; one dataset's failure does not stop the others."""
+    outcomes = []
+    for slug, spec in registry.items():
+        job = defs.resolve_job_def(job_name(slug))
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
+        outcomes.append(outcome_of_run(spec, result, instance))
+    return outcomes
+
+
+def format_summary(outcomes: list[DatasetOutcome], catalog_url: str) -> str:
+    lines = ["", "Summary", "======="]
+    for outcome in outcomes:
+        check = {True: "check passed", False: "check FAILED", None: "check not run"}[outcome.check_passed]
+        lines.append(f"- {outcome.slug}: {outcome.status.upper()} ({check})")
+        lines.append(f"    {outcome.detail}")
+        if outcome.dataset_id:
+            lines.append(f"    {catalog_url}/api/1/datasets/{outcome.dataset_id}/")
+    in_catalog = sum(o.dataset_id is not None for o in outcomes)
+    blocked = sum(o.check_passed is False for o in outcomes)
+    passed = sum(o.check_passed is True for o in outcomes)
+    lines.append("")
+    lines.append(f"{in_catalog} dataset(s) in the catalog; checks: {passed} passed, {blocked} failed.")
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""End to end over loopback: demo administrations -> Dagster runs -> the udata-compatible catalog.
+
+Everything is real: HTTP servers on 127.0.0.1, the catalog on SQLite and a folder, Great
+Expectations validation, Dagster materializations on a real instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+import requests
+
+from dinum_pipelines.catalog.server import serve_in_thread
+from dinum_pipelines.catalog.settings import CatalogSettings
+from dinum_pipelines.demo.runner import bootstrap_demo_publisher, run_datasets
+from dinum_pipelines.demo.server import serve_administrations
+from dinum_pipelines.definitions import build_definitions
+from dinum_pipelines.lib.layout import DataLayout
+from dinum_pipelines.lib.registry import load_registry
+
+GOOD = ("subventions_associations", "bornes_recharge")
+BAD = "effectifs_ecoles"
+
+pytestmark = pytest.mark.slow
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Demo:
+    """The demo's moving parts, started for one test in a temporary folder."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        self.registry = load_registry()
+        self.admin = serve_administrations()
+        self.settings = CatalogSettings.in_directory(tmp_path / "catalog")
+        self.catalog = serve_in_thread(self.settings)
+        organizations = {s.organization.slug: s.organization.name for s in self.registry.values()}
+        key = bootstrap_demo_publisher(self.catalog.store, "publisher@test.local", organizations)
+        self.layout = DataLayout(tmp_path / "data")
+        monkeypatch.setenv("DINUM_DEMO_ADMIN_URL", self.admin.url)
+        monkeypatch.setenv("DINUM_CATALOG_URL", self.catalog.url)
+        monkeypatch.setenv("DINUM_CATALOG_API_KEY", key)
+        monkeypatch.setenv("DINUM_DATA_DIR", str(self.layout.root))
+        self.defs = build_definitions()
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def run(self):
+        return {o.slug: o for o in run_datasets(self.defs, self.registry, self.instance)}
+
+    def api(self, path: str):
+        response = requests.get(f"{self.catalog.url}/api/1/{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def download(self, resource_id: str) -> bytes:
+        response = requests.get(f"{self.catalog.url}/api/1/datasets/r/{resource_id}", timeout=10)
+        response.raise_for_status()
+        return response.content
+
+    def stop(self):
+        self.catalog.stop()
+        self.admin.stop()
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    running = Demo(tmp_path, monkeypatch)
+    yield running
+    running.stop()
+
+
+def published_by_slug(demo: Demo) -> dict[str, dict]:
+    listing = demo.api("datasets/?page_size=100")
+    return {d["extras"]["dinum:slug"]: d for d in listing["data"]}
+
+
+def test_demo_publishes_good_datasets_blocks_the_bad_one_and_is_idempotent(demo):
+    outcomes = demo.run()
+    for slug in GOOD:
+        assert outcomes[slug].status == "published", outcomes[slug]
+        assert outcomes[slug].check_passed is True
+    assert outcomes[BAD].status == "blocked"
+    assert "code_commune" in outcomes[BAD].detail and "2C" in outcomes[BAD].detail
+
+    datasets = published_by_slug(demo)
+    assert set(datasets) == set(GOOD)  # the blocked dataset never reached the catalog
+    for slug in GOOD:
+        dataset = datasets[slug]
+        assert dataset["license"] == "lov2"
+        files = demo.layout.clean_files(slug)
+        by_title = {r["title"]: r for r in dataset["resources"]}
+        assert set(by_title) == {files.csv.name, files.parquet.name}
+        for path in (files.csv, files.parquet):
+            resource = by_title[path.name]
+            downloaded = demo.download(resource["id"])
+            assert sha256(downloaded) == sha256(path.read_bytes())
+            assert resource["checksum"] == {"type": "sha1", "value": hashlib.sha1(path.read_bytes()).hexdigest()}
+
+    # Same sources again: nothing new in the catalog.
+    before = {slug: demo.api(f"datasets/{d['id']}/") for slug, d in datasets.items()}
+    outcomes = demo.run()
+    assert {outcomes[slug].status for slug in GOOD} == {"unchanged"}
+    assert "304 Not Modified" in outcomes[GOOD[0]].detail
+    assert outcomes[BAD].status == "blocked" and outcomes[BAD].check_passed is False
+    after = {slug: demo.api(f"datasets/{d['id']}/") for slug, d in datasets.items()}
+    for slug in GOOD:
+        assert after[slug]["last_modified"] == before[slug]["last_modified"]
+        assert [(r["id"], r["checksum"], r["last_modified"]) for r in after[slug]["resources"]] == [
+            (r["id"], r["checksum"], r["last_modified"]) for r in before[slug]["resources"]
+        ]
+
+
+def test_a_changed_source_replaces_files_in_place_and_bad_data_never_replaces_good(demo):
+    slug = "bornes_recharge"
+    demo.run()
+    dataset = published_by_slug(demo)[slug]
+    csv_resource = next(r for r in dataset["resources"] if r["title"].endswith(".csv"))
+    published_csv = demo.download(csv_resource["id"])
+    path = next(p for p in demo.admin.paths if "bornes" in p)
+    original = demo.admin.get(path).content
+
+    # A new version with one record fewer: the same resources get the new files.
+    feed = json.loads(original)
+    feed["data"]["records"] = feed["data"]["records"][:-1]
+    demo.admin.publish(path, json.dumps(feed).encode())
+    assert demo.run()[slug].status == "published"
+    updated = demo.api(f"datasets/{dataset['id']}/")
+    new_csv = next(r for r in updated["resources"] if r["id"] == csv_resource["id"])
+    assert new_csv["checksum"] != csv_resource["checksum"]
+    good_bytes = demo.download(csv_resource["id"])
+    assert good_bytes != published_csv
+
+    # A broken version (a duplicated primary key) is blocked; the published files stay as they were.
+    feed["data"]["records"].append(feed["data"]["records"][0])
+    demo.admin.publish(path, json.dumps(feed).encode())
+    outcome = demo.run()[slug]
+    assert outcome.status == "blocked", outcome
+    assert sha256(demo.download(csv_resource["id"])) == sha256(good_bytes)
+
+
+def test_make_demo_command_prints_summary_and_catalog_url(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dinum_pipelines.demo", "--home", str(tmp_path / "home"), "--no-serve",
+         "--catalog-port", "0", "--admin-port", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    catalog_lines = [line for line in lines if line.startswith("catalog: http://127.0.0.1:")]
+    assert len(catalog_lines) == 1
+    assert "2 dataset(s) in the catalog; checks: 2 passed, 1 failed." in result.stdout
+    assert f"- {BAD}: BLOCKED" in result.stdout
+    assert (tmp_path / ".env").exists()
+    assert (tmp_path / "home" / "dagster_home").is_dir()
