@@ -26,6 +26,9 @@ MIN_DESCRIPTION_LENGTH = 100
 
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 COLUMN_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# "etalab/schema-stationnement": path segments of the schema cache, so no "." or ".." segment.
+SCHEMA_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+SCHEMA_VERSION_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.+-]*$"
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -48,15 +51,47 @@ class CsvOptions(_Strict):
 
 
 class JsonOptions(_Strict):
-    # Dotted path to the list of records inside the document ("data.records"); None = the top level.
+    # Dotted path to the records inside the document ("data.records"); None = the top level.
+    # A `*` segment stands for every member of an object (or item of a list): "marches.*" reads
+    # DECP's `{"marches": {"marche": [...], "contrat-concession": [...]}}`, and "definitions.*"
+    # reads an object of objects, one record per member.
     record_path: str | None = None
+    # Column receiving the object key matched by the record path's last `*` ("marche", ...).
+    key_column: str | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_wildcard(self) -> JsonOptions:
+        if self.key_column is not None and "*" not in (self.record_path or "").split("."):
+            raise ValueError("key_column needs a `*` segment in record_path to take the keys from")
+        return self
+
+
+class SpreadsheetOptions(_Strict):
+    """Which sheet of an xlsx/ods workbook holds the table, and where its header is."""
+
+    # Sheet name, or 0-based position in the workbook.
+    sheet: str | Annotated[int, Field(ge=0)] = 0
+    # 0-based row of the header in the sheet, for sheets with title rows above it; None = detect.
+    header_row: int | None = Field(default=None, ge=0)
+
+
+class XmlOptions(_Strict):
+    # Which elements are the records: a tag ("marche": every such element below the root), or a
+    # path from the root element ("marches/marche", ElementTree path syntax after the root's tag).
+    # None = the root element's children.
+    record_path: Annotated[str, Field(min_length=1)] | None = None
+
+
+SourceFormat = Literal["csv", "json", "xlsx", "ods", "geojson", "xml"]
 
 
 class SourceSpec(_Strict):
     url: str
-    format: Literal["csv", "json"]
+    format: SourceFormat
     csv: CsvOptions = CsvOptions()
     json_options: JsonOptions = Field(default=JsonOptions(), alias="json")
+    spreadsheet: SpreadsheetOptions = SpreadsheetOptions()
+    xml: XmlOptions = XmlOptions()
     timeout_seconds: float = Field(default=60, gt=0)
     max_bytes: int = Field(default=2 * 1024**3, gt=0)
 
@@ -114,6 +149,19 @@ class ColumnSpec(_Strict):
         return self.source or self.name
 
 
+class SchemaReference(_Strict):
+    """The published Table Schema a dataset follows (schema.data.gouv.fr), as `name` + `version`.
+
+    The schema is read from `path` when given (a file, relative to the registry file, or an
+    http(s) URL fetched once into the schema cache), otherwise from the schema cache folder;
+    its fields become the dataset's columns at load (see `tableschema.py`).
+    """
+
+    name: Annotated[str, Field(pattern=SCHEMA_NAME_PATTERN)]
+    version: Annotated[str, Field(pattern=SCHEMA_VERSION_PATTERN)] | None = None
+    path: str | None = None
+
+
 class OrganizationSpec(_Strict):
     # The organization's slug (or id) in the catalog; the publisher's API key must belong to a member.
     slug: str
@@ -150,12 +198,16 @@ class DatasetSpec(_Strict):
     tags: list[str] = []
     temporal_coverage: TemporalCoverage = TemporalCoverage()
     spatial: SpatialCoverage = SpatialCoverage()
+    # The Table Schema the columns were derived from, if any (kept for the catalog's `schema` field).
+    table_schema: SchemaReference | None = Field(default=None, alias="schema")
     columns: list[ColumnSpec] = []
     primary_key: list[str] = []
     # Publish columns found in the file but not declared in `columns` (as strings).
     keep_undeclared_columns: bool = True
     # Owners shown in Dagster ("team:name" or an email address).
     owners: list[str] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("license")
     @classmethod
@@ -225,6 +277,60 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _problems(exc: ValidationError, prefix: tuple[Any, ...] = (), origins: dict[int, str] | None = None) -> str:
+    """Pydantic's errors as `field 'a.b[0]': why`, saying which columns came from a Table Schema."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        text = f"field '{_format_location(loc)}': {err['msg']}"
+        if origins and len(loc) > 1 and loc[0] == "columns" and loc[1] in origins:
+            text += f" ({origins[loc[1]]})"
+        problems.append(text)
+    return "; ".join(problems)
+
+
+def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[int, str]]:
+    """`raw` with the columns (and primary key, decimal mark) of its Table Schema merged in.
+
+    Returns the merged mapping and, by column index, where each schema-derived column came from.
+    """
+    # Imported here: tableschema names columns with cleaning's rule, and cleaning imports this module.
+    from dinum_pipelines.lib import tableschema
+
+    try:
+        reference = SchemaReference.model_validate(raw["schema"])
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: {_problems(exc, ('schema',))}") from None
+    try:
+        location = expand_env(reference.path) if reference.path is not None else None
+        schema = tableschema.load_table_schema(reference.name, reference.version, location, path.parent)
+        derived = tableschema.derive_columns(schema)
+    except tableschema.TableSchemaError as exc:
+        field = exc.registry_field or ("schema.path" if reference.path is not None else "schema.name")
+        raise RegistryError(f"{path}: field '{field}': {exc}") from None
+    except RegistryError as exc:  # an unset environment variable in schema.path
+        raise RegistryError(f"{path}: field 'schema.path': {exc}") from None
+    declared = raw.get("columns") or []
+    if not isinstance(declared, list):
+        return raw, {}  # let the model report the malformed field
+    merged = tableschema.merge_columns(derived.columns, declared)
+    # merge_columns keeps the schema's columns first, in order: index i is schema field i.
+    origins = {
+        index: f"from Table Schema field {name!r} of {schema.origin}" for index, name in enumerate(derived.field_names)
+    }
+    result = {**raw, "columns": merged}
+    if "primary_key" not in raw:
+        result["primary_key"] = tableschema.primary_key_names(derived.primary_key, merged)
+    source = raw.get("source")
+    if isinstance(source, dict) and source.get("format") == "csv":
+        csv_options = source.get("csv") or {}
+        if isinstance(csv_options, dict) and "decimal" not in csv_options:
+            # The schema says how its numbers are written (Table Schema's decimalChar, "." by
+            # default); the registry's French default "," would turn 1.081183 into 1081183.
+            result["source"] = {**source, "csv": {**csv_options, "decimal": derived.decimal}}
+    return result, origins
+
+
 def parse_dataset_file(path: Path) -> DatasetSpec:
     """Read and validate one registry file; every problem is reported with the file and field."""
     try:
@@ -233,13 +339,13 @@ def parse_dataset_file(path: Path) -> DatasetSpec:
         raise RegistryError(f"{path}: cannot read YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RegistryError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    origins: dict[int, str] = {}
+    if raw.get("schema") is not None:
+        raw, origins = _apply_table_schema(raw, path)
     try:
         spec = DatasetSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{_format_location(err['loc'])}': {err['msg']}" for err in exc.errors(include_url=False)
-        )
-        raise RegistryError(f"{path}: {problems}") from None
+        raise RegistryError(f"{path}: {_problems(exc, origins=origins)}") from None
     if spec.slug != path.stem:
         raise RegistryError(f"{path}: field 'slug': {spec.slug!r} must match the file name {path.stem!r}")
     return spec

@@ -26,7 +26,7 @@ def test_valid_file_loads(write_registry):
     [
         (("license: lov2", "license: lov3"), "license", "unknown licence id 'lov3'"),
         (("frequency: monthly", "frequency: sometimes"), "frequency", "unknown frequency id"),
-        (("format: csv", "format: pdf"), "source.format", "Input should be 'csv' or 'json'"),
+        (("format: csv", "format: pdf"), "source.format", "Input should be 'csv', 'json', 'xlsx', 'ods', 'geojson' or 'xml'"),
         (('url: "http://127.0.0.1:9/x.csv"', "url: ftp://example.org/x.csv"), "source.url", "must be an http(s) URL"),
         (("title: Jeu de données de test\n", ""), "title", "Field required"),
         (("frequency: monthly", "frequency: monthly\ncolour: blue"), "colour", "Extra inputs are not permitted"),
@@ -96,3 +96,33 @@ def test_env_reference_in_url(write_registry, monkeypatch):
 def test_empty_folder(tmp_path):
     with pytest.raises(RegistryError, match="no dataset files"):
         load_registry(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "check"),
+    [
+        ("format: xlsx\n  spreadsheet: {sheet: Feuil1, header_row: 2}", lambda s: (s.spreadsheet.sheet, s.spreadsheet.header_row) == ("Feuil1", 2)),
+        ("format: ods\n  spreadsheet: {sheet: 1}", lambda s: s.spreadsheet.sheet == 1 and s.spreadsheet.header_row is None),
+        ("format: xml\n  xml: {record_path: marches/marche}", lambda s: s.xml.record_path == "marches/marche"),
+        ("format: geojson", lambda s: s.format == "geojson"),
+        ("format: json\n  json: {record_path: marches.*, key_column: type}", lambda s: s.json_options.key_column == "type"),
+    ],
+)
+def test_new_formats_and_their_options_load(write_registry, source, check):
+    spec = load_registry(write_registry({"ds_test": _valid().replace("format: csv", source)}))["ds_test"]
+    assert check(spec.source)
+
+
+@pytest.mark.parametrize(
+    ("source", "field", "why"),
+    [
+        ("format: xlsx\n  spreadsheet: {sheet: -1}", "source.spreadsheet.sheet", "greater than or equal to 0"),
+        ("format: xlsx\n  spreadsheet: {header: 2}", "source.spreadsheet.header", "Extra inputs are not permitted"),
+        ("format: xml\n  xml: {record_path: ''}", "source.xml.record_path", "at least 1 character"),
+        ("format: json\n  json: {record_path: data.records, key_column: type}", "source.json", "key_column needs a `*` segment"),
+    ],
+)
+def test_bad_format_options_are_named(write_registry, source, field, why):
+    with pytest.raises(RegistryError) as error:
+        load_registry(write_registry({"ds_test": _valid().replace("format: csv", source)}))
+    assert f"field '{field}" in str(error.value) and why in str(error.value)
