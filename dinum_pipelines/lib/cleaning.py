@@ -4,16 +4,39 @@ The rules are the French conventions reusers trip on: `26 956,00` is a number, `
 is the 3rd of February, `01053` is a commune code and must keep its zero. Cleaning never drops
 a value silently: a cell that does not fit its declared type becomes null *and* is counted in
 the report, with sample values and row numbers, so the quality check can fail on it.
+
+Files like DVF have millions of rows, and cleaning must cost about what reading costs (issue 4:
+parse + clean + Parquet within 2.5× a plain pyarrow read, memory within 2×). So columns are
+worked on as the Arrow arrays the reader produced, never as Python strings, in two tiers:
+
+- the spellings nearly every cell uses are converted by vectorised code over the column's
+  bytes: a number made of digits, at most one decimal separator, a leading sign and thousands
+  spaces (`26 956,00`, `-3,5`), and a date that fills a fixed-width format exactly
+  (`03/02/2024` for `%d/%m/%Y`);
+- every other cell (other whitespace, exponents, `n/a`, `3/2/2024`, a date in a later
+  format...) goes through the general rules (trim, Python's `\\s`, `pd.to_numeric`,
+  `pd.to_datetime` format after format). They are the reference: the fast tier only takes the
+  cells for which it gives the same value, which the tests check against the general rules.
+
+A text column that needs no trimming keeps the reader's buffers (no copy); the fast tier works
+on batches of rows that fit the CPU's cache; columns are converted in parallel threads (Arrow and
+numpy release the GIL for most of the work); the report's samples are only looked up for the
+columns that have failures.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec
 
@@ -25,6 +48,25 @@ FALSE_WORDS = frozenset({"false", "faux", "non", "n", "no", "0"})
 SAMPLE_SIZE = 5
 # Spaces used as thousands separators: ordinary, no-break (Excel) and narrow no-break (typography).
 _SPACES = re.compile(r"[\s\u00a0\u202f]")
+# The wide ones as UTF-8 bytes, for the fast tier (any other whitespace takes the general rules).
+_WIDE_SPACE_BYTES = ("\u00a0".encode(), "\u202f".encode())
+# A number of at most 15 digits is an integer that a double holds exactly, scaled by a power of ten:
+# Arrow's parser and pandas' both round it correctly. Longer ones take the general rules.
+_MAX_FAST_DIGITS = 15
+# strptime directives of fixed width (zero-padded numbers), which the fast date tier reads.
+_FIXED_DIRECTIVES = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+_MICROSECONDS_PER_DAY = 86_400_000_000
+# The dtype of cleaned text columns: pandas' "str" (Arrow-backed, NaN for missing).
+TEXT_DTYPE = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+# A cell that trimming changes starts or ends with an ASCII control or space (up to this byte) or
+# with a byte of a multi-byte character (0x80 and up: Unicode has more spaces, U+00A0, U+202F...).
+_LAST_SPACE_BYTE = ord(" ")
+# Rows the fast tier converts at a time: its temporaries then stay in the CPU's cache.
+BATCH_ROWS = 1 << 16
+# Relative cost of converting a column of each type, to schedule the costly ones first.
+_CONVERSION_COST = {"date": 3, "datetime": 3, "number": 2, "integer": 2, "boolean": 1, "string": 0}
+# Columns converted at once; more threads than cores only add memory.
+MAX_THREADS = 4
 
 
 class CleaningError(ValueError):
@@ -82,32 +124,334 @@ def snake_case(header: str) -> str:
     return name if name[0].isalpha() else f"c_{name}"
 
 
+# --- Text as Arrow arrays -------------------------------------------------------------------
+
+
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """The column as Arrow large strings, sharing the reader's buffers when it is Arrow-backed."""
+    array = values.astype("str").array
+    if hasattr(array, "__arrow_array__"):
+        arrow = array.__arrow_array__()
+    else:
+        arrow = pa.array(np.asarray(array, dtype=object), from_pandas=True)
+    if isinstance(arrow, pa.Array):
+        arrow = pa.chunked_array([arrow])
+    return arrow if arrow.type == pa.large_string() else arrow.cast(pa.large_string())
+
+
+def _text_series(text: pa.ChunkedArray, index: pd.Index, name: str | None = None) -> pd.Series:
+    return pd.Series(TEXT_DTYPE.__from_arrow__(text), index=index, name=name, copy=False)
+
+
+def _take(text: pa.ChunkedArray, positions: np.ndarray) -> pa.ChunkedArray:
+    """The cells at `positions` (increasing), taken chunk by chunk: Arrow's take joins the chunks first."""
+    starts = np.cumsum([0] + [len(chunk) for chunk in text.chunks])
+    bounds = np.searchsorted(positions, starts)
+    pieces = [
+        chunk.take(pa.array(positions[lo:hi] - start))
+        for chunk, start, lo, hi in zip(text.chunks, starts, bounds, bounds[1:])
+        if hi > lo
+    ]
+    return pa.chunked_array(pieces, type=text.type)
+
+
+def _may_need_trim(text: pa.ChunkedArray) -> np.ndarray:
+    """Cells that are empty, or start or end with a byte that may belong to whitespace (a superset)."""
+    parts = [np.empty(0, dtype=bool)]
+    for chunk in text.chunks:
+        offsets, data = _bytes(chunk)
+        suspect = np.diff(offsets) == 0
+        if data.size and (data.min() <= _LAST_SPACE_BYTE or data.max() >= 0x80):
+            first = data[np.minimum(offsets[:-1], data.size - 1)]
+            last = data[np.maximum(offsets[1:] - 1, 0)]
+            suspect |= (first <= _LAST_SPACE_BYTE) | (first >= 0x80) | (last <= _LAST_SPACE_BYTE) | (last >= 0x80)
+        parts.append(suspect)
+    return np.concatenate(parts) & _valid(text)
+
+
+def _normalized(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Trimmed, blanks as nulls; `text` itself (no copy) when no cell changes."""
+    suspects = _may_need_trim(text)
+    count = np.count_nonzero(suspects)
+    if not count:
+        return text
+    if count * 8 < len(text):  # few cells may change: look at them alone
+        cells = _take(text, np.flatnonzero(suspects))
+        lengths = pc.binary_length(pc.utf8_trim_whitespace(cells))
+        if pc.min(lengths).as_py() > 0 and pc.all(pc.equal(lengths, pc.binary_length(cells))).as_py():
+            return text
+    trimmed = pc.utf8_trim_whitespace(text)
+    lengths = pc.binary_length(trimmed)
+    blank = pc.equal(lengths, 0)
+    if pc.any(blank).as_py():
+        return pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
+    return text if pc.sum(lengths).as_py() == pc.sum(pc.binary_length(text)).as_py() else trimmed
+
+
 def normalize_text(values: pd.Series) -> pd.Series:
     """Trim every cell and turn blank cells into nulls."""
-    stripped = values.astype("str").str.strip()
-    return stripped.where(stripped != "", None)
+    return _text_series(_normalized(_arrow_text(values)), values.index, values.name)
 
 
-def parse_numbers(values: pd.Series, decimal: str) -> pd.Series:
-    """French-style numbers (`26 956,00`, `-3,5`) or plain ones, as float64; failures become NaN."""
-    text = values.str.replace(_SPACES, "", regex=True)
+def _valid(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _batches(text: pa.ChunkedArray) -> Iterator[tuple[slice, pa.Array]]:
+    """The column in contiguous arrays of `BATCH_ROWS` rows, with the rows each covers."""
+    for start in range(0, len(text), BATCH_ROWS):
+        batch = text.slice(start, BATCH_ROWS)
+        yield slice(start, start + len(batch)), batch.combine_chunks()
+
+
+def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A large-string array's offsets (from 0, one per cell plus one) and its UTF-8 bytes, not copied."""
+    if len(array) == 0:
+        return np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, dtype=np.uint8)
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
+
+def _running_count(values: np.ndarray) -> np.ndarray:
+    """`running[j]` = sum of `values[:j]` (small non-negative integers); index it with offsets."""
+    running = np.zeros(values.size + 1, dtype=np.int32 if values.size < 2**24 else np.int64)
+    running[1:] = values  # numpy's cumsum is several times slower when it also converts the type
+    return np.cumsum(running, out=running)
+
+
+def _flag_sequences(flags: np.ndarray, data: np.ndarray, sequence: bytes) -> None:
+    """Set `flags` on every byte of each occurrence of `sequence` (a UTF-8 character) in `data`."""
+    if data.size < len(sequence):
+        return
+    starts = np.flatnonzero(data[: data.size - len(sequence) + 1] == sequence[0])
+    for shift, byte in enumerate(sequence[1:], start=1):
+        starts = starts[data[starts + shift] == byte]
+    for shift in range(len(sequence)):
+        flags[starts + shift] = True
+
+
+# --- Numbers ----------------------------------------------------------------------------------
+
+
+def _plain_numbers(array: pa.Array, decimal: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the cells written plainly: digits, one decimal separator, a leading sign, thousands spaces.
+
+    Returns float64 values (NaN elsewhere) and which cells were parsed; with a decimal comma the
+    points are thousands separators too, as in the general rules.
+    """
+    offsets, data = _bytes(array)
+    dropped = data == ord(" ")
+    if decimal == ",":
+        dropped |= data == ord(".")
+    if data.size and data.max() >= 0x80:  # else no no-break space can be there
+        for sequence in _WIDE_SPACE_BYTES:
+            _flag_sequences(dropped, data, sequence)
+    if dropped.any():
+        # Each cell moves back by the bytes dropped before it.
+        offsets = offsets - _running_count(dropped.view(np.uint8))[offsets]
+        data = np.compress(~dropped, data)
+    lengths = np.diff(offsets)
+    point = data == ord(decimal)
+    # Digits and decimal separators counted in one pass: digits in the low 5 bits, separators above
+    # (a plain cell is at most 17 bytes long, so the digits never carry into the separators).
+    codes = ((data - np.uint8(ord("0"))) < 10).view(np.uint8) | (point.view(np.uint8) << 5)
+    running = _running_count(codes)
+    counts = running[offsets[1:]] - running[offsets[:-1]]
+    digits, points = counts & 31, counts >> 5
+    first = data[np.minimum(offsets[:-1], data.size - 1)] if data.size else np.zeros(lengths.size, dtype=np.uint8)
+    signed = (lengths > 0) & ((first == ord("-")) | (first == ord("+")))
+    plain = (
+        _valid(array)
+        & (lengths <= _MAX_FAST_DIGITS + 2)
+        & (digits >= 1)
+        & (digits <= _MAX_FAST_DIGITS)
+        & (points <= 1)
+        & (digits + points + signed == lengths)
+    )
+    if decimal == ",":
+        data = data + (point.view(np.uint8) << 1)  # "," + 2 is ".", the separator Arrow reads
+    validity = pa.array(plain).buffers()[1]
+    numbers = pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(offsets), pa.py_buffer(data), validity)
+    return pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False), plain
+
+
+def _general_numbers(text: pd.Series, decimal: str) -> pd.Series:
+    """The reference rules, on trimmed text: no whitespace, the decimal separator as a point, `pd.to_numeric`."""
+    text = text.str.replace(_SPACES, "", regex=True)
     if decimal == ",":
         text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
-def parse_dates(values: pd.Series, formats: tuple[str, ...] | list[str]) -> pd.Series:
-    """Try each format in turn on the cells still unparsed; a mix of formats in one column is fine."""
-    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
-    pending = values.notna()
+def _numbers(text: pa.ChunkedArray, decimal: str) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values (NaN where blank or unparsed) and which cells hold a value once trimmed."""
+    values = np.empty(len(text), dtype=np.float64)
+    present = np.empty(len(text), dtype=bool)
+    for rows, batch in _batches(text):
+        values[rows], present[rows] = _plain_numbers(batch, decimal)
+    rest = np.flatnonzero(~present & _valid(text))
+    if rest.size:
+        cells = _text_series(_normalized(_take(text, rest)), pd.RangeIndex(rest.size))
+        values[rest] = _general_numbers(cells, decimal).to_numpy()
+        present[rest] = cells.notna().to_numpy()
+    return values, present
+
+
+def parse_numbers(values: pd.Series, decimal: str) -> pd.Series:
+    """French-style numbers (`26 956,00`, `-3,5`) or plain ones, as float64; failures become NaN."""
+    numbers, _ = _numbers(_arrow_text(values), decimal)
+    return pd.Series(numbers, index=values.index, name=values.name, copy=False)
+
+
+def _integers(numbers: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers as Int64; a fraction, an infinity or a number beyond int64 becomes missing."""
+    with np.errstate(invalid="ignore"):  # NaN, infinities and overflows cast to some integer...
+        integers = numbers.astype(np.int64)
+    whole = (integers == numbers) & (numbers < 2.0**63)  # ...that differs from the number, as a fraction's does
+    return pd.arrays.IntegerArray(integers, ~whole)
+
+
+# --- Dates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FixedLayout:
+    """Where a fixed-width format puts each field: `%d/%m/%Y` -> d at byte 0, m at 3, Y at 6."""
+
+    width: int
+    fields: dict[str, tuple[int, int]]  # directive -> (first byte, width)
+    separators: dict[int, int]  # byte position -> expected byte
+
+
+def _fixed_layout(fmt: str) -> _FixedLayout | None:
+    """The layout of `fmt` if it has only fixed-width numeric directives and ASCII separators (not digits)."""
+    fields: dict[str, tuple[int, int]] = {}
+    separators: dict[int, int] = {}
+    position = index = 0
+    if fmt != fmt.strip():
+        return None  # the general rules see trimmed text, so `fmt` could never match it
+    while index < len(fmt):
+        if fmt[index] == "%":
+            directive = fmt[index + 1 : index + 2]
+            if directive not in _FIXED_DIRECTIVES or directive in fields:
+                return None
+            fields[directive] = (position, _FIXED_DIRECTIVES[directive])
+            position += _FIXED_DIRECTIVES[directive]
+            index += 2
+        else:
+            if not fmt[index].isascii() or fmt[index].isdigit():
+                return None
+            separators[position] = ord(fmt[index])
+            position += 1
+            index += 1
+    if not {"Y", "m", "d"} <= fields.keys():
+        return None
+    return _FixedLayout(width=position, fields=fields, separators=separators)
+
+
+# Days from 1970-01-01 to the first of each month from January of year 1 to January 10000.
+_MONTH_STARTS = np.arange("0001-01", "10000-02", dtype="datetime64[M]").astype("datetime64[D]").astype(np.int64)
+
+
+def _fixed_width_dates(array: pa.Array, candidates: np.ndarray, layout: _FixedLayout) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate cells that fill `layout` exactly with a valid date and time, and their values in µs.
+
+    Such a cell has a single reading, the one `pd.to_datetime(format=...)` gives it. Year 0 and
+    out-of-range fields are left to the general rules (pandas' ISO and strptime paths differ there).
+    """
+    offsets, data = _bytes(array)
+    cells = np.flatnonzero(candidates & (np.diff(offsets) == layout.width))
+    if not cells.size:
+        return cells, np.empty(0, dtype=np.int64)
+    if data.size == cells.size * layout.width:  # these cells hold all the bytes, back to back
+        rows = data.reshape(cells.size, layout.width)
+    else:
+        rows = np.lib.stride_tricks.sliding_window_view(data, layout.width)[offsets[cells]]
+    bytes_at = np.ascontiguousarray(rows.T)  # one row per position: the arithmetic runs on whole rows
+    ok = np.ones(cells.size, dtype=bool)
+    for position, expected in layout.separators.items():
+        ok &= bytes_at[position] == expected
+    digits = bytes_at - np.uint8(ord("0"))  # other bytes wrap round to 10 or more
+    positions = [position for first, width in layout.fields.values() for position in range(first, first + width)]
+    ok &= digits[positions].max(axis=0) < 10
+    digits = digits.astype(np.int32)
+    fields: dict[str, np.ndarray] = {}
+    for directive, (first, width) in layout.fields.items():
+        fields[directive] = digits[first]
+        for position in range(first + 1, first + width):
+            fields[directive] = fields[directive] * 10 + digits[position]
+    year, month, day = fields["Y"], fields["m"], fields["d"]
+    hour, minute, second = (fields.get(directive, 0) for directive in "HMS")
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (hour < 24) & (minute < 60) & (second < 60)
+    month_index = np.where(ok, (year - 1) * 12 + month - 1, 0)
+    first_day = _MONTH_STARTS[month_index]
+    ok &= day <= _MONTH_STARTS[month_index + 1] - first_day
+    seconds = (np.asarray(hour, dtype=np.int64) * 60 + minute) * 60 + second
+    micros = (first_day + day - 1) * _MICROSECONDS_PER_DAY + seconds * 1_000_000
+    return cells[ok], micros[ok]
+
+
+def _fixed_width_pass(text: pa.ChunkedArray, pending: np.ndarray, layout: _FixedLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and values (µs) of the pending cells that the fast tier reads with `layout`."""
+    positions = None
+    if np.count_nonzero(pending) < len(text) // 2:  # few cells left: gather them rather than scan the column
+        positions = np.flatnonzero(pending)
+        text, pending = _take(text, positions), np.ones(positions.size, dtype=bool)
+    found, values = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for rows, batch in _batches(text):
+        cells, micros = _fixed_width_dates(batch, pending[rows], layout)
+        found.append(cells + rows.start)
+        values.append(micros)
+    cells = np.concatenate(found)
+    return (cells if positions is None else positions[cells]), np.concatenate(values)
+
+
+def _dates(text: pa.ChunkedArray, formats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """datetime64[us] values (NaT where blank or unparsed) and which cells hold a value once trimmed.
+
+    Formats are tried in order on the cells still unparsed, so a mix of formats in one column is
+    fine; within each, the fast tier takes the exact fits and the general rules the rest.
+    """
+    result = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]")
+    pending = _valid(text)
+    present = pending.copy()
+    general: pd.Series | None = None  # trimmed text of the cells the fast tier left, by position
     for fmt in formats:
         if not pending.any():
             break
-        parsed = pd.to_datetime(values[pending], format=fmt, errors="coerce")
-        hit = parsed.notna()
-        result.loc[parsed.index[hit]] = parsed[hit]
-        pending.loc[parsed.index[hit]] = False
-    return result
+        layout = _fixed_layout(fmt)
+        if layout is not None:
+            cells, micros = _fixed_width_pass(text, pending, layout)
+            result.view(np.int64)[cells] = micros
+            pending[cells] = False
+        if general is None and pending.any():
+            left = np.flatnonzero(pending)
+            general = _text_series(_normalized(_take(text, left)), pd.Index(left))
+            blank = general.index[general.isna()]
+            present[blank] = pending[blank] = False
+            general = general.dropna()
+        if general is None:
+            continue
+        cells = general.index[pending[general.index]]
+        if cells.size:
+            parsed = pd.to_datetime(general.loc[cells], format=fmt, errors="coerce")
+            hit = parsed.notna().to_numpy()
+            result[cells[hit]] = parsed[hit].to_numpy(dtype="datetime64[us]")
+            pending[cells[hit]] = False
+    return result, present
+
+
+def parse_dates(values: pd.Series, formats: tuple[str, ...] | list[str]) -> pd.Series:
+    """Try each format in turn on the cells still unparsed; a mix of formats in one column is fine."""
+    dates, _ = _dates(_arrow_text(values), formats)
+    return pd.Series(dates, index=values.index, copy=False)
+
+
+# --- Booleans, columns, tables ----------------------------------------------------------------
 
 
 def parse_booleans(values: pd.Series) -> pd.Series:
@@ -118,37 +462,41 @@ def parse_booleans(values: pd.Series) -> pd.Series:
     return result
 
 
-def _issue(column: ColumnSpec, text: pd.Series, typed: pd.Series) -> ColumnIssue | None:
-    failed = text.notna() & typed.isna()
-    count = int(failed.sum())
+def _issue(column: ColumnSpec, text: pa.ChunkedArray, present: np.ndarray, typed: pd.Series) -> ColumnIssue | None:
+    """The cells holding a value (once trimmed) that did not convert; None when there are none."""
+    failed = present & typed.isna().to_numpy()
+    count = int(np.count_nonzero(failed))
     if not count:
         return None
-    positions = np.flatnonzero(failed.to_numpy())[:SAMPLE_SIZE]
+    positions = np.flatnonzero(failed)[:SAMPLE_SIZE]
     return ColumnIssue(
         column=column.name,
         expected=column.type,
         count=count,
-        samples=[str(v) for v in text.iloc[positions]],
+        samples=[str(v) for v in _normalized(_take(text, positions)).to_pylist()],
         rows=[int(p) + 1 for p in positions],
     )
 
 
-def convert_column(text: pd.Series, column: ColumnSpec, decimal: str) -> tuple[pd.Series, ColumnIssue | None]:
-    """Type one column of trimmed text as declared; returns the typed values and what failed."""
+def _convert(text: pa.ChunkedArray, column: ColumnSpec, decimal: str, index: pd.Index) -> tuple[pd.Series, ColumnIssue | None]:
     if column.type == "string":
-        return text, None
+        return _text_series(_normalized(text), index), None
     if column.type in ("number", "integer"):
-        typed = parse_numbers(text, decimal)
-        if column.type == "integer":
-            whole = typed.isna() | (typed == np.floor(typed))
-            typed = typed.where(whole).astype("Int64")
-    elif column.type == "date":
-        typed = parse_dates(text, column.date_formats or DEFAULT_DATE_FORMATS)
-    elif column.type == "datetime":
-        typed = parse_dates(text, column.date_formats or DEFAULT_DATETIME_FORMATS)
+        numbers, present = _numbers(text, decimal)
+        typed = pd.Series(numbers if column.type == "number" else _integers(numbers), index=index, copy=False)
+    elif column.type in ("date", "datetime"):
+        defaults = DEFAULT_DATE_FORMATS if column.type == "date" else DEFAULT_DATETIME_FORMATS
+        dates, present = _dates(text, column.date_formats or defaults)
+        typed = pd.Series(dates, index=index, copy=False)
     else:
-        typed = parse_booleans(text)
-    return typed, _issue(column, text, typed)
+        trimmed = _text_series(_normalized(text), index)
+        typed, present = parse_booleans(trimmed), trimmed.notna().to_numpy()
+    return typed, _issue(column, text, present, typed)
+
+
+def convert_column(text: pd.Series, column: ColumnSpec, decimal: str) -> tuple[pd.Series, ColumnIssue | None]:
+    """Type one column of text as declared (trimming it first); returns the typed values and what failed."""
+    return _convert(_arrow_text(text), column, decimal, text.index)
 
 
 def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.DataFrame, CleaningReport]:
@@ -161,11 +509,18 @@ def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.
             f"dataset '{spec.slug}': declared column(s) {missing} not found in the file; "
             f"its header has {list(headers)}"
         )
+
+    def convert(column: ColumnSpec) -> tuple[pd.Series, ColumnIssue | None]:
+        return convert_column(raw[headers[column.source_name]], column, decimal)
+
+    # The costly conversions first, so that the threads finish together.
+    ordered = sorted(spec.columns, key=lambda column: _CONVERSION_COST[column.type], reverse=True)
+    threads = max(1, min(MAX_THREADS, os.cpu_count() or 1, len(ordered)))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        converted = dict(zip((column.name for column in ordered), pool.map(convert, ordered)))
     columns: dict[str, pd.Series] = {}
     for column in spec.columns:
-        original = headers[column.source_name]
-        text = normalize_text(raw[original])
-        typed, issue = convert_column(text, column, decimal)
+        typed, issue = converted[column.name]
         columns[column.name] = typed
         if issue:
             report.issues.append(issue)
@@ -182,6 +537,6 @@ def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.
             columns[name] = normalize_text(raw[original])
             if header != name:
                 report.renamed[header] = name
-    cleaned = pd.DataFrame(columns, index=raw.index)
+    cleaned = pd.DataFrame(columns, index=raw.index, copy=False)
     report.rows_out = len(cleaned)
     return cleaned, report

@@ -41,7 +41,10 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    # Dictionary-encode every column but floating-point ones: amounts, surfaces and coordinates are
+    # nearly all distinct, so their dictionary is built only to be dropped (−10 % write time at 1M rows).
+    dictionary = [field.name for field in table.schema if not pa.types.is_floating(field.type)]
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary))
 
 
 def write_csv(table: pa.Table, path: Path) -> None:

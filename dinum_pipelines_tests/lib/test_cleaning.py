@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import random
+import re
+
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.lib.cleaning import CleaningError, clean_table, parse_dates, parse_numbers, snake_case
+from dinum_pipelines.lib import cleaning, tables
+from dinum_pipelines.lib.cleaning import (
+    DEFAULT_DATE_FORMATS,
+    DEFAULT_DATETIME_FORMATS,
+    CleaningError,
+    clean_table,
+    normalize_text,
+    parse_dates,
+    parse_numbers,
+    snake_case,
+)
 from dinum_pipelines.lib.registry import DatasetSpec
 
 BASE = {
@@ -103,3 +119,174 @@ def test_undeclared_columns_can_be_dropped():
     raw = pd.DataFrame({"a": text(["1"]), "b": text(["2"])})
     cleaned, _ = clean_table(raw, spec([{"name": "a"}], keep_undeclared_columns=False), ",")
     assert list(cleaned.columns) == ["a"]
+
+
+# --- The fast tier (vectorised over the bytes) must give exactly what the general rules give. ---
+
+SPACES = re.compile(r"[\s\u00a0\u202f]")
+
+
+def reference_numbers(values: pd.Series, decimal: str) -> pd.Series:
+    """The rules as first written, cell by cell with Python's regex and `pd.to_numeric`."""
+    stripped = values.astype("str").str.strip()
+    text = stripped.where(stripped != "", None).str.replace(SPACES, "", regex=True)
+    if decimal == ",":
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def reference_dates(values: pd.Series, formats) -> pd.Series:
+    """The rules as first written: each format in turn on the trimmed cells still unparsed."""
+    stripped = values.astype("str").str.strip()
+    text = stripped.where(stripped != "", None)
+    result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    pending = text.notna()
+    for fmt in formats:
+        parsed = pd.to_datetime(text[pending], format=fmt, errors="coerce")
+        hit = parsed.notna()
+        result.loc[parsed.index[hit]] = parsed[hit]
+        pending.loc[parsed.index[hit]] = False
+    return result
+
+
+def number_spellings(count: int, seed: int) -> list[str | None]:
+    """Plain, French, padded, signed, exotic and wrong spellings of numbers, in a seeded mix."""
+    rng = random.Random(seed)
+    pieces = ["0", "7", "12", "345", "6789", "000", " ", "\u00a0", "\u202f", "\t", ".", ",", "-", "+", "e", "E3", "x"]
+    fixed = ["", "  ", "inf", "-Infinity", "nan", "NaN", "n/a", "1e5", "-0", "-0,0", "+,5", "5,", ",", "-", "1" * 16, "9" * 20, "0" * 18 + "1", "١٢"]
+    cells: list[str | None] = [None, *fixed]
+    while len(cells) < count:
+        cells.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 7))))
+    return cells
+
+
+@pytest.fixture(params=[3, 1 << 16], ids=["tiny-batches", "default-batches"])
+def batch_rows(request, monkeypatch):
+    monkeypatch.setattr(cleaning, "BATCH_ROWS", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_numbers_match_the_general_rules(decimal, batch_rows):
+    values = text(number_spellings(4000, seed=4))
+    parsed, expected = parse_numbers(values, decimal), reference_numbers(values, decimal)
+    np.testing.assert_array_equal(parsed.to_numpy(), expected.to_numpy())
+    assert (np.signbit(parsed.to_numpy()) == np.signbit(expected.to_numpy())).all()
+
+
+def test_french_numbers_thousands_separators_and_padding():
+    parsed = parse_numbers(text([" 1 234 567,89 ", "1\u00a0234\u00a0567,8", "-1\u202f000", "1.234.567,5", "+7", "\t12\t", "   ", None]), ",")
+    assert parsed.tolist()[:6] == [1234567.89, 1234567.8, -1000.0, 1234567.5, 7.0, 12.0]
+    assert parsed.iloc[6:].isna().all()
+
+
+def date_spellings(count: int, seed: int) -> list[str | None]:
+    """Dates and date-times in every default format, valid or not (31/02, month 13, hour 24...)."""
+    rng = random.Random(seed)
+    years = ["0000", "0001", "1900", "2000", "2023", "2024", "9999", "24"]
+    cells: list[str | None] = [
+        None, "", "  ", "x", "3/2/2024", " 03/02/2024 ", " 03/02/2024", "2024-2-3", "20240203", "03/02/2024T",
+        "03/02/2024 10:20:60", "2024-02-03T10:20:60", "2024-02-03 24:00:00", "29/02/1900", "29/02/2000",
+    ]  # fmt: skip
+    while len(cells) < count:
+        day, month = f"{rng.randint(0, 32):02d}", f"{rng.randint(0, 13):02d}"
+        time = f"{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:{rng.randint(0, 61):02d}"
+        year = rng.choice(years)
+        cells.append(
+            rng.choice(
+                [
+                    f"{day}/{month}/{year}", f"{year}-{month}-{day}", f"{year}/{month}/{day}", f"{day}-{month}-{year}",
+                    f"{day}.{month}.{year}", f"{year}-{month}-{day}T{time}", f"{year}-{month}-{day} {time}",
+                    f"{day}/{month}/{year} {time}", f"{day}/{month}/{year} {time[:5]}", f"{day}/{month}/{year}".replace("0", " ", 1),
+                ]
+            )
+        )  # fmt: skip
+    return cells
+
+
+@pytest.mark.parametrize(
+    "formats",
+    [DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ("%Y-%m-%d", "%d/%m/%Y", "%d %B %Y"), (" %d/%m/%Y", "%Y%m%d")],
+)
+def test_dates_match_the_general_rules(formats, batch_rows):
+    values = text(date_spellings(3000, seed=7) + ["3 février 2024", "03 February 2024"])
+    pd.testing.assert_series_equal(parse_dates(values, formats), reference_dates(values, formats))
+
+
+def test_mixed_date_formats_in_one_column():
+    values = text(["03/02/2024", "2024-02-04", "5/2/2024", " 06/02/2024", "29/02/2023", "29/02/2024", "2024/02/07", None])
+    parsed = parse_dates(values, DEFAULT_DATE_FORMATS)
+    assert [d.date().isoformat() if pd.notna(d) else None for d in parsed] == [
+        "2024-02-03", "2024-02-04", "2024-02-05", "2024-02-06", None, "2024-02-29", "2024-02-07", None,
+    ]  # fmt: skip
+
+
+def test_failures_are_reported_with_their_rows_across_batches(batch_rows):
+    amounts = ["1 000,5"] * 10
+    amounts[1], amounts[4], amounts[8] = " n/a ", "12,5,0", "#VALEUR!"
+    days = ["03/02/2024"] * 10
+    days[2], days[9] = "31/02/2024", "2024-13-01"
+    rooms = ["3"] * 10
+    rooms[0], rooms[7] = "3,5", "inf"
+    raw = pd.DataFrame({"montant": text(amounts), "jour": text(days), "pieces": text(rooms)})
+    columns = [{"name": "montant", "type": "number"}, {"name": "jour", "type": "date"}, {"name": "pieces", "type": "integer"}]
+    cleaned, report = clean_table(raw, spec(columns), ",")
+    issues = {issue.column: (issue.count, issue.samples, issue.rows) for issue in report.issues}
+    assert issues == {
+        "montant": (3, ["n/a", "12,5,0", "#VALEUR!"], [2, 5, 9]),
+        "jour": (2, ["31/02/2024", "2024-13-01"], [3, 10]),
+        "pieces": (2, ["3,5", "inf"], [1, 8]),
+    }
+    assert cleaned["montant"].iloc[0] == 1000.5 and cleaned["pieces"].iloc[1] == 3
+
+
+def test_no_report_when_nothing_fails():
+    raw = pd.DataFrame({"n": text(["1", " ", None, "2,0"]), "d": text(["03/02/2024", "", None, " "])})
+    cleaned, report = clean_table(raw, spec([{"name": "n", "type": "integer"}, {"name": "d", "type": "date"}]), ",")
+    assert report.issues == []
+    assert cleaned["n"].tolist()[3] == 2 and cleaned["n"].isna().tolist() == [False, True, True, False]
+
+
+def test_integers_refuse_infinities_and_numbers_beyond_int64():
+    raw = pd.DataFrame({"n": text(["1e3", "inf", "9" * 20, "-12"])})
+    cleaned, report = clean_table(raw, spec([{"name": "n", "type": "integer"}]), ",")
+    assert cleaned["n"].tolist()[0] == 1000 and cleaned["n"].tolist()[3] == -12
+    assert report.issues[0].rows == [2, 3]
+
+
+def test_chunked_and_object_columns():
+    chunked = pa.chunked_array([pa.array(["1,5", " x "]), pa.array([None, "2 000"]), pa.array(["y"])])
+    raw = pd.DataFrame({"a": cleaning.TEXT_DTYPE.__from_arrow__(chunked), "b": pd.Series(["1", None, "z", "2", "3"], dtype=object)})
+    cleaned, report = clean_table(raw, spec([{"name": "a", "type": "number"}, {"name": "b", "type": "number"}]), ",")
+    assert cleaned["a"].tolist()[::3] == [1.5, 2000.0]
+    assert [(i.column, i.samples, i.rows) for i in report.issues] == [("a", ["x", "y"], [2, 5]), ("b", ["z"], [3])]
+
+
+def test_text_that_needs_no_trimming_is_not_copied():
+    values = text(["Ajaccio", "Évreux", "Crèvecœur", None, "Aÿ"])
+    cleaned = normalize_text(values)
+    assert cleaned.array.__arrow_array__().chunk(0).buffers()[2].address == values.array.__arrow_array__().chunk(0).buffers()[2].address
+    assert normalize_text(text(["Aÿ\u00a0", "x"])).tolist() == ["Aÿ", "x"]
+    assert normalize_text(text(["\u2003", "x"])).isna().tolist() == [True, False]
+    assert normalize_text(text(["", "x", "y", "z", "w", "v", "u", "t", "s"])).isna().tolist() == [True] + [False] * 8
+
+
+def test_clean_table_round_trips_through_parquet(tmp_path):
+    raw = pd.DataFrame(
+        {
+            "code": text(["01053", "2A004", None]),
+            "montant": text(["26 956,00", "7,5", ""]),
+            "pieces": text(["3", None, "4"]),
+            "jour": text(["03/02/2024", "2024-02-04", None]),
+        }
+    )
+    columns = [{"name": "code"}, {"name": "montant", "type": "number"}, {"name": "pieces", "type": "integer"}, {"name": "jour", "type": "date"}]
+    dataset = spec(columns)
+    cleaned, _ = clean_table(raw, dataset, ",")
+    path = tmp_path / "clean.parquet"
+    tables.write_parquet(tables.to_arrow(cleaned, dataset), path)
+    back = tables.read_parquet(path)
+    assert back["code"].tolist()[:2] == ["01053", "2A004"] and back["montant"].tolist()[:2] == [26956.0, 7.5]
+    assert back["pieces"].tolist()[0] == 3 and [d.isoformat() for d in back["jour"][:2]] == ["2024-02-03", "2024-02-04"]
+    encodings = {column.path_in_schema: column.encodings for column in map(pq.ParquetFile(path).metadata.row_group(0).column, range(4))}
+    assert "RLE_DICTIONARY" not in encodings["montant"] and "RLE_DICTIONARY" in encodings["code"]

@@ -1,0 +1,276 @@
+"""A DVF-like CSV ("demandes de valeurs foncières") of any size, for the parse+clean benchmark.
+
+DVF is the largest file the project handles and has every French convention cleaning deals
+with: dd/mm/yyyy dates, amounts with a decimal comma and thousands spaces (ordinary and
+no-break), codes with leading zeros or letters (01053, 2A004, 97411), accents, `’` and `œ`
+(in Windows-1252, not in Latin-1), blank cells and CRLF line ends.
+
+The file is deterministic (same arguments, same bytes) and built column by column with
+`pyarrow.compute`, so a million rows take about 7 s. A small share of rows gets exactly one
+defect that cleaning must report (an impossible date, an amount that is not a number, a
+fraction of a room...). Their counts per column go to a JSON sidecar (`<file>.json`) next to the
+file, which the benchmark compares with the cleaning report. Other oddities are valid and must
+*not* be reported: ISO dates in the date column, whitespace-only cells (null), padded text.
+
+    python bench/gen_dvf_like.py --rows 1000000 --out bench/out/dvf_1000000.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# (name, declared type) in file order; the benchmark declares the same types in its DatasetSpec.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id_mutation", "string"),
+    ("date_mutation", "date"),
+    ("nature_mutation", "string"),
+    ("valeur_fonciere", "number"),
+    ("adresse_numero", "integer"),
+    ("adresse_nom_voie", "string"),
+    ("code_postal", "string"),
+    ("code_commune", "string"),
+    ("nom_commune", "string"),
+    ("code_departement", "string"),
+    ("type_local", "string"),
+    ("surface_reelle_bati", "integer"),
+    ("nombre_pieces_principales", "integer"),
+    ("surface_terrain", "number"),
+    ("longitude", "number"),
+    ("latitude", "number"),
+)
+
+NATURES = (
+    ("Vente", 0.86),
+    ("Vente en l'état futur d'achèvement", 0.07),
+    ("Echange", 0.03),
+    ("Vente terrain à bâtir", 0.02),
+    ("Adjudication", 0.015),
+    ("Expropriation", 0.005),
+)
+LOCAL_TYPES = (
+    ("Maison", 0.32),
+    ("Appartement", 0.25),
+    ("Dépendance", 0.12),
+    ("Local industriel. commercial ou assimilé", 0.04),
+    (None, 0.27),  # land only: no building, so no built surface nor rooms
+)
+VOIE_KINDS = ("RUE", "AV", "BD", "CHE", "IMP", "ALL", "PL", "RTE", "QUAI", "LD")
+VOIE_NAMES = (
+    "DE L’ÉGLISE", "DES ŒILLETS", "DU CŒUR VOLANT", "JEAN-BAPTISTE CLÉMENT", "DE LA RÉPUBLIQUE",
+    "DU GÉNÉRAL DE GAULLE", "DES ÉCOLES", "SAINT-ÉLOI", "D’ESTIENNE D’ORVES", "DE LA GARE",
+    "DES ÂNES", "DU MARÉCHAL FOCH", "PASTEUR", "DES PÊCHEURS", "DE L’ŒUVRE", "NOTRE-DAME",
+    "DU 8 MAI 1945", "VICTOR HUGO", "DES CHÂTAIGNIERS", "DE LA FONTAINE",
+)  # fmt: skip
+COMMUNE_STEMS = (
+    "Saint-Étienne", "Bourg", "L’Haÿ", "Château", "Montréal", "Sainte-Œnone", "Évreux", "Fontaine",
+    "Béthune", "Villeneuve", "Pré", "Noël", "Aÿ", "Île", "Crèvecœur",
+)  # fmt: skip
+COMMUNE_SUFFIXES = ("", "-les-Roses", "-sur-Mer", "-en-Bresse", "-le-Château", "-d’Azur", "-la-Forêt", "-de-Bigorre")
+DEPARTEMENTS = (
+    *(f"{n:02d}" for n in range(1, 96) if n != 20), "2A", "2B", "971", "972", "973", "974", "976",
+)  # fmt: skip
+COMMUNES_PER_DEPARTEMENT = 20
+
+DEFAULT_SEED = 2024
+DEFAULT_INVALID_RATE = 0.002
+FIRST_DAY = np.datetime64("2019-01-01")
+LAST_DAY = np.datetime64("2024-12-31")
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A kind of bad cell: which column, and the text that replaces the value."""
+
+    column: str
+    values: tuple[str, ...]
+    reported: bool  # True when cleaning must count it as a failure
+
+
+DEFECTS = (
+    Defect("date_mutation", ("31/02/2023", "30/02/2024", "00/01/2022", "15/13/2021"), reported=True),
+    Defect("valeur_fonciere", ("NC", "#VALEUR!", "12,5,0", "1 2O4,00"), reported=True),
+    Defect("nombre_pieces_principales", ("3,5", "deux"), reported=True),
+    Defect("surface_reelle_bati", ("NC", "120m2"), reported=True),
+    Defect("longitude", ("2,35,1", "E2,35"), reported=True),
+    # Valid, and so not reported: another date format, a whitespace-only cell (a blank), padding.
+    Defect("date_mutation", ("2023-06-15", "2022-01-31"), reported=False),
+    Defect("surface_terrain", (" ", "   "), reported=False),
+    Defect("nom_commune", (" Bourg-en-Bresse ", "  Évreux"), reported=False),
+)
+
+
+def _text(values: np.ndarray | pa.Array) -> pa.Array:
+    return pc.cast(pa.array(values), pa.string())
+
+
+def _padded(values: np.ndarray, width: int) -> pa.Array:
+    return pc.utf8_lpad(_text(values), width=width, padding="0")
+
+
+def _choice(rng: np.random.Generator, weighted: tuple[tuple[str | None, float], ...], rows: int) -> pa.Array:
+    labels = pa.array([label for label, _ in weighted], pa.string())
+    weights = np.array([weight for _, weight in weighted])
+    return labels.take(pa.array(rng.choice(len(weighted), size=rows, p=weights / weights.sum())))
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _grouped(whole: np.ndarray, separators: pa.Array) -> pa.Array:
+    """`1234567` -> `1 234 567`, with each row's own separator (space or no-break space)."""
+    millions, thousands, units = whole // 1_000_000, (whole // 1000) % 1000, whole % 1000
+    return pc.if_else(
+        pa.array(millions > 0),
+        _join(_text(millions), separators, _padded(thousands, 3), separators, _padded(units, 3)),
+        pc.if_else(pa.array(thousands > 0), _join(_text(thousands), separators, _padded(units, 3)), _text(units)),
+    )
+
+
+def _decimal_comma(scaled: np.ndarray, decimals: int) -> pa.Array:
+    """Fixed-point integers (value × 10^decimals) as French decimals: `-1,553621`."""
+    whole, fraction = np.divmod(np.abs(scaled), 10**decimals)
+    sign = pc.if_else(pa.array(scaled < 0), "-", "")
+    return _join(sign, _text(whole), ",", _padded(fraction, decimals))
+
+
+def _communes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A fixed table of communes: INSEE code, postcode, department and name."""
+    departements = np.repeat(np.array(DEPARTEMENTS), COMMUNES_PER_DEPARTEMENT)
+    numbers = np.tile(np.arange(1, COMMUNES_PER_DEPARTEMENT + 1) * 7, len(DEPARTEMENTS))
+    overseas = np.char.str_len(departements) == 3
+    insee = np.where(
+        overseas,
+        np.char.add(departements, np.char.zfill((numbers % 100).astype(str), 2)),
+        np.char.add(departements, np.char.zfill(numbers.astype(str), 3)),
+    )
+    postal_prefix = np.where(np.isin(departements, ("2A", "2B")), "20", departements)
+    postal = np.char.add(postal_prefix, np.char.zfill((numbers * 10 % 1000).astype(str), 5 - 2))
+    postal = np.where(overseas, np.char.add(departements, np.char.zfill((numbers % 100).astype(str), 2)), postal)
+    names = np.char.add(
+        np.array(COMMUNE_STEMS)[rng.integers(0, len(COMMUNE_STEMS), len(insee))],
+        np.array(COMMUNE_SUFFIXES)[rng.integers(0, len(COMMUNE_SUFFIXES), len(insee))],
+    )
+    return {"code_commune": insee, "code_postal": postal, "code_departement": departements, "nom_commune": names}
+
+
+def build_columns(rows: int, seed: int) -> dict[str, pa.Array]:
+    """Every column as text (null = blank cell), before defects."""
+    rng = np.random.default_rng(seed)
+    days = FIRST_DAY + rng.integers(0, (LAST_DAY - FIRST_DAY).astype(int) + 1, rows)
+    cents = np.round(rng.lognormal(12.0, 1.1, rows) * 100).astype(np.int64)
+    separators = pa.array(np.where(rng.random(rows) < 0.2, "\u00a0", " "))
+    grouped = rng.random(rows) < 0.5
+    amount_whole = pc.if_else(pa.array(grouped), _grouped(cents // 100, separators), _text(cents // 100))
+    local_type = _choice(rng, LOCAL_TYPES, rows)
+    built = pc.is_valid(local_type).to_numpy(zero_copy_only=False)
+    communes = _communes(rng)
+    commune = rng.integers(0, len(communes["code_commune"]), rows)
+
+    def blank_where(values: pa.Array, blank: np.ndarray) -> pa.Array:
+        return pc.if_else(pa.array(blank), pa.nulls(rows, pa.string()), values)
+
+    voie = _join(
+        pa.array(VOIE_KINDS).take(pa.array(rng.integers(0, len(VOIE_KINDS), rows))),
+        " ",
+        pa.array(VOIE_NAMES).take(pa.array(rng.integers(0, len(VOIE_NAMES), rows))),
+    )
+    return {
+        "id_mutation": _join(_text(days.astype("datetime64[Y]").astype(int) + 1970), "-", _text(np.arange(1, rows + 1))),
+        "date_mutation": pc.strftime(pa.array(days), format="%d/%m/%Y"),
+        "nature_mutation": _choice(rng, NATURES, rows),
+        "valeur_fonciere": blank_where(_join(amount_whole, ",", _padded(cents % 100, 2)), rng.random(rows) < 0.01),
+        "adresse_numero": blank_where(_text(rng.integers(1, 200, rows)), rng.random(rows) < 0.05),
+        "adresse_nom_voie": voie,
+        **{name: _text(values[commune]) for name, values in communes.items()},
+        "type_local": local_type,
+        "surface_reelle_bati": blank_where(_text(rng.integers(9, 400, rows)), ~built),
+        "nombre_pieces_principales": blank_where(_text(rng.integers(0, 12, rows)), ~built),
+        "surface_terrain": blank_where(_text(rng.integers(20, 50_000, rows)), rng.random(rows) < 0.4),
+        "longitude": blank_where(_decimal_comma(rng.integers(-5_000_000, 8_000_000, rows), 6), rng.random(rows) < 0.02),
+        "latitude": blank_where(_decimal_comma(rng.integers(42_000_000, 51_000_000, rows), 6), rng.random(rows) < 0.02),
+    }
+
+
+def inject_defects(
+    columns: dict[str, pa.Array], rows: int, invalid_rate: float, seed: int
+) -> tuple[dict[str, pa.Array], dict[str, int], dict[str, int]]:
+    """Give `invalid_rate` of the rows one defect each; returns the columns and the counts per column."""
+    rng = np.random.default_rng(seed + 1)
+    defective = rng.random(rows) < invalid_rate
+    kind = np.where(defective, rng.integers(0, len(DEFECTS), rows), -1)
+    # A defect only counts where the cell held a value: a blank cell stays blank.
+    reported: dict[str, int] = {}
+    valid_oddities: dict[str, int] = {}
+    for index, defect in enumerate(DEFECTS):
+        hit = kind == index
+        if defect.reported:
+            hit &= pc.is_valid(columns[defect.column]).to_numpy(zero_copy_only=False)
+        values = pa.array(defect.values).take(pa.array(rng.integers(0, len(defect.values), rows)))
+        columns[defect.column] = pc.if_else(pa.array(hit), values, columns[defect.column])
+        tally = reported if defect.reported else valid_oddities
+        tally[defect.column] = tally.get(defect.column, 0) + int(hit.sum())
+    return columns, reported, valid_oddities
+
+
+def csv_bytes(columns: dict[str, pa.Array], encoding: str = "cp1252") -> bytes:
+    """`;`-separated, CRLF, header first; no generated value needs quoting."""
+    names = [name for name, _ in COLUMNS]
+    lines = pc.binary_join_element_wise(
+        *(columns[name] for name in names), ";", null_handling="replace", null_replacement=""
+    )
+    body = pc.binary_join_element_wise(lines, "", "\r\n")  # each line followed by CRLF
+    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32, count=len(body) + 1, offset=body.offset * 4)
+    data = body.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return (";".join(names) + "\r\n").encode(encoding) + data.decode("utf-8").encode(encoding)
+
+
+def generate(path: Path, rows: int = 1_000_000, seed: int = DEFAULT_SEED, invalid_rate: float = DEFAULT_INVALID_RATE) -> dict:
+    """Write the CSV and its sidecar; returns the sidecar's content."""
+    columns, reported, valid_oddities = inject_defects(build_columns(rows, seed), rows, invalid_rate, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(csv_bytes(columns))
+    record = {
+        "rows": rows,
+        "seed": seed,
+        "invalid_rate": invalid_rate,
+        "encoding": "cp1252",
+        "delimiter": ";",
+        "columns": dict(COLUMNS),
+        # What the cleaning report must count, column by column (absent column: zero).
+        "expected_issues": {name: count for name, count in reported.items() if count},
+        # Valid oddities cleaning must accept without reporting them.
+        "valid_oddities": valid_oddities,
+        "bytes": path.stat().st_size,
+    }
+    sidecar_path(path).write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+    return record
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--invalid-rate", type=float, default=DEFAULT_INVALID_RATE, help="share of rows given one defect")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/dvf_<rows>.csv")
+    args = parser.parse_args(argv)
+    out = args.out or Path(__file__).resolve().parent / "out" / f"dvf_{args.rows}.csv"
+    record = generate(out, args.rows, args.seed, args.invalid_rate)
+    print(f"{out}: {record['rows']:,} rows, {record['bytes'] / 1e6:.1f} MB")
+    print(f"cells cleaning must report: {record['expected_issues']}")
+    print(f"valid oddities it must accept: {record['valid_oddities']}")
+
+
+if __name__ == "__main__":
+    main()
