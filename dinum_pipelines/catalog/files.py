@@ -50,12 +50,6 @@ def guess_mime(filename: str) -> str:
     return _MIME_TYPES.get(extension) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-def looks_like_html(head: bytes) -> bool:
-    """True for an HTML page (udata refuses them: usually an error page saved by mistake)."""
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return text.startswith(b"<!doctype html") or text.startswith(b"<html")
-
-
 def safe_filename(name: str) -> str:
     """The file's basename reduced to [A-Za-z0-9._-], accents stripped, never empty or hidden."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]

@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
-from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime, looks_like_html
+from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
+# One rule for "this is an HTML page, not data", shared with the downloader.
+from dinum_pipelines.lib.http import looks_like_html
 
 FILE_FIELD = "file"
 HTML_REFUSED = "HTML files are not accepted: the upload looks like a web page (often an error page saved by mistake)."
