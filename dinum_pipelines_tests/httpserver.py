@@ -7,6 +7,7 @@ than its Content-Length, a 304 to a conditional request.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,11 +33,11 @@ class ScriptedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                server.requests.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+                server.requests.append(
+                    {"path": self.path, "received_at": time.monotonic(), **{k.lower(): v for k, v in self.headers.items()}}
+                )
                 reply = server.replies.popleft() if server.replies else Reply(404, b"no reply planned")
                 if reply.delay:
-                    import time
-
                     time.sleep(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -24,6 +27,8 @@ CHUNK_SIZE = 1024 * 1024
 # Headers kept in the raw store's manifest: enough to explain a version and to revalidate it.
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "last-modified", "date")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+# Content-Encodings we decompress ourselves; anything else is left to requests.
+_ZLIB_ENCODINGS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
 
 class FetchError(RuntimeError):
@@ -96,6 +101,47 @@ def looks_like_html(head: bytes) -> bool:
     return start.startswith(_HTML_MARKERS)
 
 
+class _Body:
+    """The response body, decoded, with the count of bytes that came over the wire.
+
+    urllib3 decompresses a gzip body without checking that the stream ended: a gzip cut short
+    (with a Content-Length that matches what was sent) yields a silently shorter file. So gzip
+    and deflate are decompressed here, and a stream that stops before its end marker is an error.
+    """
+
+    def __init__(self, response: requests.Response, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.wire_bytes = 0
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        self._wbits = _ZLIB_ENCODINGS.get(encoding)
+
+    def chunks(self) -> Iterator[bytes]:
+        if self._wbits is None:
+            for chunk in self._response.iter_content(CHUNK_SIZE):
+                self.wire_bytes += len(chunk)
+                yield chunk
+            return
+        decompressor = zlib.decompressobj(self._wbits)
+        for raw in self._response.raw.stream(CHUNK_SIZE, decode_content=False):
+            self.wire_bytes += len(raw)
+            try:
+                while raw:
+                    yield decompressor.decompress(raw)
+                    # Concatenated gzip members (allowed by RFC 1952) follow the end marker.
+                    raw = decompressor.unused_data if decompressor.eof else b""
+                    if raw:
+                        decompressor = zlib.decompressobj(self._wbits)
+            except zlib.error as exc:
+                raise FetchError(f"{self._url}: corrupt compressed body after {self.wire_bytes} bytes: {exc}") from exc
+        if not decompressor.eof:
+            raise FetchError(
+                f"{self._url}: truncated compressed body: the gzip stream ends without its end marker "
+                f"after {self.wire_bytes} bytes"
+            )
+        yield decompressor.flush()
+
+
 def fetch_to_file(
     session: requests.Session,
     url: str,
@@ -121,10 +167,11 @@ def fetch_to_file(
         if response.status_code != 200:
             raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}")
         declared = response.headers.get("content-length")
-        # With Content-Encoding, Content-Length counts compressed bytes, not what we read.
-        expected_size = int(declared) if declared and declared.isdigit() and "content-encoding" not in kept else None
+        # Content-Length counts the bytes on the wire (compressed ones when there is a Content-Encoding).
+        expected_size = int(declared) if declared and declared.isdigit() else None
         if expected_size is not None and expected_size > max_bytes:
             raise FetchError(f"{url}: file is {expected_size} bytes, over the {max_bytes}-byte limit")
+        body = _Body(response, url)
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=directory)
@@ -132,7 +179,7 @@ def fetch_to_file(
         try:
             with os.fdopen(fd, "wb") as out:
                 try:
-                    for chunk in response.iter_content(CHUNK_SIZE):
+                    for chunk in body.chunks():
                         if size == 0 and not expect_html and looks_like_html(chunk[:512]):
                             raise FetchError(
                                 f"{url}: the server answered an HTML page instead of the data "
@@ -144,12 +191,12 @@ def fetch_to_file(
                             raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit")
                         digest.update(chunk)
                         out.write(chunk)
-                except (requests.RequestException, OSError) as exc:
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     if isinstance(exc, FetchError):
                         raise
                     raise FetchError(f"{url}: download interrupted after {size} bytes: {exc}") from exc
-            if expected_size is not None and size != expected_size:
-                raise FetchError(f"{url}: truncated body: received {size} of {expected_size} bytes")
+            if expected_size is not None and body.wire_bytes != expected_size:
+                raise FetchError(f"{url}: truncated body: received {body.wire_bytes} of {expected_size} bytes")
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 
 import pytest
@@ -65,3 +66,71 @@ def test_404_is_an_error(server, tmp_path):
     server.plan(Reply(404, b"not found"))
     with pytest.raises(FetchError, match="HTTP 404"):
         fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+
+
+def test_429_waits_for_retry_after(server, tmp_path):
+    server.plan(Reply(429, b"slow down", {"Retry-After": "1"}), Reply(200, DATA))
+    # A tiny backoff factor: any wait of a second or more comes from Retry-After.
+    download = fetch_to_file(make_session(retries=2, backoff_factor=0.01), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == DATA
+    first, second = server.requests
+    assert second["received_at"] - first["received_at"] >= 0.95
+
+
+def test_read_timeout_is_retried(server, tmp_path):
+    server.plan(Reply(200, DATA, delay=1.0), Reply(200, DATA))
+    download = fetch_to_file(
+        make_session(retries=2, backoff_factor=0.01), f"{server.url}/a.csv", tmp_path, timeout=(2.0, 0.3)
+    )
+    assert download.path.read_bytes() == DATA
+    assert len(server.requests) == 2
+
+
+def test_read_timeout_every_time_is_an_error_naming_the_url(server, tmp_path):
+    server.plan(*[Reply(200, DATA, delay=1.0)] * 2)
+    with pytest.raises(FetchError, match=rf"{server.url}/a.csv: request failed: .*[Rr]ead timed out"):
+        fetch_to_file(make_session(retries=1, backoff_factor=0.01), f"{server.url}/a.csv", tmp_path, timeout=(2.0, 0.3))
+    assert list(tmp_path.iterdir()) == []
+
+
+GZIP_HEADERS = {"Content-Encoding": "gzip", "Content-Type": "text/csv"}
+BIG = b"".join(b"%05d;%d,50\n" % (i, i) for i in range(20_000))
+
+
+def test_gzip_body_is_decompressed_and_hashed_as_the_data(server, tmp_path):
+    server.plan(Reply(200, gzip.compress(BIG), GZIP_HEADERS))
+    download = fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == BIG
+    assert download.sha256 == hashlib.sha256(BIG).hexdigest()
+
+
+def test_concatenated_gzip_members_are_all_kept(server, tmp_path):
+    server.plan(Reply(200, gzip.compress(BIG[:1000]) + gzip.compress(BIG[1000:]), GZIP_HEADERS))
+    download = fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == BIG
+
+
+def test_gzip_cut_short_is_an_error_even_with_a_matching_content_length(server, tmp_path):
+    # The server itself holds a truncated .gz (a half-written cache): Content-Length matches what
+    # is sent, so only the missing end-of-stream marker tells.
+    compressed = gzip.compress(BIG)
+    server.plan(Reply(200, compressed[: len(compressed) // 2], GZIP_HEADERS))
+    with pytest.raises(FetchError, match="truncated compressed body"):
+        fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gzip_shorter_than_its_content_length_is_an_error(server, tmp_path):
+    compressed = gzip.compress(BIG)
+    server.plan(Reply(200, compressed[:-10], GZIP_HEADERS, declared_length=len(compressed)))
+    with pytest.raises(FetchError, match="(truncated|interrupted)"):
+        fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_gzip_is_an_error(server, tmp_path):
+    compressed = bytearray(gzip.compress(BIG))
+    compressed[40:60] = b"\xff" * 20
+    server.plan(Reply(200, bytes(compressed), GZIP_HEADERS))
+    with pytest.raises(FetchError, match="corrupt compressed body"):
+        fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)

@@ -6,6 +6,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 
+import charset_normalizer
 import openpyxl
 import pandas as pd
 import pytest
@@ -20,7 +21,9 @@ from dinum_pipelines.lib.parsing import (
     read_spreadsheet,
     read_xml,
 )
+from dinum_pipelines.lib.http import fetch_to_file, make_session
 from dinum_pipelines.lib.registry import CsvOptions, SourceSpec, SpreadsheetOptions
+from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
 
 
 def test_cp1252_with_oe_and_euro_is_not_mistaken():
@@ -28,6 +31,27 @@ def test_cp1252_with_oe_and_euro_is_not_mistaken():
     assert detect_encoding(text.encode("cp1252")) == "cp1252"
     assert detect_encoding(text.encode("utf-8")) == "utf-8"
     assert detect_encoding(b"\xef\xbb\xbf" + text.encode("utf-8")) == "utf-8-sig"
+
+
+# French cp1252 text that charset-normalizer (what requests uses to guess) labels cp1250:
+# decoded that way, "cœur" becomes "cśur" and "garçon" "garčon".
+CP1250_LOOKALIKE = (
+    "code;libellé;montant\n75606;Ardèche où cœur;8118,97\n59915;garçon Moselle bœuf;3440,12\n"
+    "64944;Côte-d'Or bœuf fête;9953,97\n01276;élève où à;9686,13\n42606;Côte-d'Or Moselle «;151,48\n"
+)
+
+
+def test_cp1252_file_a_naive_guesser_calls_cp1250_is_read_as_cp1252(tmp_path):
+    data = CP1250_LOOKALIKE.encode("cp1252")
+    naive = charset_normalizer.from_bytes(data).best()
+    assert naive is not None and naive.encoding == "cp1250", "the trap this test is about"
+    with ScriptedServer() as server:
+        server.plan(Reply(200, data, {"Content-Type": "text/csv"}))  # no charset, as administrations serve it
+        download = fetch_to_file(make_session(), f"{server.url}/lieux.csv", tmp_path)
+    frame, layout = read_csv(download.path, CsvOptions(), name="lieux.csv")
+    assert layout.encoding == "cp1252"
+    assert list(frame["libellé"]) == [line.split(";")[1] for line in CP1250_LOOKALIKE.splitlines()[1:]]
+    assert frame["code"].tolist()[3] == "01276"
 
 
 def test_utf8_sample_cut_in_the_middle_of_a_character_is_utf8():
