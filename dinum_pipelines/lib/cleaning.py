@@ -91,11 +91,40 @@ class ColumnIssue:
 
 
 @dataclass
+class DuplicateKeys:
+    """Rows sharing a primary key with an earlier row: those dropped, and those left in conflict.
+
+    Row numbers are data rows of the source file (1 = the first row under the header).
+    """
+
+    key: list[str]
+    policy: str
+    dropped: int = 0
+    dropped_rows: list[int] = field(default_factory=list)
+    # Rows kept although their key repeats with other values: the uniqueness rule will name them.
+    conflicting: int = 0
+    conflicting_rows: list[int] = field(default_factory=list)
+    conflicting_keys: list[list[str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = []
+        if self.dropped:
+            parts.append(f"dropped {self.dropped} row(s) repeating a key (policy {self.policy}; data rows {self.dropped_rows})")
+        if self.conflicting:
+            parts.append(
+                f"{self.conflicting} row(s) share a key with different values, e.g. {self.conflicting_keys} "
+                f"at data rows {self.conflicting_rows}"
+            )
+        return f"primary key {self.key}: " + "; ".join(parts)
+
+
+@dataclass
 class CleaningReport:
     renamed: dict[str, str] = field(default_factory=dict)
     issues: list[ColumnIssue] = field(default_factory=list)
     rows_in: int = 0
     rows_out: int = 0
+    duplicates: DuplicateKeys | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -103,15 +132,18 @@ class CleaningReport:
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "issues": [vars(issue) for issue in self.issues],
+            "duplicates": vars(self.duplicates) if self.duplicates else None,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> CleaningReport:
+        duplicates = data.get("duplicates")
         return cls(
             renamed=data["renamed"],
             rows_in=data["rows_in"],
             rows_out=data["rows_out"],
             issues=[ColumnIssue(**issue) for issue in data["issues"]],
+            duplicates=DuplicateKeys(**duplicates) if duplicates else None,
         )
 
 
@@ -538,5 +570,40 @@ def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.
             if header != name:
                 report.renamed[header] = name
     cleaned = pd.DataFrame(columns, index=raw.index, copy=False)
+    if spec.primary_key:
+        cleaned, report.duplicates = drop_duplicate_keys(cleaned, spec.primary_key, spec.on_duplicate_key)
     report.rows_out = len(cleaned)
     return cleaned, report
+
+
+def drop_duplicate_keys(frame: pd.DataFrame, key: list[str], policy: str) -> tuple[pd.DataFrame, DuplicateKeys | None]:
+    """Resolve rows that repeat a primary key, as the dataset's `on_duplicate_key` says.
+
+    Administrations' exports often repeat whole rows (a join upstream, a file appended twice):
+    `drop_identical` (the default) drops a row only when it equals an earlier one in every
+    column, so nothing is lost; rows sharing a key with other values are kept, and the
+    critical uniqueness rule on the key blocks publication naming them. `keep_first` and
+    `keep_last` resolve conflicts too, for sources known to append corrections; `keep_all`
+    leaves every row to the quality rules. Data rows are counted from the frame's position.
+    """
+    repeated = frame.duplicated(subset=key, keep=False).to_numpy()
+    if not repeated.any():
+        return frame, None
+    report = DuplicateKeys(key=list(key), policy=policy)
+    if policy == "keep_all":
+        drop = np.zeros(len(frame), dtype=bool)
+    elif policy == "drop_identical":
+        drop = frame.duplicated(keep="first").to_numpy()
+    else:
+        drop = frame.duplicated(subset=key, keep="first" if policy == "keep_first" else "last").to_numpy()
+    kept = frame[~drop]
+    conflicting = kept.duplicated(subset=key, keep=False).to_numpy()
+    positions = np.flatnonzero(drop)
+    report.dropped = len(positions)
+    report.dropped_rows = [int(p) + 1 for p in positions[:SAMPLE_SIZE]]
+    conflict_positions = np.flatnonzero(~drop)[conflicting]
+    report.conflicting = len(conflict_positions)
+    report.conflicting_rows = [int(p) + 1 for p in conflict_positions[:SAMPLE_SIZE]]
+    samples = kept[conflicting][key].drop_duplicates().head(SAMPLE_SIZE)
+    report.conflicting_keys = [[str(value) for value in row] for row in samples.itertuples(index=False)]
+    return (kept if report.dropped else frame), report

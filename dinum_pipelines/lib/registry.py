@@ -202,6 +202,8 @@ class DatasetSpec(_Strict):
     table_schema: SchemaReference | None = Field(default=None, alias="schema")
     columns: list[ColumnSpec] = []
     primary_key: list[str] = []
+    # What cleaning does with rows sharing a primary key (see cleaning.drop_duplicate_keys).
+    on_duplicate_key: Literal["drop_identical", "keep_first", "keep_last", "keep_all"] = "drop_identical"
     # Publish columns found in the file but not declared in `columns` (as strings).
     keep_undeclared_columns: bool = True
     # Owners shown in Dagster ("team:name" or an email address).

@@ -290,3 +290,57 @@ def test_clean_table_round_trips_through_parquet(tmp_path):
     assert back["pieces"].tolist()[0] == 3 and [d.isoformat() for d in back["jour"][:2]] == ["2024-02-03", "2024-02-04"]
     encodings = {column.path_in_schema: column.encodings for column in map(pq.ParquetFile(path).metadata.row_group(0).column, range(4))}
     assert "RLE_DICTIONARY" not in encodings["montant"] and "RLE_DICTIONARY" in encodings["code"]
+
+
+DUPLICATE_KEY_COLUMNS = [
+    {"name": "siret", "source": "SIRET"},
+    {"name": "montant", "source": "Montant", "type": "number"},
+]
+# Data rows 1..6: row 3 repeats row 1 once cleaned (spaces, "1 000,00" vs "1000,00");
+# row 5 shares row 2's key with another amount; row 6 repeats row 5.
+DUPLICATE_KEY_RAW = {
+    "SIRET": ["13002526500013", "11000201100044", " 13002526500013", "21750001600019", "11000201100044", "11000201100044"],
+    "Montant": ["1 000,00", "5,5", "1000,00", "7", "6,5", "6,5"],
+}
+
+
+def clean_with_duplicates(policy: str | None) -> tuple[pd.DataFrame, cleaning.CleaningReport]:
+    extra = {"primary_key": ["siret"]} | ({"on_duplicate_key": policy} if policy else {})
+    raw = pd.DataFrame({name: text(values) for name, values in DUPLICATE_KEY_RAW.items()})
+    return clean_table(raw, spec(DUPLICATE_KEY_COLUMNS, **extra), ",")
+
+
+def test_identical_rows_on_the_key_are_dropped_and_conflicts_kept_by_default():
+    cleaned, report = clean_with_duplicates(None)
+    assert cleaned["siret"].tolist() == ["13002526500013", "11000201100044", "21750001600019", "11000201100044"]
+    assert cleaned["montant"].tolist() == [1000.0, 5.5, 7.0, 6.5]
+    duplicates = report.duplicates
+    assert (duplicates.policy, duplicates.dropped, duplicates.dropped_rows) == ("drop_identical", 2, [3, 6])
+    assert (duplicates.conflicting, duplicates.conflicting_rows) == (2, [2, 5])
+    assert duplicates.conflicting_keys == [["11000201100044"]]
+    assert "data rows [2, 5]" in duplicates.describe()
+    assert (report.rows_in, report.rows_out) == (6, 4)
+    assert cleaning.CleaningReport.from_dict(report.to_dict()) == report
+
+
+@pytest.mark.parametrize(
+    ("policy", "amounts", "dropped_rows"),
+    [("keep_first", [1000.0, 5.5, 7.0], [3, 5, 6]), ("keep_last", [1000.0, 7.0, 6.5], [1, 2, 5])],
+)
+def test_keep_first_or_last_resolves_conflicts(policy, amounts, dropped_rows):
+    cleaned, report = clean_with_duplicates(policy)
+    assert sorted(cleaned["montant"].tolist()) == sorted(amounts)
+    assert cleaned["siret"].is_unique
+    assert report.duplicates.dropped_rows == dropped_rows and report.duplicates.conflicting == 0
+
+
+def test_keep_all_drops_nothing_and_reports_every_repeated_key():
+    cleaned, report = clean_with_duplicates("keep_all")
+    assert len(cleaned) == 6 and report.duplicates.dropped == 0
+    assert report.duplicates.conflicting_rows == [1, 2, 3, 5, 6]
+
+
+def test_unique_keys_give_no_duplicate_report():
+    raw = pd.DataFrame({"SIRET": text(["1", "2"]), "Montant": text(["1", "2"])})
+    _, report = clean_table(raw, spec(DUPLICATE_KEY_COLUMNS, primary_key=["siret"]), ",")
+    assert report.duplicates is None and report.to_dict()["duplicates"] is None

@@ -39,6 +39,9 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         unparsed = sum(issue.count for issue in outcome.report.issues)
         for issue in outcome.report.issues:
             context.log.warning(f"{spec.slug}: {issue.describe()}")
+        duplicates = outcome.report.duplicates
+        if duplicates:
+            context.log.warning(f"{spec.slug}: {duplicates.describe()}")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(outcome.raw.sha256),
             metadata={
@@ -46,6 +49,7 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "dagster/column_schema": column_schema(spec, list(outcome.frame.columns)),
                 "raw_sha256": outcome.raw.sha256,
                 "unparsed_cells": dg.MetadataValue.int(unparsed),
+                "duplicate_key_rows_dropped": dg.MetadataValue.int(duplicates.dropped if duplicates else 0),
                 "detected": dg.MetadataValue.json(outcome.detected),
                 "renamed_columns": dg.MetadataValue.json(outcome.report.renamed),
                 "parquet": dg.MetadataValue.path(str(outcome.files.parquet)),
