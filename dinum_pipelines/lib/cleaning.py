@@ -512,7 +512,11 @@ def _issue(column: ColumnSpec, text: pa.ChunkedArray, present: np.ndarray, typed
 
 def _convert(text: pa.ChunkedArray, column: ColumnSpec, decimal: str, index: pd.Index) -> tuple[pd.Series, ColumnIssue | None]:
     if column.type == "string":
-        return _text_series(_normalized(text), index), None
+        normalized = _normalized(text)
+        if column.zero_pad:
+            padded = pc.utf8_lpad(normalized, width=column.zero_pad, padding="0")
+            normalized = pc.if_else(pc.match_substring_regex(normalized, r"^[0-9]+$"), padded, normalized)
+        return _text_series(normalized, index), None
     if column.type in ("number", "integer"):
         numbers, present = _numbers(text, decimal)
         typed = pd.Series(numbers if column.type == "number" else _integers(numbers), index=index, copy=False)

@@ -131,6 +131,9 @@ class ColumnSpec(_Strict):
     max_length: int | None = Field(default=None, ge=0)
     # strptime formats tried in order for date/datetime columns; None = the French defaults.
     date_formats: list[str] | None = None
+    # For codes a spreadsheet stored as numbers (postal code 1000 for 01000): digit-only values
+    # shorter than this get their leading zeros back. String columns only.
+    zero_pad: int | None = Field(default=None, ge=2, le=20)
     # critical failures block publication; warnings are reported but do not block.
     severity: Literal["critical", "warning"] = "critical"
 
@@ -143,6 +146,12 @@ class ColumnSpec(_Strict):
             except re.error as exc:
                 raise ValueError(f"is not a valid regular expression: {exc}") from None
         return pattern
+
+    @model_validator(mode="after")
+    def _zero_pad_on_text(self) -> ColumnSpec:
+        if self.zero_pad is not None and self.type != "string":
+            raise ValueError(f"zero_pad: only applies to string columns, not {self.type}")
+        return self
 
     @property
     def source_name(self) -> str:

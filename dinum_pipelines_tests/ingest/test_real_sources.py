@@ -92,7 +92,7 @@ EXPECTED: dict[str, Expected] = {
     "tourisme_handicap": Expected(
         3809,
         {"nom_etablissement": "string", "code_postal": "string", "siret": "string", "handicaps": "string"},
-        {"siret": {"410463723 00016"}, "code_postal": {"29470"}, "departement": {"Finistère"}},
+        {"siret": {"410463723 00016"}, "code_postal": {"29470", "04340", "05200"}, "departement": {"Finistère"}},
     ),
     "lieux_covoiturage_valide": Expected(
         1,

@@ -344,3 +344,16 @@ def test_unique_keys_give_no_duplicate_report():
     raw = pd.DataFrame({"SIRET": text(["1", "2"]), "Montant": text(["1", "2"])})
     _, report = clean_table(raw, spec(DUPLICATE_KEY_COLUMNS, primary_key=["siret"]), ",")
     assert report.duplicates is None and report.to_dict()["duplicates"] is None
+
+
+def test_zero_pad_gives_codes_stored_as_numbers_their_leading_zeros_back():
+    raw = pd.DataFrame({"CP": text(["1000", " 2600", "75001", "2A004", "", None, "123456"])})
+    cleaned, _ = clean_table(raw, spec([{"name": "code_postal", "source": "CP", "zero_pad": 5}]), ",")
+    values = cleaned["code_postal"].tolist()
+    assert values[:4] == ["01000", "02600", "75001", "2A004"]
+    assert pd.isna(values[4]) and pd.isna(values[5]) and values[6] == "123456"
+
+
+def test_zero_pad_is_refused_on_a_number_column():
+    with pytest.raises(ValueError, match="zero_pad: only applies to string columns"):
+        spec([{"name": "montant", "type": "number", "zero_pad": 5}])
