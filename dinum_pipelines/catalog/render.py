@@ -11,13 +11,27 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-DATASET_METRICS = {
+from dinum_pipelines.catalog.db import utcnow
+from dinum_pipelines.catalog.quality_score import quality
+
+# udata's metric keys, at zero until the metrics pipeline writes the object's `metrics` dict.
+# `resources_downloads_by_months` is ours (udata only has totals): the monthly series the pages chart.
+DATASET_METRICS: dict[str, Any] = {
     "views": 0, "resources_downloads": 0, "followers": 0, "reuses": 0,
     "dataservices": 0, "discussions": 0, "discussions_open": 0,
+    "followers_by_months": {}, "reuses_by_months": {}, "resources_downloads_by_months": {},
 }
-RESOURCE_METRICS = {"views": 0}  # udata's resource "views" are downloads
+RESOURCE_METRICS: dict[str, Any] = {"views": 0}  # udata's resource "views" are downloads
+ORGANIZATION_METRICS: dict[str, Any] = {
+    "datasets": 0, "members": 0, "followers": 0, "reuses": 0, "dataservices": 0, "views": 0,
+}
 
 Json = dict[str, Any]
+
+
+def with_defaults(defaults: Json, stored: Json | None) -> Json:
+    """Every default key, overridden by the stored values (the pipeline may add keys of its own)."""
+    return {**defaults, **(stored or {})}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -67,7 +81,8 @@ class Renderer:
             "frequency": record.get("frequency", "unknown"),
             "frequency_date": record.get("frequency_date"),
             "extras": record.get("extras", {}),
-            "metrics": {**DATASET_METRICS, **(record.get("metrics") or {})},
+            "metrics": with_defaults(DATASET_METRICS, record.get("metrics")),
+            "quality": quality(record, utcnow()),
             "organization": self.organization_ref(record.get("organization")),
             "owner": self.user_ref(record.get("owner")),
             "temporal_coverage": record.get("temporal_coverage"),
@@ -102,7 +117,7 @@ class Renderer:
             "created_at": iso(record["created_at"]),
             "last_modified": iso(record["last_modified"]),
             "extras": record.get("extras") or {},
-            "metrics": {**RESOURCE_METRICS, **(record.get("metrics") or {})},
+            "metrics": with_defaults(RESOURCE_METRICS, record.get("metrics")),
             "harvest": None,
             "preview_url": None,
             "internal": {
@@ -136,10 +151,14 @@ class Renderer:
             "business_number_id": None,
             "created_at": iso(org["created_at"]),
             "deleted": iso(org.get("deleted_at")),
-            "members": [{"user": self.user_ref(member), "role": member["role"]} for member in members],
+            "members": [
+                {"user": self.user_ref(member), "role": member["role"], "since": iso(member.get("since"))}
+                for member in members
+            ],
+            # Counts the catalog knows itself are live; the rest come from the metrics pipeline.
             "metrics": {
-                "datasets": dataset_count, "members": len(members), "followers": 0,
-                "reuses": 0, "dataservices": 0, "views": 0,
+                **with_defaults(ORGANIZATION_METRICS, org.get("metrics")),
+                "datasets": dataset_count, "members": len(members),
             },
             "extras": {},
         }
