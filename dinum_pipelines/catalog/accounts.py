@@ -97,6 +97,12 @@ class Accounts:
             row = find_by_id_or_slug(conn, organizations, id_or_slug)
         return None if row is None else dict(row)
 
+    def organizations(self) -> list[dict[str, Any]]:
+        """Every live organization, by name (the pages' organization filter)."""
+        query = select(organizations).where(organizations.c.deleted_at.is_(None)).order_by(organizations.c.name)
+        with self._db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
     def require_organization(self, id_or_slug: str) -> dict[str, Any]:
         org = self.organization(id_or_slug)
         if org is None or org["deleted_at"] is not None:

@@ -36,6 +36,7 @@ from dinum_pipelines.catalog.errors import (
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
+from dinum_pipelines.catalog.pages import page_routes
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
@@ -527,6 +528,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{v2}/datasets/{{dataset}}/extras/", _extras_handlers(_dataset_extras)),
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
+        page_routes(),
     ]
     return [route for group in table for route in group]
 
