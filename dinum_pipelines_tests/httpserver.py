@@ -1,7 +1,8 @@
 """A scripted HTTP server on 127.0.0.1 for tests: each request pops the next planned reply.
 
 It plays the flaky administration: 503 then 200, an HTML page with status 200, a body shorter
-than its Content-Length, a 304 to a conditional request.
+than its Content-Length, a 304 to a conditional request; and a webhook receiver (POST bodies
+are recorded).
 """
 
 from __future__ import annotations
@@ -33,8 +34,20 @@ class ScriptedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                self.answer(b"")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def answer(self, body: bytes) -> None:
                 server.requests.append(
-                    {"path": self.path, "received_at": time.monotonic(), **{k.lower(): v for k, v in self.headers.items()}}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "received_at": time.monotonic(),
+                        "body": body,
+                        **{k.lower(): v for k, v in self.headers.items()},
+                    }
                 )
                 reply = server.replies.popleft() if server.replies else Reply(404, b"no reply planned")
                 if reply.delay:

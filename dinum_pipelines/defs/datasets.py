@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dinum_pipelines.defs.alerts import build_failure_alert_sensor
 from dinum_pipelines.defs.clean.assets import build_clean_asset
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
 from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
@@ -33,6 +34,6 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
         assets=assets,
         asset_checks=checks,
         jobs=list(jobs.values()),
-        sensors=[build_source_change_sensor(registry, list(jobs.values()))],
+        sensors=[build_source_change_sensor(registry, list(jobs.values())), build_failure_alert_sensor(registry)],
         schedules=build_frequency_schedules(registry, jobs),
     )

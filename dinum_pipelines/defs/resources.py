@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import requests
 
+from dinum_pipelines.defs.alerts import alert_webhook_from_env
 from dinum_pipelines.lib.catalog_client import UdataClient
 from dinum_pipelines.lib.http import make_session
 from dinum_pipelines.lib.layout import DataLayout
@@ -64,4 +65,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             base_url=os.environ.get("DINUM_CATALOG_URL", DEFAULT_CATALOG_URL),
             api_key=dg.EnvVar(CATALOG_API_KEY_VAR),
         ),
+        "alert_webhook": alert_webhook_from_env(),
     }
