@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,7 @@ from dinum_pipelines.lib.quality import QualityReport, validate_dataset
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_parquet
+from dinum_pipelines.lib.validation_report import validation_report_extras
 
 CONNECT_TIMEOUT = 10.0
 
@@ -117,4 +118,14 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
         files.published_files(),
         temporal_coverage=temporal_coverage(spec, files),
         resource_descriptions=descriptions,
+        validation_extras=_validation_extras(spec, files),
     )
+
+
+def _validation_extras(spec: DatasetSpec, files: CleanFiles) -> dict | None:
+    """The last quality report of these files as `validation-report:*` extras (None before any check)."""
+    if not files.quality_report.exists():
+        return None
+    report = json.loads(files.quality_report.read_text(encoding="utf-8"))
+    validated_at = datetime.fromtimestamp(files.quality_report.stat().st_mtime, UTC)
+    return validation_report_extras(spec, report, validated_at)

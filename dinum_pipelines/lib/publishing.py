@@ -17,6 +17,7 @@ from typing import Any
 
 from dinum_pipelines.lib.catalog_client import UdataClient
 from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.validation_report import report_changed
 
 SLUG_EXTRA = "dinum:slug"
 ROLE_EXTRA = "dinum:role"
@@ -69,6 +70,17 @@ def _differs(current: Any, wanted: Any) -> bool:
     return current != wanted
 
 
+def resource_payload(spec: DatasetSpec, path: Path, description: str) -> dict[str, Any]:
+    """A published file's metadata; `schema` says which Table Schema the file follows, if any."""
+    schema = spec.table_schema
+    return {
+        "title": path.name,
+        "description": description,
+        "type": "main",
+        "schema": {"name": schema.name, "version": schema.version} if schema else None,
+    }
+
+
 def find_dataset(client: UdataClient, spec: DatasetSpec) -> dict | None:
     for dataset in client.iter_organization_datasets(spec.organization.slug):
         if (dataset.get("extras") or {}).get(SLUG_EXTRA) == spec.slug and not dataset.get("deleted"):
@@ -83,11 +95,13 @@ def publish(
     *,
     temporal_coverage: tuple[date, date] | None = None,
     resource_descriptions: dict[str, str] | None = None,
+    validation_extras: dict[str, Any] | None = None,
 ) -> PublicationResult:
     """Create or update the dataset, then upload each file whose content changed.
 
     `files` maps a role ("csv", "parquet") to a local file. Nothing is deleted: a failure
-    half-way leaves every earlier published file in place and downloadable.
+    half-way leaves every earlier published file in place and downloadable. Each file's
+    `validation_extras` (see validation_report.py) are sent when they say something new.
     """
     actions: list[str] = []
     payload = dataset_payload(spec, temporal_coverage)
@@ -111,23 +125,27 @@ def publish(
     for role, path in files.items():
         existing = by_role.get(role)
         sha1 = file_digest(path, "sha1")
-        if existing is None:
-            resource = client.upload_resource(dataset["id"], path)
-            actions.append(f"uploaded {role} as resource {resource['id']}")
-        elif (existing.get("checksum") or {}).get("value") != sha1:
-            resource = client.replace_resource_file(dataset["id"], existing["id"], path)
-            actions.append(f"replaced {role} file of resource {existing['id']}")
+        wanted = resource_payload(spec, path, (resource_descriptions or {}).get(role, ""))
+        if existing is None or (existing.get("checksum") or {}).get("value") != sha1:
+            if existing is None:
+                resource = client.upload_resource(dataset["id"], path)
+                actions.append(f"uploaded {role} as resource {resource['id']}")
+            else:
+                resource = client.replace_resource_file(dataset["id"], existing["id"], path)
+                actions.append(f"replaced {role} file of resource {existing['id']}")
+            extras = {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}
+            resource = client.update_resource(dataset["id"], resource["id"], {**wanted, "extras": extras})
         else:
-            resource_ids[role] = existing["id"]
-            actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
-            continue
-        description = (resource_descriptions or {}).get(role, "")
-        client.update_resource(
-            dataset["id"],
-            resource["id"],
-            {"title": path.name, "description": description, "type": "main",
-             "extras": {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}},
-        )
+            resource = existing
+            changed = {key: value for key, value in wanted.items() if _differs(existing.get(key), value)}
+            if changed:
+                resource = client.update_resource(dataset["id"], existing["id"], changed)
+                actions.append(f"updated {role} resource fields {sorted(changed)}")
+            else:
+                actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
+        if validation_extras and report_changed(resource.get("extras"), validation_extras):
+            client.update_resource_extras(dataset["id"], resource["id"], validation_extras)
+            actions.append(f"updated validation report of {role}")
         resource_ids[role] = resource["id"]
     return PublicationResult(
         dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions

@@ -102,6 +102,9 @@ def test_demo_publishes_good_datasets_blocks_the_bad_one_and_is_idempotent(demo)
             downloaded = demo.download(resource["id"])
             assert sha256(downloaded) == sha256(path.read_bytes())
             assert resource["checksum"] == {"type": "sha1", "value": hashlib.sha1(path.read_bytes()).hexdigest()}
+            report = json.loads(files.quality_report.read_text(encoding="utf-8"))
+            assert resource["extras"]["validation-report:valid_resource"] is True
+            assert resource["extras"]["validation-report:nb_rules"] == len(report["outcomes"])
 
     # Same sources again: nothing new in the catalog.
     before = {slug: demo.api(f"datasets/{d['id']}/") for slug, d in datasets.items()}
@@ -137,8 +140,9 @@ def test_a_changed_source_replaces_files_in_place_and_bad_data_never_replaces_go
     good_bytes = demo.download(csv_resource["id"])
     assert good_bytes != published_csv
 
-    # A broken version (a duplicated primary key) is blocked; the published files stay as they were.
-    feed["data"]["records"].append(feed["data"]["records"][0])
+    # A broken version (two stations under one id) is blocked; the published files stay as they were.
+    # (A record merely repeated would be dropped by cleaning, not blocked.)
+    feed["data"]["records"].append({**feed["data"]["records"][0], "nom_station": "Une autre station"})
     demo.admin.publish(path, json.dumps(feed).encode())
     outcome = demo.run()[slug]
     assert outcome.status == "blocked", outcome

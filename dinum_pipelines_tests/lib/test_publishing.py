@@ -1,0 +1,92 @@
+"""The publisher against a real catalog on loopback: schema and validation report on each file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.publishing import publish
+from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.validation_report import MAX_ERRORS, validation_report_extras
+
+SPEC = DatasetSpec.model_validate(
+    {
+        "slug": "lieux_covoiturage",
+        "title": "Lieux de covoiturage",
+        "description": "Les aires de covoiturage déclarées par les collectivités, au schéma national. " * 2,
+        "organization": {"slug": "insee", "name": "Insee"},
+        "source": {"url": "http://127.0.0.1:9/lieux.csv", "format": "csv"},
+        "license": "lov2",
+        "frequency": "monthly",
+        "schema": {"name": "etalab/schema-lieux-covoiturage", "version": "0.2.3"},
+    }
+)
+
+
+def report(*outcomes: dict) -> dict:
+    return {"suite_name": "s", "row_count": 10, "passed": all(o["success"] or o["severity"] != "critical" for o in outcomes), "outcomes": list(outcomes)}
+
+
+OK = {"rule": "expect_column_values_to_not_be_null", "column": "id_lieu", "severity": "critical", "success": True}
+WARNING = {
+    "rule": "expect_column_values_to_match_regex", "column": "insee", "severity": "warning", "success": False,
+    "unexpected_count": 2, "samples": ["2C247", 7], "rows": [4, 9],
+}
+CRITICAL = {**WARNING, "column": "date_maj", "severity": "critical", "rule": "expect_column_values_to_be_dateutil_parseable"}
+WHEN = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def test_extras_follow_data_gouv_fr_names_and_put_blocking_errors_first():
+    extras = validation_report_extras(SPEC, report(OK, WARNING, CRITICAL), WHEN)
+    assert extras["validation-report:schema_name"] == "etalab/schema-lieux-covoiturage"
+    assert extras["validation-report:schema_version"] == "0.2.3"
+    assert extras["validation-report:schema_type"] == "tableschema"
+    assert extras["validation-report:valid_resource"] is False
+    assert extras["validation-report:nb_errors"] == 2
+    first, second = extras["validation-report:errors"]
+    assert (first["field"], first["severity"], second["field"]) == ("date_maj", "critical", "insee")
+    assert first["samples"] == ["2C247", "7"] and first["rows"] == [4, 9] and first["count"] == 2
+    assert extras["validation-report:validation_date"] == "2026-11-23T10:00:00+00:00"
+
+
+def test_errors_are_capped_at_one_hundred():
+    many = [{**WARNING, "column": f"c{i}"} for i in range(MAX_ERRORS + 20)]
+    extras = validation_report_extras(SPEC, report(*many), WHEN)
+    assert extras["validation-report:nb_errors"] == MAX_ERRORS + 20
+    assert len(extras["validation-report:errors"]) == MAX_ERRORS
+
+
+@pytest.fixture
+def client(tmp_path):
+    with serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog")) as catalog:
+        publisher = bootstrap_publisher(catalog.store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
+        yield UdataClient(catalog.url, publisher.token)
+
+
+def test_published_files_carry_their_schema_and_validation_report(client, tmp_path):
+    csv = tmp_path / "lieux_covoiturage.csv"
+    csv.write_text("id_lieu,insee\n76217-C-001,76217\n", encoding="utf-8")
+    first = publish(client, SPEC, {"csv": csv}, validation_extras=validation_report_extras(SPEC, report(OK, WARNING), WHEN))
+    resource = requests.get(f"{client.base_url}/api/1/datasets/{first.dataset_id}/resources/{first.resource_ids['csv']}/", timeout=10).json()
+    assert resource["schema"]["name"] == "etalab/schema-lieux-covoiturage" and resource["schema"]["version"] == "0.2.3"
+    assert resource["extras"]["validation-report:valid_resource"] is True
+    assert resource["extras"]["validation-report:errors"][0]["field"] == "insee"
+    assert resource["extras"]["dinum:role"] == "csv"  # the report is merged into, not over, the publisher's extras
+
+    # The same file validated again later: only the date differs, nothing is sent.
+    later = validation_report_extras(SPEC, report(OK, WARNING), WHEN.replace(day=24))
+    again = publish(client, SPEC, {"csv": csv}, validation_extras=later)
+    assert not again.changed, again.actions
+
+    # The same file under stricter rules: the new report replaces the old one, the file stays.
+    stricter = validation_report_extras(SPEC, report(OK, {**WARNING, "severity": "critical"}), WHEN.replace(day=25))
+    third = publish(client, SPEC, {"csv": csv}, validation_extras=stricter)
+    assert third.actions[-1] == "updated validation report of csv"
+    assert third.resource_ids == first.resource_ids
+    resource = requests.get(f"{client.base_url}/api/1/datasets/{first.dataset_id}/resources/{first.resource_ids['csv']}/", timeout=10).json()
+    assert resource["extras"]["validation-report:valid_resource"] is False
+    assert resource["extras"]["validation-report:validation_date"].startswith("2026-11-25")
