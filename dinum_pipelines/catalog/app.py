@@ -36,6 +36,7 @@ from dinum_pipelines.catalog.errors import (
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
+from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.pages import page_routes
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.settings import CatalogSettings
@@ -487,6 +488,11 @@ RESOURCE_TYPE_LIST = [{"id": key, "label": label} for key, label in RESOURCE_TYP
 GRANULARITY_LIST = [{"id": key, "name": name} for key, name in SPATIAL_GRANULARITIES.items()]
 
 
+def swagger(call: Call) -> Response:
+    """The OpenAPI document, generated from the routes this app really has."""
+    return call.respond(openapi_document(call.request.app.routes, call.render.base_url))
+
+
 # Routing
 
 
@@ -509,6 +515,7 @@ def routes() -> list[BaseRoute]:
     resource = f"{dataset}/resources/{{rid}}"
     table: list[list[BaseRoute]] = [
         # Fixed paths first: they would otherwise match `/datasets/{dataset}/`.
+        _route(f"{v1}/swagger.json", {"GET": swagger}),
         _route(f"{v1}/datasets/", {"GET": list_datasets, "POST": create_dataset}),
         _route(f"{v1}/datasets/licenses/", {"GET": _static(LICENSE_LIST)}),
         _route(f"{v1}/datasets/frequencies/", {"GET": _static(FREQUENCY_LIST)}),
