@@ -13,15 +13,47 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.registry import OrganizationSpec, SchemaReference, SpatialCoverage, TemporalCoverage
 from dinum_pipelines.lib.validation_report import report_changed
 
 SLUG_EXTRA = "dinum:slug"
 ROLE_EXTRA = "dinum:role"
 SHA256_EXTRA = "dinum:sha256"
+
+
+class CatalogDataset(Protocol):
+    """What publishing reads of a dataset: a registry entry (DatasetSpec) or one the pipeline
+    produces itself (`ProducedDataset`: the quality report, the usage metrics)."""
+
+    slug: str
+    title: str
+    description: str
+    license: str
+    frequency: str
+    tags: list[str]
+    organization: OrganizationSpec
+    temporal_coverage: TemporalCoverage
+    spatial: SpatialCoverage
+    table_schema: SchemaReference | None
+
+
+@dataclass(frozen=True)
+class ProducedDataset:
+    """A dataset the pipeline computes (no administration source), published like the others."""
+
+    slug: str
+    title: str
+    description: str
+    organization: OrganizationSpec
+    license: str = "lov2"
+    frequency: str = "daily"
+    tags: list[str] = field(default_factory=list)
+    temporal_coverage: TemporalCoverage = TemporalCoverage()
+    spatial: SpatialCoverage = SpatialCoverage()
+    table_schema: SchemaReference | None = None
 
 
 @dataclass
@@ -44,7 +76,7 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def dataset_payload(spec: DatasetSpec, temporal_coverage: tuple[date, date] | None) -> dict[str, Any]:
+def dataset_payload(spec: CatalogDataset, temporal_coverage: tuple[date, date] | None) -> dict[str, Any]:
     """The dataset metadata as udata's DatasetForm expects it."""
     payload: dict[str, Any] = {
         "title": spec.title,
@@ -70,7 +102,7 @@ def _differs(current: Any, wanted: Any) -> bool:
     return current != wanted
 
 
-def resource_payload(spec: DatasetSpec, path: Path, description: str) -> dict[str, Any]:
+def resource_payload(spec: CatalogDataset, path: Path, description: str) -> dict[str, Any]:
     """A published file's metadata; `schema` says which Table Schema the file follows, if any."""
     schema = spec.table_schema
     return {
@@ -81,7 +113,7 @@ def resource_payload(spec: DatasetSpec, path: Path, description: str) -> dict[st
     }
 
 
-def find_dataset(client: UdataClient, spec: DatasetSpec) -> dict | None:
+def find_dataset(client: UdataClient, spec: CatalogDataset) -> dict | None:
     for dataset in client.iter_organization_datasets(spec.organization.slug):
         if (dataset.get("extras") or {}).get(SLUG_EXTRA) == spec.slug and not dataset.get("deleted"):
             return dataset
@@ -90,7 +122,7 @@ def find_dataset(client: UdataClient, spec: DatasetSpec) -> dict | None:
 
 def publish(
     client: UdataClient,
-    spec: DatasetSpec,
+    spec: CatalogDataset,
     files: dict[str, Path],
     *,
     temporal_coverage: tuple[date, date] | None = None,
