@@ -15,9 +15,16 @@ from dinum_pipelines.defs.clean.assets import build_clean_asset
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
 from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
 from dinum_pipelines.defs.keys import job_name
+from dinum_pipelines.defs.monitoring.quality_report import (
+    QUALITY_REPORT_KEY,
+    build_quality_report_asset,
+    build_quality_report_sensor,
+)
 from dinum_pipelines.defs.publish.assets import build_published_asset
 from dinum_pipelines.defs.quality.checks import build_quality_check
 from dinum_pipelines.lib.registry import DatasetSpec
+
+QUALITY_REPORT_JOB = "quality_report_job"
 
 
 def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
@@ -30,10 +37,18 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
             selection=dg.AssetSelection.groups(slug),
             description=f"Pull, clean, check and publish {spec.title}.",
         )
+    check_keys = [key for check in checks for key in check.check_keys]
+    report_job = dg.define_asset_job(
+        QUALITY_REPORT_JOB, selection=[QUALITY_REPORT_KEY], description="Publish every dataset's quality history."
+    )
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, build_quality_report_asset(registry, check_keys)],
         asset_checks=checks,
-        jobs=list(jobs.values()),
-        sensors=[build_source_change_sensor(registry, list(jobs.values())), build_failure_alert_sensor(registry)],
+        jobs=[*jobs.values(), report_job],
+        sensors=[
+            build_source_change_sensor(registry, list(jobs.values())),
+            build_failure_alert_sensor(registry),
+            build_quality_report_sensor(report_job, check_keys),
+        ],
         schedules=build_frequency_schedules(registry, jobs),
     )

@@ -25,7 +25,8 @@ import dagster as dg
 from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.defs.resources import CATALOG_API_KEY_VAR
-from dinum_pipelines.demo.runner import bootstrap_demo_publisher, format_summary, run_datasets
+from dinum_pipelines.defs.monitoring.quality_report import monitoring_organization
+from dinum_pipelines.demo.runner import bootstrap_demo_publisher, format_summary, run_datasets, run_quality_report
 from dinum_pipelines.demo.server import ADMIN_URL_ENV, DEFAULT_PORT, serve_administrations
 from dinum_pipelines.lib.registry import load_registry
 
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = CatalogSettings.in_directory(home / "catalog")
     catalog = serve_in_thread(settings, port=_free_or_any(args.catalog_port))
     organizations = {spec.organization.slug: spec.organization.name for spec in registry.values()}
+    monitoring = monitoring_organization()
+    organizations[monitoring.slug] = monitoring.name
     api_key = bootstrap_demo_publisher(catalog.store, DEMO_PUBLISHER_EMAIL, organizations)
 
     env = {
@@ -86,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     print("running every dataset's job...", flush=True)
     from dinum_pipelines.definitions import build_definitions
 
+    defs = build_definitions()
     with dg.DagsterInstance.get() as instance:
-        outcomes = run_datasets(build_definitions(), registry, instance)
+        outcomes = run_datasets(defs, registry, instance)
+        quality_report_id = run_quality_report(defs, instance)
     print(format_summary(outcomes, catalog.url))
+    if quality_report_id:
+        print(f"quality report (one row per dataset and run): {catalog.url}/api/1/datasets/{quality_report_id}/")
     print()
     print("Dagster UI on the same instance: in another terminal, run `make ui` and open http://127.0.0.1:3000")
     print(f"catalog: {catalog.url}", flush=True)

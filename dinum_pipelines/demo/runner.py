@@ -14,7 +14,9 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from dinum_pipelines.catalog.admin import create_token, ensure_organization, ensure_user
 from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
+from dinum_pipelines.defs.monitoring.quality_report import QUALITY_REPORT_KEY
 from dinum_pipelines.lib.registry import DatasetSpec
 
 # The console shows our summary; Dagster's own event log is in the UI.
@@ -117,6 +119,17 @@ def run_datasets(
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
         outcomes.append(outcome_of_run(spec, result, instance))
     return outcomes
+
+
+def run_quality_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> str | None:
+    """Publish the quality report now (a sensor does it in a deployment); its catalog dataset id."""
+    result = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    )
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == QUALITY_REPORT_KEY:
+            return _metadata_value(event.materialization.metadata, "dataset_id")
+    return None
 
 
 def format_summary(outcomes: list[DatasetOutcome], catalog_url: str) -> str:

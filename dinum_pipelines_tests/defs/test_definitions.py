@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,16 @@ def test_a_bad_registry_file_stops_the_load(write_registry):
         build_definitions(str(folder))
 
 
-def test_dg_check_defs_passes():
+def test_dg_check_defs_passes(tmp_path):
     dg_cli = Path(sys.executable).parent / "dg"
+    # The project seen through links, without the repo's .env: `make demo` writes one naming its
+    # instance folder, and dg lets .env override the environment.
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "dinum_pipelines"):
+        (project / name).symlink_to(REPO_ROOT / name)
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
-        [str(dg_cli), "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [str(dg_cli), "check", "defs"], cwd=project, capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr

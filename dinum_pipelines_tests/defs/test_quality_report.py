@@ -1,0 +1,80 @@
+"""The quality report: real runs (one blocked, one published), the sensor, and the published table."""
+
+import io
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
+from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
+from dinum_pipelines.defs.keys import job_name
+from dinum_pipelines.definitions import build_definitions
+from dinum_pipelines.demo.runner import bootstrap_demo_publisher
+from dinum_pipelines_tests.conftest import VALID_DATASET
+from dinum_pipelines_tests.defs.test_alerts import BAD_CODES, RULES, SLUG
+from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
+
+GOOD_CODES = "code_commune;population\n01053;41000\n2A004;70000\n75056;2100000\n".encode("cp1252")
+
+
+@pytest.fixture
+def setup(write_registry, monkeypatch, tmp_path):
+    with ScriptedServer() as source, serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog")) as catalog:
+        key = bootstrap_demo_publisher(catalog.store, "bot@test.local", {"org-test": "Organisation de test", "etalab": "Etalab"})
+        folder = write_registry({SLUG: VALID_DATASET.format(slug=SLUG, url=f"{source.url}/codes.csv") + RULES})
+        monkeypatch.setenv("DINUM_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("DINUM_CATALOG_URL", catalog.url)
+        monkeypatch.setenv("DINUM_CATALOG_API_KEY", key)
+        with dg.instance_for_test() as instance:
+            yield source, catalog, build_definitions(str(folder)), instance
+
+
+def tick(defs, instance, cursor=None):
+    sensor = next(s for s in defs.sensors if s.name == "quality_report_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return sensor(context), context
+
+
+def test_every_run_becomes_a_row_of_the_published_report(setup):
+    source, catalog, defs, instance = setup
+    dataset_job = defs.resolve_job_def(job_name(SLUG))
+    result, _ = tick(defs, instance)
+    assert isinstance(result, dg.SkipReason)  # no check ran yet
+
+    source.plan(Reply(200, BAD_CODES))
+    assert not dataset_job.execute_in_process(instance=instance, raise_on_error=False).success
+    source.plan(Reply(200, GOOD_CODES))
+    assert dataset_job.execute_in_process(instance=instance).success
+
+    result, context = tick(defs, instance)
+    (request,) = result.run_requests
+    assert request.run_key == f"checks-up-to-{result.cursor}"
+    assert next(s for s in defs.sensors if s.name == "quality_report_sensor").job_name == QUALITY_REPORT_JOB
+    report_run = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(instance=instance)
+    assert report_run.success
+    assert isinstance(tick(defs, instance, cursor=result.cursor)[0], dg.SkipReason)  # nothing new since
+
+    (materialization,) = report_run.asset_materializations_for_node("monitoring__quality_report")
+    metadata = {name: value.value for name, value in materialization.metadata.items()}
+    assert (metadata["datasets_passed"], metadata["datasets_blocked"], metadata["dagster/row_count"]) == (1, 0, 2)
+
+    dataset = requests.get(f"{catalog.url}/api/1/datasets/{metadata['dataset_id']}/", timeout=10).json()
+    assert dataset["organization"]["slug"] == "etalab"
+    assert "`failed_columns`" in dataset["description"]  # every column is described
+    parquet = next(r for r in dataset["resources"] if r["title"].endswith(".parquet"))
+    content = requests.get(f"{catalog.url}/api/1/datasets/r/{parquet['id']}", timeout=10).content
+    rows = pq.read_table(io.BytesIO(content)).to_pylist()
+    assert [(r["dataset"], r["status"], r["failed_columns"]) for r in rows] == [
+        (SLUG, "blocked", "code_commune"),
+        (SLUG, "passed", ""),
+    ]
+    blocked, passed = rows
+    assert blocked["blocking_failures"] == 1 and blocked["row_count"] == 3 and passed["success_percent"] == 100.0
+    assert blocked["checked_at"] < passed["checked_at"]
+
+    # Nothing ran since: the report is the same and the catalog is left alone.
+    again = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(instance=instance)
+    (materialization,) = again.asset_materializations_for_node("monitoring__quality_report")
+    assert materialization.metadata["changed"].value is False
