@@ -42,7 +42,12 @@ from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec
 
 # Day first, as written in France; ISO and slashes-ISO next. A column declares its own to override.
 DEFAULT_DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%Y/%m/%d", "%d-%m-%Y", "%d.%m.%Y")
-DEFAULT_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", *DEFAULT_DATE_FORMATS)
+# Values with a UTC offset (`%z`: `Z`, `+01:00`, `+0100`) are converted to UTC; the others are
+# kept as written (French sources mean local time, which only the producer could confirm).
+DEFAULT_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S%z", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", *DEFAULT_DATE_FORMATS,
+)
 TRUE_WORDS = frozenset({"true", "vrai", "oui", "o", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "faux", "non", "n", "no", "0"})
 SAMPLE_SIZE = 5
@@ -470,7 +475,10 @@ def _dates(text: pa.ChunkedArray, formats: Sequence[str]) -> tuple[np.ndarray, n
             continue
         cells = general.index[pending[general.index]]
         if cells.size:
-            parsed = pd.to_datetime(general.loc[cells], format=fmt, errors="coerce")
+            with_offset = "%z" in fmt
+            parsed = pd.to_datetime(general.loc[cells], format=fmt, errors="coerce", utc=with_offset)
+            if with_offset:
+                parsed = parsed.dt.tz_convert(None)
             hit = parsed.notna().to_numpy()
             result[cells[hit]] = parsed[hit].to_numpy(dtype="datetime64[us]")
             pending[cells[hit]] = False

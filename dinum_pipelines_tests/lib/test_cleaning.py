@@ -357,3 +357,12 @@ def test_zero_pad_gives_codes_stored_as_numbers_their_leading_zeros_back():
 def test_zero_pad_is_refused_on_a_number_column():
     with pytest.raises(ValueError, match="zero_pad: only applies to string columns"):
         spec([{"name": "montant", "type": "number", "zero_pad": 5}])
+
+
+def test_datetimes_with_a_utc_offset_become_utc_and_others_stay_as_written():
+    values = text(["2024-02-03T10:00:00+01:00", "2024-07-03T10:00:00.250+0200", "2024-02-03T10:00:00Z", "2024-02-03 10:00:00", "03/02/2024 10:00", "2024-02-03T10:00:00+25:00"])
+    parsed = parse_dates(values, DEFAULT_DATETIME_FORMATS)
+    assert [str(v) for v in parsed[:5]] == [
+        "2024-02-03 09:00:00", "2024-07-03 08:00:00.250000", "2024-02-03 10:00:00", "2024-02-03 10:00:00", "2024-02-03 10:00:00",
+    ]
+    assert pd.isna(parsed.iloc[5])  # not an offset: reported, not guessed
