@@ -3,6 +3,7 @@
     dinum-catalog serve --port 8090
     dinum-catalog create-org --slug insee --name "Insee"
     dinum-catalog create-user --email jeanne@example.org --name "Jeanne Dupont"
+    dinum-catalog create-user --email metrics@example.org --name "Usage Metrics" --sysadmin
     dinum-catalog add-member --org insee --email jeanne@example.org --role editor
     dinum-catalog create-token --email jeanne@example.org --name pipelines --expires-days 90
 
@@ -14,6 +15,7 @@ stdout, so `TOKEN=$(dinum-catalog create-token --email ...)` works; it cannot be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -33,6 +35,8 @@ def _serve(args: argparse.Namespace) -> None:
     from dinum_pipelines.catalog.server import serve  # uvicorn only when serving
 
     settings = _settings(args)
+    if args.simulated_clock:
+        settings = dataclasses.replace(settings, simulated_clock=True)
     print(f"catalog: {settings.database_url}, files in {settings.files_dir}", file=sys.stderr)
     serve(settings, host=args.host, port=args.port)
 
@@ -40,6 +44,8 @@ def _serve(args: argparse.Namespace) -> None:
 def _create_user(args: argparse.Namespace) -> None:
     with CatalogStore(_settings(args)) as store:
         user = store.accounts.create_user(args.email, *split_name(args.name))
+        if args.sysadmin:
+            store.accounts.grant_sysadmin(user["id"])
     print(user["id"])
 
 
@@ -96,10 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--public-url", help="base of the absolute URLs handed out (default: from each request's Host)")
+    serve.add_argument(
+        "--simulated-clock", action="store_true",
+        help="load simulation only: sysadmins may date their requests' events (X-Dinum-Simulated-Time)",
+    )
 
     user = command("create-user", _create_user, "Create a user; prints its id.")
     user.add_argument("--email", required=True)
     user.add_argument("--name", required=True, help='"First Last"')
+    user.add_argument("--sysadmin", action="store_true", help="may export the usage log and push usage metrics")
 
     org = command("create-org", _create_org, "Create an organization; prints its id.")
     org.add_argument("--slug", required=True)

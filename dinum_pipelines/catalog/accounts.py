@@ -20,6 +20,7 @@ from dinum_pipelines.catalog.db import (
     find_by_id_or_slug,
     organization_members,
     organizations,
+    sysadmins,
     unique_slug,
     users,
     utcnow,
@@ -71,6 +72,16 @@ class Accounts:
         if user is None:
             raise NotFound(f"Unknown user {user_id_or_email!r}.")
         return user
+
+    def grant_sysadmin(self, user_id: str) -> None:
+        """Give the user udata's sysadmin powers (usage log export, metrics push); idempotent."""
+        with self._db.write() as conn:
+            if conn.scalar(select(sysadmins.c.user_id).where(sysadmins.c.user_id == user_id)) is None:
+                conn.execute(insert(sysadmins).values(user_id=user_id, granted_at=utcnow()))
+
+    def is_sysadmin(self, user_id: str) -> bool:
+        with self._db.read() as conn:
+            return conn.scalar(select(sysadmins.c.user_id).where(sysadmins.c.user_id == user_id)) is not None
 
     # Organizations and members
 

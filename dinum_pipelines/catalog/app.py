@@ -34,7 +34,15 @@ from dinum_pipelines.catalog.errors import (
     Unauthorized,
     field_error,
 )
-from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
+from dinum_pipelines.catalog.events import DATASET_VIEW, PERMALINK_MARK, RESOURCE_DOWNLOAD
+from dinum_pipelines.catalog.metrics_api import (
+    SimulatedClock,
+    export_events,
+    metric_data,
+    metric_data_csv,
+    organization_metrics_of,
+    push_metrics,
+)
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.pages import page_routes
@@ -356,12 +364,16 @@ def resource_permalink(call: Call) -> Response:
     resource = call.store.datasets.resource(call.params["rid"])
     if resource is None:
         raise NotFound("Resource not found")
-    if call.request.method == "GET":
+    target = call.render.resource_target(resource)
+    if resource.get("file_key"):
+        # Counted once, by serve_file, on the permalink channel (see events.py).
+        target = f"{target}?{urlencode([PERMALINK_MARK])}"
+    elif call.request.method == "GET":
         call.store.events.record(
             RESOURCE_DOWNLOAD, channel="permalink", user_agent=call.user_agent,
             dataset_id=resource["dataset_id"], resource_id=resource["id"],
         )
-    return RedirectResponse(call.render.resource_target(resource), status_code=302)
+    return RedirectResponse(target, status_code=302)
 
 
 def serve_file(call: Call) -> Response:
@@ -372,8 +384,10 @@ def serve_file(call: Call) -> Response:
     if resource is None or path is None or not path.is_file():
         raise NotFound("File not found")
     if call.request.method == "GET":
+        via_permalink = call.query.get(PERMALINK_MARK[0]) == PERMALINK_MARK[1]
         call.store.events.record(
-            RESOURCE_DOWNLOAD, channel=download_channel(call.request), user_agent=call.user_agent,
+            RESOURCE_DOWNLOAD, channel="permalink" if via_permalink else download_channel(call.request),
+            user_agent=call.user_agent,
             dataset_id=resource["dataset_id"], resource_id=resource["id"],
         )
     return FileResponse(path, media_type=resource.get("mime") or None, filename=path.name)
@@ -430,6 +444,7 @@ def get_organization(call: Call) -> Response:
     org = _organization(call)
     _, dataset_count = call.store.datasets.search(DatasetQuery(organization_id=org["id"], page_size=1))
     members = call.store.accounts.members_of(org["id"])
+    org = {**org, "metrics": organization_metrics_of(call, org["id"])}
     return call.respond(call.render.organization(org, members=members, dataset_count=dataset_count))
 
 
@@ -536,6 +551,11 @@ def routes() -> list[BaseRoute]:
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
         page_routes(),
+        # Usage metrics (metrics_api.py): the log export, the pipeline's push, the metric API.
+        _route(f"{v1}/events/", {"GET": export_events}),
+        _route(f"{v1}/metrics/", {"PUT": push_metrics}),
+        _route("/api/{model}/data/", {"GET": metric_data}),
+        _route("/api/{model}/data/csv/", {"GET": metric_data_csv}),
     ]
     return [route for group in table for route in group]
 
@@ -568,4 +588,6 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         lifespan=lifespan,
     )
     app.state.store = catalog_store
+    if settings.simulated_clock:
+        app.add_middleware(SimulatedClock)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     or_,
@@ -34,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
+
+from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -170,6 +174,38 @@ events = Table(
     Column("organization_id", ID, index=True),
     Column("channel", String(16), nullable=False),  # web | api | permalink
     Column("user_agent", Text),
+)
+
+# Users with udata's sysadmin powers (export the usage log, push usage metrics). A table of its
+# own rather than a column on `users`: create_all adds it to existing databases.
+sysadmins = Table(
+    "sysadmins",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("granted_at", UtcDateTime, nullable=False),
+)
+
+# Usage metrics pushed by the metrics pipeline (catalog/metrics_api.py), each table replaced whole
+# by a push: the metric API's tables (columns named in lib/metrics_schema.py) and the
+# organizations' `metrics` (datasets and resources keep theirs in `doc`).
+metric_tables = {
+    model.name: Table(
+        f"metric_{model.name}",
+        metadata,
+        Column("row_id", Integer, primary_key=True, autoincrement=True),
+        *[
+            Column(name, BigInteger if name in model.count_columns else String(36), nullable=False, index=name in model.keys)
+            for name in model.columns
+        ],
+        UniqueConstraint(*model.keys),
+    )
+    for model in METRIC_MODELS.values()
+}
+organization_metrics = Table(
+    "organization_metrics",
+    metadata,
+    Column("organization_id", ID, primary_key=True),
+    Column("metrics", JSON, nullable=False),
 )
 
 # The option write transactions set to take SQLite's write lock up front (see _configure_sqlite).

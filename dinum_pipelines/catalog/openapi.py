@@ -87,6 +87,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/api/2/datasets/{dataset}/resources/{rid}/extras/"): Operation(
         "Delete resource extras keys (the body lists them)", auth=True, body="json", success=204, errors=WRITE_ERRORS
     ),
+    ("GET", "/api/1/events/"): Operation(
+        "The usage log of a time window (?since=&until=, ISO with time zone), as CSV (sysadmins)",
+        auth=True, errors=(400, 401, 403), tag="metrics",
+    ),
+    ("PUT", "/api/1/metrics/"): Operation(
+        "Replace the usage metrics: metric API tables and objects' metrics, all or nothing (sysadmins)",
+        auth=True, body="json", errors=(400, 401, 403, 409), tag="metrics",
+    ),
 }
 
 ERROR_DESCRIPTIONS = {
@@ -96,6 +104,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found",
     410: "Deleted",
     415: "HTML content refused",
+    409: "Conflict (nothing was changed)",
 }
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect to the file"}
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")

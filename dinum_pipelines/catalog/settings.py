@@ -13,6 +13,7 @@ from pathlib import Path
 DATABASE_URL_ENV = "DINUM_CATALOG_DATABASE_URL"
 FILES_DIR_ENV = "DINUM_CATALOG_FILES_DIR"
 PUBLIC_URL_ENV = "DINUM_CATALOG_PUBLIC_URL"
+SIMULATED_CLOCK_ENV = "DINUM_CATALOG_SIMULATED_CLOCK"
 DEFAULT_HOME = Path(".dinum") / "catalog"
 
 
@@ -25,12 +26,17 @@ class CatalogSettings:
     # Base of the absolute URLs in responses (resource `url`, `latest`, `uri`, `next_page`), e.g.
     # https://catalog.example.org. None: taken from each request's Host, fine on one machine.
     public_url: str | None = None
+    # Load simulation only (demo, tests): a sysadmin's request may set its events' time with the
+    # X-Dinum-Simulated-Time header (see events.py). Never on in production.
+    simulated_clock: bool = False
 
     @classmethod
-    def in_directory(cls, home: Path | str, *, public_url: str | None = None) -> CatalogSettings:
+    def in_directory(
+        cls, home: Path | str, *, public_url: str | None = None, simulated_clock: bool = False
+    ) -> CatalogSettings:
         """A SQLite database and a files folder side by side in `home` (tests, demo, default)."""
         home = Path(home)
-        return cls(f"sqlite:///{home / 'catalog.db'}", home / "files", public_url)
+        return cls(f"sqlite:///{home / 'catalog.db'}", home / "files", public_url, simulated_clock)
 
     @classmethod
     def from_env(
@@ -45,4 +51,5 @@ class CatalogSettings:
             database_url=database_url or os.environ.get(DATABASE_URL_ENV) or default.database_url,
             files_dir=Path(files_dir or os.environ.get(FILES_DIR_ENV) or default.files_dir),
             public_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or None),
+            simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
         )

@@ -18,7 +18,9 @@ def test_views_and_downloads_are_recorded(
     assert catalog.store.events.list() == []  # writes are not usage
 
     anonymous.get(f"/datasets/{dataset['slug']}/")
-    anonymous.get(resource["latest"], allow_redirects=False)
+    via_permalink = anonymous.get(resource["latest"])  # redirect + file: ONE download
+    assert via_permalink.content == b"code\n01001\n" and len(via_permalink.history) == 1
+    anonymous.get(resource["latest"], allow_redirects=False)  # a redirect not followed is no download
     anonymous.get(resource["url"])
     anonymous.get(resource["url"], headers=BROWSER)
     anonymous.session.head(resource["url"])  # link checkers are not downloads
@@ -46,3 +48,17 @@ def test_failed_reads_record_nothing(catalog: RunningCatalog, api: Api, anonymou
     anonymous.get("/datasets/unknown/")
     anonymous.get("/datasets/r/unknown")
     assert catalog.store.events.list() == []
+
+
+def test_a_remote_resource_stable_link_counts_the_download_itself(
+    catalog: RunningCatalog, api: Api, anonymous: Api, dataset: dict[str, Any]
+) -> None:
+    """The bytes are served elsewhere: the redirect is all the catalog sees of the download."""
+    created = api.post(
+        f"/datasets/{dataset['id']}/resources/", json={"title": "API", "url": "https://example.org/data.csv", "filetype": "remote"}
+    )
+    assert created.status_code == 201, created.text
+    response = anonymous.get(created.json()["latest"], allow_redirects=False)
+    assert response.status_code == 302 and response.headers["location"] == "https://example.org/data.csv"
+    recorded = [(event["kind"], event["channel"], event["resource_id"]) for event in catalog.store.events.list()]
+    assert recorded == [(RESOURCE_DOWNLOAD, "permalink", created.json()["id"])]

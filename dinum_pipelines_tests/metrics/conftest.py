@@ -1,0 +1,64 @@
+"""A real catalog with the simulated clock on, a publisher, and a sysadmin for the metrics pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines_tests.catalog.conftest import Api
+
+
+@pytest.fixture
+def catalog(tmp_path: Any) -> Iterator[RunningCatalog]:
+    with serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog", simulated_clock=True)) as running:
+        yield running
+
+
+@pytest.fixture
+def publisher(catalog: RunningCatalog) -> Publisher:
+    return bootstrap_publisher(
+        catalog.store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Insee Bot", role="editor"
+    )
+
+
+@pytest.fixture
+def sysadmin(catalog: RunningCatalog) -> Publisher:
+    """Member of the organization publishing the pipeline's own datasets, and sysadmin."""
+    admin = bootstrap_publisher(
+        catalog.store, org_slug="etalab", org_name="Etalab", email="metrics@etalab.fr", name="Usage Metrics"
+    )
+    catalog.store.accounts.grant_sysadmin(admin.user_id)
+    return admin
+
+
+@pytest.fixture
+def api(catalog: RunningCatalog, publisher: Publisher) -> Api:
+    return Api(catalog, publisher.token)
+
+
+@pytest.fixture
+def admin_api(catalog: RunningCatalog, sysadmin: Publisher) -> Api:
+    return Api(catalog, sysadmin.token)
+
+
+@pytest.fixture
+def anonymous(catalog: RunningCatalog) -> Api:
+    return Api(catalog)
+
+
+def publish_sample_datasets(api: Api, publisher: Publisher) -> list[dict[str, Any]]:
+    """Two datasets: one with two hosted files, one with a hosted file and a remote one."""
+    first = api.create_dataset(title="Communes", organization=publisher.organization_id)
+    second = api.create_dataset(title="Écoles", organization=publisher.organization_id)
+    for dataset, names in ((first, ("communes.csv", "communes.parquet")), (second, ("ecoles.csv",))):
+        for name in names:
+            assert api.upload(dataset["id"], name, f"code\n{name}\n".encode()).status_code == 201
+    remote = api.post(
+        f"/datasets/{second['id']}/resources/",
+        json={"title": "API écoles", "url": "https://example.org/ecoles.json", "filetype": "remote"},
+    )
+    assert remote.status_code == 201, remote.text
+    return [api.get(f"/datasets/{dataset['id']}/").json() for dataset in (first, second)]
