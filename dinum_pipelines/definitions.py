@@ -12,13 +12,16 @@ import os
 import dagster as dg
 
 from dinum_pipelines.defs.datasets import build_dataset_defs
+from dinum_pipelines.defs.metrics import build_metrics_defs
 from dinum_pipelines.defs.resources import default_resources
 from dinum_pipelines.lib.registry import load_registry
 
 
 def build_definitions(sources_dir: str | None = None) -> dg.Definitions:
     registry = load_registry(sources_dir or os.environ.get("DINUM_SOURCES_DIR"))
-    return dg.Definitions.merge(build_dataset_defs(registry), dg.Definitions(resources=default_resources()))
+    return dg.Definitions.merge(
+        build_dataset_defs(registry), build_metrics_defs(), dg.Definitions(resources=default_resources())
+    )
 
 
 @dg.definitions

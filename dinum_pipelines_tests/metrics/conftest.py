@@ -62,3 +62,17 @@ def publish_sample_datasets(api: Api, publisher: Publisher) -> list[dict[str, An
     )
     assert remote.status_code == 201, remote.text
     return [api.get(f"/datasets/{dataset['id']}/").json() for dataset in (first, second)]
+
+
+def catalog_figures(anonymous: Api, datasets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure the catalog shows: objects' metrics and every metric API table, as CSV."""
+    figures: dict[str, Any] = {}
+    for dataset in datasets:
+        document = anonymous.get(f"/datasets/{dataset['id']}/").json()
+        figures[dataset["id"]] = document["metrics"]
+        for resource in document["resources"]:
+            figures[resource["id"]] = resource["metrics"]
+    figures["org"] = anonymous.get(f"/organizations/{datasets[0]['organization']['id']}/").json()["metrics"]
+    for model in ("datasets", "resources", "organizations", "datasets_total", "resources_total", "organizations_total"):
+        figures[model] = anonymous.get(f"/api/{model}/data/csv/").text
+    return figures

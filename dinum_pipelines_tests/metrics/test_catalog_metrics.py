@@ -13,7 +13,7 @@ from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, 
 from dinum_pipelines.catalog.metrics_api import SIMULATED_TIME_HEADER
 from dinum_pipelines.lib.metrics import EVENT_COLUMNS, UsageTables, catalog_payload
 from dinum_pipelines_tests.catalog.conftest import Api
-from dinum_pipelines_tests.metrics.conftest import publish_sample_datasets
+from dinum_pipelines_tests.metrics.conftest import catalog_figures, publish_sample_datasets
 
 PROGRAM = {"User-Agent": "curl/8.5.0"}
 
@@ -102,20 +102,6 @@ def sample_payload(datasets: list[dict[str, Any]], views: int) -> dict[str, Any]
     return catalog_payload(UsageTables.from_counts(counts), datetime(2026, 11, 23).date())
 
 
-def snapshot(anonymous: Api, datasets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every figure the catalog shows: objects' metrics and every metric API table, as CSV."""
-    figures: dict[str, Any] = {}
-    for dataset in datasets:
-        document = anonymous.get(f"/datasets/{dataset['id']}/").json()
-        figures[dataset["id"]] = document["metrics"]
-        for resource in document["resources"]:
-            figures[resource["id"]] = resource["metrics"]
-    figures["org"] = anonymous.get(f"/organizations/{datasets[0]['organization']['id']}/").json()["metrics"]
-    for model in ("datasets", "resources", "organizations", "datasets_total", "resources_total", "organizations_total"):
-        figures[model] = anonymous.get(f"/api/{model}/data/csv/").text
-    return figures
-
-
 def test_a_push_sets_the_objects_metrics_and_the_metric_api(
     api: Api, admin_api: Api, anonymous: Api, publisher: Publisher
 ) -> None:
@@ -166,7 +152,7 @@ def test_a_push_sets_the_objects_metrics_and_the_metric_api(
 def test_a_failed_push_leaves_every_previous_figure(api: Api, admin_api: Api, anonymous: Api, publisher: Publisher) -> None:
     datasets = publish_sample_datasets(api, publisher)
     assert admin_api.put("/metrics/", json=sample_payload(datasets, views=3)).status_code == 200
-    before = snapshot(anonymous, datasets)
+    before = catalog_figures(anonymous, datasets)
 
     # Refused midway: the last table repeats a row, which only the database's unique constraint
     # sees, after every other table was replaced inside the transaction.
@@ -175,14 +161,14 @@ def test_a_failed_push_leaves_every_previous_figure(api: Api, admin_api: Api, an
     last.append(list(last[0]))
     response = admin_api.put("/metrics/", json=repeated)
     assert response.status_code == 409, response.text
-    assert snapshot(anonymous, datasets) == before
+    assert catalog_figures(anonymous, datasets) == before
 
     invalid = sample_payload(datasets, views=7)
     invalid["tables"]["resources"]["rows"][0][-1] = -1
     assert admin_api.put("/metrics/", json=invalid).status_code == 400
-    assert snapshot(anonymous, datasets) == before
+    assert catalog_figures(anonymous, datasets) == before
 
     # The same push again changes nothing.
     again = admin_api.put("/metrics/", json=sample_payload(datasets, views=3)).json()
     assert again["updated"] == {"datasets": 0, "resources": 0, "organizations": 0}
-    assert snapshot(anonymous, datasets) == before
+    assert catalog_figures(anonymous, datasets) == before
