@@ -1,4 +1,5 @@
-"""The catalog's HTML pages for reusers: search, dataset and organization pages, in French.
+"""The catalog's HTML pages for reusers: search, dataset and organization pages, in French;
+and the quality page for Etalab staff, drawn from the pipeline's published quality report.
 
 data.gouv.fr gives reusers pages, not only JSON; these are ours. They are rendered on the server
 from Jinja2 templates (autoescaped: every value comes from publishers) over the same documents the
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,6 +31,16 @@ from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.lib.publishing import ROLE_EXTRA, SLUG_EXTRA
+from dinum_pipelines.lib.quality_history import (
+    BLOCKED,
+    PASSED,
+    QUALITY_REPORT_SLUG,
+    QUALITY_REPORT_TAG,
+    TREND_RUNS,
+    WARNING,
+    latest_by_dataset,
+)
 from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -288,6 +300,60 @@ def organization_page(page: PageRequest) -> Response:
     )
 
 
+# The quality page: the pipeline's quality report dataset, read from the catalog's own files.
+
+STATUS_LABELS = {PASSED: "Conforme", WARNING: "Avertissements", BLOCKED: "Publication bloquée"}
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """A dataset's success percentages over its last runs, as SVG polyline points (0 % at the bottom)."""
+
+    width: int
+    height: int
+    points: str
+    last_x: float
+    last_y: float
+
+
+def sparkline(values: list[float], width: int = 120, height: int = 28) -> Sparkline:
+    margin = 3
+    step = (width - 2 * margin) / max(1, len(values) - 1)
+    coordinates = [
+        (margin + index * step, margin + (100.0 - value) / 100.0 * (height - 2 * margin)) for index, value in enumerate(values)
+    ]
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates)
+    return Sparkline(width, height, points, *coordinates[-1])
+
+
+def quality_report_record(store: CatalogStore) -> Json | None:
+    """The public quality report dataset: tagged for the index, recognized by its `dinum:slug` extra."""
+    candidates, _ = store.datasets.search(DatasetQuery(tags=(QUALITY_REPORT_TAG,), page=1, page_size=50))
+    for record in candidates:
+        if (record.get("extras") or {}).get(SLUG_EXTRA) == QUALITY_REPORT_SLUG:
+            return record
+    return None
+
+
+def quality_page(page: PageRequest) -> Response:
+    record = quality_report_record(page.store)
+    parquet = next(
+        (r for r in (record or {}).get("resources", []) if (r.get("extras") or {}).get(ROLE_EXTRA) == "parquet"), None
+    )
+    path = page.store.files.path(parquet["file_key"]) if parquet and parquet.get("file_key") else None
+    lines = latest_by_dataset(pq.read_table(path).to_pylist()) if path and path.is_file() else []
+    counts = {status: sum(line.status == status for line in lines) for status in STATUS_LABELS}
+    return page.html(
+        "quality.html",
+        lines=lines,
+        sparklines={line.dataset: sparkline(line.trend) for line in lines},
+        counts=counts,
+        labels=STATUS_LABELS,
+        trend_runs=TREND_RUNS,
+        report=page.render.dataset(record) if record else None,
+    )
+
+
 def _endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Request], Any]:
     """Run `handler` in a worker thread; 404 and 410 become pages, not JSON."""
 
@@ -310,6 +376,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/", _endpoint(home), methods=["GET"]),
         Route("/datasets/{dataset}/", _endpoint(dataset_page), methods=["GET"]),
         Route("/organizations/{org}/", _endpoint(organization_page), methods=["GET"]),
+        Route("/qualite/", _endpoint(quality_page), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_summary(outcomes, catalog.url))
     if quality_report_id:
         print(f"quality report (one row per dataset and run): {catalog.url}/api/1/datasets/{quality_report_id}/")
+        print(f"quality page: {catalog.url}/qualite/")
     print()
     print("Dagster UI on the same instance: in another terminal, run `make ui` and open http://127.0.0.1:3000")
     print(f"catalog: {catalog.url}", flush=True)

@@ -17,6 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 PASSED, WARNING, BLOCKED = "passed", "warning", "blocked"
+# How the catalog finds the report among its datasets: this tag (indexed) and the `dinum:slug` extra.
+QUALITY_REPORT_SLUG = "quality_report"
+QUALITY_REPORT_TAG = "rapport-qualite-dinum"
 _RANK = {PASSED: 0, WARNING: 1, BLOCKED: 2}
 # The trend shown per dataset: success percentages of its last runs, oldest first.
 TREND_RUNS = 10

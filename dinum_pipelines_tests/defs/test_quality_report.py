@@ -12,6 +12,7 @@ from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
+from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.defs.test_alerts import BAD_CODES, RULES, SLUG
 from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
@@ -37,7 +38,8 @@ def tick(defs, instance, cursor=None):
     return sensor(context), context
 
 
-def test_every_run_becomes_a_row_of_the_published_report(setup):
+def test_every_run_becomes_a_row_of_the_published_report_and_of_the_quality_page(setup):
+    browser.ensure_chromium()
     source, catalog, defs, instance = setup
     dataset_job = defs.resolve_job_def(job_name(SLUG))
     result, _ = tick(defs, instance)
@@ -74,7 +76,24 @@ def test_every_run_becomes_a_row_of_the_published_report(setup):
     assert blocked["blocking_failures"] == 1 and blocked["row_count"] == 3 and passed["success_percent"] == 100.0
     assert blocked["checked_at"] < passed["checked_at"]
 
+    # The catalog's quality page, as a browser shows it: the latest run of the dataset and its trend.
+    page = browser.dump_dom(f"{catalog.url}/qualite/")
+    (row,) = page.find_all("tr", class_="quality-row")
+    assert row.attrs["data-dataset"] == SLUG and row.attrs["data-status"] == "passed"
+    assert "Conforme" in row.text and "100.0 %" in row.text
+    assert page.by_id("count-passed").text == "1" and page.by_id("count-blocked").text == "0"
+    assert row.find("title").text.endswith(f"{blocked['success_percent']:.0f} %, 100 %")  # oldest first
+    (trend,) = row.find_all("polyline")
+    assert len(trend.attrs["points"].split()) == 2  # two runs
+
     # Nothing ran since: the report is the same and the catalog is left alone.
     again = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(instance=instance)
     (materialization,) = again.asset_materializations_for_node("monitoring__quality_report")
     assert materialization.metadata["changed"].value is False
+
+
+def test_the_quality_page_says_when_no_report_was_published(tmp_path):
+    with serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog")) as catalog:
+        response = requests.get(f"{catalog.url}/qualite/", timeout=10)
+    assert response.status_code == 200
+    assert 'id="no-report"' in response.text and "quality-row" not in response.text

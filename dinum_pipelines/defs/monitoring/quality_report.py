@@ -19,6 +19,8 @@ from dinum_pipelines.lib.quality_history import (
     BLOCKED,
     COLUMNS,
     PASSED,
+    QUALITY_REPORT_SLUG,
+    QUALITY_REPORT_TAG,
     WARNING,
     CheckEvaluation,
     latest_by_dataset,
@@ -29,7 +31,6 @@ from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec
 from dinum_pipelines.lib.tables import write_csv, write_parquet
 
 QUALITY_REPORT_KEY = dg.AssetKey(["monitoring", "quality_report"])
-QUALITY_REPORT_SLUG = "quality_report"
 MONITORING_ORG_VAR = "DINUM_MONITORING_ORG"
 # Who publishes the pipeline's own datasets (quality report, usage metrics): "slug:Name".
 DEFAULT_MONITORING_ORG = "etalab:Etalab"
@@ -54,7 +55,7 @@ def quality_report_dataset() -> ProducedDataset:
         ),
         organization=monitoring_organization(),
         frequency="continuous",
-        tags=["qualite", "donnees-ouvertes", "monitoring"],
+        tags=[QUALITY_REPORT_TAG, "qualite", "donnees-ouvertes"],
     )
 
 
