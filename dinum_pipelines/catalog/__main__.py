@@ -1,6 +1,7 @@
 """`dinum-catalog` / `python -m dinum_pipelines.catalog`: serve the catalog and manage accounts.
 
     dinum-catalog serve --port 8090
+    dinum-catalog migrate --database-url postgresql+psycopg://catalog@db/catalog
     dinum-catalog create-org --slug insee --name "Insee"
     dinum-catalog create-user --email jeanne@example.org --name "Jeanne Dupont"
     dinum-catalog create-user --email metrics@example.org --name "Usage Metrics" --sysadmin
@@ -19,6 +20,8 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
+
+from sqlalchemy.engine import make_url
 
 from dinum_pipelines.catalog.accounts import ROLES
 from dinum_pipelines.catalog.admin import bootstrap_publisher, create_token, split_name
@@ -39,6 +42,20 @@ def _serve(args: argparse.Namespace) -> None:
         settings = dataclasses.replace(settings, simulated_clock=True)
     print(f"catalog: {settings.database_url}, files in {settings.files_dir}", file=sys.stderr)
     serve(settings, host=args.host, port=args.port)
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from dinum_pipelines.catalog.db import current_revision, open_engine
+
+    settings = _settings(args)
+    engine = open_engine(settings.database_url)  # upgrades to the latest revision
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+    finally:
+        engine.dispose()
+    print(f"{make_url(settings.database_url).render_as_string(hide_password=True)} is at revision {revision}", file=sys.stderr)
+    print(revision)
 
 
 def _create_user(args: argparse.Namespace) -> None:
@@ -105,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--simulated-clock", action="store_true",
         help="load simulation only: sysadmins may date their requests' events (X-Dinum-Simulated-Time)",
+    )
+
+    command(
+        "migrate", _migrate,
+        "Upgrade the database schema to the latest revision (serve does it too on start); prints the revision.",
     )
 
     user = command("create-user", _create_user, "Create a user; prints its id.")

@@ -238,6 +238,8 @@ def list_datasets(call: Call) -> Response:
             q=call.query.get("q") or None,
             organization_id=org["id"] if org else organization,  # an unknown one matches nothing
             tags=tuple(call.query.getlist("tag")),
+            license=call.query.get("license") or None,
+            format=call.query.get("format") or None,
             sort=parse_sort(call.query.get("sort"), DATASET_SORTS),
             page=page,
             page_size=page_size,

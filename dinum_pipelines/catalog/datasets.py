@@ -36,7 +36,7 @@ from dinum_pipelines.catalog.ids import fold, new_object_id, new_resource_id, sl
 DATASET_NOT_FOUND = "Dataset not found"
 RESOURCE_NOT_FOUND = "Resource not found"
 # Fields kept in real columns; everything else a dataset carries goes to its JSON `doc`.
-_DATASET_COLUMNS = ("title", "description", "private")
+_DATASET_COLUMNS = ("title", "description", "private", "license")
 _SLUG_ATTEMPTS = 5
 
 Record = dict[str, Any]
@@ -44,13 +44,35 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class DatasetQuery:
+    """udata's dataset search: every given filter must match (tags too: all of them)."""
+
     q: str | None = None
     organization_id: str | None = None
     tags: tuple[str, ...] = ()
-    sort: tuple[str, bool] | None = None  # (field, descending); None = newest first
+    license: str | None = None
+    format: str | None = None  # a resource format, e.g. "csv" (case-insensitive)
+    sort: tuple[str, bool] | None = None  # (field, descending), field a key of SORT_KEYS; None = newest first
     page: int = 1
     page_size: int = 20
     include_private: bool = False
+
+
+def _metric(name: str) -> Any:
+    """A count from the dataset's `metrics` document, 0 when absent (JSON paths work on both databases)."""
+    return func.coalesce(datasets.c.doc[("metrics", name)].as_integer(), 0)
+
+
+# What udata's `sort` values order by: columns, or the metrics the metrics pipeline pushed.
+SORT_KEYS: dict[str, Any] = {
+    "title": datasets.c.title,
+    "created_at": datasets.c.created_at,
+    "created": datasets.c.created_at,
+    "last_update": datasets.c.last_update,
+    "last_modified": datasets.c.last_modified,
+    "views": _metric("views"),
+    "followers": _metric("followers"),
+    "reuses": _metric("reuses"),
+}
 
 
 class Datasets:
@@ -143,8 +165,13 @@ class Datasets:
         for tag in query.tags:
             tagged = select(dataset_tags.c.dataset_id).where(dataset_tags.c.tag == slugify(tag))
             conditions.append(datasets.c.id.in_(tagged))
+        if query.license:
+            conditions.append(datasets.c.license == query.license)
+        if query.format:
+            with_format = select(resources.c.dataset_id).where(resources.c.format == _normal_format(query.format))
+            conditions.append(datasets.c.id.in_(with_format))
         field, descending = query.sort or ("created_at", True)
-        column = datasets.c[field]
+        column = SORT_KEYS[field]
         order = [column.desc() if descending else column.asc(), datasets.c.id]
         page_query = (
             select(datasets).where(*conditions).order_by(*order)
@@ -167,7 +194,7 @@ class Datasets:
             conn.execute(
                 insert(resources).values(
                     id=resource_id, dataset_id=dataset_id, position=-1 if last is None else last + 1,
-                    file_key=file_key, created_at=now, last_modified=now, doc=dict(fields),
+                    file_key=file_key, created_at=now, last_modified=now, **_resource_doc(dict(fields)),
                 )
             )
             _touch(conn, dataset_id, now)
@@ -199,7 +226,7 @@ class Datasets:
                 now = utcnow()
                 conn.execute(
                     update(resources).where(resources.c.id == resource_id)
-                    .values(doc={**row["doc"], **actual}, last_modified=now)
+                    .values(**_resource_doc({**row["doc"], **actual}), last_modified=now)
                 )
                 _touch(conn, row["dataset_id"], now)
         return self._require_resource(resource_id), bool(actual)
@@ -211,7 +238,7 @@ class Datasets:
             row = _resource_row(conn, resource_id)
             conn.execute(
                 update(resources).where(resources.c.id == resource_id)
-                .values(file_key=file_key, doc={**row["doc"], **file_fields}, last_modified=now)
+                .values(file_key=file_key, **_resource_doc({**row["doc"], **file_fields}), last_modified=now)
             )
             _touch(conn, row["dataset_id"], now)
         return self._require_resource(resource_id), row["file_key"]
@@ -221,7 +248,7 @@ class Datasets:
         with self._db.write() as conn:
             row = _resource_row(conn, resource_id)
             value = transform(row["doc"].get(field))
-            conn.execute(update(resources).where(resources.c.id == resource_id).values(doc={**row["doc"], field: value}))
+            conn.execute(update(resources).where(resources.c.id == resource_id).values(**_resource_doc({**row["doc"], field: value})))
         return value
 
     def delete_resource(self, resource_id: str) -> str | None:
@@ -256,6 +283,15 @@ def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
     doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
     return columns, doc
+
+
+def _normal_format(value: str | None) -> str | None:
+    return value.strip().lower() or None if value else None
+
+
+def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """Column values storing a resource's document: the document and its indexed `format` copy."""
+    return {"doc": doc, "format": _normal_format(doc.get("format"))}
 
 
 def _search_text(title: str, description: str) -> str:

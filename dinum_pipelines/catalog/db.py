@@ -3,8 +3,9 @@
 SQLAlchemy Core with portable types only, so the same code runs on the default SQLite file and on
 PostgreSQL for a shared deployment (chosen by URL). Columns that are filtered, sorted, joined or
 unique are real columns; the rest of a dataset's or resource's udata document lives in a JSON
-column, so adding a udata field needs no migration. Tables are created on start
-(`metadata.create_all`); schema migrations come later (alembic ships with dagster).
+column, so adding a udata field needs no migration. The schema is alembic's (catalog/migrations/):
+opening a database upgrades it to the latest revision, so a change to the tables below needs a
+new revision too (test_migrations.py fails until the two agree).
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,8 +37,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     or_,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
@@ -68,6 +76,7 @@ def utcnow() -> datetime:
 metadata = MetaData()
 
 ID = String(24)  # ObjectId-shaped ids (see ids.py)
+DEFAULT_LICENSE = "notspecified"  # udata's built-in default licence
 RESOURCE_ID = String(36)  # UUID strings
 
 users = Table(
@@ -135,6 +144,8 @@ datasets = Table(
     Column("created_at", UtcDateTime, nullable=False, index=True),
     Column("last_modified", UtcDateTime, nullable=False, index=True),
     Column("last_update", UtcDateTime, nullable=False, index=True),
+    # udata's `license` filter; the licence id lives here, not in `doc`.
+    Column("license", String(64), nullable=False, index=True, server_default=DEFAULT_LICENSE),
     Column("doc", JSON, nullable=False),
 )
 
@@ -156,6 +167,8 @@ resources = Table(
     Column("file_key", String(512), unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_modified", UtcDateTime, nullable=False),
+    # A copy of `doc["format"]`, lower-cased, for udata's `format` filter on datasets.
+    Column("format", String(64), index=True),
     Column("doc", JSON, nullable=False),
     Index("ix_resources_dataset_position", "dataset_id", "position"),
 )
@@ -177,7 +190,7 @@ events = Table(
 )
 
 # Users with udata's sysadmin powers (export the usage log, push usage metrics). A table of its
-# own rather than a column on `users`: create_all adds it to existing databases.
+# own rather than a column on `users`.
 sysadmins = Table(
     "sysadmins",
     metadata,
@@ -213,7 +226,7 @@ SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
 def open_engine(database_url: str) -> Engine:
-    """Engine for `database_url`, with the tables created."""
+    """Engine for `database_url`, with the schema upgraded to the latest revision."""
     url = make_url(database_url)
     is_sqlite = url.get_backend_name() == "sqlite"
     connect_args: dict[str, Any] = {}
@@ -225,8 +238,60 @@ def open_engine(database_url: str) -> Engine:
     engine = create_engine(url, connect_args=connect_args)
     if is_sqlite:
         _configure_sqlite(engine)
-    metadata.create_all(engine)
+    upgrade_to_head(engine)
     return engine
+
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Databases created by `metadata.create_all` before alembic: the revision each shape matches,
+# recognised by its newest table (most recent first).
+_PRE_ALEMBIC_REVISIONS = (("sysadmins", "0002_usage_metrics"), ("datasets", "0001_initial"))
+# Any constant: concurrent starts against one PostgreSQL database migrate one after the other.
+_MIGRATION_LOCK_KEY = 0x64696E756D  # "dinum"
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """Alembic's configuration for the catalog's revisions, run on `connection` if given."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no revision in {MIGRATIONS_DIR}"
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Apply the revisions the database lacks, in one transaction (all or nothing).
+
+    A database from before alembic is first stamped with the revision its tables match. The
+    transaction holds SQLite's write lock or a PostgreSQL advisory lock, so two catalogs starting
+    on the same database do not both run a revision.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            current = current_revision(connection)
+            if current == head_revision():
+                return
+            config = alembic_config(connection)
+            if current is None:
+                tables = set(inspect(connection).get_table_names())
+                legacy = next((revision for table, revision in _PRE_ALEMBIC_REVISIONS if table in tables), None)
+                if legacy is not None:
+                    command.stamp(config, legacy)
+            command.upgrade(config, "head")
 
 
 def _configure_sqlite(engine: Engine) -> None:

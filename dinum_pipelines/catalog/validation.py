@@ -268,7 +268,11 @@ DATASET_DEFAULTS: dict[str, Any] = {
 }
 
 # Sort keys of `GET /datasets/?sort=` -> dataset field.
-DATASET_SORTS = {"title": "title", "created": "created_at", "last_update": "last_update", "last_modified": "last_modified"}
+# udata's sort keys (plus last_modified) -> datasets.SORT_KEYS.
+DATASET_SORTS = {
+    "title": "title", "created": "created_at", "last_update": "last_update", "last_modified": "last_modified",
+    "views": "views", "followers": "followers", "reuses": "reuses",
+}
 
 
 def clean_new_dataset(payload: Any) -> dict[str, Any]:

@@ -1,14 +1,103 @@
-"""A real catalog per test: uvicorn on a free loopback port, SQLite and files in `tmp_path`."""
+"""A real catalog per test: uvicorn on a free loopback port, files in `tmp_path`, and each test
+twice, once per database backend: a SQLite file in `tmp_path`, and a PostgreSQL database created
+for the session on the server at $DINUM_TEST_POSTGRES_URL (default: postgres@127.0.0.1:5432),
+emptied before each test and dropped at the end. An unreachable server fails those tests (CI has
+PostgreSQL): a backend that is silently skipped is a backend nobody tests.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.catalog.db import metadata
+
+POSTGRES_URL_ENV = "DINUM_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def postgres_server_url() -> URL:
+    url = make_url(os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL)
+    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
+
+
+@dataclass
+class PostgresDatabase:
+    """A throwaway database on the test server; `url` for the catalog, `reset()` empties it."""
+
+    url: str
+    engine: Engine
+
+    def reset(self) -> None:
+        """Empty every catalog table (the schema, alembic's version included, stays)."""
+        with self.engine.begin() as connection:
+            existing = {name for (name,) in connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}
+            names = [table.name for table in metadata.sorted_tables if table.name in existing]
+            if names:
+                connection.execute(text(f"TRUNCATE TABLE {', '.join(names)} RESTART IDENTITY CASCADE"))
+
+
+def create_postgres_database(prefix: str = "dinum_catalog_test") -> tuple[URL, str]:
+    """Create `<prefix>_<random>` on the test server; returns (server URL, new database URL).
+
+    Fails the test, with the URL tried and how to point elsewhere, when the server is not there."""
+    server_url = postgres_server_url()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {server_url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}. These tests need it; set {POSTGRES_URL_ENV} to a server where the user may "
+            f"create databases (e.g. postgresql://postgres@127.0.0.1:5432/postgres).",
+            pytrace=False,
+        )
+    finally:
+        server.dispose()
+    return server_url, server_url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(server_url: URL, database_url: str) -> None:
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(database_url).database}" WITH (FORCE)'))
+    finally:
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresDatabase]:
+    server_url, database_url = create_postgres_database()
+    engine = create_engine(database_url)
+    try:
+        yield PostgresDatabase(database_url, engine)
+    finally:
+        engine.dispose()
+        drop_postgres_database(server_url, database_url)
+
+
+def settings_for(backend: str, home: Path, request: pytest.FixtureRequest) -> CatalogSettings:
+    """Catalog settings with files in `home`, on SQLite there too or on the session's PostgreSQL database."""
+    if backend == "sqlite":
+        return CatalogSettings.in_directory(home)
+    database: PostgresDatabase = request.getfixturevalue("postgres_database")
+    database.reset()
+    return CatalogSettings(database.url, home / "files")
 
 
 class Api:
@@ -53,9 +142,14 @@ class Api:
         return self.post(path, files={"file": (name, content)})
 
 
+@pytest.fixture(params=BACKENDS)
+def catalog_settings(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogSettings:
+    return settings_for(request.param, tmp_path / "catalog", request)
+
+
 @pytest.fixture
-def catalog(tmp_path: Any) -> Iterator[RunningCatalog]:
-    with serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog")) as running:
+def catalog(catalog_settings: CatalogSettings) -> Iterator[RunningCatalog]:
+    with serve_in_thread(catalog_settings) as running:
         yield running
 
 
