@@ -77,6 +77,14 @@ class UsageRecord:
         key = (day.isoformat(), visit.kind, visit.channel, visit.dataset_id, visit.resource_id, visit.organization_id, visit.bot)
         self.counts[key] += 1
 
+    @property
+    def generated(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def by_bots(self) -> int:
+        return sum(count for key, count in self.counts.items() if key[-1])
+
     def to_json(self) -> dict[str, Any]:
         names = ("day", "kind", "channel", "dataset_id", "resource_id", "organization_id", "bot")
         rows = [{**dict(zip(names, key, strict=True)), "count": count} for key, count in sorted(self.counts.items(), key=str)]
@@ -194,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     record = simulate(args.catalog, api_key, days, seed=args.seed, datasets=args.dataset, scale=args.scale)
     if args.record:
         args.record.write_text(json.dumps(record.to_json(), indent=1), encoding="utf-8")
-    generated = sum(record.counts.values())
-    bots = sum(count for key, count in record.counts.items() if key[-1])
-    print(f"{generated} events generated ({bots} by bots) over {len(days)} day(s), {days[0]} to {days[-1]}; {record.refused} refused")
+    print(f"{record.generated} events generated ({record.by_bots} by bots) over {len(days)} day(s), {days[0]} to {days[-1]}; {record.refused} refused")
     return 0
 
 

@@ -26,11 +26,20 @@ from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.defs.resources import CATALOG_API_KEY_VAR
 from dinum_pipelines.defs.monitoring.quality_report import monitoring_organization
-from dinum_pipelines.demo.runner import bootstrap_demo_publisher, format_summary, run_datasets, run_quality_report
+from dinum_pipelines.defs.metrics.assets import METRICS_API_KEY_VAR
+from dinum_pipelines.demo.runner import (
+    bootstrap_demo_publisher,
+    bootstrap_metrics_sysadmin,
+    format_summary,
+    run_datasets,
+    run_quality_report,
+    run_usage_metrics,
+)
 from dinum_pipelines.demo.server import ADMIN_URL_ENV, DEFAULT_PORT, serve_administrations
 from dinum_pipelines.lib.registry import load_registry
 
 DEMO_PUBLISHER_EMAIL = "publication@demo.dinum.local"
+DEMO_METRICS_EMAIL = "statistiques@demo.dinum.local"
 INSTANCE_SETTINGS = Path(__file__).with_name("dagster.yaml")
 
 
@@ -67,17 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     registry = load_registry()
 
     administrations = serve_administrations(port=_free_or_any(args.admin_port))
-    settings = CatalogSettings.in_directory(home / "catalog")
+    # The simulated clock lets the demo's usage simulation date its requests (sysadmin only).
+    settings = CatalogSettings.in_directory(home / "catalog", simulated_clock=True)
     catalog = serve_in_thread(settings, port=_free_or_any(args.catalog_port))
     organizations = {spec.organization.slug: spec.organization.name for spec in registry.values()}
     monitoring = monitoring_organization()
     organizations[monitoring.slug] = monitoring.name
     api_key = bootstrap_demo_publisher(catalog.store, DEMO_PUBLISHER_EMAIL, organizations)
+    metrics_key = bootstrap_metrics_sysadmin(catalog.store, DEMO_METRICS_EMAIL, monitoring)
 
     env = {
         ADMIN_URL_ENV: administrations.url,
         "DINUM_CATALOG_URL": catalog.url,
         CATALOG_API_KEY_VAR: api_key,
+        METRICS_API_KEY_VAR: metrics_key,
         "DINUM_DATA_DIR": str(home / "data"),
         "DAGSTER_HOME": str(dagster_home),
     }
@@ -93,10 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         outcomes = run_datasets(defs, registry, instance)
         quality_report_id = run_quality_report(defs, instance)
+        print("simulating a week of reusers and counting it...", flush=True)
+        usage = run_usage_metrics(defs, instance, catalog.url, metrics_key)
     print(format_summary(outcomes, catalog.url))
     if quality_report_id:
         print(f"quality report (one row per dataset and run): {catalog.url}/api/1/datasets/{quality_report_id}/")
         print(f"quality page: {catalog.url}/qualite/")
+    print(
+        f"usage metrics: {usage['generated']} simulated events ({usage['bots']} by bots, not counted), "
+        f"{usage['first_day']} to {usage['last_day']}{'' if usage['success'] else ' (roll-up FAILED, see the Dagster UI)'}"
+    )
+    if usage["dataset_id"]:
+        print(f"  usage dataset (daily and monthly CSV/Parquet): {catalog.url}/api/1/datasets/{usage['dataset_id']}/")
+    print(f"  metric API: {catalog.url}/api/datasets/data/?metric_month__sort=desc ; each dataset's `metrics` in the API")
     print()
     print("Dagster UI on the same instance: in another terminal, run `make ui` and open http://127.0.0.1:3000")
     print(f"catalog: {catalog.url}", flush=True)

@@ -8,6 +8,7 @@ for datasets skipped because their source is unchanged, the instance's history.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -17,7 +18,10 @@ from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.defs.monitoring.quality_report import QUALITY_REPORT_KEY
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.defs.metrics.assets import DAILY_JOB, PUBLISHED_KEY, ROLLUP_JOB
+from dinum_pipelines.lib.metrics import TIMEZONE
+from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec
+from dinum_pipelines.metrics_loadgen import simulate
 
 # The console shows our summary; Dagster's own event log is in the UI.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -130,6 +134,34 @@ def run_quality_report(defs: dg.Definitions, instance: dg.DagsterInstance) -> st
         if event.asset_key == QUALITY_REPORT_KEY:
             return _metadata_value(event.materialization.metadata, "dataset_id")
     return None
+
+
+def bootstrap_metrics_sysadmin(store: CatalogStore, email: str, organization: OrganizationSpec) -> str:
+    """The metrics pipeline's account: sysadmin (log export, metrics push), member of the
+    organization publishing the usage dataset; a fresh key."""
+    user = ensure_user(store, email, "Statistiques Démo")
+    store.accounts.grant_sysadmin(user["id"])
+    store.accounts.set_member(ensure_organization(store, organization.slug, organization.name)["id"], user["id"], "admin")
+    token, _record = create_token(store, email, "demo usage metrics")
+    return token
+
+
+def run_usage_metrics(defs: dg.Definitions, instance: dg.DagsterInstance, catalog_url: str, api_key: str, days: int = 7) -> dict:
+    """Simulate `days` days of reusers (ending yesterday), count each day, roll up, publish and push."""
+    end = datetime.now(TIMEZONE).date() - timedelta(days=1)
+    chosen = [end - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    record = simulate(catalog_url, api_key, chosen)
+    daily_job = defs.resolve_job_def(DAILY_JOB)
+    for day in chosen:
+        daily_job.execute_in_process(partition_key=day.isoformat(), instance=instance, run_config=QUIET_RUN_CONFIG)
+    rollup = defs.resolve_job_def(ROLLUP_JOB).execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
+    published = [e for e in rollup.get_asset_materialization_events() if e.asset_key == PUBLISHED_KEY]
+    return {
+        "first_day": chosen[0].isoformat(), "last_day": end.isoformat(),
+        "generated": record.generated, "bots": record.by_bots,
+        "success": rollup.success,
+        "dataset_id": _metadata_value(published[0].materialization.metadata, "dataset_id") if published else None,
+    }
 
 
 def format_summary(outcomes: list[DatasetOutcome], catalog_url: str) -> str:

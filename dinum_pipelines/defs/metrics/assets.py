@@ -55,6 +55,7 @@ PUBLISHED_KEY = dg.AssetKey([GROUP, "published"])
 CATALOG_METRICS_KEY = dg.AssetKey([GROUP, "catalog_metrics"])
 USAGE_DATASET_SLUG = "usage_metrics"
 DAILY_JOB = "usage_daily_job"
+ROLLUP_JOB = "usage_rollup_job"
 
 
 class MetricsCatalog(dg.ConfigurableResource):
@@ -253,9 +254,13 @@ def build_metrics_defs() -> dg.Definitions:
         DAILY_JOB, selection=[EVENTS_KEY, DAILY_KEY], partitions_def=usage_partitions(),
         description="Export and count one day of the catalog's usage log.",
     )
+    rollup_job = dg.define_asset_job(
+        ROLLUP_JOB, selection=[TABLES_KEY, PUBLISHED_KEY, CATALOG_METRICS_KEY],
+        description="Roll the daily files up, publish the usage dataset and push the figures to the catalog.",
+    )
     return dg.Definitions(
         assets=[usage_events, usage_daily, usage_tables, usage_published, catalog_metrics],
-        jobs=[daily_job],
+        jobs=[daily_job, rollup_job],
         schedules=[dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=6, minute_of_hour=15)],
         resources={
             "metrics_catalog": MetricsCatalog(
