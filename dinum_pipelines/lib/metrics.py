@@ -21,7 +21,6 @@ Columns are named in `metrics_schema.py`, which the catalog shares.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import tempfile
@@ -41,6 +40,7 @@ import yaml
 
 from dinum_pipelines.lib.metrics_schema import (
     DAY,
+    EVENT_COLUMNS,
     LEVELS,
     METRIC_MODELS,
     MONTH,
@@ -54,8 +54,6 @@ BOTS_FILE_ENV = "DINUM_METRICS_BOTS_FILE"
 # udata keeps the last 13 months in its `*_by_months` metrics.
 MONTHS_IN_SERIES = 13
 
-# The catalog's event export, column by column (see catalog/events.py).
-EVENT_COLUMNS = ("occurred_at", "kind", "channel", "dataset_id", "resource_id", "organization_id", "user_agent")
 EVENT_SCHEMA = pa.schema(
     [("occurred_at", pa.timestamp("us", tz="UTC"))]
     + [(name, pa.dictionary(pa.int32(), pa.string())) for name in EVENT_COLUMNS[1:]]
@@ -179,22 +177,6 @@ def read_events_csv(path: Path) -> pa.Table:
     )
     table = pacsv.read_csv(path, convert_options=convert)
     return pa.table({name: table[name] if name == "occurred_at" else table[name].dictionary_encode() for name in EVENT_COLUMNS}, schema=EVENT_SCHEMA)
-
-
-def write_events_csv(rows: Iterable[dict[str, Any]], handle: Any, *, header: bool = True) -> int:
-    """Write events (dicts with EVENT_COLUMNS) as the export's CSV; returns how many were written.
-    Used by the catalog's export endpoint, so that the format has one definition."""
-    writer = csv.writer(handle, lineterminator="\n")
-    if header:
-        writer.writerow(EVENT_COLUMNS)
-    written = 0
-    for row in rows:
-        values = dict(row)
-        occurred: datetime = values["occurred_at"]
-        values["occurred_at"] = occurred.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        writer.writerow(["" if values.get(name) is None else values[name] for name in EVENT_COLUMNS])
-        written += 1
-    return written
 
 
 # Files

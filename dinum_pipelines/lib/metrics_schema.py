@@ -2,7 +2,8 @@
 
 The pipeline writes these tables (daily and monthly files, the push to the catalog) and the
 catalog stores and serves them through its metric API, so both must agree on every column name;
-this module is that agreement and nothing else (no pandas, no Dagster, no SQLAlchemy).
+the catalog exports its usage log as CSV and the pipeline reads it. This module is those two
+agreements and nothing else (no pandas, no Dagster, no SQLAlchemy: the catalog imports it).
 
 Names follow data.gouv.fr's metric API (`dataset_id`, `metric_month`, `monthly_visit`,
 `monthly_download_resource`, `visit_dataset`...), plus one column per channel (`_web`, `_api`,
@@ -11,7 +12,11 @@ Names follow data.gouv.fr's metric API (`dataset_id`, `metric_month`, `monthly_v
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 DATASET_VIEW = "dataset.view"
 RESOURCE_DOWNLOAD = "resource.download"
@@ -20,6 +25,9 @@ RESOURCE_DOWNLOAD = "resource.download"
 CHANNELS = ("web", "api", "permalink")
 VIEW_CHANNELS = ("web", "api")  # a dataset view never goes through a resource's stable link
 DOWNLOAD_CHANNELS = CHANNELS
+
+# The catalog's usage-log export (GET /api/1/events/), column by column.
+EVENT_COLUMNS = ("occurred_at", "kind", "channel", "dataset_id", "resource_id", "organization_id", "user_agent")
 
 DAY = "day"
 MONTH = "metric_month"
@@ -146,3 +154,19 @@ def column_descriptions(level: Level, period: str | None) -> dict[str, str]:
         for channel in measure.channels:
             described[f"{prefix}{measure.name}_{channel}"] = f"the part of {prefix}{measure.name} {_CHANNEL_WORDS[channel]}"
     return {column: described[column] for column in level.columns(period)}
+
+
+def write_events_csv(rows: Iterable[dict[str, Any]], handle: Any, *, header: bool = True) -> int:
+    """Write events (dicts with EVENT_COLUMNS) as the export's CSV; returns how many were written.
+    The catalog's export endpoint writes it and the pipeline reads it (metrics.read_events_csv)."""
+    writer = csv.writer(handle, lineterminator="\n")
+    if header:
+        writer.writerow(EVENT_COLUMNS)
+    written = 0
+    for row in rows:
+        values = dict(row)
+        occurred: datetime = values["occurred_at"]
+        values["occurred_at"] = occurred.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        writer.writerow(["" if values.get(name) is None else values[name] for name in EVENT_COLUMNS])
+        written += 1
+    return written
