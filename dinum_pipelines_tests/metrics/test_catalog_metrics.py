@@ -173,3 +173,15 @@ def test_a_failed_push_leaves_every_previous_figure(api: Api, admin_api: Api, an
     again = admin_api.put("/metrics/", json=sample_payload(datasets, views=3)).json()
     assert again["updated"] == {"datasets": 0, "resources": 0, "organizations": 0}
     assert catalog_figures(anonymous, datasets) == before
+
+
+def test_the_cli_creates_a_sysadmin(tmp_path: Any, capsys: Any) -> None:
+    from dinum_pipelines.catalog.__main__ import main
+    from dinum_pipelines.catalog.store import CatalogStore
+
+    storage = ["--database-url", f"sqlite:///{tmp_path / 'catalog.db'}", "--files-dir", str(tmp_path / "files")]
+    assert main(["create-user", "--email", "stats@etalab.fr", "--name", "Usage Metrics", "--sysadmin", *storage]) == 0
+    assert main(["create-user", "--email", "jeanne@etalab.fr", "--name", "Jeanne Dupont", *storage]) == 0
+    stats_id, jeanne_id = capsys.readouterr().out.split()
+    with CatalogStore(CatalogSettings(storage[1], tmp_path / "files")) as store:
+        assert store.accounts.is_sysadmin(stats_id) and not store.accounts.is_sysadmin(jeanne_id)
