@@ -179,8 +179,13 @@ class MetricsStore:
                     table = metric_tables[name]
                     conn.execute(delete(table))
                     if rows:
+                        # `__id` is the row's place in the push, not a sequence's next value, so the
+                        # same push gives the same ids (PostgreSQL sequences never go back).
                         columns = METRIC_MODELS[name].columns
-                        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+                        conn.execute(
+                            insert(table),
+                            [{"row_id": number, **dict(zip(columns, row, strict=True))} for number, row in enumerate(rows, 1)],
+                        )
                     summary["tables"][name] = len(rows)
                 for kind, table in (("datasets", datasets), ("resources", resources)):
                     summary["updated"][kind], summary["unknown"][kind] = _update_docs(conn, table, objects[kind])

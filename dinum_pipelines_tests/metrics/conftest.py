@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
-from dinum_pipelines_tests.catalog.conftest import Api
+from dinum_pipelines.catalog import Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines_tests.catalog.conftest import BACKENDS, Api, postgres_database, settings_for  # noqa: F401 (fixture)
 
 
-@pytest.fixture
-def catalog(tmp_path: Any) -> Iterator[RunningCatalog]:
-    with serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog", simulated_clock=True)) as running:
+@pytest.fixture(params=BACKENDS)
+def catalog(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[RunningCatalog]:
+    """On SQLite and on PostgreSQL (the push's single transaction and the metric API's SQL must hold on both)."""
+    settings = dataclasses.replace(settings_for(request.param, tmp_path / "catalog", request), simulated_clock=True)
+    with serve_in_thread(settings) as running:
         yield running
 
 
