@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -111,6 +111,14 @@ class SourceSpec(_Strict):
 
 
 ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+Severity = Literal["critical", "warning"]
+# A column's rules, as named in `severities:` overrides.
+ColumnRule = Literal["type", "required", "unique", "pattern", "enum", "range", "length", "format"]
+FormatName = Literal[
+    "insee_commune", "code_postal", "departement", "region", "siren", "siret", "email", "telephone", "coordonnees_france"
+]
+VERSIONED_FORMATS = frozenset({"insee_commune", "departement", "region"})
+PersonalDataKind = Literal["email", "phone", "nir", "iban", "name_birth_date"]
 
 
 class ColumnSpec(_Strict):
@@ -125,8 +133,9 @@ class ColumnSpec(_Strict):
     unique: bool = False
     pattern: str | None = None
     enum: list[str | int | float] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    # Bounds: numbers, or dates for date/datetime columns (Table Schema allows both).
+    minimum: float | datetime | date | None = None
+    maximum: float | datetime | date | None = None
     min_length: int | None = Field(default=None, ge=0)
     max_length: int | None = Field(default=None, ge=0)
     # strptime formats tried in order for date/datetime columns; None = the French defaults.
@@ -134,8 +143,17 @@ class ColumnSpec(_Strict):
     # For codes a spreadsheet stored as numbers (postal code 1000 for 01000): digit-only values
     # shorter than this get their leading zeros back. String columns only.
     zero_pad: int | None = Field(default=None, ge=2, le=20)
+    # A French format checked against official lists (see quality/frformats.py): insee_commune,
+    # code_postal, departement, region, siren, siret, email, telephone, or coordonnees_france
+    # (on the longitude column, with `latitude_column`).
+    format: FormatName | None = None
+    # The Code officiel géographique year of insee_commune/departement/region lists (default: latest).
+    year: int | None = Field(default=None, ge=2015, le=2100)
+    latitude_column: str | None = None
     # critical failures block publication; warnings are reported but do not block.
-    severity: Literal["critical", "warning"] = "critical"
+    severity: Severity = "critical"
+    # Per-rule overrides of `severity` for this column: {pattern: warning, format: critical, ...}.
+    severities: dict[ColumnRule, Severity] = {}
 
     @field_validator("pattern")
     @classmethod
@@ -152,6 +170,32 @@ class ColumnSpec(_Strict):
         if self.zero_pad is not None and self.type != "string":
             raise ValueError(f"zero_pad: only applies to string columns, not {self.type}")
         return self
+
+    @model_validator(mode="after")
+    def _format_options(self) -> ColumnSpec:
+        if self.format is None:
+            if self.year is not None or self.latitude_column is not None:
+                raise ValueError("year and latitude_column only apply with a `format`")
+            return self
+        if (self.format == "coordonnees_france") != (self.latitude_column is not None):
+            raise ValueError("latitude_column: needed with format coordonnees_france (on the longitude column), and only then")
+        if self.format == "coordonnees_france" and self.type != "number":
+            raise ValueError(f"format: coordonnees_france applies to number columns, not {self.type}")
+        if self.format != "coordonnees_france" and self.type != "string":
+            raise ValueError(f"format: {self.format} applies to string columns, not {self.type}")
+        if self.year is not None:
+            if self.format not in VERSIONED_FORMATS:
+                raise ValueError(f"year: only {sorted(VERSIONED_FORMATS)} have yearly lists")
+            from dinum_pipelines.lib.quality.frformats import cog_years
+
+            years = cog_years(self.format)
+            if str(self.year) not in years:
+                raise ValueError(f"year: the {self.format} list exists for {years}, not {self.year}")
+        return self
+
+    def severity_of(self, rule: str) -> str:
+        """The severity of one of this column's rules (its override, else the column's)."""
+        return self.severities.get(rule, self.severity)
 
     @property
     def source_name(self) -> str:
@@ -196,6 +240,44 @@ class SpatialCoverage(_Strict):
         return value
 
 
+class PublicPersonalData(_Strict):
+    """A column that holds personal data a law makes public, and that law.
+
+    Without such a declaration, a column where personal data is found blocks publication.
+    """
+
+    column: str
+    # Which kinds of personal data the column may hold (default: all of them).
+    kinds: list[PersonalDataKind] = ["email", "phone", "nir", "iban", "name_birth_date"]
+    # The text that makes the data public, e.g. "Code électoral, art. R. 113-..." (at least 10 characters).
+    legal_basis: Annotated[str, Field(min_length=10)]
+
+
+class CoherenceRules(_Strict):
+    """How much a new version may differ from the last published one before it is reported."""
+
+    # Rows lost since the last published version, in percent of its rows.
+    max_row_drop_percent: float = Field(default=20.0, ge=0, le=100)
+    # Rise of a column's share of nulls, in percentage points.
+    max_null_rate_increase: float = Field(default=10.0, ge=0, le=100)
+    row_drop: Severity = "critical"
+    removed_columns: Severity = "critical"
+    added_columns: Severity = "warning"
+    retyped_columns: Severity = "warning"
+    null_rate: Severity = "warning"
+
+
+class QualitySettings(_Strict):
+    """Table-level quality settings of a dataset (column rules live on the columns)."""
+
+    # Severity of the table's own rules: at least one row, unique primary key.
+    row_count: Severity = "critical"
+    primary_key: Severity = "critical"
+    # Severity of personal data found in a column not declared public.
+    personal_data: Severity = "critical"
+    coherence: CoherenceRules = CoherenceRules()
+
+
 class DatasetSpec(_Strict):
     slug: Annotated[str, Field(pattern=SLUG_PATTERN)]
     title: Annotated[str, Field(min_length=3, max_length=350)]
@@ -217,6 +299,9 @@ class DatasetSpec(_Strict):
     keep_undeclared_columns: bool = True
     # Owners shown in Dagster ("team:name" or an email address).
     owners: list[str] = []
+    quality: QualitySettings = QualitySettings()
+    # Columns holding personal data published under a legal basis (see PublicPersonalData).
+    personal_data: list[PublicPersonalData] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -252,6 +337,14 @@ class DatasetSpec(_Strict):
         for key in self.primary_key:
             if key not in names:
                 raise ValueError(f"primary_key: {key!r} is not a declared column")
+        for index, public in enumerate(self.personal_data):
+            if public.column not in names:
+                raise ValueError(f"personal_data[{index}].column: {public.column!r} is not a declared column")
+        for column_spec in self.columns:
+            if column_spec.latitude_column is not None and column_spec.latitude_column not in names:
+                raise ValueError(
+                    f"columns: {column_spec.name}.latitude_column {column_spec.latitude_column!r} is not a declared column"
+                )
         column = self.temporal_coverage.column
         if column is not None:
             declared = {c.name: c.type for c in self.columns}

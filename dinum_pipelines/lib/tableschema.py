@@ -11,8 +11,9 @@ Mapping of a field to a column:
 - type: string, integer, number, boolean, date, datetime as is; year -> integer; any other
   (time, yearmonth, geopoint, object, array, any...) -> string, kept as written;
 - constraints: required, unique, pattern, enum (string/number columns), minimum/maximum
-  (number columns), minLength/maxLength (string columns); a constraint the column model cannot
-  express for that type (a date minimum, say) is not enforced;
+  (number, date and datetime columns), minLength/maxLength (string columns); a constraint the
+  column model cannot express for that type is not enforced;
+- string `format: email` -> the column's `format: email` (checked like the French formats);
 - date/datetime `format`: "default" -> ISO 8601 (strictly, as the schema requires), "any" ->
   the French defaults of cleaning, `%d/%m/%Y` (or legacy `fmt:%d/%m/%Y`) -> that format;
 - the name: the project's column names are snake_case; a field named `Xlong` becomes column
@@ -32,6 +33,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,10 @@ def _column(field: dict[str, Any]) -> dict[str, Any]:
         column["enum"] = [value for value in constraints["enum"] if value is not None]
     if numeric:
         column.update({key: constraints[key] for key in ("minimum", "maximum") if key in constraints})
+    if kind in ISO_FORMATS:
+        column.update({key: _iso_bound(constraints[key], kind, name) for key in ("minimum", "maximum") if key in constraints})
+    if kind == "string" and field.get("format") == "email":
+        column["format"] = "email"
     if kind == "string":
         lengths = {"minLength": "min_length", "maxLength": "max_length"}
         column.update({rule: constraints[key] for key, rule in lengths.items() if key in constraints})
@@ -208,6 +214,15 @@ def _column(field: dict[str, Any]) -> dict[str, Any]:
         if formats is not None:
             column["date_formats"] = formats
     return column
+
+
+def _iso_bound(value: Any, kind: str, field_name: str) -> date | datetime:
+    """A date field's minimum/maximum: ISO 8601, as Table Schema writes them."""
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise TableSchemaError(f"field {field_name!r}: {kind} bound {value!r} is not ISO 8601") from None
+    return parsed.date() if kind == "date" else parsed.replace(tzinfo=None)
 
 
 def _date_formats(kind: str, fmt: Any, field_name: str) -> list[str] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -74,9 +74,10 @@ def test_fields_become_columns_with_their_rules(write_registry, schema_cache):
     assert (columns["type_usagers"].enum, columns["type_usagers"].min_length, columns["type_usagers"].max_length) == (["tous", "abonnés"], 3, 7)
     assert (columns["nb_places"].type, columns["nb_places"].minimum, columns["nb_places"].maximum) == ("integer", 0, 5000)
     assert columns["tarif"].type == "number"
-    # Constraints a column of that type cannot carry are not enforced (an enum on booleans, a date minimum).
+    # Constraints a column of that type cannot carry are not enforced (an enum on booleans);
+    # a date minimum is, as a date.
     assert columns["gratuit"].type == "boolean" and columns["gratuit"].enum is None
-    assert columns["date_maj"].date_formats == ["%d/%m/%Y"] and columns["date_maj"].minimum is None
+    assert columns["date_maj"].date_formats == ["%d/%m/%Y"] and columns["date_maj"].minimum == date(2000, 1, 1)
     assert columns["date_ouverture"].date_formats == ["%Y-%m-%d"]  # Table Schema's default: ISO only
     assert columns["date_libre"].date_formats is None  # "any": cleaning's French defaults
     assert columns["date_fmt"].date_formats == ["%d.%m.%Y"]

@@ -1,0 +1,102 @@
+"""Quality rules of a dataset, compiled to a Great Expectations suite and run on the clean table.
+
+The dataset's YAML (merged with its Table Schema) declares rules column by column, French
+formats, the personal data it may publish and how far a new version may drift from the last
+published one. `rules.compile_rules` turns all of it into GX expectations, each tagged
+`critical` (blocks publication) or `warning` (reported only). The package is split by question:
+
+- `rules.py`: the one compiler, declarations -> expectations (`Rule`s);
+- `frformats.py`, `personal_data.py`, `coherence.py`: what the French formats, personal data
+  and coherence rules check, each with a reference and a vectorised implementation;
+- `gx_custom.py`: the custom GX expectations (reference checks, value by value);
+- `engine_gx.py`: plain GX on pandas, the reference; `engine_arrow.py`: the same rules
+  vectorised on Arrow, with GX's result format, 10-20× faster (see its docstring and
+  bench/bench_quality.py). Pipelines use the Arrow engine; tests compare it with GX;
+- `report.py`: `QualityReport`, the serialisable outcome every consumer reads.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from dinum_pipelines.lib.cleaning import CleaningReport
+from dinum_pipelines.lib.quality.report import SAMPLE_SIZE, QualityReport, RuleOutcome, outcome_from_result
+from dinum_pipelines.lib.quality.rules import SCHEMA, Rule, compile_rules
+from dinum_pipelines.lib.registry import DatasetSpec
+
+__all__ = [
+    "SAMPLE_SIZE",
+    "QualityReport",
+    "Rule",
+    "RuleOutcome",
+    "compile_rules",
+    "parsing_outcomes",
+    "run_rules",
+    "validate_dataset",
+]
+
+Engine = Literal["arrow", "gx"]
+
+
+def parsing_outcomes(spec: DatasetSpec, cleaning: CleaningReport) -> list[RuleOutcome]:
+    """Cells that did not parse as their declared type are rule failures too (never silent nulls)."""
+    outcomes = []
+    for column in spec.columns:
+        if column.type == "string":
+            continue
+        issue = next((i for i in cleaning.issues if i.column == column.name), None)
+        outcomes.append(
+            RuleOutcome(
+                rule=f"values_parse_as_{column.type}",
+                column=column.name,
+                severity=column.severity_of("type"),
+                success=issue is None,
+                unexpected_count=issue.count if issue else 0,
+                unexpected_percent=100.0 * issue.count / max(cleaning.rows_in, 1) if issue else 0.0,
+                samples=issue.samples if issue else [],
+                rows=issue.rows if issue else [],
+                family=SCHEMA,
+                source="type",
+            )
+        )
+    return outcomes
+
+
+def as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
+    return table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+
+
+def run_rules(table: pa.Table | pd.DataFrame, suite_name: str, rules: list[Rule], engine: Engine = "arrow") -> dict:
+    """The GX-format validation result of `rules` on `table`, from the chosen engine."""
+    if engine == "gx":
+        from dinum_pipelines.lib.quality.engine_gx import validate_with_gx
+
+        frame = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+        return validate_with_gx(frame, suite_name, rules)
+    from dinum_pipelines.lib.quality.engine_arrow import validate_with_arrow
+
+    return validate_with_arrow(as_arrow(table), suite_name, rules)
+
+
+def validate_dataset(
+    table: pa.Table | pd.DataFrame,
+    spec: DatasetSpec,
+    cleaning: CleaningReport,
+    previous=None,
+    engine: Engine = "arrow",
+) -> QualityReport:
+    """All of a dataset's rules on its clean table: type parsing, the compiled GX suite, and (when
+    `previous`, the last published version's `coherence.TableProfile`, is given) coherence."""
+    arrow = as_arrow(table)
+    suite_name = f"{spec.slug}_suite"
+    rules = compile_rules(spec, arrow.schema, previous)
+    result = run_rules(table if engine == "gx" else arrow, suite_name, rules, engine)
+    outcomes = parsing_outcomes(spec, cleaning) + [outcome_from_result(item) for item in result["results"]]
+    if previous is not None:
+        from dinum_pipelines.lib.quality.coherence import type_changes
+
+        outcomes += type_changes(previous, arrow.schema, spec.quality.coherence)
+    return QualityReport(suite_name=suite_name, row_count=arrow.num_rows, outcomes=outcomes, gx_result=result, engine=engine)
