@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import requests
 
 from dinum_pipelines.lib.catalog_client import UdataClient
@@ -21,7 +22,7 @@ from dinum_pipelines.lib.http import fetch_to_file
 from dinum_pipelines.lib.layout import CleanFiles, DataLayout
 from dinum_pipelines.lib.parsing import decimal_separator, read_source
 from dinum_pipelines.lib.publishing import PublicationResult, publish
-from dinum_pipelines.lib.quality import QualityReport, validate_dataset
+from dinum_pipelines.lib.quality import QualityReport, coherence, validate_dataset
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_parquet
@@ -87,11 +88,19 @@ def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
 
 
 def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
-    """Run the dataset's rules on its clean table and keep the report next to it."""
+    """Run the dataset's rules on its clean table and keep the report next to it.
+
+    The table is compared with the profile of the last version that passed (the one the publish
+    step then sends); a passing table's profile becomes the reference for the next version.
+    """
     files = layout.clean_files(spec.slug)
     cleaning = CleaningReport.from_dict(json.loads(files.cleaning_report.read_text(encoding="utf-8")))
-    report = validate_dataset(read_parquet(files.parquet), spec, cleaning)
+    table = pq.read_table(files.parquet)
+    published_profile = coherence.profile_path(files.directory)
+    report = validate_dataset(table, spec, cleaning, previous=coherence.load_profile(published_profile))
     files.quality_report.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    if report.passed:
+        coherence.save_profile(coherence.profile_table(table), published_profile)
     return report
 
 

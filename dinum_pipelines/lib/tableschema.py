@@ -267,3 +267,32 @@ def primary_key_names(fields: list[str], merged: list[Any]) -> list[str]:
     """The schema's primary key fields as the names of the merged columns that read them."""
     by_header = {_header(column): column.get("name") for column in merged if isinstance(column, dict)}
     return [by_header.get(field, field) for field in fields]
+
+
+_JSON_SCHEMA_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
+
+
+def json_schema_columns(properties: dict[str, Any], required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Registry column mappings from a JSON Schema `properties` object, as some schema.data.gouv.fr
+    schemas describe GeoJSON features' properties (schema-zfe): type (the first non-null one),
+    `format: date`/`date-time`, `format: email`, `enum` (null left out) and `required`."""
+    columns = []
+    for name, prop in properties.items():
+        types = prop.get("type", "string")
+        kind = next((t for t in ([types] if isinstance(types, str) else types) if t != "null"), "string")
+        column: dict[str, Any] = {"name": snake_case(name), "type": _JSON_SCHEMA_TYPES.get(kind, "string")}
+        if column["name"] != name:
+            column["source"] = name
+        fmt = prop.get("format")
+        if kind == "string" and fmt == "date":
+            column.update(type="date", date_formats=ISO_FORMATS["date"])
+        elif kind == "string" and fmt == "date-time":
+            column.update(type="datetime", date_formats=ISO_FORMATS["datetime"])
+        elif kind == "string" and fmt == "email":
+            column["format"] = "email"
+        if "enum" in prop:
+            column["enum"] = [value for value in prop["enum"] if value is not None]
+        if name in required:
+            column["required"] = True
+        columns.append(column)
+    return columns
