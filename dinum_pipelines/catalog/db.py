@@ -77,6 +77,7 @@ metadata = MetaData()
 
 ID = String(24)  # ObjectId-shaped ids (see ids.py)
 DEFAULT_LICENSE = "notspecified"  # udata's built-in default licence
+LISTING_SORT_COLUMNS = ("created_at", "last_update", "last_modified", "title")
 RESOURCE_ID = String(36)  # UUID strings
 
 users = Table(
@@ -139,14 +140,18 @@ datasets = Table(
     Column("search_text", Text, nullable=False),
     Column("organization_id", ID, ForeignKey("organizations.id"), index=True),
     Column("owner_id", ID, ForeignKey("users.id"), index=True),
-    Column("private", Boolean, nullable=False, default=False, index=True),
-    Column("deleted_at", UtcDateTime, index=True),
-    Column("created_at", UtcDateTime, nullable=False, index=True),
-    Column("last_modified", UtcDateTime, nullable=False, index=True),
-    Column("last_update", UtcDateTime, nullable=False, index=True),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("deleted_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_modified", UtcDateTime, nullable=False),
+    Column("last_update", UtcDateTime, nullable=False),
     # udata's `license` filter; the licence id lives here, not in `doc`.
     Column("license", String(64), nullable=False, index=True, server_default=DEFAULT_LICENSE),
     Column("doc", JSON, nullable=False),
+    # The public listing (private = false, deleted_at IS NULL) in each column sort order, id last as
+    # the tie-breaker: a page and its count read one index range, never the wide rows (see
+    # bench/README.md: 10,000 datasets, 40 ms -> 1 ms per listing on SQLite).
+    *[Index(f"ix_datasets_listed_by_{name}", "private", "deleted_at", name, "id") for name in LISTING_SORT_COLUMNS],
 )
 
 # One row per (dataset, tag): the portable way to filter on tags (no JSON operators needed).
