@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
@@ -392,7 +392,7 @@ def serve_file(call: Call) -> Response:
             user_agent=call.user_agent,
             dataset_id=resource["dataset_id"], resource_id=resource["id"],
         )
-    return FileResponse(path, media_type=resource.get("mime") or None, filename=path.name)
+    return call.store.files.response(resource["file_key"], media_type=resource.get("mime") or None)
 
 
 # Extras (v2): merged, never replaced, and no clock moves (hydra-style reports are not data changes).

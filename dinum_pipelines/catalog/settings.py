@@ -14,6 +14,7 @@ DATABASE_URL_ENV = "DINUM_CATALOG_DATABASE_URL"
 FILES_DIR_ENV = "DINUM_CATALOG_FILES_DIR"
 PUBLIC_URL_ENV = "DINUM_CATALOG_PUBLIC_URL"
 SIMULATED_CLOCK_ENV = "DINUM_CATALOG_SIMULATED_CLOCK"
+ACCEL_REDIRECT_PREFIX_ENV = "DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"
 DEFAULT_HOME = Path(".dinum") / "catalog"
 
 
@@ -29,6 +30,10 @@ class CatalogSettings:
     # Load simulation only (demo, tests): a sysadmin's request may set its events' time with the
     # X-Dinum-Simulated-Time header (see events.py). Never on in production.
     simulated_clock: bool = False
+    # Production behind nginx: hosted files are answered with `X-Accel-Redirect: {prefix}{key}`
+    # for nginx to send from an `internal` location aliasing `files_dir` (e.g. "/_files/"). None:
+    # the catalog sends them itself.
+    accel_redirect_prefix: str | None = None
 
     @classmethod
     def in_directory(
@@ -52,4 +57,5 @@ class CatalogSettings:
             files_dir=Path(files_dir or os.environ.get(FILES_DIR_ENV) or default.files_dir),
             public_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or None),
             simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
+            accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
         )

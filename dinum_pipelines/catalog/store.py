@@ -18,7 +18,7 @@ class CatalogStore:
     def __init__(self, settings: CatalogSettings) -> None:
         self.settings = settings
         self.db = Database.open(settings.database_url)
-        self.files = FileStore(settings.files_dir)
+        self.files = FileStore(settings.files_dir, accel_redirect_prefix=settings.accel_redirect_prefix)
         self.accounts = Accounts(self.db)
         self.datasets = Datasets(self.db)
         self.events = Events(self.db)
