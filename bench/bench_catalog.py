@@ -1,0 +1,437 @@
+"""The catalog under load: dataset GET and search at 50 concurrent clients, and a 200 MB download
+against nginx serving the same file, in the same run.
+
+Issue 3's targets, at 10,000 datasets: p99 < 50 ms for a dataset GET and < 150 ms for a search
+at 50 concurrent clients on loopback, and a download at least half as fast as nginx's, in
+constant memory. The datasets are loaded with direct inserts (the API is not what is measured
+there); the catalog then runs as `dinum-catalog serve` in its own process, so the load generator
+does not share its interpreter and its peak RSS (VmHWM) is its own. Load comes from `wrk`
+(Debian package, installed with apt-get when missing and allowed), or from a Python threads
+client with `--client threads` (slower: it measures less of the server's real capacity).
+
+    python bench/bench_catalog.py                              # 10,000 datasets, 200 MB file
+    python bench/bench_catalog.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+    python bench/bench_catalog.py --datasets 200 --file-mb 2 --duration 1   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from sqlalchemy import insert
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+GET_P99_TARGET_MS = 50
+SEARCH_P99_TARGET_MS = 150
+DOWNLOAD_RATIO_TARGET = 0.5
+ACCEL_PREFIX = "/_accel/"
+MB = 1_000_000
+
+WORDS = (
+    "population communes élections budget transports écoles santé logement emploi entreprises énergie "
+    "eau air déchets routes vélo bornes recharge associations subventions marchés publics cadastre "
+    "adresses bâtiments hôpitaux pharmacies musées bibliothèques monuments forêts agriculture pêche"
+).split()
+LICENSES = ("lov2", "odc-odbl", "cc-by", "notspecified")
+FORMATS = ("csv", "parquet", "json", "xlsx", "geojson")
+ORGANIZATIONS = 20
+
+
+# Loading
+
+
+def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
+    """`count` datasets (2 resources, 3 tags each) in 20 organizations, by direct inserts; their ids."""
+    from dinum_pipelines.catalog.db import dataset_tags, datasets, resources
+    from dinum_pipelines.catalog.ids import fold, new_object_id, new_resource_id
+
+    rng = random.Random(seed)
+    orgs = [store.accounts.create_organization(f"bench-org-{i}", f"Administration {i}")["id"] for i in range(ORGANIZATIONS)]
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    dataset_rows, tag_rows, resource_rows = [], [], []
+    for index in range(count):
+        dataset_id = new_object_id()
+        words = rng.sample(WORDS, 4)
+        title = f"{words[0].capitalize()} {words[1]} n°{index}"
+        description = f"Données sur {words[0]}, {words[1]} et {words[2]}. " * 8
+        created = start + timedelta(minutes=index)
+        tags = sorted({fold(w).replace("é", "e") for w in rng.sample(WORDS, 3)})
+        dataset_rows.append({
+            "id": dataset_id, "slug": f"bench-{index}", "title": title, "description": description,
+            "search_text": fold(f"{title}\n{description}"), "organization_id": rng.choice(orgs), "owner_id": None,
+            "private": False, "deleted_at": None, "created_at": created, "last_modified": created,
+            "last_update": created + timedelta(days=rng.randrange(365)), "license": rng.choice(LICENSES),
+            "doc": {"frequency": "monthly", "tags": tags, "extras": {}, "metrics": {"views": rng.randrange(10_000)}},
+        })
+        tag_rows.extend({"dataset_id": dataset_id, "tag": tag} for tag in tags)
+        for position, fmt in enumerate(rng.sample(FORMATS, 2)):
+            resource_rows.append({
+                "id": new_resource_id(), "dataset_id": dataset_id, "position": position, "file_key": None,
+                "created_at": created, "last_modified": created, "format": fmt,
+                "doc": {"title": f"{words[0]}.{fmt}", "url": f"https://example.org/{dataset_id}/{position}.{fmt}",
+                        "filetype": "remote", "type": "main", "format": fmt, "extras": {}},
+            })
+    with store.db.write() as connection:
+        for table, rows in ((datasets, dataset_rows), (dataset_tags, tag_rows), (resources, resource_rows)):
+            for batch in range(0, len(rows), 2000):
+                connection.execute(insert(table), rows[batch : batch + 2000])
+    return [row["id"] for row in dataset_rows]
+
+
+def search_paths(count: int, *, seed: int = 7) -> list[str]:
+    """Searches as reusers send them: words, tags, licences, formats, organizations, sorts, combined."""
+    rng = random.Random(seed)
+    makers: list[Callable[[], str]] = [
+        lambda: f"q={rng.choice(WORDS)}",
+        lambda: f"tag={rng.choice(WORDS)}",
+        lambda: f"license={rng.choice(LICENSES)}&sort=-last_update",
+        lambda: f"format={rng.choice(FORMATS)}&page=2",
+        lambda: f"organization=bench-org-{rng.randrange(ORGANIZATIONS)}&sort=title",
+        lambda: f"q={rng.choice(WORDS)}&format={rng.choice(FORMATS)}&license={rng.choice(LICENSES)}",
+        lambda: "sort=-views",
+        lambda: "",
+    ]
+    # Percent-encoded (accents), as clients send them.
+    return [f"/api/1/datasets/?{quote(rng.choice(makers)(), safe='=&-')}" for _ in range(count)]
+
+
+# Processes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_answers(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+@dataclass
+class Catalog:
+    url: str
+    pid: int
+
+    def rss_mib(self) -> float:
+        return status_kib(self.pid, "VmRSS") / 1024
+
+    def peak_mib(self) -> float:
+        return status_kib(self.pid, "VmHWM") / 1024
+
+
+@contextmanager
+def catalog_process(database_url: str, files_dir: Path, *, accel_prefix: str | None = None) -> Iterator[Catalog]:
+    port = free_port()
+    command = [sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--port", str(port),
+               "--database-url", database_url, "--files-dir", str(files_dir)]
+    env = {**os.environ}
+    if accel_prefix:
+        env["DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"] = accel_prefix
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(f"{url}/api/1/datasets/licenses/")
+        yield Catalog(url, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ensure_debian_tool(name: str, package: str) -> str:
+    """Path of `name`, installing the Debian package when missing and we may (root with apt-get)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {package} (apt-get)...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if not found:
+        raise SystemExit(f"{name} is needed: install the Debian package {package} (apt-get install {package})")
+    return found
+
+
+@contextmanager
+def nginx(root: Path, *, proxy_to: str | None = None) -> Iterator[str]:
+    """nginx on a free loopback port serving `root` (static), or proxying to `proxy_to` and
+    serving `root` only through X-Accel-Redirect under ACCEL_PREFIX. Yields its base URL."""
+    binary = ensure_debian_tool("nginx", "nginx")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
+        if proxy_to:
+            locations = (
+                f"location {ACCEL_PREFIX} {{ internal; alias {root}/; }}\n"
+                f"location / {{ proxy_pass {proxy_to}; proxy_buffering off; proxy_set_header Host $http_host; }}"
+            )
+        else:
+            locations = f"location / {{ root {root}; }}"
+        user = "user root;" if os.geteuid() == 0 else ""  # files under a root-only folder stay readable
+        config = Path(prefix, "nginx.conf")
+        config.write_text(
+            f"{user}\ndaemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n default_type application/octet-stream;\n"
+            f" server {{\n  listen 127.0.0.1:{port};\n  {locations}\n }}\n}}\n"
+        )
+        process = subprocess.Popen([binary, "-p", prefix, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_answers(url, timeout=10)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+# Load generation
+
+
+@dataclass
+class LoadResult:
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    requests: int
+    errors: int
+
+
+_WRK_SCRIPT = """
+local paths = {%s}
+local index = 0
+init = function(args) index = math.random(#paths) end
+request = function()
+  index = index %% #paths + 1
+  return wrk.format("GET", paths[index])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_RESULT {"p50_us": %%d, "p99_us": %%d, "requests": %%d, "duration_us": %%d, "errors": %%d}\\n',
+    latency:percentile(50), latency:percentile(99), summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def run_wrk(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
+    binary = ensure_debian_tool("wrk", "wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % ", ".join(json.dumps(path) for path in paths))
+    try:
+        completed = subprocess.run(
+            [binary, "-t", "2", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
+             "-s", script.name, base_url],
+            capture_output=True, text=True, check=True,
+        )
+    finally:
+        os.unlink(script.name)
+    line = next((line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{completed.stdout}\n{completed.stderr}")
+    figures = json.loads(line.removeprefix("WRK_RESULT "))
+    return LoadResult(
+        figures["p50_us"] / 1000, figures["p99_us"] / 1000,
+        figures["requests"] / (figures["duration_us"] / 1e6), figures["requests"], figures["errors"],
+    )
+
+
+def run_threads(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
+    """`concurrency` threads, each a keep-alive client sending the next path as soon as answered."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration
+
+    def client(offset: int) -> None:
+        session = requests.Session()
+        mine, failed, index = [], 0, offset
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = session.get(base_url + paths[index % len(paths)], timeout=10)
+            mine.append(time.perf_counter() - started)
+            failed += response.status_code >= 400
+            index += 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i * 7919,)) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    ordered = sorted(latencies)
+    return LoadResult(
+        statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        len(ordered) / elapsed, len(ordered), errors[0],
+    )
+
+
+LOAD_CLIENTS: dict[str, Callable[..., LoadResult]] = {"wrk": run_wrk, "threads": run_threads}
+
+
+# Downloads
+
+
+def big_file(path: Path, size_mb: int) -> Path:
+    """A CSV-looking file of `size_mb` MB (reused when already there)."""
+    size = size_mb * MB
+    if path.exists() and path.stat().st_size == size:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = b"75056;Paris;2133111;75;Ile-de-France;48.8566;2.3522\n"
+    block = line * (MB // len(line) + 1)
+    with path.open("wb") as handle:
+        remaining = size
+        while remaining:
+            handle.write(block[: min(remaining, len(block))])
+            remaining -= min(remaining, len(block))
+    return path
+
+
+def download_mb_per_s(url: str, expected_size: int) -> float:
+    """One download with curl to /dev/null (a client far faster than the servers measured)."""
+    completed = subprocess.run(
+        ["curl", "-s", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
+        capture_output=True, text=True, check=True,
+    )
+    size, seconds = completed.stdout.split()
+    if int(size) != expected_size:
+        raise RuntimeError(f"{url} sent {size} bytes, not the file's {expected_size}")
+    return int(size) / float(seconds) / MB
+
+
+def median_rate(url: str, expected_size: int, rounds: int) -> float:
+    return statistics.median(download_mb_per_s(url, expected_size) for _ in range(rounds))
+
+
+# The run
+
+
+def upload_file(catalog_url: str, token: str, organization_id: str, path: Path) -> dict[str, Any]:
+    headers = {"X-API-KEY": token}
+    dataset = requests.post(
+        f"{catalog_url}/api/1/datasets/", headers=headers, timeout=30,
+        json={"title": "Gros fichier", "description": "Fichier de 200 Mo pour le banc.", "organization": organization_id},
+    ).json()
+    with path.open("rb") as handle:
+        response = requests.post(f"{catalog_url}/api/1/datasets/{dataset['id']}/upload/", headers=headers,
+                                 files={"file": (path.name, handle, "text/csv")}, timeout=600)
+    response.raise_for_status()
+    return response.json()
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def print_load(label: str, result: LoadResult, target_ms: float) -> None:
+    print(f"{label:<34} {result.p50_ms:>8.1f} {result.p99_ms:>8.1f} {result.requests_per_s:>9.0f} "
+          f"{result.requests:>9} {result.errors:>7}   p99 < {target_ms} ms: {verdict(result.p99_ms < target_ms)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10, help="seconds of load per measurement")
+    parser.add_argument("--file-mb", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="downloads per server (median)")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--client", choices=sorted(LOAD_CLIENTS), default="wrk")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the download file and the catalog")
+    args = parser.parse_args(argv)
+    load = LOAD_CLIENTS[args.client]
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=args.out) as home:
+        settings = CatalogSettings.in_directory(home)
+        if args.database_url:
+            settings = CatalogSettings(args.database_url, settings.files_dir)
+        started = time.perf_counter()
+        with CatalogStore(settings) as store:
+            ids = load_datasets(store, args.datasets)
+            publisher = bootstrap_publisher(store, org_slug="bench", org_name="Bench", email="bench@example.org", name="Bench Bot")
+        print(f"catalog: {settings.database_url.split('@')[-1]}; {len(ids):,} datasets loaded in {time.perf_counter() - started:.1f} s")
+        rng = random.Random(1)
+        get_paths = [f"/api/1/datasets/{dataset_id}/" for dataset_id in rng.sample(ids, min(len(ids), 1000))]
+
+        with catalog_process(settings.database_url, settings.files_dir) as catalog:
+            # A first pass warms the caches (SQLite pages, Python imports) before measuring.
+            load(catalog.url, get_paths[:50], concurrency=min(args.concurrency, 10), duration=1)
+            print(f"\n{args.concurrency} concurrent clients ({args.client}), {args.duration:g} s each")
+            print(f"{'':<34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'requests':>9} {'errors':>7}")
+            print_load("GET /api/1/datasets/{id}/", load(catalog.url, get_paths, concurrency=args.concurrency, duration=args.duration), GET_P99_TARGET_MS)
+            print_load("GET /api/1/datasets/?filters", load(catalog.url, search_paths(500), concurrency=args.concurrency, duration=args.duration), SEARCH_P99_TARGET_MS)
+
+            source = big_file(args.out / f"download_{args.file_mb}mb.csv", args.file_mb)
+            resource = upload_file(catalog.url, publisher.token, publisher.organization_id, source)
+            key, size = resource["url"].split("/resources/", 1)[1], source.stat().st_size
+            rss_before = catalog.rss_mib()
+            with nginx(settings.files_dir) as static:
+                rates = {"catalog": [], "nginx": []}
+                for _ in range(args.rounds):  # interleaved, so both see the same machine
+                    rates["catalog"].append(download_mb_per_s(f"{catalog.url}/resources/{key}", size))
+                    rates["nginx"].append(download_mb_per_s(f"{static}/{key}", size))
+            catalog_rate, nginx_rate = (statistics.median(rates[name]) for name in ("catalog", "nginx"))
+            print(f"\ndownload of {args.file_mb} MB (curl, median of {args.rounds}):")
+            print(f"  catalog             {catalog_rate:>8.0f} MB/s")
+            print(f"  nginx (sendfile)    {nginx_rate:>8.0f} MB/s")
+            ratio = catalog_rate / nginx_rate
+            print(f"  ratio               {ratio:>8.2f}   >= {DOWNLOAD_RATIO_TARGET}: {verdict(ratio >= DOWNLOAD_RATIO_TARGET)}")
+            print(f"  catalog RSS {rss_before:.0f} MiB before the downloads, {catalog.rss_mib():.0f} MiB after; "
+                  f"peak (VmHWM) over the whole run {catalog.peak_mib():.0f} MiB")
+
+        with catalog_process(settings.database_url, settings.files_dir, accel_prefix=ACCEL_PREFIX) as accel_catalog:
+            with nginx(settings.files_dir, proxy_to=accel_catalog.url) as front:
+                accel_rate = median_rate(f"{front}/resources/{key}", size, args.rounds)
+            print(f"  X-Accel-Redirect    {accel_rate:>8.0f} MB/s   (nginx in front, the catalog counts the download, "
+                  f"nginx sends the file): ratio {accel_rate / nginx_rate:.2f}, catalog peak {accel_catalog.peak_mib():.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
