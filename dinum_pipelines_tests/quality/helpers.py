@@ -37,7 +37,8 @@ def validate_both(table: pa.Table, spec: DatasetSpec, cleaning, previous=None) -
     """The Arrow engine's report, after checking plain GX returns the very same validation result."""
     fast = validate_dataset(table, spec, cleaning, previous)
     reference = validate_dataset(table.to_pandas(), spec, cleaning, previous, engine="gx")
-    assert result_differences(reference.gx_result, fast.gx_result) == []
+    differences = result_differences(reference.gx_result, fast.gx_result)
+    assert differences == [], differences
     assert [o.__dict__ for o in fast.outcomes] == [o.__dict__ for o in reference.outcomes]
     return fast
 

@@ -93,7 +93,8 @@ def coherence_rules(previous: TableProfile, schema: pa.Schema, settings: Coheren
     rules.append(Rule("expect_table_columns_to_match_set", {"column_set": before, "exact_match": False},
                       settings.removed_columns, COHERENCE, "no column removed"))
     still_there = [name for name in before if name in schema.names]
-    rules.append(Rule("expect_table_columns_to_match_set", {"column_set": still_there, "exact_match": True},
+    # exact_match=True is GX's default, which GX leaves out of the serialised kwargs.
+    rules.append(Rule("expect_table_columns_to_match_set", {"column_set": still_there},
                       settings.added_columns, COHERENCE, "no column added"))
     for name in still_there:
         floor = 1 - previous.columns[name].null_fraction - settings.max_null_rate_increase / 100

@@ -106,6 +106,8 @@ class QualityReport:
 
 
 def json_safe(value: Any) -> Any:
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # GX's results can hold numpy scalars
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, (str, int, float, bool)):
