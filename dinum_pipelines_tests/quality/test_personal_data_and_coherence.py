@@ -29,8 +29,10 @@ def test_a_column_of_personal_emails_blocks_publication():
 def test_the_same_column_declared_public_with_its_legal_basis_passes():
     spec = dataset([{"name": "commune"}, {"name": "email_elu"}], personal_data=[LEGAL])
     report = check_text(spec, ELUS)
-    # The commune column is still scanned; the declared one is not.
-    assert report.passed and [o.column for o in report.by_family("personal_data")] == ["commune"]
+    # Both columns are still scanned, email_elu for the kinds it does not declare (phone, NIR, IBAN).
+    assert report.passed and [o.column for o in report.by_family("personal_data")] == ["commune", "email_elu"]
+    scanned = {r["expectation_config"]["kwargs"]["column"]: r["expectation_config"]["kwargs"]["kinds"] for r in report.gx_result["results"] if r["expectation_config"]["type"] == "expect_column_values_to_not_be_personal_data"}
+    assert scanned == {"commune": ["email", "phone", "nir", "iban"], "email_elu": ["phone", "nir", "iban"]}
 
 
 @pytest.mark.parametrize(
