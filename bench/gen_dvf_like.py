@@ -274,3 +274,119 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- The quality benchmark's file: the same columns with real codes, three more, and one defect per rule ---
+
+QUALITY_EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (("siret", "string"), ("email", "string"), ("telephone", "string"))
+FUNCTIONAL_MAILBOXES = ("contact", "accueil", "mairie", "secretariat", "info")
+# rule id (as bench_quality.py names its rules) -> (column, replacement values); every value breaks that rule only.
+QUALITY_DEFECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "id_mutation_unique": ("id_mutation", ()),  # filled with the previous row's id
+    "date_mutation_range": ("date_mutation", ("15/03/2031", "01/01/2018")),
+    "nature_mutation_enum": ("nature_mutation", ("Donation", "Vente aux enchères")),
+    "valeur_fonciere_range": ("valeur_fonciere", ("-1 000,00", "-5,00")),
+    "nombre_pieces_range": ("nombre_pieces_principales", ("99", "60")),
+    "code_postal_format": ("code_postal", ("00000", "99999")),
+    "code_commune_format": ("code_commune", ("2C004", "75000")),
+    "code_departement_format": ("code_departement", ("20", "99")),
+    "siret_format": ("siret", ()),  # a valid SIRET with its last digit changed
+    "email_format": ("email", ("contact@mairie", "accueil.mairie.fr")),
+    "telephone_format": ("telephone", ("12 34", "00 12 34 56 78")),
+    "coordinates_in_france": ("longitude", ()),  # longitude and latitude swapped
+    "email_personal_data": ("email", ("jean.dupont@gmail.com", "m.martin@orange.fr")),
+}
+
+
+def _luhn_siret(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """Valid SIRETs: a Luhn-valid SIREN followed by a NIC that makes the whole Luhn-valid."""
+
+    def complete(body: np.ndarray) -> np.ndarray:  # body digits (rows, n) -> check digit
+        n = body.shape[1] + 1
+        doubled = (np.arange(n)[::-1] % 2 == 1)[:-1]
+        values = body.astype(np.int64)
+        values[:, doubled] *= 2
+        values[values > 9] -= 9
+        return (10 - values.sum(axis=1) % 10) % 10
+
+    siren = rng.integers(0, 10, (rows, 8))
+    siren = np.hstack([siren, complete(siren)[:, None]])
+    nic = rng.integers(0, 10, (rows, 4))
+    body = np.hstack([siren, nic])
+    digits = np.hstack([body, complete(body)[:, None]])
+    return digits
+
+
+def _digits_text(digits: np.ndarray) -> pa.Array:
+    return pa.array((digits.astype(np.uint8) + ord("0")).view(f"S{digits.shape[1]}").ravel().astype(str))
+
+
+def generate_quality(path: Path, rows: int = 1_000_000, seed: int = DEFAULT_SEED, invalid_rate: float = DEFAULT_INVALID_RATE) -> dict:
+    """The DVF-like file for the quality benchmark, and its sidecar: how many rows break each rule.
+
+    Unlike `generate`, every cell parses (the cleaning defects are left out), the codes are real
+    (drawn from frformat's COG 2024 communes and La Poste's postal codes), and `siret`, `email`
+    (functional addresses) and `telephone` (landlines) are added. Each defective row gets exactly
+    one defect from QUALITY_DEFECTS, which breaks exactly one rule."""
+    from frformat import CodeCommuneInsee, CodePostal
+
+    columns = build_columns(rows, seed)
+    rng = np.random.default_rng(seed + 2)
+    communes = np.array(sorted(CodeCommuneInsee("2024").get_valid_values_set()))
+    postcodes = np.array(sorted(CodePostal().get_valid_values_set()))
+    commune = communes[rng.integers(0, len(communes), rows)]
+    columns["code_commune"] = pa.array(commune)
+    columns["code_departement"] = pa.array(np.where(np.char.startswith(commune, "97"), np.char.ljust(commune, 3).astype("U3"), commune.astype("U2")))
+    columns["code_postal"] = pa.array(postcodes[rng.integers(0, len(postcodes), rows)])
+    siret = _luhn_siret(rng, rows)
+    columns["siret"] = _digits_text(siret)
+    mailbox = pa.array(FUNCTIONAL_MAILBOXES).take(pa.array(rng.integers(0, len(FUNCTIONAL_MAILBOXES), rows)))
+    columns["email"] = _join(mailbox, "@mairie-", pc.utf8_lower(pc.replace_substring_regex(columns["code_commune"], "[^0-9A-Za-z]", "")), ".fr")
+    columns["telephone"] = _join("0", _text(rng.integers(1, 6, rows)), " ", _padded(rng.integers(0, 100, rows), 2), " ",
+                                 _padded(rng.integers(0, 100, rows), 2), " ", _padded(rng.integers(0, 100, rows), 2), " ",
+                                 _padded(rng.integers(0, 100, rows), 2))
+    defective = rng.random(rows) < invalid_rate
+    defective[0] = False  # the first row has no previous id to repeat
+    kinds = list(QUALITY_DEFECTS)
+    kind = np.where(defective, rng.integers(0, len(kinds), rows), -1)
+    counts: dict[str, int] = {}
+    for index, rule in enumerate(kinds):
+        hit = kind == index
+        column, values = QUALITY_DEFECTS[rule]
+        # A defect only counts where the cells held values (a blank stays blank).
+        for needed in ("longitude", "latitude") if rule == "coordinates_in_france" else (column,):
+            hit &= pc.is_valid(columns[needed]).to_numpy(zero_copy_only=False)
+        if rule == "id_mutation_unique":
+            hit &= ~np.roll(hit, 1)  # the repeated id must be the previous row's own
+        mask = pa.array(hit)
+        if rule == "id_mutation_unique":
+            previous = pa.concat_arrays([columns[column].slice(0, 1), columns[column].slice(0, rows - 1)])
+            columns[column] = pc.if_else(mask, previous, columns[column])
+            hit = hit | np.roll(hit, -1)  # both rows of a pair break uniqueness
+        elif rule == "siret_format":
+            broken = siret.copy()
+            broken[:, -1] = (broken[:, -1] + 1) % 10
+            columns[column] = pc.if_else(mask, _digits_text(broken), columns[column])
+        elif rule == "coordinates_in_france":
+            longitude, latitude = columns["longitude"], columns["latitude"]
+            columns["longitude"], columns["latitude"] = pc.if_else(mask, latitude, longitude), pc.if_else(mask, longitude, latitude)
+        else:
+            replacement = pa.array(values).take(pa.array(rng.integers(0, len(values), rows)))
+            columns[column] = pc.if_else(mask, replacement, columns[column])
+        counts[rule] = int(hit.sum())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _ in (*COLUMNS, *QUALITY_EXTRA_COLUMNS)]
+    lines = pc.binary_join_element_wise(*(columns[name] for name in names), ";", null_handling="replace", null_replacement="")
+    path.write_bytes(("\n".join([";".join(names), *lines.to_pylist()]) + "\n").encode("utf-8"))
+    record = {
+        "rows": rows,
+        "seed": seed,
+        "invalid_rate": invalid_rate,
+        "encoding": "utf-8",
+        "delimiter": ";",
+        "columns": dict((*COLUMNS, *QUALITY_EXTRA_COLUMNS)),
+        "expected_failures": counts,
+        "bytes": path.stat().st_size,
+    }
+    sidecar_path(path).write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+    return record

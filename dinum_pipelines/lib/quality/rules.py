@@ -54,10 +54,11 @@ class Rule:
         return {"type": self.type, "kwargs": dict(self.kwargs), "meta": {"family": self.family, "source": self.source, **self.meta}, "severity": self.severity}
 
 
-def _bound(value: Any) -> Any:
-    # GX compares date columns with ISO strings it parses itself.
-    if isinstance(value, datetime):
-        return value.isoformat()
+def _bound(value: Any, column_type: str) -> Any:
+    # GX compares date columns with ISO strings it parses itself: a date column's values are
+    # dates, which GX cannot compare with a datetime bound.
+    if isinstance(value, datetime) and column_type == "date":
+        return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -81,7 +82,7 @@ def column_rules(column: ColumnSpec, primary_key: list[str]) -> list[Rule]:
     if column.enum:
         add("enum", "expect_column_values_to_be_in_set", value_set=list(column.enum))
     if column.minimum is not None or column.maximum is not None:
-        bounds = {"min_value": _bound(column.minimum), "max_value": _bound(column.maximum)}
+        bounds = {"min_value": _bound(column.minimum, column.type), "max_value": _bound(column.maximum, column.type)}
         add("range", "expect_column_values_to_be_between", **{k: v for k, v in bounds.items() if v is not None})
     if column.min_length is not None or column.max_length is not None:
         lengths = {"min_value": column.min_length, "max_value": column.max_length}
