@@ -446,7 +446,7 @@ def get_organization(call: Call) -> Response:
     org = _organization(call)
     _, dataset_count = call.store.datasets.search(DatasetQuery(organization_id=org["id"], page_size=1))
     members = call.store.accounts.members_of(org["id"])
-    org = {**org, "metrics": organization_metrics_of(call, org["id"])}
+    org = {**org, "metrics": organization_metrics_of(call.store, org["id"])}
     return call.respond(call.render.organization(org, members=members, dataset_count=dataset_count))
 
 

@@ -45,6 +45,7 @@ from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write
 
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.app import Call
+    from dinum_pipelines.catalog.store import CatalogStore
 
 SIMULATED_TIME_HEADER = "X-Dinum-Simulated-Time"
 MAX_PAGE_SIZE = 50
@@ -252,9 +253,9 @@ def push_metrics(call: Call) -> Response:
     return call.respond(MetricsStore(call.store.db).replace(tables, objects))
 
 
-def organization_metrics_of(call: Call, organization_id: str) -> Json | None:
-    """The pushed `metrics` of an organization (None before the first push)."""
-    return MetricsStore(call.store.db).organization(organization_id)
+def organization_metrics_of(store: CatalogStore, organization_id: str) -> Json | None:
+    """The pushed `metrics` of an organization (None before the first push); for the API and the pages."""
+    return MetricsStore(store.db).organization(organization_id)
 
 
 # The metric API

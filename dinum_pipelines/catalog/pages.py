@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound
 from dinum_pipelines.catalog.events import DATASET_VIEW
+from dinum_pipelines.catalog.metrics_api import organization_metrics_of
 from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
@@ -289,6 +290,7 @@ def organization_page(page: PageRequest) -> Response:
     number = page.page_number()
     records, total = page.store.datasets.search(DatasetQuery(organization_id=org["id"], page=number, page_size=PAGE_SIZE))
     members = page.store.accounts.members_of(org["id"])
+    org = {**org, "metrics": organization_metrics_of(page.store, org["id"])}
     return page.html(
         "organization.html",
         organization=page.render.organization(org, members=members, dataset_count=total),

@@ -23,7 +23,7 @@ DATASET_METRICS: dict[str, Any] = {
 }
 RESOURCE_METRICS: dict[str, Any] = {"views": 0}  # udata's resource "views" are downloads
 ORGANIZATION_METRICS: dict[str, Any] = {
-    "datasets": 0, "members": 0, "followers": 0, "reuses": 0, "dataservices": 0, "views": 0,
+    "datasets": 0, "members": 0, "followers": 0, "reuses": 0, "dataservices": 0, "views": 0, "resources_downloads": 0,
 }
 
 Json = dict[str, Any]

@@ -124,6 +124,8 @@ def test_a_push_sets_the_objects_metrics_and_the_metric_api(
     assert anonymous.get(f"/datasets/{second['id']}/").json()["metrics"]["views"] == 0
     org = anonymous.get(f"/organizations/{publisher.organization_slug}/").json()["metrics"]
     assert org["views"] == 6 and org["resources_downloads"] == 2 and org["datasets"] == 2
+    org_page = anonymous.get(f"{anonymous.catalog.url}/organizations/{publisher.organization_slug}/").text
+    assert '<strong id="view-count">6</strong>' in org_page and '<strong id="download-count">2</strong>' in org_page
 
     page = anonymous.get("/api/datasets/data/", params={"dataset_id__exact": first["id"], "metric_month__sort": "desc"}).json()
     assert [(row["metric_month"], row["monthly_visit"], row["monthly_download_resource"]) for row in page["data"]] == [
