@@ -99,26 +99,35 @@ def vectorized_is_valid(name: str, values: pa.ChunkedArray, year: str | None = N
 def _digits_matrix(values: pa.ChunkedArray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Values as python-stdnum compacts them (spaces and dots removed, trimmed), which ones have
     exactly `length` ASCII digits, and those digits as a (rows, length) uint8 matrix."""
-    compact = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"[ .]", ""))
-    shaped = pc.fill_null(pc.match_substring_regex(compact, f"^[0-9]{{{length}}}$"), False)
-    shaped = shaped.to_numpy(zero_copy_only=False)
+    exact = f"^[0-9]{{{length}}}$"
+    plain = pc.fill_null(pc.match_substring_regex(values, exact), False).to_numpy(zero_copy_only=False)
+    compact = values
+    if not plain.all():  # separators or padding somewhere: compact those cells (most columns have none)
+        others = pa.array(~plain & pc.is_valid(values).to_numpy(zero_copy_only=False))
+        compact = pc.if_else(others, pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"[ .]", "")), values)
+    shaped = pc.fill_null(pc.match_substring_regex(compact, exact), False).to_numpy(zero_copy_only=False) if not plain.all() else plain
     digits = np.zeros((len(values), length), dtype=np.uint8)
     if shaped.any():
-        kept = pc.filter(compact, pa.array(shaped)).combine_chunks().cast(pa.string())
+        kept = pc.filter(compact, pa.array(shaped)).combine_chunks()
         data = np.frombuffer(kept.buffers()[2], dtype=np.uint8)
-        offsets = np.frombuffer(kept.buffers()[1], dtype=np.int32)[kept.offset : kept.offset + len(kept) + 1]
+        width = np.int64 if pa.types.is_large_string(kept.type) else np.int32
+        offsets = np.frombuffer(kept.buffers()[1], dtype=width)[kept.offset : kept.offset + len(kept) + 1]
         start = offsets[:-1, None] + np.arange(length)
         digits[shaped] = data[start] - ord("0")
     return shaped, digits
 
 
+# A digit doubled by Luhn, with its digits summed (7 -> 14 -> 5).
+_LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
+
+
 def _luhn_ok(digits: np.ndarray) -> np.ndarray:
     length = digits.shape[1]
-    doubled = np.arange(length)[::-1] % 2 == 1  # every second digit from the right
-    values = digits.astype(np.int16)
-    values[:, doubled] *= 2
-    values[values > 9] -= 9
-    return values.sum(axis=1) % 10 == 0
+    total = np.zeros(len(digits), dtype=np.int32)
+    for position in range(length):  # column by column: no (rows, length) temporaries
+        column = digits[:, position]
+        total += _LUHN_DOUBLE[column] if (length - 1 - position) % 2 == 1 else column
+    return total % 10 == 0
 
 
 def _checksum_valid(values: pa.ChunkedArray, length: int, la_poste: bool) -> pa.Array:

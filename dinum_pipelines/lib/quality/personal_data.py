@@ -123,25 +123,49 @@ def _checked(values: pa.ChunkedArray, shaped: np.ndarray, check) -> np.ndarray:
     return result
 
 
-def vectorized_is_personal(values: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
-    """The verdict for every value of a string column (nulls: False)."""
-    text = pc.utf8_trim_whitespace(values)
-    personal = np.zeros(len(values), dtype=bool)
-    if "email" in kinds:
-        # Most columns have no `@` at all: look at the others only.
-        at = pc.fill_null(pc.match_substring(text, "@"), False).to_numpy(zero_copy_only=False)
-        if at.any():
-            lower = pc.utf8_lower(text)
-            email = at & _matches(lower, EMAIL_SHAPE)
-            personal |= email & ~_matches(lower, FUNCTIONAL_LOCAL) & (_matches(lower, NAME_LIKE_LOCAL) | _matches(lower, WEBMAIL))
+# Cheap first passes: only cells with an `@`, or starting like a number or an IBAN and at least 10
+# characters long, can be personal data of a value kind; the full checks run on those cells only.
+_NUMBER_LIKE = r"^\s*(?:\+|[0-9]|[A-Za-z]{2}[0-9]{2}).{9}"
+_NAME_OR_WEBMAIL = f"(?:{NAME_LIKE_LOCAL})|(?:{WEBMAIL})"
+
+
+def _subset_check(values: pa.ChunkedArray, candidates: np.ndarray, check) -> np.ndarray:
+    """`check` (Arrow array -> bool mask) run on the candidate cells only, scattered back."""
+    result = np.zeros(len(values), dtype=bool)
+    positions = np.flatnonzero(candidates)
+    if len(positions):
+        result[positions] = check(pc.take(values, pa.array(positions)))
+    return result
+
+
+def _personal_email(cells: pa.ChunkedArray) -> np.ndarray:
+    lower = pc.utf8_lower(pc.utf8_trim_whitespace(cells))
+    # Names and consumer mailboxes are rare among functional addresses: test them first.
+    return _subset_check(lower, _matches(lower, _NAME_OR_WEBMAIL), lambda c: _matches(c, EMAIL_SHAPE) & ~_matches(c, FUNCTIONAL_LOCAL))
+
+
+def _personal_number(cells: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
+    text = pc.utf8_trim_whitespace(cells)
+    personal = np.zeros(len(cells), dtype=bool)
     if "phone" in kinds:
         personal |= _matches(text, MOBILE_PHONE)
-    if "nir" in kinds or "iban" in kinds:
-        upper = pc.utf8_upper(text)
-        if "nir" in kinds:
-            personal |= _checked(upper, _matches(upper, NIR_SHAPE), _is_nir)
-        if "iban" in kinds:
-            personal |= _checked(upper, _matches(upper, IBAN_SHAPE), _is_iban)
+    upper = pc.utf8_upper(text) if ("nir" in kinds or "iban" in kinds) else text
+    if "nir" in kinds:
+        personal |= _checked(upper, _matches(upper, NIR_SHAPE), _is_nir)
+    if "iban" in kinds:
+        personal |= _checked(upper, _matches(upper, IBAN_SHAPE), _is_iban)
+    return personal
+
+
+def vectorized_is_personal(values: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
+    """The verdict for every value of a string column (nulls: False)."""
+    personal = np.zeros(len(values), dtype=bool)
+    if "email" in kinds:
+        at = pc.fill_null(pc.match_substring(values, "@"), False).to_numpy(zero_copy_only=False)
+        personal |= _subset_check(values, at, _personal_email)
+    numbers = [kind for kind in ("phone", "nir", "iban") if kind in kinds]
+    if numbers:
+        personal |= _subset_check(values, _matches(values, _NUMBER_LIKE), lambda cells: _personal_number(cells, numbers))
     return personal
 
 
