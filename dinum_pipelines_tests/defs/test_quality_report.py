@@ -49,6 +49,8 @@ def test_every_run_becomes_a_row_of_the_published_report_and_of_the_quality_page
     assert not dataset_job.execute_in_process(instance=instance, raise_on_error=False).success
     source.plan(Reply(200, GOOD_CODES))
     assert dataset_job.execute_in_process(instance=instance).success
+    source.plan(Reply(200, GOOD_CODES))  # unchanged: the check is planned, then skipped, and makes no row
+    assert dataset_job.execute_in_process(instance=instance).success
 
     result, context = tick(defs, instance)
     (request,) = result.run_requests

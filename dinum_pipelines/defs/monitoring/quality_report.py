@@ -36,6 +36,7 @@ MONITORING_ORG_VAR = "DINUM_MONITORING_ORG"
 DEFAULT_MONITORING_ORG = "etalab:Etalab"
 # Evaluations read per check; older ones drop out of the report.
 HISTORY_LIMIT = 10_000
+EVALUATED = frozenset({AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED})
 
 
 def monitoring_organization() -> OrganizationSpec:
@@ -63,10 +64,9 @@ def check_evaluations(instance: dg.DagsterInstance, check_keys: list[dg.AssetChe
     """Every stored evaluation of `check_keys` (each key's asset path starts with the dataset slug)."""
     evaluations = []
     for key in check_keys:
-        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY_LIMIT):
+        # Planned evaluations are left out: a run whose source was unchanged plans the check and skips it.
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY_LIMIT, status=EVALUATED):
             evaluation = record.evaluation
-            if evaluation is None:  # planned but never evaluated: the run stopped before the check
-                continue
             evaluations.append(
                 CheckEvaluation(
                     dataset=key.asset_key.path[0],
@@ -127,9 +127,7 @@ def latest_evaluation_id(instance: dg.DagsterInstance, check_keys: list[dg.Asset
     """The storage id of the newest evaluation of any of `check_keys` (0 when none ran)."""
     newest = 0
     for key in check_keys:
-        records = instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=1, status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-        )
+        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=EVALUATED)
         if records:
             newest = max(newest, records[0].id)
     return newest
