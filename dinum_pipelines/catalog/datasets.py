@@ -100,8 +100,9 @@ class Datasets:
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
                 break
             except IntegrityError:
-                # Another writer took the slug between our check and our insert (PostgreSQL only:
-                # SQLite write transactions are serialized). Pick the next one.
+                # Another writer took the slug between our check and our insert: on PostgreSQL,
+                # one whose title's slug is this one plus a suffix ("a-1" for "a"; unique_slug
+                # serializes equal bases only). Pick the next one.
                 if attempt == _SLUG_ATTEMPTS - 1:
                     raise
         return self.require(dataset_id)

@@ -360,7 +360,14 @@ class Database:
 
 
 def unique_slug(connection: Connection, column: Column[str], base: str) -> str:
-    """`base`, or `base-1`, `base-2`... the first one not yet in `column` (deleted rows included)."""
+    """`base`, or `base-1`, `base-2`... the first one not yet in `column` (deleted rows included).
+
+    Call it in the transaction that inserts the slug. On PostgreSQL it takes a transaction lock on
+    the base first: without it, writers creating the same title concurrently all read the same
+    taken slugs and pick the same next one (SQLite's write transactions are serialized already).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{column}:{base}"})
     taken = set(connection.scalars(select(column).where(column.startswith(base, autoescape=True))))
     candidate, suffix = base, 0
     while candidate in taken:
