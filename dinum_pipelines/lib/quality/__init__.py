@@ -62,6 +62,24 @@ def parsing_outcomes(spec: DatasetSpec, cleaning: CleaningReport) -> list[RuleOu
                 source="type",
             )
         )
+    duplicates = cleaning.duplicates
+    if duplicates is not None and duplicates.dropped:
+        # Rows cleaning dropped as exact repeats of the key: the published table is sound, but the
+        # source's defect stays visible (a warning; conflicting repeats fail the uniqueness rule).
+        outcomes.append(
+            RuleOutcome(
+                rule="rows_repeating_the_primary_key_dropped",
+                column=", ".join(duplicates.key),
+                severity="warning",
+                success=False,
+                unexpected_count=duplicates.dropped,
+                unexpected_percent=100.0 * duplicates.dropped / max(cleaning.rows_in, 1),
+                rows=duplicates.dropped_rows,
+                detail=f"identical rows dropped by cleaning (on_duplicate_key: {duplicates.policy})",
+                family=SCHEMA,
+                source="primary_key",
+            )
+        )
     return outcomes
 
 
