@@ -15,18 +15,41 @@ fetches it again is counted again, on the permalink channel, which is what it us
 **Event time** is the server's clock, except in a catalog started with the simulated clock
 (`CatalogSettings.simulated_clock`, off by default) where a sysadmin's request may carry
 `X-Dinum-Simulated-Time`: the load generator uses it to spread real requests over past days
-(see metrics_api.SimulatedClock).
+(see metrics_api.SimulatedClock). The time is taken when the request records the event, not when
+the row is written.
+
+**Rows are written off the request path, in groups.** Every API read of a dataset is a view, so
+a write transaction per GET made views the catalog's bottleneck (on SQLite all writers take one
+lock: bench/README.md). A request only appends its event to this process's queue; one writer
+thread inserts everything queued in one transaction, then waits `commit_interval` (5 ms) to let
+the next group gather. What that guarantees:
+
+- in this process, reading the log (`list`, `between`, hence the export `GET /api/1/events/`)
+  first waits until every event queued before the read is committed: a test or the metrics
+  pipeline sees exactly what was recorded before it asked;
+- closing the store (the server's lifespan shutdown, `RunningCatalog.stop`) drains the queue:
+  a clean shutdown loses nothing;
+- **a crash can lose the last few milliseconds of events**: a `kill -9`, an out-of-memory kill or
+  a power loss drops what was queued but not yet committed (at most one `commit_interval` plus
+  one insert, typically a few ms of views). Usage counts tolerate that; they were never exact
+  (data.gouv.fr drops log lines at the proxy too);
+- with several worker processes (`serve --workers N`) each has its own queue: an export served by
+  one worker sees the other workers' events once their writer has committed them, a few
+  milliseconds later. The metrics pipeline exports closed windows (the previous day), which
+  are complete long before.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from dinum_pipelines.catalog.db import Database, datasets, events, utcnow
 from dinum_pipelines.lib.metrics_schema import CHANNELS, DATASET_VIEW, RESOURCE_DOWNLOAD
@@ -36,6 +59,7 @@ __all__ = ["CHANNELS", "DATASET_VIEW", "PERMALINK_MARK", "RESOURCE_DOWNLOAD", "E
 # The query parameter the stable link adds to the file URL it redirects to (see above).
 PERMALINK_MARK = ("via", "permalink")
 _EXPORT_BATCH = 5000
+_log = logging.getLogger(__name__)
 
 _simulated_now: ContextVar[datetime | None] = ContextVar("simulated_event_time", default=None)
 
@@ -57,8 +81,25 @@ def event_clock() -> datetime:
 
 
 class Events:
-    def __init__(self, db: Database) -> None:
+    """The usage log of one process: `record` queues, a writer thread commits in groups (see above)."""
+
+    def __init__(self, db: Database, *, commit_interval: float = 0.005) -> None:
         self._db = db
+        self._commit_interval = commit_interval
+        self._insert = insert(events).values(
+            # The dataset's organization unless one is given, looked up by the insert itself.
+            organization_id=func.coalesce(
+                bindparam("given_organization_id", type_=events.c.organization_id.type),
+                select(datasets.c.organization_id).where(datasets.c.id == bindparam("organization_of_dataset")).scalar_subquery(),
+            )
+        )
+        self._changed = threading.Condition()
+        self._pending: list[dict[str, Any]] = []
+        self._queued = 0  # events ever queued, in this process
+        self._settled = 0  # events ever committed or given up on (after a failed insert)
+        self._hurry = False  # a reader is waiting: skip the gathering pause
+        self._closing = False
+        self._writer: threading.Thread | None = None
 
     def record(
         self,
@@ -70,22 +111,66 @@ class Events:
         resource_id: str | None = None,
         organization_id: str | None = None,
     ) -> None:
-        """Log one event; the organization defaults to the dataset's (looked up in the same insert)."""
+        """Queue one event, dated now (or at the simulated time); the organization defaults to the dataset's."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
-        organization: Any = organization_id
-        if organization is None and dataset_id is not None:
-            organization = select(datasets.c.organization_id).where(datasets.c.id == dataset_id).scalar_subquery()
-        with self._db.write() as conn:
-            conn.execute(
-                insert(events).values(
-                    occurred_at=event_clock(), kind=kind, channel=channel, user_agent=(user_agent or "")[:1000] or None,
-                    dataset_id=dataset_id, resource_id=resource_id, organization_id=organization,
-                )
-            )
+        row = {
+            "occurred_at": event_clock(), "kind": kind, "channel": channel,
+            "user_agent": (user_agent or "")[:1000] or None, "dataset_id": dataset_id, "resource_id": resource_id,
+            "given_organization_id": organization_id, "organization_of_dataset": dataset_id,
+        }
+        with self._changed:
+            if self._closing:
+                raise RuntimeError("the usage log is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_groups, name="catalog-events-writer", daemon=True)
+                self._writer.start()
+            self._pending.append(row)
+            self._queued += 1
+            self._changed.notify_all()
+
+    def flush(self) -> None:
+        """Return once every event queued so far (in this process) is in the database."""
+        with self._changed:
+            target = self._queued
+            self._hurry = True
+            self._changed.notify_all()
+            while self._settled < target:
+                self._changed.wait()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer; later `record` calls fail."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+
+    def _write_groups(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closing:
+                    self._changed.wait()
+                if not self._pending:
+                    return  # closing, and nothing left
+                if not (self._hurry or self._closing):
+                    # Let the group gather; a flush or close cuts the pause short.
+                    self._changed.wait(self._commit_interval)
+                group, self._pending = self._pending, []
+                self._hurry = False
+            try:
+                with self._db.write() as conn:
+                    conn.execute(self._insert, group)
+            except Exception:
+                _log.exception("usage log: %d events could not be written and are lost", len(group))
+            with self._changed:
+                self._settled += len(group)
+                self._changed.notify_all()
 
     def list(self, *, kind: str | None = None, since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Events in the order they happened, optionally of one kind and after `since`."""
+        self.flush()
         query = select(events).order_by(events.c.id)
         if kind is not None:
             query = query.where(events.c.kind == kind)
@@ -99,7 +184,11 @@ class Events:
     def between(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         """Every event with `start <= occurred_at < end`, in id order, read in batches (keyset on
         id), so that an export of millions of rows neither holds one long read transaction nor
-        loads them all."""
+        loads them all. Events queued before the call are written first."""
+        self.flush()
+        return self._read_between(start, end)
+
+    def _read_between(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         last_id = 0
         while True:
             query = (

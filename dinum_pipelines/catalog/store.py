@@ -24,6 +24,7 @@ class CatalogStore:
         self.events = Events(self.db)
 
     def close(self) -> None:
+        self.events.close()  # writes the queued usage events first
         self.db.close()
 
     def __enter__(self) -> CatalogStore:

@@ -1,11 +1,24 @@
-"""The usage log the metrics pipeline aggregates: views and downloads, recorded in the request."""
+"""The usage log the metrics pipeline aggregates: views and downloads, recorded by the request."""
 
 from __future__ import annotations
 
+import csv
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dinum_pipelines.catalog import Publisher, RunningCatalog
-from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
+import pytest
+
+from dinum_pipelines.catalog import (
+    CatalogSettings,
+    CatalogStore,
+    Publisher,
+    RunningCatalog,
+    bootstrap_publisher,
+    serve_in_thread,
+)
+from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD, Events
 from dinum_pipelines_tests.catalog.conftest import Api
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
@@ -62,3 +75,71 @@ def test_a_remote_resource_stable_link_counts_the_download_itself(
     assert response.status_code == 302 and response.headers["location"] == "https://example.org/data.csv"
     recorded = [(event["kind"], event["channel"], event["resource_id"]) for event in catalog.store.events.list()]
     assert recorded == [(RESOURCE_DOWNLOAD, "permalink", created.json()["id"])]
+
+
+# Views are queued by the request and written in groups by a writer thread (events.py): what a
+# reader, an export and a clean stop must still see.
+
+CONCURRENT_CLIENTS = 8
+VIEWS_PER_CLIENT = 15
+
+
+def view_concurrently(catalog: RunningCatalog, dataset_id: str) -> None:
+    """CONCURRENT_CLIENTS clients each viewing the dataset VIEWS_PER_CLIENT times, all answered."""
+
+    def client(_index: int) -> list[int]:
+        session = Api(catalog)
+        return [session.get(f"/datasets/{dataset_id}/").status_code for _ in range(VIEWS_PER_CLIENT)]
+
+    with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+        statuses = [status for statuses in pool.map(client, range(CONCURRENT_CLIENTS)) for status in statuses]
+    assert statuses == [200] * CONCURRENT_CLIENTS * VIEWS_PER_CLIENT
+
+
+def test_the_export_sees_every_view_answered_before_it(catalog: RunningCatalog, api: Api, publisher: Publisher, dataset: dict[str, Any]) -> None:
+    catalog.store.accounts.grant_sysadmin(publisher.user_id)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    view_concurrently(catalog, dataset["id"])
+    response = api.get("/events/", params={"since": since.isoformat(), "until": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()})
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == CONCURRENT_CLIENTS * VIEWS_PER_CLIENT
+    assert {(row["kind"], row["dataset_id"], row["organization_id"]) for row in rows} == {
+        (DATASET_VIEW, dataset["id"], publisher.organization_id)
+    }
+
+
+def test_a_clean_stop_writes_every_queued_view(catalog_settings: CatalogSettings) -> None:
+    running = serve_in_thread(catalog_settings)
+    try:
+        publisher = bootstrap_publisher(running.store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
+        dataset = Api(running, publisher.token).create_dataset(organization=publisher.organization_id)
+        view_concurrently(running, dataset["id"])
+    finally:
+        running.stop()
+    # Another store on the same database: it has queued nothing, so this reads only what the
+    # stopped server wrote.
+    with CatalogStore(running.settings) as store:
+        assert len(store.events.list(kind=DATASET_VIEW)) == CONCURRENT_CLIENTS * VIEWS_PER_CLIENT
+
+
+def test_an_event_carries_the_time_it_was_recorded_not_written(catalog_settings: CatalogSettings) -> None:
+    with CatalogStore(catalog_settings) as store:
+        store.events = Events(store.db, commit_interval=0.5)  # a long pause before each group is written
+        before = datetime.now(UTC)
+        store.events.record(DATASET_VIEW, channel="api", user_agent=None, dataset_id="d" * 24)
+        recorded = datetime.now(UTC)
+        [event] = store.events.list()
+        assert before <= event["occurred_at"] <= recorded
+        assert event["organization_id"] is None  # an unknown dataset has no organization
+
+
+def test_closing_writes_the_queued_events_then_refuses_new_ones(catalog_settings: CatalogSettings) -> None:
+    store = CatalogStore(catalog_settings)
+    store.events = Events(store.db, commit_interval=60)  # only the close can get this one written in time
+    store.events.record(RESOURCE_DOWNLOAD, channel="web", user_agent="Mozilla/5.0", organization_id="o" * 24)
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.events.record(DATASET_VIEW, channel="api", user_agent=None)
+    with CatalogStore(catalog_settings) as reopened:
+        assert [(e["kind"], e["organization_id"]) for e in reopened.events.list()] == [(RESOURCE_DOWNLOAD, "o" * 24)]
