@@ -15,6 +15,7 @@ from dinum_pipelines.defs.clean.assets import build_clean_asset
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
 from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
 from dinum_pipelines.defs.keys import job_name
+from dinum_pipelines.defs.monitoring.data_docs import DATA_DOCS_KEY, build_data_docs_asset
 from dinum_pipelines.defs.monitoring.quality_report import (
     QUALITY_REPORT_KEY,
     build_quality_report_asset,
@@ -39,10 +40,12 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
         )
     check_keys = [key for check in checks for key in check.check_keys]
     report_job = dg.define_asset_job(
-        QUALITY_REPORT_JOB, selection=[QUALITY_REPORT_KEY], description="Publish every dataset's quality history."
+        QUALITY_REPORT_JOB,
+        selection=[QUALITY_REPORT_KEY, DATA_DOCS_KEY],
+        description="Publish every dataset's quality history and rebuild the Data Docs.",
     )
     return dg.Definitions(
-        assets=[*assets, build_quality_report_asset(registry, check_keys)],
+        assets=[*assets, build_quality_report_asset(registry, check_keys), build_data_docs_asset(registry)],
         asset_checks=checks,
         jobs=[*jobs.values(), report_job],
         sensors=[

@@ -26,6 +26,7 @@ from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.defs.resources import CATALOG_API_KEY_VAR
 from dinum_pipelines.defs.monitoring.quality_report import monitoring_organization
+from dinum_pipelines.lib.layout import DataLayout
 from dinum_pipelines.defs.metrics.assets import METRICS_API_KEY_VAR
 from dinum_pipelines.demo.runner import (
     bootstrap_demo_publisher,
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if quality_report_id:
         print(f"quality report (one row per dataset and run): {catalog.url}/api/1/datasets/{quality_report_id}/")
         print(f"quality page: {catalog.url}/qualite/")
+        print(f"Great Expectations Data Docs: {DataLayout(home / 'data').data_docs_site / 'index.html'}")
     print(
         f"usage metrics: {usage['generated']} simulated events ({usage['bots']} by bots, not counted), "
         f"{usage['first_day']} to {usage['last_day']}{'' if usage['success'] else ' (roll-up FAILED, see the Dagster UI)'}"

@@ -5,6 +5,8 @@
     <root>/clean/<slug>/<slug>.parquet
     <root>/clean/<slug>/cleaning.json  what cleaning could not parse, and from which raw version
     <root>/clean/<slug>/quality.json   the last quality report
+    <root>/clean/<slug>/validations/   its recent validation results (GX format)
+    <root>/data_docs/index.html      Great Expectations Data Docs of every dataset
 """
 
 from __future__ import annotations
@@ -58,3 +60,8 @@ class DataLayout:
 
     def clean_files(self, slug: str) -> CleanFiles:
         return CleanFiles(self.root / "clean" / slug, slug)
+
+    @property
+    def data_docs_site(self) -> Path:
+        """Great Expectations Data Docs of every dataset (a link to the latest complete build)."""
+        return self.root / "data_docs"

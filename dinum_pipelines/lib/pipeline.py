@@ -23,6 +23,7 @@ from dinum_pipelines.lib.layout import CleanFiles, DataLayout
 from dinum_pipelines.lib.parsing import decimal_separator, read_source
 from dinum_pipelines.lib.publishing import PublicationResult, publish
 from dinum_pipelines.lib.quality import QualityReport, coherence, validate_dataset
+from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_parquet
@@ -99,6 +100,7 @@ def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
     published_profile = coherence.profile_path(files.directory)
     report = validate_dataset(table, spec, cleaning, previous=coherence.load_profile(published_profile))
     files.quality_report.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    archive_validation(files.directory, json.loads(json.dumps(report.gx_result, default=str)))
     if report.passed:
         coherence.save_profile(coherence.profile_table(table), published_profile)
     return report

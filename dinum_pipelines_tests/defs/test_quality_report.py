@@ -1,6 +1,7 @@
 """The quality report: real runs (one blocked, one published), the sensor, and the published table."""
 
 import io
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -10,6 +11,7 @@ import requests
 from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
 from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import job_name
+from dinum_pipelines.defs.monitoring.quality_report import EVALUATED
 from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
 from dinum_pipelines_tests import browser
@@ -59,6 +61,15 @@ def test_every_run_becomes_a_row_of_the_published_report_and_of_the_quality_page
     report_run = defs.resolve_job_def(QUALITY_REPORT_JOB).execute_in_process(instance=instance)
     assert report_run.success
     assert isinstance(tick(defs, instance, cursor=result.cursor)[0], dg.SkipReason)  # nothing new since
+
+    (docs,) = report_run.asset_materializations_for_node("monitoring__data_docs")
+    index = docs.metadata["index"].value
+    assert docs.metadata["validations"].value == 2 and "2C247" in "".join(
+        page.read_text(encoding="utf-8") for page in Path(index).parent.glob("validations/**/*.html")
+    )
+    check_key = dg.AssetCheckKey(dg.AssetKey([SLUG, "clean"]), "quality_rules")
+    (latest,) = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1, status=EVALUATED)
+    assert latest.evaluation.metadata["data_docs"].value == index  # the check links the site
 
     (materialization,) = report_run.asset_materializations_for_node("monitoring__quality_report")
     metadata = {name: value.value for name, value in materialization.metadata.items()}

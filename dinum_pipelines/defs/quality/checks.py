@@ -53,7 +53,7 @@ def failed_expectations(report: QualityReport) -> list[dict]:
     ]
 
 
-def check_result(report: QualityReport, report_path: str) -> dg.AssetCheckResult:
+def check_result(report: QualityReport, report_path: str, data_docs_index: str | None = None) -> dg.AssetCheckResult:
     failed = report.blocking_failures + report.warnings
     if report.blocking_failures:
         description = "Blocked: " + "; ".join(o.describe() for o in report.blocking_failures)
@@ -84,6 +84,8 @@ def check_result(report: QualityReport, report_path: str) -> dg.AssetCheckResult
             "suite": report.suite_name,
             "engine": report.engine,
             "report": dg.MetadataValue.path(report_path),
+            # Built by monitoring/data_docs after the check (the quality report job); a stable path.
+            **({"data_docs": dg.MetadataValue.path(data_docs_index)} if data_docs_index else {}),
         },
     )
 
@@ -98,6 +100,8 @@ def build_quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
     def quality_rules(data_folder: DataFolder) -> dg.AssetCheckResult:
         layout = data_folder.layout()
         report = check_quality(spec, layout)
-        return check_result(report, str(layout.clean_files(spec.slug).quality_report))
+        return check_result(
+            report, str(layout.clean_files(spec.slug).quality_report), str(layout.data_docs_site / "index.html")
+        )
 
     return quality_rules
