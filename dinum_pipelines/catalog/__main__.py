@@ -1,6 +1,6 @@
 """`dinum-catalog` / `python -m dinum_pipelines.catalog`: serve the catalog and manage accounts.
 
-    dinum-catalog serve --port 8090
+    dinum-catalog serve --port 8090 --workers 2
     dinum-catalog migrate --database-url postgresql+psycopg://catalog@db/catalog
     dinum-catalog create-org --slug insee --name "Insee"
     dinum-catalog create-user --email jeanne@example.org --name "Jeanne Dupont"
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> None:
     if args.simulated_clock:
         settings = dataclasses.replace(settings, simulated_clock=True)
     print(f"catalog: {settings.database_url}, files in {settings.files_dir}", file=sys.stderr)
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
 
 
 def _migrate(args: argparse.Namespace) -> None:
@@ -102,6 +102,13 @@ def _bootstrap(args: argparse.Namespace) -> None:
     print(json.dumps({"token": publisher.token, "user_id": publisher.user_id, "organization_id": publisher.organization_id}))
 
 
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     storage = argparse.ArgumentParser(add_help=False)
     storage.add_argument("--database-url", help="SQLAlchemy URL (default: $DINUM_CATALOG_DATABASE_URL or ./.dinum/catalog/catalog.db)")
@@ -119,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--public-url", help="base of the absolute URLs handed out (default: from each request's Host)")
+    serve.add_argument(
+        "--workers", type=_at_least_one, default=1,
+        help="server processes (default 1); one per core: a process uses about one core at most",
+    )
+    serve.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=True,
+        help="log every request (default on; off when a proxy in front logs them already)",
+    )
     serve.add_argument(
         "--simulated-clock", action="store_true",
         help="load simulation only: sysadmins may date their requests' events (X-Dinum-Simulated-Time)",

@@ -1,5 +1,9 @@
 """Running the catalog: in the foreground (CLI `serve`) or in a background thread (demo, tests).
 
+`serve` can run several worker processes (uvicorn's supervisor): one process tops out near one
+core (bench/README.md). Each worker builds its own app, store and usage-log writer from the
+DINUM_CATALOG_* variables the supervisor passes down; they share nothing but the database.
+
 The thread variant binds its socket before starting, so port 0 works (the OS picks a free port)
 and `RunningCatalog.url` is known, and it returns only once the server answers HTTP.
 """
@@ -7,13 +11,16 @@ and `RunningCatalog.url` is known, and it returns only once the server answers H
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 import uvicorn
+from starlette.applications import Starlette
 
 from dinum_pipelines.catalog.app import create_app
 from dinum_pipelines.catalog.settings import CatalogSettings
@@ -46,9 +53,23 @@ class RunningCatalog:
         self.stop()
 
 
-def serve(settings: CatalogSettings, *, host: str = "127.0.0.1", port: int = 8090) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C)."""
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
+def serve(
+    settings: CatalogSettings, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1, access_log: bool = True
+) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C), in `workers` processes."""
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False, "access_log": access_log}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Workers are fresh interpreters: they import the app factory by name and read the settings
+    # from the environment they inherit.
+    os.environ.update(settings.as_env())
+    uvicorn.run(f"{__name__}:{app_from_environment.__name__}", factory=True, workers=workers, **options)
+
+
+def app_from_environment() -> Starlette:
+    """The app of one worker process of `serve(..., workers=N)`."""
+    return create_app(CatalogSettings.from_env())
 
 
 def serve_in_thread(

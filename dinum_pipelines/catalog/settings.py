@@ -59,3 +59,13 @@ class CatalogSettings:
             simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
             accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
         )
+
+    def as_env(self) -> dict[str, str]:
+        """The DINUM_CATALOG_* variables `from_env()` reads back as these settings (worker processes)."""
+        return {
+            DATABASE_URL_ENV: self.database_url,
+            FILES_DIR_ENV: str(self.files_dir),
+            PUBLIC_URL_ENV: self.public_url or "",
+            SIMULATED_CLOCK_ENV: "1" if self.simulated_clock else "",
+            ACCEL_REDIRECT_PREFIX_ENV: self.accel_redirect_prefix or "",
+        }

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 
-from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
+from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.__main__ import main
 from dinum_pipelines_tests.catalog.conftest import Api
 
@@ -60,3 +68,64 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("DINUM_CATALOG_FILES_DIR", str(tmp_path))
     assert CatalogSettings.from_env() == CatalogSettings("sqlite:///x.db", tmp_path)
     assert CatalogSettings.from_env("sqlite:///y.db").database_url == "sqlite:///y.db"
+
+
+def test_settings_survive_the_environment_round_trip(tmp_path: Path) -> None:
+    """How `serve --workers N` hands its settings to the worker processes."""
+    settings = CatalogSettings(
+        "sqlite:///w.db", tmp_path, public_url="https://catalog.example.org", simulated_clock=True, accel_redirect_prefix="/_accel/"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.as_env().items():
+            patch.setenv(name, value)
+        assert CatalogSettings.from_env() == settings
+        for name, value in CatalogSettings("sqlite:///w.db", tmp_path).as_env().items():
+            patch.setenv(name, value)
+        assert CatalogSettings.from_env() == CatalogSettings("sqlite:///w.db", tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalog_settings: CatalogSettings) -> None:
+    """Two processes, each with its own usage-log writer, on one database; SIGTERM drains both."""
+    with CatalogStore(catalog_settings) as store:
+        publisher = bootstrap_publisher(store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--workers", "2", "--no-access-log", "--port", str(port),
+        "--database-url", catalog_settings.database_url, "--files-dir", str(catalog_settings.files_dir),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/api/1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/datasets/licenses/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        headers = {"X-API-KEY": publisher.token}
+        dataset = requests.post(
+            f"{base}/datasets/", json={"title": "t", "description": "d", "organization": "insee"}, headers=headers, timeout=10
+        ).json()
+
+        def views(_client: int) -> list[int]:
+            with requests.Session() as session:  # one connection: each client stays on one worker
+                return [session.get(f"{base}/datasets/{dataset['id']}/", timeout=10).status_code for _ in range(20)]
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [status for batch in pool.map(views, range(6)) for status in batch]
+        assert statuses == [200] * 120
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=30)
+    assert server.returncode == 0, errors
+    assert errors.count("Started server process") == 2
+    with CatalogStore(catalog_settings) as store:
+        assert len(store.events.list(kind=DATASET_VIEW)) == 120
