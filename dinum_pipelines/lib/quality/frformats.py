@@ -91,59 +91,83 @@ def vectorized_is_valid(name: str, values: pa.ChunkedArray, year: str | None = N
     """The verdict for every value of a string column (nulls: True, the domain excludes them)."""
     if name in SET_FORMATS:
         result = pc.or_(pc.is_in(values, value_set=valid_codes(name, year)), pc.is_null(values))
-    else:
-        result = _checksum_valid(values, CHECKSUM_FORMATS[name], la_poste=name == "siret")
-    return pc.fill_null(result, True).to_numpy(zero_copy_only=False)
+        return pc.fill_null(result, True).to_numpy(zero_copy_only=False)
+    return _checksum_valid(values, CHECKSUM_FORMATS[name], la_poste=name == "siret")
 
 
-def _digits_matrix(values: pa.ChunkedArray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Values as python-stdnum compacts them (spaces and dots removed, trimmed), which ones have
-    exactly `length` ASCII digits, and those digits as a (rows, length) uint8 matrix."""
-    exact = f"^[0-9]{{{length}}}$"
-    plain = pc.fill_null(pc.match_substring_regex(values, exact), False).to_numpy(zero_copy_only=False)
-    compact = values
-    if not plain.all():  # separators or padding somewhere: compact those cells (most columns have none)
-        others = pa.array(~plain & pc.is_valid(values).to_numpy(zero_copy_only=False))
-        compact = pc.if_else(others, pc.utf8_trim_whitespace(pc.replace_substring_regex(values, r"[ .]", "")), values)
-    shaped = pc.fill_null(pc.match_substring_regex(compact, exact), False).to_numpy(zero_copy_only=False) if not plain.all() else plain
-    digits = np.zeros((len(values), length), dtype=np.uint8)
-    if shaped.any():
-        kept = pc.filter(compact, pa.array(shaped)).combine_chunks()
-        data = np.frombuffer(kept.buffers()[2], dtype=np.uint8)
-        width = np.int64 if pa.types.is_large_string(kept.type) else np.int32
-        offsets = np.frombuffer(kept.buffers()[1], dtype=width)[kept.offset : kept.offset + len(kept) + 1]
-        start = offsets[:-1, None] + np.arange(length)
-        digits[shaped] = data[start] - ord("0")
-    return shaped, digits
+def _exact_digits(values: pa.ChunkedArray | pa.Array, length: int) -> np.ndarray:
+    """Which values are exactly `length` ASCII digits (nulls: False), without a regex: the byte
+    length and an all-ASCII-digits test are two cheap kernels."""
+    shaped = pc.and_(pc.equal(pc.binary_length(values), length), pc.ascii_is_decimal(values))
+    return pc.fill_null(shaped, False).to_numpy(zero_copy_only=False)
+
+
+def _digits_of(values: pa.ChunkedArray | pa.Array, length: int) -> np.ndarray:
+    """The digits of values that are all exactly `length` ASCII digits, as a (rows, length) uint8
+    matrix: such values lie end to end in the string data, so it is the data buffer reshaped."""
+    if len(values) == 0:
+        return np.zeros((0, length), dtype=np.uint8)
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=width)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return (data - ord("0")).reshape(len(array), length)
 
 
 # A digit doubled by Luhn, with its digits summed (7 -> 14 -> 5).
 _LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
+_LA_POSTE_SIREN = np.array([3, 5, 6, 0, 0, 0, 0, 0, 0], dtype=np.uint8)
+_LA_POSTE_HEAD_OFFICE = np.array([3, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 8], dtype=np.uint8)
 
 
 def _luhn_ok(digits: np.ndarray) -> np.ndarray:
     length = digits.shape[1]
-    total = np.zeros(len(digits), dtype=np.int32)
+    total = np.zeros(len(digits), dtype=np.uint8)  # at most 9 per digit: 126 for a SIRET
     for position in range(length):  # column by column: no (rows, length) temporaries
         column = digits[:, position]
         total += _LUHN_DOUBLE[column] if (length - 1 - position) % 2 == 1 else column
     return total % 10 == 0
 
 
-def _checksum_valid(values: pa.ChunkedArray, length: int, la_poste: bool) -> pa.Array:
-    shaped, digits = _digits_matrix(values, length)
-    ok = shaped & _luhn_ok(digits[:, :9])  # the SIREN part of a SIRET must pass Luhn too
-    if length > 9:
+def _checksums_ok(digits: np.ndarray, la_poste: bool) -> np.ndarray:
+    """python-stdnum's checks of SIREN (9 digits) or SIRET (14 digits) numbers, one per row."""
+    ok = _luhn_ok(digits[:, :9])  # the SIREN part of a SIRET must pass Luhn too
+    if digits.shape[1] > 9:
         whole = _luhn_ok(digits)
         if la_poste:
             # La Poste's establishments (SIREN 356000000) use a digit sum multiple of 5, except
             # its head office, as python-stdnum implements it.
-            prefix = (digits[:, :9] == np.array([3, 5, 6, 0, 0, 0, 0, 0, 0])).all(axis=1)
-            head_office = (digits == np.array([3, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 8])).all(axis=1)
-            poste = prefix & ~head_office
-            whole = np.where(poste, digits.sum(axis=1) % 5 == 0, whole)
+            poste = _rows_starting_with(digits, _LA_POSTE_SIREN)
+            poste = poste[~(digits[poste] == _LA_POSTE_HEAD_OFFICE).all(axis=1)]
+            whole[poste] = digits[poste].sum(axis=1) % 5 == 0
         ok &= whole
-    return pa.array(ok | ~pc.is_valid(values).to_numpy(zero_copy_only=False))
+    return ok
+
+
+def _rows_starting_with(digits: np.ndarray, prefix: np.ndarray) -> np.ndarray:
+    """Positions of the rows whose first digits are `prefix`, narrowed digit by digit (the first
+    test rules out most rows, so no test runs on the whole matrix twice)."""
+    rows = np.flatnonzero(digits[:, 0] == prefix[0])
+    for position in range(1, len(prefix)):
+        rows = rows[digits[rows, position] == prefix[position]]
+    return rows
+
+
+def _checksum_valid(values: pa.ChunkedArray, length: int, la_poste: bool) -> np.ndarray:
+    """The verdict for every value (nulls: True). Values are taken as python-stdnum compacts them
+    (spaces and dots removed, trimmed); most are already plain digits, so only the others are
+    compacted, and the checksums run on the digits of the well-shaped values only."""
+    verdict = ~values.is_valid().to_numpy(zero_copy_only=False)
+    plain = _exact_digits(values, length)
+    if plain.any():
+        verdict[plain] = _checksums_ok(_digits_of(pc.filter(values, pa.array(plain)), length), la_poste)
+    others = np.flatnonzero(~plain & ~verdict)
+    if len(others):
+        compact = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.take(values, pa.array(others)), r"[ .]", ""))
+        shaped = _exact_digits(compact, length)
+        if shaped.any():
+            verdict[others[shaped]] = _checksums_ok(_digits_of(pc.filter(compact, pa.array(shaped)), length), la_poste)
+    return verdict
 
 
 # --- Coordinates inside France (metropolitan France and the five overseas départements) --------
