@@ -78,6 +78,7 @@ def test_every_run_becomes_a_row_of_the_published_report_and_of_the_quality_page
     dataset = requests.get(f"{catalog.url}/api/1/datasets/{metadata['dataset_id']}/", timeout=10).json()
     assert dataset["organization"]["slug"] == "etalab"
     assert "`failed_columns`" in dataset["description"]  # every column is described
+    assert dataset["quality"]["score"] == 1.0, dataset["quality"]  # temporal coverage from the checks, spatial: France
     parquet = next(r for r in dataset["resources"] if r["title"].endswith(".parquet"))
     content = requests.get(f"{catalog.url}/api/1/datasets/r/{parquet['id']}", timeout=10).content
     rows = pq.read_table(io.BytesIO(content)).to_pylist()

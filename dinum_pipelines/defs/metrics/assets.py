@@ -43,6 +43,7 @@ from dinum_pipelines.lib.metrics import (
 from dinum_pipelines.lib.metrics_catalog import MetricsClient
 from dinum_pipelines.lib.metrics_schema import DATASET_VIEW, RESOURCE_DOWNLOAD, column_descriptions
 from dinum_pipelines.lib.publishing import ProducedDataset, publish
+from dinum_pipelines.lib.registry import SpatialCoverage
 
 METRICS_API_KEY_VAR = "DINUM_CATALOG_METRICS_API_KEY"
 START_DATE_VAR = "DINUM_METRICS_START_DATE"
@@ -105,6 +106,7 @@ def usage_dataset() -> ProducedDataset:
         organization=monitoring_organization(),
         frequency="daily",
         tags=["statistiques", "usage", "monitoring"],
+        spatial=SpatialCoverage(granularity="country"),
     )
 
 
@@ -210,7 +212,12 @@ def usage_tables(context: dg.AssetExecutionContext, data_folder: DataFolder) -> 
 def usage_published(context: dg.AssetExecutionContext, data_folder: DataFolder, catalog: Catalog) -> dg.MaterializeResult:
     layout = MetricsLayout(data_folder.layout().root)
     files = {role: layout.published_dir / name for role, name in _published_names().items()}
-    result = publish(catalog.client(), usage_dataset(), files, resource_descriptions=_resource_descriptions())
+    days = sorted(date.fromisoformat(path.stem) for path in layout.daily_files())
+    result = publish(
+        catalog.client(), usage_dataset(), files,
+        temporal_coverage=(days[0], days[-1]) if days else None,
+        resource_descriptions=_resource_descriptions(),
+    )
     for action in result.actions:
         context.log.info(action)
     metadata = {"dataset_id": result.dataset_id, "changed": dg.MetadataValue.bool(result.changed)}

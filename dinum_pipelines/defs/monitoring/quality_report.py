@@ -27,7 +27,7 @@ from dinum_pipelines.lib.quality_history import (
     report_rows,
     report_table,
 )
-from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec
+from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec, SpatialCoverage
 from dinum_pipelines.lib.tables import write_csv, write_parquet
 
 QUALITY_REPORT_KEY = dg.AssetKey(["monitoring", "quality_report"])
@@ -57,6 +57,7 @@ def quality_report_dataset() -> ProducedDataset:
         organization=monitoring_organization(),
         frequency="continuous",
         tags=[QUALITY_REPORT_TAG, "qualite", "donnees-ouvertes"],
+        spatial=SpatialCoverage(granularity="country"),
     )
 
 
@@ -97,10 +98,12 @@ def build_quality_report_asset(registry: dict[str, DatasetSpec], check_keys: lis
         files = {"csv": folder / f"{QUALITY_REPORT_SLUG}.csv", "parquet": folder / f"{QUALITY_REPORT_SLUG}.parquet"}
         write_csv(table, files["csv"])
         write_parquet(table, files["parquet"])
+        checked = [row["checked_at"].date() for row in rows]
         result = publish(
             catalog.client(),
             quality_report_dataset(),
             files,
+            temporal_coverage=(min(checked), max(checked)) if checked else None,
             resource_descriptions={
                 "csv": "Une ligne par jeu de données et par exécution, CSV UTF-8.",
                 "parquet": "Une ligne par jeu de données et par exécution, Apache Parquet typé.",
