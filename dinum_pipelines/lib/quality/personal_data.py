@@ -19,8 +19,10 @@ Plus one table-level kind, `name_birth_date`: a column of names next to a column
 dates identifies persons, whatever the values (found from the column names).
 
 As with French formats, each kind has a reference check (one value at a time, python-stdnum for
-NIR and IBAN, used by the GX custom expectation) and a vectorised one (Arrow regexes over the
-column; the checksum libraries only see the few cells shaped like a NIR or an IBAN).
+NIR and IBAN, used by the GX custom expectation) and a vectorised one: a single regex pass over
+the column (`candidate_pattern`, the union of every kind's shape, loosened for case and
+surrounding whitespace) finds the few cells that may be personal, and the exact checks (Arrow
+regexes, then the checksum libraries on the cells shaped like a NIR or an IBAN) run on those only.
 """
 
 from __future__ import annotations
@@ -109,11 +111,11 @@ def reference_is_personal(value: str, kinds: list[str]) -> bool:
     return "iban" in kinds and bool(_PYTHON["iban"].search(upper)) and _is_iban(upper)
 
 
-def _matches(values: pa.ChunkedArray, pattern: str) -> np.ndarray:
+def _matches(values: pa.ChunkedArray | pa.Array, pattern: str) -> np.ndarray:
     return pc.fill_null(pc.match_substring_regex(values, pattern), False).to_numpy(zero_copy_only=False)
 
 
-def _checked(values: pa.ChunkedArray, shaped: np.ndarray, check) -> np.ndarray:
+def _checked(values: pa.Array, shaped: np.ndarray, check) -> np.ndarray:
     """`check` run on the few cells of the right shape only."""
     result = np.zeros(len(values), dtype=bool)
     positions = np.flatnonzero(shaped)
@@ -123,33 +125,17 @@ def _checked(values: pa.ChunkedArray, shaped: np.ndarray, check) -> np.ndarray:
     return result
 
 
-# Cheap first passes: only cells with an `@`, or starting like a number or an IBAN and at least 10
-# characters long, can be personal data of a value kind; the full checks run on those cells only.
-_NUMBER_LIKE = r"^\s*(?:\+|[0-9]|[A-Za-z]{2}[0-9]{2}).{9}"
-_NAME_OR_WEBMAIL = f"(?:{NAME_LIKE_LOCAL})|(?:{WEBMAIL})"
-
-
-def _subset_check(values: pa.ChunkedArray, candidates: np.ndarray, check) -> np.ndarray:
-    """`check` (Arrow array -> bool mask) run on the candidate cells only, scattered back."""
-    result = np.zeros(len(values), dtype=bool)
-    positions = np.flatnonzero(candidates)
-    if len(positions):
-        result[positions] = check(pc.take(values, pa.array(positions)))
-    return result
-
-
-def _personal_email(cells: pa.ChunkedArray) -> np.ndarray:
-    lower = pc.utf8_lower(pc.utf8_trim_whitespace(cells))
-    # Names and consumer mailboxes are rare among functional addresses: test them first.
-    return _subset_check(lower, _matches(lower, _NAME_OR_WEBMAIL), lambda c: _matches(c, EMAIL_SHAPE) & ~_matches(c, FUNCTIONAL_LOCAL))
-
-
-def _personal_number(cells: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
+def _exact_verdict(cells: pa.Array, kinds: list[str]) -> np.ndarray:
+    """`reference_is_personal` for every cell, with Arrow kernels (run on the candidates only)."""
     text = pc.utf8_trim_whitespace(cells)
     personal = np.zeros(len(cells), dtype=bool)
+    if "email" in kinds:
+        lower = pc.utf8_lower(text)
+        shaped = _matches(lower, EMAIL_SHAPE) & ~_matches(lower, FUNCTIONAL_LOCAL)
+        personal |= shaped & (_matches(lower, NAME_LIKE_LOCAL) | _matches(lower, WEBMAIL))
     if "phone" in kinds:
         personal |= _matches(text, MOBILE_PHONE)
-    upper = pc.utf8_upper(text) if ("nir" in kinds or "iban" in kinds) else text
+    upper = pc.utf8_upper(text)
     if "nir" in kinds:
         personal |= _checked(upper, _matches(upper, NIR_SHAPE), _is_nir)
     if "iban" in kinds:
@@ -157,15 +143,58 @@ def _personal_number(cells: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
     return personal
 
 
-def vectorized_is_personal(values: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
-    """The verdict for every value of a string column (nulls: False)."""
-    personal = np.zeros(len(values), dtype=bool)
-    if "email" in kinds:
-        at = pc.fill_null(pc.match_substring(values, "@"), False).to_numpy(zero_copy_only=False)
-        personal |= _subset_check(values, at, _personal_email)
-    numbers = [kind for kind in ("phone", "nir", "iban") if kind in kinds]
+def _whole(shape: str) -> str:
+    """A shape without its anchors, to be embedded in a larger pattern."""
+    if not (shape.startswith("^") and shape.endswith("$")):
+        raise ValueError(f"{shape!r} is not anchored at both ends")
+    return shape[1:-1]
+
+
+def _any_case(pattern: str) -> str:
+    """`pattern`, whose letters are upper-case ASCII in character classes only, accepting any
+    ASCII letter and any non-ASCII character where it wants one of them: a superset of the values
+    that match `pattern` once upper-cased (some non-ASCII letters upper-case to ASCII: `ı` to `I`)."""
+    outside = re.sub(r"\[[^\]]*\]|\\.", "", pattern)
+    if re.search("[A-Za-z]", outside):
+        raise ValueError(f"{pattern!r} has letters outside character classes")
+    return re.sub(r"\[([^\]]*[A-Z][^\]]*)\]", r"[\1a-z\\x{80}-\\x{10FFFF}]", pattern)
+
+
+# The candidate scan: one regex pass over a column finds every cell that *may* be personal data,
+# i.e. a superset of what `_exact_verdict` accepts, whatever the case and the surrounding
+# whitespace (trimmed by the exact checks; no letter or digit is whitespace). An address is
+# personal only with a name-like local part (so a dot before its @) or a consumer mailbox's domain
+# (in any case); non-ASCII characters can lower-case to ASCII letters no case-insensitive match
+# folds (`İ` to `i`), so addresses with one are candidates too. Numbers are one of the shapes.
+EMAIL_CANDIDATE = r"(?s:\..*@|@(?i:" + "|".join(re.escape(d) for d in WEBMAIL_DOMAINS) + r")|[^\x00-\x7F].*@|@.*[^\x00-\x7F])"
+NUMBER_SHAPES = {"phone": MOBILE_PHONE, "nir": NIR_SHAPE, "iban": IBAN_SHAPE}
+
+
+def candidate_pattern(kinds: list[str]) -> str | None:
+    """The one regex that finds the cells that may be personal data of `kinds` (None: no kind)."""
+    alternatives = [EMAIL_CANDIDATE] if "email" in kinds else []
+    numbers = [_any_case(_whole(shape)) for kind, shape in NUMBER_SHAPES.items() if kind in kinds]
     if numbers:
-        personal |= _subset_check(values, _matches(values, _NUMBER_LIKE), lambda cells: _personal_number(cells, numbers))
+        alternatives.append(rf"^[^0-9A-Za-z+]*(?:{'|'.join(numbers)})[^0-9A-Za-z]*$")
+    return "|".join(f"(?:{alternative})" for alternative in alternatives) or None
+
+
+def vectorized_is_personal(values: pa.ChunkedArray, kinds: list[str]) -> np.ndarray:
+    """The verdict for every value of a string column (nulls: False): one regex pass finds the
+    candidates, the exact checks run on those few cells only."""
+    personal = np.zeros(len(values), dtype=bool)
+    pattern = candidate_pattern(kinds)
+    if pattern is None or len(values) == 0:
+        return personal
+    positions = np.flatnonzero(_matches(values, pattern))
+    if len(positions):
+        cells = pc.take(values, pa.array(positions))
+        # Arrow and Python case-map a few non-ASCII letters differently (`İ`): such cells, rare
+        # among candidates, get the reference check itself.
+        ascii_only = pc.string_is_ascii(cells).to_numpy(zero_copy_only=False)
+        personal[positions[ascii_only]] = _exact_verdict(pc.filter(cells, pa.array(ascii_only)), kinds)
+        others = positions[~ascii_only]
+        personal[others] = [reference_is_personal(cell, kinds) for cell in pc.take(values, pa.array(others)).to_pylist()]
     return personal
 
 
