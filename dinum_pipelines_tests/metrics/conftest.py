@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
-from dinum_pipelines_tests.catalog.conftest import BACKENDS, Api, postgres_database, settings_for  # noqa: F401 (fixture)
+# The catalog suite's fixtures; `publisher` and `api` then use this module's `catalog`.
+from dinum_pipelines_tests.catalog.conftest import (  # noqa: F401
+    BACKENDS,
+    Api,
+    anonymous,
+    api,
+    postgres_database,
+    publisher,
+    settings_for,
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -18,13 +27,6 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[RunningCa
     settings = dataclasses.replace(settings_for(request.param, tmp_path / "catalog", request), simulated_clock=True)
     with serve_in_thread(settings) as running:
         yield running
-
-
-@pytest.fixture
-def publisher(catalog: RunningCatalog) -> Publisher:
-    return bootstrap_publisher(
-        catalog.store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Insee Bot", role="editor"
-    )
 
 
 @pytest.fixture
@@ -38,18 +40,8 @@ def sysadmin(catalog: RunningCatalog) -> Publisher:
 
 
 @pytest.fixture
-def api(catalog: RunningCatalog, publisher: Publisher) -> Api:
-    return Api(catalog, publisher.token)
-
-
-@pytest.fixture
 def admin_api(catalog: RunningCatalog, sysadmin: Publisher) -> Api:
     return Api(catalog, sysadmin.token)
-
-
-@pytest.fixture
-def anonymous(catalog: RunningCatalog) -> Api:
-    return Api(catalog)
 
 
 def publish_sample_datasets(api: Api, publisher: Publisher) -> list[dict[str, Any]]:
