@@ -5,7 +5,9 @@ of it in row-by-row Python (`strftime`, `map`); our French formats and personal-
 add more (frformat and python-stdnum are per-value Python). Here each expectation is one or a
 few vectorised passes over the Parquet's Arrow arrays (`pyarrow.compute`: regexes with RE2,
 `is_in` against the official lists, comparisons; numpy for checksums), columns evaluated in
-parallel threads (Arrow releases the GIL), and the GX library is not even imported.
+parallel threads (Arrow releases the GIL), and the GX library is not even imported. A text
+column that repeats its values (communes, labels, codes) is dictionary-encoded once, and every
+value-wise condition on it runs on its distinct values only (`ColumnEncodings`).
 
 What it returns is exactly what plain GX returns (`engine_gx.py`, the reference): the same
 `success` and the same SUMMARY `result` per expectation (counts, percentages, the first 20
@@ -23,6 +25,7 @@ ASCII in RE2.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,10 @@ from dinum_pipelines.lib.quality.rules import Rule
 PARTIAL_UNEXPECTED_COUNT = 20  # GX's SUMMARY default
 MAX_THREADS = 2
 GX_VERSION = "1.24.1"
+# A text column is dictionary-encoded when its first rows hold at most this share of distinct
+# values: encoding costs about one hash pass, and pays off when it spares the conditions most rows.
+ENCODING_SAMPLE_ROWS = 1 << 16
+ENCODING_MAX_DISTINCT_SHARE = 0.5
 
 
 def _python(value: Any) -> Any:
@@ -102,6 +109,44 @@ def _mostly(considered: int, unexpected: int, mostly: float) -> bool:
     return (float(considered) - float(unexpected)) / float(considered) >= mostly
 
 
+class ColumnEncodings:
+    """The dictionary encodings of a table's repetitive text columns, each computed once for all the
+    rules that read it, even when they run in parallel threads."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._lock = threading.Lock()
+        self._column_locks: dict[str, threading.Lock] = {}
+        self._encodings: dict[str, pa.DictionaryArray | None] = {}
+
+    def of(self, name: str) -> pa.DictionaryArray | None:
+        """Column `name` dictionary-encoded, or None when it is not text or most of its values differ."""
+        with self._lock:
+            column_lock = self._column_locks.setdefault(name, threading.Lock())
+        with column_lock:
+            if name not in self._encodings:
+                self._encodings[name] = _encode_if_repetitive(self.table.column(name))
+            return self._encodings[name]
+
+
+def _encode_if_repetitive(column: pa.ChunkedArray) -> pa.DictionaryArray | None:
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or len(column) == 0:
+        return None
+    sample = column.slice(0, ENCODING_SAMPLE_ROWS)
+    if pc.count_distinct(sample, mode="all").as_py() > ENCODING_MAX_DISTINCT_SHARE * len(sample):
+        return None
+    return pc.dictionary_encode(column.combine_chunks())
+
+
+def _per_value(condition: Callable[[pa.ChunkedArray], np.ndarray], column: pa.ChunkedArray, encoded: pa.DictionaryArray | None) -> np.ndarray:
+    """`condition` for every row: on the distinct values when the column is encoded (null rows
+    get the first value's verdict, which no caller reads)."""
+    if encoded is None or len(encoded.dictionary) == 0:
+        return condition(column)
+    verdicts = condition(pa.chunked_array([encoded.dictionary]))
+    return verdicts[pc.fill_null(encoded.indices, 0).to_numpy()]
+
+
 def _column_map(rule: Rule, table: pa.Table, condition: Callable[[pa.ChunkedArray], np.ndarray]) -> dict[str, Any]:
     """A column map expectation: `condition` gives the valid rows among the non-missing ones."""
     column = table.column(rule.kwargs["column"])
@@ -157,24 +202,25 @@ def _same_kind(value: Any, arrow_type: pa.DataType) -> bool:
     return True
 
 
-def _unique(values: pa.ChunkedArray) -> np.ndarray:
-    counts = pc.value_counts(values)
-    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    if len(repeated) == 0:
-        return np.ones(len(values), dtype=bool)
-    return ~_mask(pc.is_in(values, value_set=repeated))
+def _unique(values: pa.ChunkedArray, encoded: pa.DictionaryArray | None) -> np.ndarray:
+    """Rows whose value no other row has: one hash pass (the dictionary encoding), then counts of
+    the codes (nulls get a code of their own, which no caller reads)."""
+    if encoded is None:
+        encoded = pc.dictionary_encode(values.combine_chunks())
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    return np.bincount(codes, minlength=len(encoded.dictionary) + 1)[codes] == 1
 
 
 def _lengths(kwargs: dict[str, Any], values: pa.ChunkedArray) -> np.ndarray:
     return _between(kwargs, pc.utf8_length(values))
 
 
+# Conditions that depend on each value alone (so they can run on a column's distinct values).
 COLUMN_CONDITIONS: dict[str, Callable[[dict[str, Any], pa.ChunkedArray], np.ndarray]] = {
     "expect_column_values_to_be_in_set": lambda kw, v: _in_set(kw["value_set"], v),
     "expect_column_values_to_match_regex": lambda kw, v: _mask(pc.match_substring_regex(v, kw["regex"])),
     "expect_column_values_to_be_between": _between,
     "expect_column_value_lengths_to_be_between": _lengths,
-    "expect_column_values_to_be_unique": lambda kw, v: _unique(v),
     "expect_column_values_to_be_valid_french_format": lambda kw, v: frformats.vectorized_is_valid(kw["format"], v, kw.get("year")),
     "expect_column_values_to_not_be_personal_data": lambda kw, v: ~personal_data.vectorized_is_personal(v, kw["kinds"]),
 }
@@ -276,11 +322,13 @@ TABLE_HANDLERS: dict[str, Callable[[Rule, pa.Table], dict[str, Any]]] = {
     "expect_column_values_to_not_be_null": _not_null,
     "expect_compound_columns_to_be_unique": _compound_unique,
 }
-SUPPORTED = frozenset({*TABLE_HANDLERS, *COLUMN_CONDITIONS, *PAIR_CONDITIONS})
+UNIQUE = "expect_column_values_to_be_unique"
+SUPPORTED = frozenset({*TABLE_HANDLERS, *COLUMN_CONDITIONS, *PAIR_CONDITIONS, UNIQUE})
 
 
-def evaluate(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    """One rule's `{"success", "result"}` on `table`, as GX computes them."""
+def evaluate(rule: Rule, table: pa.Table, encodings: ColumnEncodings | None = None) -> dict[str, Any]:
+    """One rule's `{"success", "result"}` on `table`, as GX computes them; `encodings` shares
+    column encodings between the rules of one validation."""
     missing = [name for name in rule.columns if name not in table.column_names]
     if missing:
         raise KeyError(f"column(s) {missing} not found in the table")
@@ -288,16 +336,20 @@ def evaluate(rule: Rule, table: pa.Table) -> dict[str, Any]:
         return TABLE_HANDLERS[rule.type](rule, table)
     if rule.type in PAIR_CONDITIONS:
         return _pair_map(rule, table, PAIR_CONDITIONS[rule.type])
+    encodings = encodings or ColumnEncodings(table)
+    name = rule.kwargs["column"]
+    if rule.type == UNIQUE:
+        return _column_map(rule, table, lambda values: _unique(values, encodings.of(name)))
     condition = COLUMN_CONDITIONS[rule.type]
-    return _column_map(rule, table, lambda values: condition(rule.kwargs, values))
+    return _column_map(rule, table, lambda values: _per_value(lambda v: condition(rule.kwargs, v), values, encodings.of(name)))
 
 
-def _expectation_result(rule: Rule, index: int, table: pa.Table) -> dict[str, Any]:
+def _expectation_result(rule: Rule, index: int, table: pa.Table, encodings: ColumnEncodings) -> dict[str, Any]:
     config = rule.config()
     config["meta"]["index"] = index
     config["id"] = None
     try:
-        outcome = evaluate(rule, table)
+        outcome = evaluate(rule, table, encodings)
         exception = {"raised_exception": False, "exception_traceback": None, "exception_message": None}
     except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
         outcome = {"success": False, "result": {}}
@@ -311,8 +363,9 @@ def validate_with_arrow(table: pa.Table, suite_name: str, rules: list[Rule]) -> 
     if unsupported:
         raise ValueError(f"the Arrow engine does not evaluate {unsupported}; run them with engine='gx'")
     started = datetime.now().astimezone()
+    encodings = ColumnEncodings(table)
     with ThreadPoolExecutor(max_workers=MAX_THREADS) as pool:
-        results = list(pool.map(lambda item: _expectation_result(item[1], item[0], table), enumerate(rules)))
+        results = list(pool.map(lambda item: _expectation_result(item[1], item[0], table, encodings), enumerate(rules)))
     successful = sum(bool(r["success"]) for r in results)
     return {
         "success": successful == len(results),
