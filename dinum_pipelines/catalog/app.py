@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.db import POOL_SIZE
 from dinum_pipelines.catalog.errors import (
     AUTHENTICATION_REQUIRED,
     CatalogError,
@@ -70,6 +72,9 @@ from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYP
 API_KEY_HEADER = "X-API-KEY"
 FIELDS_HEADER = "X-Fields"
 DEFAULT_PAGE_SIZE = 20
+# Handlers run in this many threads (anyio's default is 40): each holds a database connection
+# (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
+REQUEST_THREADS = POOL_SIZE - 2
 DATASET_DELETED = "Dataset has been deleted"
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -579,6 +584,7 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         await run_in_threadpool(catalog_store.files.sweep_partials)
         yield
         if owns_store:
