@@ -62,6 +62,7 @@ ORGANIZATIONS = 20
 
 def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
     """`count` datasets (2 resources, 3 tags each) in 20 organizations, by direct inserts; their ids."""
+    from dinum_pipelines.catalog.datasets import dataset_doc
     from dinum_pipelines.catalog.db import dataset_tags, datasets, resources
     from dinum_pipelines.catalog.ids import fold, new_object_id, new_resource_id
 
@@ -81,7 +82,7 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
             "search_text": fold(f"{title}\n{description}"), "organization_id": rng.choice(orgs), "owner_id": None,
             "private": False, "deleted_at": None, "created_at": created, "last_modified": created,
             "last_update": created + timedelta(days=rng.randrange(365)), "license": rng.choice(LICENSES),
-            "doc": {"frequency": "monthly", "tags": tags, "extras": {}, "metrics": {"views": rng.randrange(10_000)}},
+            **dataset_doc({"frequency": "monthly", "tags": tags, "extras": {}, "metrics": {"views": rng.randrange(10_000)}}),
         })
         tag_rows.extend({"dataset_id": dataset_id, "tag": tag} for tag in tags)
         for position, fmt in enumerate(rng.sample(FORMATS, 2)):
@@ -155,10 +156,14 @@ class Catalog:
 
 
 @contextmanager
-def catalog_process(database_url: str, files_dir: Path, *, accel_prefix: str | None = None) -> Iterator[Catalog]:
+def catalog_process(
+    database_url: str, files_dir: Path, *, workers: int = 1, accel_prefix: str | None = None
+) -> Iterator[Catalog]:
+    """`dinum-catalog serve` without its access log (a proxy in front logs requests in production).
+    With several workers `pid` is uvicorn's supervisor, whose memory figures are not the workers'."""
     port = free_port()
-    command = [sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--port", str(port),
-               "--database-url", database_url, "--files-dir", str(files_dir)]
+    command = [sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--port", str(port), "--no-access-log",
+               "--workers", str(workers), "--database-url", database_url, "--files-dir", str(files_dir)]
     env = {**os.environ}
     if accel_prefix:
         env["DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"] = accel_prefix
@@ -383,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--client", choices=sorted(LOAD_CLIENTS), default="wrk")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the download file and the catalog")
+    parser.add_argument("--workers", type=int, default=1, help="catalog processes for GET and search (serve --workers)")
+    parser.add_argument("--no-downloads", dest="downloads", action="store_false", help="measure GET and search only")
     args = parser.parse_args(argv)
     load = LOAD_CLIENTS[args.client]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -399,14 +406,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         rng = random.Random(1)
         get_paths = [f"/api/1/datasets/{dataset_id}/" for dataset_id in rng.sample(ids, min(len(ids), 1000))]
 
-        with catalog_process(settings.database_url, settings.files_dir) as catalog:
+        with catalog_process(settings.database_url, settings.files_dir, workers=args.workers) as catalog:
             # A first pass warms the caches (SQLite pages, Python imports) before measuring.
             load(catalog.url, get_paths[:50], concurrency=min(args.concurrency, 10), duration=1)
-            print(f"\n{args.concurrency} concurrent clients ({args.client}), {args.duration:g} s each")
+            print(f"\n{args.concurrency} concurrent clients ({args.client}), {args.duration:g} s each, "
+                  f"{args.workers} catalog worker process{'es' if args.workers > 1 else ''}, {os.cpu_count()} cores")
             print(f"{'':<34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'requests':>9} {'errors':>7}")
             print_load("GET /api/1/datasets/{id}/", load(catalog.url, get_paths, concurrency=args.concurrency, duration=args.duration), GET_P99_TARGET_MS)
             print_load("GET /api/1/datasets/?filters", load(catalog.url, search_paths(500), concurrency=args.concurrency, duration=args.duration), SEARCH_P99_TARGET_MS)
+        if not args.downloads:
+            return 0
 
+        with catalog_process(settings.database_url, settings.files_dir) as catalog:
             source = big_file(args.out / f"download_{args.file_mb}mb.csv", args.file_mb)
             resource = upload_file(catalog.url, publisher.token, publisher.organization_id, source)
             key, size = resource["url"].split("/resources/", 1)[1], source.stat().st_size

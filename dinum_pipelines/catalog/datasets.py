@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +22,8 @@ from dinum_pipelines.catalog.db import (
     Database,
     dataset_tags,
     datasets,
+    datasets_search,
+    datasets_search_ids,
     organizations,
     resources,
     unique_slug,
@@ -60,14 +62,15 @@ def _metric(name: str) -> Any:
     return func.coalesce(datasets.c.doc[("metrics", name)].as_integer(), 0)
 
 
-# What udata's `sort` values order by: columns, or the metrics the metrics pipeline pushed.
+# What udata's `sort` values order by: columns, or the metrics the metrics pipeline pushed (views
+# has a column and an index of its own; followers and reuses are read from the documents).
 SORT_KEYS: dict[str, Any] = {
     "title": datasets.c.title,
     "created_at": datasets.c.created_at,
     "created": datasets.c.created_at,
     "last_update": datasets.c.last_update,
     "last_modified": datasets.c.last_modified,
-    "views": _metric("views"),
+    "views": datasets.c.views,
     "followers": _metric("followers"),
     "reuses": _metric("reuses"),
 }
@@ -91,7 +94,7 @@ class Datasets:
                     conn.execute(
                         insert(datasets).values(
                             id=dataset_id, slug=slug, organization_id=organization_id, owner_id=owner_id,
-                            created_at=now, last_modified=now, last_update=now, doc=doc,
+                            created_at=now, last_modified=now, last_update=now, **dataset_doc(doc),
                             search_text=_search_text(columns["title"], columns["description"]), **columns,
                         )
                     )
@@ -139,7 +142,7 @@ class Datasets:
                     update(datasets)
                     .where(datasets.c.id == dataset_id)
                     .values(
-                        **columns, doc={**row["doc"], **doc_changes}, last_modified=utcnow(),
+                        **columns, **dataset_doc({**row["doc"], **doc_changes}), last_modified=utcnow(),
                         search_text=_search_text(title, description),
                     )
                 )
@@ -152,7 +155,7 @@ class Datasets:
         with self._db.write() as conn:
             row = _dataset_row(conn, dataset_id)
             value = transform(row["doc"].get(field))
-            conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(doc={**row["doc"], field: value}))
+            conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(**dataset_doc({**row["doc"], field: value})))
         return value
 
     def soft_delete(self, dataset_id: str) -> None:
@@ -166,7 +169,7 @@ class Datasets:
         if not query.include_private:
             conditions.append(datasets.c.private.is_(False))
         if query.q:
-            conditions.append(datasets.c.search_text.contains(fold(query.q), autoescape=True))
+            conditions.append(_text_contains(self._db.engine.dialect.name, fold(query.q)))
         if query.organization_id:
             conditions.append(datasets.c.organization_id == query.organization_id)
         for tag in query.tags:
@@ -290,6 +293,21 @@ class Datasets:
         return found
 
 
+# FTS5's trigram tokenizer indexes every 3 characters: a shorter string matches no row through it.
+_TRIGRAM = 3
+
+
+def _text_contains(dialect: str, folded: str) -> Any:
+    """`search_text` contains `folded` anywhere: udata's `q` as the catalog has always matched it,
+    through the trigram index of revision 0006 (PostgreSQL's pg_trgm serves the LIKE itself)."""
+    if dialect == "sqlite" and len(folded) >= _TRIGRAM:
+        # A quoted FTS5 phrase of trigrams matches the substring (quotes doubled inside).
+        phrase = '"' + folded.replace('"', '""') + '"'
+        rows = select(datasets_search.c.rowid).where(literal_column(datasets_search.name).match(phrase))
+        return datasets.c.id.in_(select(datasets_search_ids.c.dataset_id).where(datasets_search_ids.c.id.in_(rows)))
+    return datasets.c.search_text.contains(folded, autoescape=True)
+
+
 def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
     doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
@@ -298,6 +316,11 @@ def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _normal_format(value: str | None) -> str | None:
     return value.strip().lower() or None if value else None
+
+
+def dataset_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """Column values storing a dataset's document: the document and its indexed `views` copy."""
+    return {"doc": doc, "views": int((doc.get("metrics") or {}).get("views") or 0)}
 
 
 def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:

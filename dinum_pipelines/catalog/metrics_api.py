@@ -39,6 +39,7 @@ from dinum_pipelines.catalog.db import (
     resources,
     utcnow,
 )
+from dinum_pipelines.catalog.datasets import dataset_doc
 from dinum_pipelines.catalog.errors import CatalogError, Conflict, Forbidden, ValidationError, field_error
 from dinum_pipelines.catalog.events import simulated_time
 from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write_events_csv
@@ -188,8 +189,8 @@ class MetricsStore:
                             [{"row_id": number, **dict(zip(columns, row, strict=True))} for number, row in enumerate(rows, 1)],
                         )
                     summary["tables"][name] = len(rows)
-                for kind, table in (("datasets", datasets), ("resources", resources)):
-                    summary["updated"][kind], summary["unknown"][kind] = _update_docs(conn, table, objects[kind])
+                for kind, table, columns_for in (("datasets", datasets, dataset_doc), ("resources", resources, _doc_only)):
+                    summary["updated"][kind], summary["unknown"][kind] = _update_docs(conn, table, columns_for, objects[kind])
                 summary["updated"]["organizations"], summary["unknown"]["organizations"] = _update_organizations(
                     conn, objects["organizations"]
                 )
@@ -218,14 +219,19 @@ def _merged(current: Json | None, entry: Json, object_id: str) -> Json:
     return {**(current or {}), **entry["default"], **entry["by_id"].get(object_id, {})}
 
 
-def _update_docs(conn: Connection, table: Table, entry: Json) -> tuple[int, int]:
-    """Set `doc.metrics` of every row (pushed values, else the defaults); only changed rows are written."""
+def _doc_only(doc: Json) -> Json:
+    return {"doc": doc}
+
+
+def _update_docs(conn: Connection, table: Table, columns_for: Callable[[Json], Json], entry: Json) -> tuple[int, int]:
+    """Set `doc.metrics` of every row (pushed values, else the defaults); only changed rows are
+    written, with the columns `columns_for(doc)` derives from the document (datasets: `views`)."""
     changed, seen = 0, set()
     for row in conn.execute(select(table.c.id, table.c.doc)).mappings():
         seen.add(row["id"])
         metrics = _merged(row["doc"].get("metrics"), entry, row["id"])
         if metrics != row["doc"].get("metrics"):
-            conn.execute(update(table).where(table.c.id == row["id"]).values(doc={**row["doc"], "metrics": metrics}))
+            conn.execute(update(table).where(table.c.id == row["id"]).values(**columns_for({**row["doc"], "metrics": metrics})))
             changed += 1
     return changed, len(set(entry["by_id"]) - seen)
 

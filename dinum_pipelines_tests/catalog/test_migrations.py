@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import JSON, column, create_engine, insert, inspect, table, text
+from sqlalchemy import JSON, column, create_engine, insert, inspect, select, table, text
 from sqlalchemy.engine import Engine
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore
@@ -22,14 +22,20 @@ from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import (
     alembic_config,
     current_revision,
+    datasets,
     head_revision,
+    include_in_schema_comparison,
     metadata,
+    missing_search_index_objects,
     open_engine,
 )
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, create_postgres_database, drop_postgres_database
 
 NOW = datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as stored
-OLD_DATASET_DOC = {"license": "lov2", "frequency": "monthly", "tags": ["communes"], "extras": {"dinum:slug": "communes"}}
+OLD_DATASET_DOC = {
+    "license": "lov2", "frequency": "monthly", "tags": ["communes"], "extras": {"dinum:slug": "communes"},
+    "metrics": {"views": 12},
+}
 OLD_RESOURCE_DOC = {"title": "communes.csv", "format": "CSV", "filetype": "file", "type": "main"}
 
 
@@ -48,7 +54,9 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 def schema_differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
+        # The search index's objects are not in the metadata (db.py): they are checked apart.
+        opts = {"compare_type": True, "include_name": include_in_schema_comparison}
+        return compare_metadata(MigrationContext.configure(connection, opts=opts), metadata)
 
 
 def test_revisions_build_exactly_the_declared_tables(empty_database_url: str) -> None:
@@ -57,6 +65,22 @@ def test_revisions_build_exactly_the_declared_tables(empty_database_url: str) ->
         assert schema_differences(engine) == []
         with engine.connect() as connection:
             assert current_revision(connection) == head_revision()
+            assert missing_search_index_objects(connection) == []
+    finally:
+        engine.dispose()
+
+
+def test_the_search_index_check_sees_a_missing_object(empty_database_url: str) -> None:
+    engine = open_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.execute(text("DROP TRIGGER datasets_search_update"))
+                expected = ["trigger datasets_search_update"]
+            else:
+                connection.execute(text("DROP INDEX ix_datasets_search_text_trgm"))
+                expected = ["index ix_datasets_search_text_trgm"]
+            assert missing_search_index_objects(connection) == expected
     finally:
         engine.dispose()
 
@@ -66,7 +90,7 @@ def test_the_comparison_sees_a_missing_index(empty_database_url: str) -> None:
     engine = open_engine(empty_database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP INDEX ix_datasets_license"))
+            connection.execute(text("DROP INDEX ix_datasets_listed_with_license"))
         assert [difference[0] for difference in schema_differences(engine)] == ["add_index"]
     finally:
         engine.dispose()
@@ -135,6 +159,12 @@ def test_opening_an_older_database_upgrades_it_and_keeps_its_data(
         # The new columns were backfilled: the filters that use them find the old dataset.
         assert store.datasets.search(DatasetQuery(license="lov2", format="csv"))[1] == 1
         assert store.datasets.search(DatasetQuery(license="odc-odbl"))[1] == 0
+        # The search index and the views column were filled from the existing rows too.
+        assert store.datasets.search(DatasetQuery(q="ommune"))[1] == 1
+        assert store.datasets.search(DatasetQuery(q="absent"))[1] == 0
+        with store.db.read() as connection:
+            assert connection.scalar(select(datasets.c.views)) == 12
+            assert missing_search_index_objects(connection) == []
 
 
 def test_migrate_command_upgrades_and_prints_the_revision(

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog, bootstrap_publisher
+from dinum_pipelines.catalog.metrics_api import MetricsStore
+from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
 from dinum_pipelines_tests.catalog.conftest import Api
 
 
@@ -136,3 +138,50 @@ def test_page_and_page_size_below_one_are_rejected(anonymous: Api, query: str) -
     assert response.status_code == 400
     field = query.split("=")[0]
     assert response.json()["message"] == "Validation error" and list(response.json()["errors"]) == [field]
+
+
+# `q` matches a substring of the folded title and description, as it did before it had an index
+# (a trigram index since revision 0006: SQLite FTS5, PostgreSQL pg_trgm).
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("ommun", ["adresses", "communes"]),  # inside a word
+        ("de France", ["communes"]),  # across words, the space included
+        ("e d", ["elus"]),  # "Répertoire des élus" only ("Budget de", "Communes de" have other letters before)
+        ("l'état", ["budget"]),  # punctuation and accents
+        ("Ét", ["budget"]),  # 2 characters: below the trigram index, still a substring
+        ("es", ["adresses", "budget", "elus", "communes"]),
+        ("%", []),  # LIKE's wildcards are plain characters
+        ("commu_es", []),
+        ('"communes"', []),  # FTS5's phrase quotes too
+        ("communes.", ["adresses"]),
+    ],
+)
+def test_q_matches_a_substring(anonymous: Api, published: dict[str, dict[str, Any]], q: str, expected: list[str]) -> None:
+    response = anonymous.get("/datasets/", params={"q": q})
+    assert response.status_code == 200, response.text
+    assert names(response.json(), published) == expected
+    assert response.json()["total"] == len(expected)
+
+
+def test_q_follows_title_and_description_changes_and_deletions(api: Api, anonymous: Api, published: dict[str, dict[str, Any]]) -> None:
+    communes = published["communes"]["id"]
+    assert api.put(f"/datasets/{communes}/", json={"title": "Villes et villages"}).status_code == 200
+    assert names(anonymous.get("/datasets/?q=villages").json(), published) == ["communes"]
+    assert names(anonymous.get("/datasets/?q=de france").json(), published) == []
+    assert api.put(f"/datasets/{communes}/", json={"description": "Toutes les communes de France."}).status_code == 200
+    assert names(anonymous.get("/datasets/?q=de france").json(), published) == ["communes"]
+    assert api.delete(f"/datasets/{published['adresses']['id']}/").status_code == 204
+    assert names(anonymous.get("/datasets/?q=communes").json(), published) == ["communes"]
+
+
+def test_sort_by_views_follows_a_metrics_push(catalog: RunningCatalog, anonymous: Api, published: dict[str, dict[str, Any]]) -> None:
+    """The pipeline's push rewrites `doc.metrics` (metrics_api.py); the indexed `views` copy follows."""
+    nothing = {"default": {}, "by_id": {}}
+    by_id = {published[name]["id"]: {"views": views} for name, views in {"budget": 5, "adresses": 90}.items()}
+    objects = {"datasets": {"default": {"views": 0}, "by_id": by_id}, "resources": nothing, "organizations": nothing}
+    MetricsStore(catalog.store.db).replace({name: [] for name in METRIC_MODELS}, objects)
+    assert names(anonymous.get("/datasets/?sort=-views").json(), published)[:2] == ["adresses", "budget"]  # then 0 views, ties by id
+    assert anonymous.get("/datasets/?sort=-views").json()["data"][0]["metrics"]["views"] == 90
