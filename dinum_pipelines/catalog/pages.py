@@ -11,7 +11,7 @@ page is a `dataset.view` event on the "web" channel, which the metrics pipeline 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,6 @@ from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_SIZE = 20
-# Reading page after page of matches to filter on fields kept in JSON documents (see `search`).
-_SCAN_PAGE_SIZE = 500
 
 Json = dict[str, Any]
 
@@ -186,41 +184,20 @@ class SearchFilters:
         return urlencode({**params, "page": page} if page > 1 else params)
 
 
-def _matches_document_filters(record: Json, filters: SearchFilters) -> bool:
-    if filters.license and record.get("license", "notspecified") != filters.license:
-        return False
-    formats = {(resource.get("format") or "").lower() for resource in record.get("resources", [])}
-    return not filters.format or filters.format.lower() in formats
-
-
-def _all_matches(store: CatalogStore, query: DatasetQuery) -> Iterator[Json]:
-    page = 1
-    while True:
-        records, total = store.datasets.search(dataclasses.replace(query, page=page, page_size=_SCAN_PAGE_SIZE))
-        yield from records
-        if page * _SCAN_PAGE_SIZE >= total:
-            return
-        page += 1
-
-
 def search(store: CatalogStore, filters: SearchFilters, page: int) -> tuple[list[Json], int]:
-    """One page of public datasets matching the filters, and the number of matches.
-
-    q, organization and tag are filtered by the database. Licence and format live in the JSON
-    documents, which the storage layer does not filter on yet, so those two are applied here over
-    every database match (fine for a catalog of thousands of datasets)."""
+    """One page of public datasets matching the filters, and the number of matches: the API's
+    search (`DatasetQuery`), every filter applied by the database."""
     org = store.accounts.organization(filters.organization) if filters.organization else None
     query = DatasetQuery(
         q=filters.q or None,
         organization_id=org["id"] if org else (filters.organization or None),
         tags=(filters.tag,) if filters.tag else (),
+        license=filters.license or None,
+        format=filters.format or None,
         page=page,
         page_size=PAGE_SIZE,
     )
-    if not (filters.license or filters.format):
-        return store.datasets.search(query)
-    matching = [record for record in _all_matches(store, query) if _matches_document_filters(record, filters)]
-    return matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(matching)
+    return store.datasets.search(query)
 
 
 # Handlers
