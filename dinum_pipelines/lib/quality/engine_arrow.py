@@ -144,6 +144,8 @@ def _per_value(condition: Callable[[pa.ChunkedArray], np.ndarray], column: pa.Ch
     if encoded is None or len(encoded.dictionary) == 0:
         return condition(column)
     verdicts = condition(pa.chunked_array([encoded.dictionary]))
+    if verdicts.all():  # the usual case, without a gather over every row
+        return np.ones(len(column), dtype=bool)
     return verdicts[pc.fill_null(encoded.indices, 0).to_numpy()]
 
 
