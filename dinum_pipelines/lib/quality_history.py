@@ -36,6 +36,8 @@ class CheckEvaluation:
     passed: bool
     blocking: bool  # failed with ERROR severity, so publication was refused
     metadata: dict[str, Any]
+    # The storage's order of evaluations: times are stored to the second, and two runs can share one.
+    sequence: int = 0
 
     @property
     def status(self) -> str:
@@ -70,8 +72,9 @@ def report_rows(evaluations: Iterable[CheckEvaluation], datasets: dict[str, tupl
     grouped: dict[tuple[str, str], list[CheckEvaluation]] = {}
     for evaluation in evaluations:
         grouped.setdefault((evaluation.dataset, evaluation.run_id), []).append(evaluation)
-    rows = []
+    rows, order = [], {}
     for (dataset, run_id), group in grouped.items():
+        order[(dataset, run_id)] = max(e.sequence for e in group)
         evaluated = sum(int(_number(e.metadata, "evaluated_rules") or 0) for e in group)
         failed = sum(int(_number(e.metadata, "failed_rules") or (0 if e.passed else 1)) for e in group)
         rows_checked = [n for e in group if (n := _number(e.metadata, "row_count")) is not None]
@@ -94,7 +97,7 @@ def report_rows(evaluations: Iterable[CheckEvaluation], datasets: dict[str, tupl
                 "failed_checks": ", ".join(sorted({e.check for e in group if not e.passed})),
             }
         )
-    rows.sort(key=lambda row: (row["checked_at"], row["dataset"]))
+    rows.sort(key=lambda row: (row["checked_at"], order[(row["dataset"], row["run_id"])], row["dataset"]))
     return rows
 
 
@@ -118,7 +121,10 @@ class DatasetQuality:
 
 
 def latest_by_dataset(rows: list[dict[str, Any]]) -> list[DatasetQuality]:
-    """Each dataset's latest state and trend, worst first (blocked, then warnings), then by title."""
+    """Each dataset's latest state and trend, worst first (blocked, then warnings), then by title.
+
+    `rows` are in `report_rows`'s order; runs checked in the same second keep it.
+    """
     history: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: r["checked_at"]):
         history.setdefault(row["dataset"], []).append(row)

@@ -65,3 +65,15 @@ def test_latest_state_and_trend_worst_first():
     ecoles, bornes = lines
     assert (ecoles.status, ecoles.success_percent, ecoles.trend, ecoles.failed_columns) == (BLOCKED, 80.0, [100.0, 80.0], "code_commune")
     assert len(bornes.trend) == TREND_RUNS and bornes.trend[-1] == 100.0 and bornes.statuses[-1] == PASSED
+
+
+def test_runs_checked_in_the_same_second_keep_the_storage_order():
+    # Newest first, as Dagster's history returns them, and stored to the second.
+    later = evaluation("ecoles", "r2", 0, evaluated_rules=3, failed_rules=0)
+    earlier = evaluation("ecoles", "r1", 0, passed=False, blocking=True, evaluated_rules=3, failed_rules=1)
+    rows = report_rows(
+        [CheckEvaluation(**{**vars(later), "sequence": 9}), CheckEvaluation(**{**vars(earlier), "sequence": 4})], DATASETS
+    )
+    assert [row["run_id"] for row in rows] == ["r1", "r2"]
+    (line,) = latest_by_dataset(rows)
+    assert line.status == PASSED and line.statuses == [BLOCKED, PASSED]

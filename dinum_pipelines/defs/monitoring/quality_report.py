@@ -77,6 +77,7 @@ def check_evaluations(instance: dg.DagsterInstance, check_keys: list[dg.AssetChe
                     passed=evaluation.passed,
                     blocking=not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR,
                     metadata={name: getattr(value, "value", value) for name, value in evaluation.metadata.items()},
+                    sequence=record.id,
                 )
             )
     return evaluations
