@@ -12,17 +12,13 @@ import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, serve_in_thread
 from dinum_pipelines.catalog.datasets import DatasetQuery
-from dinum_pipelines_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
-    import bench_catalog
-
-    return bench_catalog
+def bench(bench_script) -> ModuleType:
+    return bench_script("bench_catalog")
 
 
 def test_loaded_datasets_are_what_the_api_filters_on(bench: ModuleType, tmp_path: Path) -> None:

@@ -6,18 +6,9 @@ import json
 
 import pytest
 
-from dinum_pipelines_tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "bench"
-
-
 @pytest.fixture
-def bench_metrics(monkeypatch):
-    """The benchmark module (bench/ is a folder of scripts, not a package)."""
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    import bench_metrics
-
-    return bench_metrics
+def bench_metrics(bench_script):
+    return bench_script("bench_metrics")
 
 
 def test_the_generated_day_is_counted_exactly(bench_metrics, tmp_path):

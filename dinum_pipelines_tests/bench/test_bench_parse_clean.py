@@ -6,19 +6,9 @@ import json
 
 import pytest
 
-from dinum_pipelines_tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "bench"
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    """The benchmark's modules (bench/ is a folder of scripts, not a package)."""
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    import bench_parse_clean
-    import gen_dvf_like
-
-    return gen_dvf_like, bench_parse_clean
+def bench(bench_script):
+    return bench_script("gen_dvf_like"), bench_script("bench_parse_clean")
 
 
 def test_generator_is_deterministic_and_records_its_defects(bench, tmp_path):

@@ -6,18 +6,9 @@ import json
 
 import pytest
 
-from dinum_pipelines_tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "bench"
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    import bench_quality
-    import gen_dvf_like
-
-    return gen_dvf_like, bench_quality
+def bench(bench_script):
+    return bench_script("gen_dvf_like"), bench_script("bench_quality")
 
 
 def test_quality_file_records_one_defect_per_rule(bench, tmp_path):
