@@ -247,6 +247,15 @@ events = Table(
 
 # Users with udata's sysadmin powers (export the usage log, push usage metrics). A table of its
 # own rather than a column on `users`.
+# One row counting the writes to what the API shows (not the usage log): a reader that finds the
+# same number has nothing new to see, whichever process wrote (see catalog/response_cache.py).
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 sysadmins = Table(
     "sysadmins",
     metadata,
@@ -403,15 +412,36 @@ class Database:
             yield connection
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction committed on normal exit, rolled back on an exception."""
+    def write(self, *, changes_data: bool = True) -> Iterator[Connection]:
+        """A transaction committed on normal exit, rolled back on an exception.
+
+        It moves the data version unless `changes_data` is False (the usage log's inserts).
+        """
         with self._write_lock, self.engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
                 yield connection
+                if changes_data:
+                    _bump_data_version(connection)
+
+    def data_version(self) -> int:
+        with self.read() as connection:
+            return connection.execute(select(data_version.c.version).where(data_version.c.id == 1)).scalar() or 0
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _bump_data_version(connection: Connection) -> None:
+    """version + 1, creating the row if needed (an upsert: concurrent first writers cannot collide)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(data_version).values(id=1, version=1)
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=[data_version.c.id], set_={"version": data_version.c.version + 1})
+    )
 
 
 def unique_slug(connection: Connection, column: Column[str], base: str) -> str:

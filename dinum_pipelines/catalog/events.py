@@ -160,7 +160,7 @@ class Events:
                 group, self._pending = self._pending, []
                 self._hurry = False
             try:
-                with self._db.write() as conn:
+                with self._db.write(changes_data=False) as conn:
                     conn.execute(self._insert, group)
             except Exception:
                 _log.exception("usage log: %d events could not be written and are lost", len(group))

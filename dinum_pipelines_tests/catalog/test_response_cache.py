@@ -1,0 +1,104 @@
+"""Anonymous listings and datasets come from a per-process cache that any write, by any process, invalidates."""
+
+from __future__ import annotations
+
+import pytest
+
+from dinum_pipelines.catalog import CatalogStore
+from dinum_pipelines.catalog.events import DATASET_VIEW
+from dinum_pipelines.catalog.response_cache import ResponseCache
+from dinum_pipelines_tests.catalog.conftest import Api
+
+
+@pytest.fixture
+def searches(catalog, monkeypatch):
+    """How many times the database was asked for a listing."""
+    calls = []
+    original = catalog.store.datasets.search
+
+    def counted(query):
+        calls.append(query)
+        return original(query)
+
+    monkeypatch.setattr(catalog.store.datasets, "search", counted)
+    return calls
+
+
+def titles(api: Api, path: str = "/datasets/?sort=title") -> list[str]:
+    response = api.get(path)
+    assert response.status_code == 200, response.text
+    return [dataset["title"] for dataset in response.json()["data"]]
+
+
+def test_a_repeated_listing_is_served_from_the_cache_until_something_is_written(api, anonymous, publisher, searches):
+    first = api.create_dataset(title="Alpha", organization=publisher.organization_id)
+    assert titles(anonymous) == ["Alpha"] and len(searches) == 1
+    assert titles(anonymous) == ["Alpha"] and len(searches) == 1  # cached
+    assert titles(anonymous, "/datasets/?sort=-title") == ["Alpha"] and len(searches) == 2  # another URL
+
+    api.create_dataset(title="Beta", organization=publisher.organization_id)
+    assert titles(anonymous) == ["Alpha", "Beta"]
+    assert api.put(f"/datasets/{first['id']}/", json={"title": "Gamma"}).status_code == 200
+    assert titles(anonymous) == ["Beta", "Gamma"]
+    assert api.delete(f"/datasets/{first['id']}/").status_code == 204
+    assert titles(anonymous) == ["Beta"]
+
+
+def test_views_do_not_invalidate_but_a_write_from_another_process_does(catalog, api, anonymous, publisher, searches):
+    dataset = api.create_dataset(title="Alpha", organization=publisher.organization_id)
+    titles(anonymous)
+    for _ in range(3):
+        assert anonymous.get(f"/datasets/{dataset['id']}/").status_code == 200  # each records a view
+    catalog.store.events.list()  # the views are written
+    titles(anonymous)
+    assert len(searches) == 1
+
+    # Another catalog process on the same database (as `serve --workers 2`) renames the dataset.
+    other = CatalogStore(catalog.store.settings)
+    try:
+        other.datasets.update(dataset["id"], {"title": "Renamed elsewhere"})
+    finally:
+        other.close()
+    assert titles(anonymous) == ["Renamed elsewhere"]
+
+
+def test_callers_with_a_key_are_not_served_from_the_cache(api, publisher, searches):
+    api.create_dataset(title="Brouillon", organization=publisher.organization_id, private=True)
+    for _ in range(2):
+        assert titles(api, f"/organizations/{publisher.organization_slug}/datasets/") == ["Brouillon"]
+        assert api.get("/datasets/").status_code == 200
+    assert len([q for q in searches if not q.include_private]) == 2
+
+
+def test_entries_expire_and_the_oldest_go_first():
+    cache = ResponseCache(max_entries=2, time_to_live=60)
+    cache.put("a", b"1")
+    cache.put("b", b"2")
+    assert cache.get("a") == b"1"
+    cache.put("c", b"3")  # "b" was used least recently
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+    expired = ResponseCache(time_to_live=-1)
+    expired.put("a", b"1")
+    assert expired.get("a") is None
+
+
+def test_a_cached_dataset_still_counts_every_view_and_follows_writes(catalog, api, anonymous, publisher, monkeypatch):
+    reads = []
+    original = catalog.store.datasets.require
+    monkeypatch.setattr(catalog.store.datasets, "require", lambda ref: reads.append(ref) or original(ref))
+    dataset = api.create_dataset(title="Alpha", organization=publisher.organization_id)
+    reads.clear()
+    for _ in range(3):
+        assert anonymous.get(f"/datasets/{dataset['slug']}/").json()["title"] == "Alpha"
+    assert reads == [dataset["slug"]]
+    views = [e for e in catalog.store.events.list() if e["kind"] == DATASET_VIEW and e["dataset_id"] == dataset["id"]]
+    assert len(views) == 3  # the cached answers were views too, of the right dataset
+
+    assert api.put(f"/datasets/{dataset['id']}/", json={"title": "Beta"}).status_code == 200
+    assert anonymous.get(f"/datasets/{dataset['slug']}/").json()["title"] == "Beta"
+    assert api.put(f"/datasets/{dataset['id']}/", json={"private": True}).status_code == 200
+    assert anonymous.get(f"/datasets/{dataset['slug']}/").status_code == 404
+    assert api.put(f"/datasets/{dataset['id']}/", json={"private": False}).status_code == 200
+    assert anonymous.get(f"/datasets/{dataset['slug']}/").status_code == 200
+    assert api.delete(f"/datasets/{dataset['id']}/").status_code == 204
+    assert anonymous.get(f"/datasets/{dataset['slug']}/").status_code == 410
