@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from dinum_pipelines.catalog.admin import create_token, ensure_organization, ensure_user
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
-from dinum_pipelines.defs.monitoring.quality_report import QUALITY_REPORT_KEY
+from dinum_pipelines.defs.monitoring.quality_report import EVALUATED, QUALITY_REPORT_KEY
 from dinum_pipelines.defs.metrics.assets import DAILY_JOB, PUBLISHED_KEY, ROLLUP_JOB
 from dinum_pipelines.lib.metrics import TIMEZONE
 from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec
@@ -56,8 +55,7 @@ def _metadata_value(metadata: dict, key: str):
 
 def _latest_check(instance: dg.DagsterInstance, slug: str):
     key = dg.AssetCheckKey(clean_key(slug), QUALITY_CHECK_NAME)
-    finished = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=finished)
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=EVALUATED)
     if not records or records[0].event is None or records[0].event.dagster_event is None:
         return None
     return records[0].event.dagster_event.event_specific_data

@@ -100,7 +100,7 @@ def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
     published_profile = coherence.profile_path(files.directory)
     report = validate_dataset(table, spec, cleaning, previous=coherence.load_profile(published_profile))
     files.quality_report.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    archive_validation(files.directory, json.loads(json.dumps(report.gx_result, default=str)))
+    archive_validation(files.directory, report.gx_result)
     if report.passed:
         coherence.save_profile(coherence.profile_table(table), published_profile)
     return report

@@ -33,11 +33,11 @@ def archive_validation(directory: Path, gx_result: dict[str, Any], keep: int = K
     """Save one validation result under `directory/validations/`, keeping the newest `keep`."""
     archive = directory / ARCHIVE_DIR
     archive.mkdir(parents=True, exist_ok=True)
-    when = datetime.fromisoformat(gx_result["meta"]["validation_time"])
+    when = datetime.fromisoformat(str(gx_result["meta"]["validation_time"]))
     path = archive / f"{when.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
     handle = tempfile.NamedTemporaryFile("w", dir=archive, prefix=".tmp-", suffix=".json", delete=False, encoding="utf-8")
     with handle:
-        json.dump(gx_result, handle, ensure_ascii=False)
+        json.dump(gx_result, handle, ensure_ascii=False, default=str)
     os.replace(handle.name, path)
     for old in sorted(archive.glob("*.json"))[:-keep]:
         old.unlink(missing_ok=True)
