@@ -20,10 +20,12 @@ from urllib.parse import urlencode
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
@@ -49,7 +51,14 @@ from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.pages import page_routes
 from dinum_pipelines.catalog.render import Renderer
-from dinum_pipelines.catalog.response_cache import ResponseCache
+from dinum_pipelines.catalog.response_cache import (
+    API_KEY_HEADER,
+    FIELDS_HEADER,
+    AnonymousCacheMiddleware,
+    CachedAnswer,
+    ResponseCache,
+    anonymous_cache_key,
+)
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
@@ -70,8 +79,6 @@ from dinum_pipelines.catalog.validation import (
 )
 from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYPES, SPATIAL_GRANULARITIES
 
-API_KEY_HEADER = "X-API-KEY"
-FIELDS_HEADER = "X-Fields"
 DEFAULT_PAGE_SIZE = 20
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
@@ -234,29 +241,27 @@ def download_channel(request: Request) -> str:
 # Datasets
 
 
-def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, Any]]) -> tuple[Response, Any]:
-    """`handler`'s answer, from the per-process cache when the caller sends no key (response_cache.py).
+def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, str | None]]) -> Response:
+    """`handler`'s answer, kept in the per-process cache for anonymous callers (response_cache.py).
 
-    Only 200 answers are kept, with the handler's second value (what is needed besides the body).
-    The data version is read first: a write landing in between is shown under the old number at
-    worst, and the next number makes a new entry.
+    Only 200 answers are kept, with the dataset the answer showed, if it is a dataset GET (the
+    handler's second value): repeats are answered by AnonymousCacheMiddleware, which counts that view.
     """
-    if API_KEY_HEADER in call.request.headers:
-        return handler(call)
-    cache: ResponseCache = call.request.app.state.response_cache
-    key = (call.store.db.data_version(), str(call.request.url), call.request.headers.get(FIELDS_HEADER))
-    hit = cache.get(key)
-    if hit is not None:
-        body, extra = hit
-        return Response(body, media_type="application/json"), extra
-    response, extra = handler(call)
-    if response.status_code == 200:
-        cache.put(key, (bytes(response.body), extra))
-    return response, extra
+    key = anonymous_cache_key(call.request.scope, call.store.db.current_data_version)
+    response, viewed_dataset_id = handler(call)
+    if key is not None and response.status_code == 200:
+        cache: ResponseCache = call.request.app.state.response_cache
+        cache.put(key, CachedAnswer(bytes(response.body), viewed_dataset_id))
+    return response
+
+
+def record_api_view(store: CatalogStore, dataset_id: str, user_agent: str | None) -> None:
+    """An API read of a dataset is a view on the "api" channel, whether cached or not."""
+    store.events.record(DATASET_VIEW, channel="api", user_agent=user_agent, dataset_id=dataset_id)
 
 
 def list_datasets(call: Call) -> Response:
-    return cached_for_anonymous(call, lambda c: (_list_datasets(c), None))[0]
+    return cached_for_anonymous(call, lambda c: (_list_datasets(c), None))
 
 
 def _list_datasets(call: Call) -> Response:
@@ -290,14 +295,13 @@ def create_dataset(call: Call) -> Response:
 
 
 def get_dataset(call: Call) -> Response:
-    response, dataset_id = cached_for_anonymous(call, _get_dataset)
-    if call.request.method == "GET":
-        call.store.events.record(DATASET_VIEW, channel="api", user_agent=call.user_agent, dataset_id=dataset_id)
-    return response
+    return cached_for_anonymous(call, _get_dataset)
 
 
 def _get_dataset(call: Call) -> tuple[Response, str]:
     dataset = visible_dataset(call)
+    if call.request.method == "GET":
+        record_api_view(call.store, dataset["id"], call.user_agent)
     return call.respond(call.render.dataset(dataset)), dataset["id"]
 
 
@@ -628,6 +632,17 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
     )
     app.state.store = catalog_store
     app.state.response_cache = ResponseCache()
+
+    def count_cached_view(answer: CachedAnswer, scope: Scope) -> None:
+        if answer.viewed_dataset_id is not None:
+            record_api_view(catalog_store, answer.viewed_dataset_id, Headers(scope=scope).get("user-agent"))
+
+    app.add_middleware(
+        AnonymousCacheMiddleware,
+        cache=app.state.response_cache,
+        data_version=catalog_store.db.current_data_version,
+        on_hit=count_cached_view,
+    )
     if settings.simulated_clock:
         app.add_middleware(SimulatedClock)
     return app

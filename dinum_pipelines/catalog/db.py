@@ -10,6 +10,7 @@ new revision too (test_migrations.py fails until the two agree).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -49,6 +50,8 @@ from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
 
 from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
+
+_log = logging.getLogger(__name__)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -295,6 +298,10 @@ organization_metrics = Table(
 POOL_SIZE = 18
 POOL_OVERFLOW = 8
 
+# How often each process reads the data version (Database.current_data_version): the longest an
+# anonymous reader of one process sees a cached answer after another process's write.
+DATA_VERSION_POLL_SECONDS = 0.01
+
 # The option write transactions set to take SQLite's write lock up front (see _configure_sqlite).
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
@@ -403,6 +410,11 @@ class Database:
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        self._version_lock = threading.Lock()
+        self._seen_version: int | None = None
+        self._version_watcher: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._closed = False
 
     @classmethod
     def open(cls, database_url: str) -> Database:
@@ -423,27 +435,71 @@ class Database:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
                 yield connection
-                if changes_data:
-                    _bump_data_version(connection)
+                version = _bump_data_version(connection) if changes_data else None
+        if version is not None:
+            self._saw_version(version)
 
     def data_version(self) -> int:
+        """The number of writes to what the API shows, as committed now (one query)."""
         with self.read() as connection:
             return connection.execute(select(data_version.c.version).where(data_version.c.id == 1)).scalar() or 0
 
+    def current_data_version(self) -> int | None:
+        """The data version as this process last saw it, without a query (None: not known now).
+
+        Answered from memory, so the event loop can ask before every answer (response_cache.py).
+        A watcher thread reads the database every DATA_VERSION_POLL_SECONDS (10 ms) and this
+        process's own writes move it as they commit: another process's write is seen within one
+        poll, this process's at once. A failed read makes it unknown until a read succeeds again.
+        """
+        with self._version_lock:
+            if self._version_watcher is None and not self._closed:
+                self._seen_version = self._read_version_or_none()
+                self._version_watcher = threading.Thread(target=self._watch_version, name="catalog-data-version", daemon=True)
+                self._version_watcher.start()
+            return self._seen_version
+
+    def _watch_version(self) -> None:
+        while not self._closing.wait(DATA_VERSION_POLL_SECONDS):
+            version = self._read_version_or_none()
+            with self._version_lock:
+                self._seen_version = None if version is None else max(version, self._seen_version or 0)
+
+    def _read_version_or_none(self) -> int | None:
+        try:
+            return self.data_version()
+        except Exception:
+            if self._seen_version is not None:  # once per outage, not at every poll
+                _log.exception("the data version could not be read; anonymous answers are not cached until it can")
+            return None
+
+    def _saw_version(self, version: int) -> None:
+        with self._version_lock:
+            if self._seen_version is not None:
+                self._seen_version = max(version, self._seen_version)
+
     def close(self) -> None:
+        with self._version_lock:
+            self._closed = True
+            watcher = self._version_watcher
+        self._closing.set()
+        if watcher is not None:
+            watcher.join()
         self.engine.dispose()
 
 
-def _bump_data_version(connection: Connection) -> None:
-    """version + 1, creating the row if needed (an upsert: concurrent first writers cannot collide)."""
+def _bump_data_version(connection: Connection) -> int:
+    """version + 1, creating the row if needed (an upsert: concurrent first writers cannot collide).
+
+    The version only ever grows (processes keep the highest they saw): a database put back from a
+    backup needs its catalog processes restarted."""
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     statement = dialect_insert(data_version).values(id=1, version=1)
-    connection.execute(
-        statement.on_conflict_do_update(index_elements=[data_version.c.id], set_={"version": data_version.c.version + 1})
-    )
+    upsert = statement.on_conflict_do_update(index_elements=[data_version.c.id], set_={"version": data_version.c.version + 1})
+    return int(connection.execute(upsert.returning(data_version.c.version)).scalar_one())
 
 
 def unique_slug(connection: Connection, column: Column[str], base: str) -> str:

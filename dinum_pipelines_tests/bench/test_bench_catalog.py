@@ -49,10 +49,14 @@ def test_the_benchmark_runs_end_to_end(bench: ModuleType, tmp_path: Path, capsys
             "--client", "wrk", "--out", str(tmp_path)]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
+    lines = printed.splitlines()
     for label in ("GET /api/1/datasets/{id}/", "GET /api/1/datasets/?filters"):
-        line = next(line for line in printed.splitlines() if line.startswith(label))
-        requests_count, errors = (int(n) for n in re.findall(r"\s(\d+)\s+(\d+)\s+p99", line)[0])
-        assert requests_count > 0 and errors == 0, line
+        at = next(index for index, line in enumerate(lines) if line.startswith(label))
+        passes = lines[at + 1 : at + 3]  # the cold-cache pass, then the warm one
+        assert [line.split("(")[0].strip() for line in passes] == ["cold cache", "warm cache"], passes
+        for line in passes:
+            requests_count, errors = (int(n) for n in re.findall(r"\s(\d+)\s+(\d+)\s+p99", line)[0])
+            assert requests_count > 0 and errors == 0, line
     assert re.search(r"catalog\s+\d+ MB/s", printed) and re.search(r"nginx \(sendfile\)\s+\d+ MB/s", printed)
     assert re.search(r"X-Accel-Redirect\s+\d+ MB/s", printed)
     assert "peak (VmHWM)" in printed

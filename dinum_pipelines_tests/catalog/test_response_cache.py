@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from dinum_pipelines.catalog import CatalogStore
+from dinum_pipelines.catalog.db import Database
 from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.response_cache import ResponseCache
 from dinum_pipelines_tests.catalog.conftest import Api
@@ -53,13 +57,18 @@ def test_views_do_not_invalidate_but_a_write_from_another_process_does(catalog, 
     titles(anonymous)
     assert len(searches) == 1
 
-    # Another catalog process on the same database (as `serve --workers 2`) renames the dataset.
+    # Another catalog process on the same database (as `serve --workers 2`) renames the dataset:
+    # this process sees it within one poll of the data version.
     other = CatalogStore(catalog.store.settings)
     try:
         other.datasets.update(dataset["id"], {"title": "Renamed elsewhere"})
     finally:
         other.close()
-    assert titles(anonymous) == ["Renamed elsewhere"]
+    written_at = time.monotonic()
+    while titles(anonymous) != ["Renamed elsewhere"]:
+        assert time.monotonic() - written_at < 1, "a write from another process was not seen within 1 s"
+        time.sleep(0.002)
+    assert len(searches) == 2
 
 
 def test_callers_with_a_key_are_not_served_from_the_cache(api, publisher, searches):
@@ -102,3 +111,35 @@ def test_a_cached_dataset_still_counts_every_view_and_follows_writes(catalog, ap
     assert anonymous.get(f"/datasets/{dataset['slug']}/").status_code == 200
     assert api.delete(f"/datasets/{dataset['id']}/").status_code == 204
     assert anonymous.get(f"/datasets/{dataset['slug']}/").status_code == 410
+
+
+def wait_for(condition, what: str, timeout: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.002)
+
+
+def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_be_read(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/catalog.db"
+    db, other = Database.open(url), Database.open(url)
+    try:
+        start = db.current_data_version()
+        assert start == db.data_version()
+        with db.write():
+            pass
+        assert db.current_data_version() == start + 1  # this process's write: at once
+        with other.write():
+            pass
+        wait_for(lambda: db.current_data_version() == start + 2, "another process's write seen")
+
+        def unreadable() -> int:
+            raise OperationalError("SELECT version", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(db, "data_version", unreadable)
+        wait_for(lambda: db.current_data_version() is None, "an unreadable version made unknown")
+        monkeypatch.undo()
+        wait_for(lambda: db.current_data_version() == start + 2, "the version known again")
+    finally:
+        db.close()
+        other.close()
