@@ -43,13 +43,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.dml import Insert
 
 from dinum_pipelines.catalog.db import Database, datasets, events, utcnow
 from dinum_pipelines.lib.metrics_schema import CHANNELS, DATASET_VIEW, RESOURCE_DOWNLOAD
@@ -86,12 +88,16 @@ class Events:
     def __init__(self, db: Database, *, commit_interval: float = 0.005) -> None:
         self._db = db
         self._commit_interval = commit_interval
-        self._insert = insert(events).values(
-            # The dataset's organization unless one is given, looked up by the insert itself.
-            organization_id=func.coalesce(
-                bindparam("given_organization_id", type_=events.c.organization_id.type),
-                select(datasets.c.organization_id).where(datasets.c.id == bindparam("organization_of_dataset")).scalar_subquery(),
-            )
+        self._insert = _DriverInsert(
+            insert(events).inline().values(
+                # The dataset's organization unless one is given, looked up by the insert itself.
+                organization_id=func.coalesce(
+                    bindparam("given_organization_id", type_=events.c.organization_id.type),
+                    select(datasets.c.organization_id).where(datasets.c.id == bindparam("organization_of_dataset")).scalar_subquery(),
+                )
+            ),
+            db.engine.dialect,
+            columns=("occurred_at", "kind", "channel", "user_agent", "dataset_id", "resource_id"),
         )
         self._changed = threading.Condition()
         self._pending: list[dict[str, Any]] = []
@@ -161,7 +167,7 @@ class Events:
                 self._hurry = False
             try:
                 with self._db.write(changes_data=False) as conn:
-                    conn.execute(self._insert, group)
+                    self._insert.execute_many(conn, group)
             except Exception:
                 _log.exception("usage log: %d events could not be written and are lost", len(group))
             with self._changed:
@@ -203,3 +209,33 @@ class Events:
             if len(batch) < _EXPORT_BATCH:
                 return
             last_id = batch[-1]["id"]
+
+
+class _DriverInsert:
+    """An INSERT compiled once, its rows turned into the driver's parameters by SQLAlchemy's own
+    bind processors, and sent with one `executemany`.
+
+    `Connection.execute(insert, rows)` built each row's parameters through the compiler's generic
+    path (~20 µs a row in Python). At thousands of views per second, the writer thread held the
+    GIL long enough to stall the event loop that answers the cached reads: their p99 went from
+    ~10 to 20-60 ms (bench/README.md). Same SQL, same conversions, one pass.
+    """
+
+    def __init__(self, statement: Insert, dialect: Dialect, *, columns: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        self.sql = compiled.string
+        self._positional = compiled.positiontup  # parameter names in order, or None (named style)
+        self._convert = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+
+    def execute_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        convert = self._convert
+        driver_rows: list[Any] = [
+            {name: convert[name](value) if name in convert else value for name, value in row.items()} for row in rows
+        ]
+        if self._positional is not None:
+            driver_rows = [tuple(row[name] for name in self._positional) for row in driver_rows]
+        connection.exec_driver_sql(self.sql, driver_rows)
