@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -245,19 +245,33 @@ def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, s
     """`handler`'s answer, kept in the per-process cache for anonymous callers (response_cache.py).
 
     Only 200 answers are kept, with the dataset the answer showed, if it is a dataset GET (the
-    handler's second value): repeats are answered by AnonymousCacheMiddleware, which counts that view.
+    handler's second value): repeats are answered by AnonymousCacheMiddleware. Callers asking for
+    the same answer while it is computed wait for it rather than compute it again.
     """
     key = anonymous_cache_key(call.request.scope, call.store.db.current_data_version)
-    response, viewed_dataset_id = handler(call)
-    if key is not None and response.status_code == 200:
-        cache: ResponseCache = call.request.app.state.response_cache
-        cache.put(key, CachedAnswer(bytes(response.body), viewed_dataset_id))
-    return response
+    if key is None:
+        return handler(call)[0]
+    cache: ResponseCache = call.request.app.state.response_cache
+    with cache.single_flight(key):
+        answer = cache.get(key)
+        if answer is not None:  # computed by the caller we waited for
+            count_cached_view(call.store, answer, call.request.scope)
+            return Response(answer.body, media_type="application/json")
+        response, viewed_dataset_id = handler(call)
+        if response.status_code == 200:
+            cache.put(key, CachedAnswer(bytes(response.body), viewed_dataset_id))
+        return response
 
 
 def record_api_view(store: CatalogStore, dataset_id: str, user_agent: str | None) -> None:
     """An API read of a dataset is a view on the "api" channel, whether cached or not."""
     store.events.record(DATASET_VIEW, channel="api", user_agent=user_agent, dataset_id=dataset_id)
+
+
+def count_cached_view(store: CatalogStore, answer: CachedAnswer, scope: Scope) -> None:
+    """The view a dataset GET answered from the cache still is."""
+    if answer.viewed_dataset_id is not None:
+        record_api_view(store, answer.viewed_dataset_id, Headers(scope=scope).get("user-agent"))
 
 
 def list_datasets(call: Call) -> Response:
@@ -632,16 +646,11 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
     )
     app.state.store = catalog_store
     app.state.response_cache = ResponseCache()
-
-    def count_cached_view(answer: CachedAnswer, scope: Scope) -> None:
-        if answer.viewed_dataset_id is not None:
-            record_api_view(catalog_store, answer.viewed_dataset_id, Headers(scope=scope).get("user-agent"))
-
     app.add_middleware(
         AnonymousCacheMiddleware,
         cache=app.state.response_cache,
         data_version=catalog_store.db.current_data_version,
-        on_hit=count_cached_view,
+        on_hit=partial(count_cached_view, catalog_store),
     )
     if settings.simulated_clock:
         app.add_middleware(SimulatedClock)

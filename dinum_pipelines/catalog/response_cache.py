@@ -24,8 +24,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,8 +49,29 @@ class ResponseCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, time_to_live: float = TIME_TO_LIVE_SECONDS) -> None:
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._in_flight: dict[Hashable, _Flight] = {}
         self.max_entries = max_entries
         self.time_to_live = time_to_live
+
+    @contextmanager
+    def single_flight(self, key: Hashable) -> Iterator[None]:
+        """One thread at a time in this block for `key`; the others wait for it, then look again.
+
+        Without it, readers asking for the same uncached answer at once each computed it: when
+        a write (or a start) empties the cache under 50 clients, the same listing was computed
+        by a dozen threads together (bench/README.md, cold cache).
+        """
+        with self._lock:
+            flight = self._in_flight.setdefault(key, _Flight())
+            flight.waiting += 1
+        try:
+            with flight.lock:
+                yield
+        finally:
+            with self._lock:
+                flight.waiting -= 1
+                if flight.waiting == 0:
+                    del self._in_flight[key]
 
     def get(self, key: Hashable) -> Any | None:
         with self._lock:
@@ -69,6 +91,12 @@ class ResponseCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+
+@dataclass
+class _Flight:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: int = 0  # threads inside or waiting to enter ResponseCache.single_flight(key)
 
 
 def anonymous_cache_key(scope: Scope, data_version: Callable[[], int | None]) -> Hashable | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -143,3 +144,25 @@ def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_b
     finally:
         db.close()
         other.close()
+
+
+def test_readers_asking_at_once_for_an_uncached_answer_wait_for_one_computation(catalog, api, anonymous, publisher, monkeypatch):
+    dataset = api.create_dataset(title="Alpha", organization=publisher.organization_id)
+    computed = []
+    for name in ("search", "require"):
+        original = getattr(catalog.store.datasets, name)
+
+        def slow(query, original=original, name=name):
+            computed.append(name)
+            time.sleep(0.3)  # long enough for every reader to arrive while it runs
+            return original(query)
+
+        monkeypatch.setattr(catalog.store.datasets, name, slow)
+    for path in ("/datasets/?sort=title", f"/datasets/{dataset['id']}/"):
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            answers = list(pool.map(lambda _: anonymous.get(path), range(5)))
+        assert [answer.status_code for answer in answers] == [200] * 5
+        assert len({answer.content for answer in answers}) == 1
+    assert computed == ["search", "require"]
+    views = [e for e in catalog.store.events.list() if e["kind"] == DATASET_VIEW and e["dataset_id"] == dataset["id"]]
+    assert len(views) == 5  # the readers who waited still viewed it
