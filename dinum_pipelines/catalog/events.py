@@ -217,8 +217,9 @@ class _DriverInsert:
 
     `Connection.execute(insert, rows)` built each row's parameters through the compiler's generic
     path (~20 µs a row in Python). At thousands of views per second, the writer thread held the
-    GIL long enough to stall the event loop that answers the cached reads: their p99 went from
-    ~10 to 20-60 ms (bench/README.md). Same SQL, same conversions, one pass.
+    GIL long enough to stall the event loop that answers the cached reads: their p99 was 20-58 ms,
+    ~10 ms with no views recorded, 18-24 ms with this (bench/README.md). Same SQL, same
+    conversions, one pass.
     """
 
     def __init__(self, statement: Insert, dialect: Dialect, *, columns: Sequence[str]) -> None:
