@@ -248,7 +248,7 @@ def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, s
     handler's second value): repeats are answered by AnonymousCacheMiddleware. Callers asking for
     the same answer while it is computed wait for it rather than compute it again.
     """
-    key = anonymous_cache_key(call.request.scope, call.store.db.current_data_version)
+    key = anonymous_cache_key(call.request.scope, call.store.db.fresh_data_version)
     if key is None:
         return handler(call)[0]
     cache: ResponseCache = call.request.app.state.response_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -298,9 +299,11 @@ organization_metrics = Table(
 POOL_SIZE = 18
 POOL_OVERFLOW = 8
 
-# How often each process reads the data version (Database.current_data_version): the longest an
-# anonymous reader of one process sees a cached answer after another process's write.
-DATA_VERSION_POLL_SECONDS = 0.01
+# How old the data version a process answers from may be (Database.current_data_version): the
+# longest an anonymous reader of one process sees a cached answer after another process's write.
+# The watcher reads it four times as often, so that a late wake-up does not leave it unknown.
+DATA_VERSION_MAX_AGE_SECONDS = 0.02
+DATA_VERSION_POLL_SECONDS = 0.005
 
 # The option write transactions set to take SQLite's write lock up front (see _configure_sqlite).
 SQLITE_BEGIN_OPTION = "sqlite_begin"
@@ -413,8 +416,13 @@ class Database:
         self._version_lock = threading.Lock()
         self._seen_version: int | None = None
         self._version_watcher: threading.Thread | None = None
+        self._version_read_at = float("-inf")  # time.monotonic() when the last read started
+        self._version_asked_at = float("-inf")
+        self._watching = False  # the watcher is polling (else it waits for _version_wanted)
+        self._version_wanted = threading.Event()
         self._closing = threading.Event()
         self._closed = False
+        self._version_connection: Any = None  # for the version reads alone (_poll_version)
 
     @classmethod
     def open(cls, database_url: str) -> Database:
@@ -445,47 +453,119 @@ class Database:
             return connection.execute(select(data_version.c.version).where(data_version.c.id == 1)).scalar() or 0
 
     def current_data_version(self) -> int | None:
-        """The data version as this process last saw it, without a query (None: not known now).
+        """The data version if this process read it less than DATA_VERSION_MAX_AGE_SECONDS ago,
+        else None; never a query, so the event loop can ask before every anonymous answer.
 
-        Answered from memory, so the event loop can ask before every answer (response_cache.py).
-        A watcher thread reads the database every DATA_VERSION_POLL_SECONDS (10 ms) and this
-        process's own writes move it as they commit: another process's write is seen within one
-        poll, this process's at once. A failed read makes it unknown until a read succeeds again.
+        This process's own writes move the number as they commit. A watcher thread reads it every
+        DATA_VERSION_POLL_SECONDS while callers keep asking, and sleeps once nobody has asked for
+        that long (a process serving downloads, or idle, polls nothing); the first callers after a
+        pause get None until its next read, a few hundred microseconds later. So a cached answer
+        is never older than a write made 20 ms before, in any process.
         """
         with self._version_lock:
-            if self._version_watcher is None and not self._closed:
-                self._seen_version = self._read_version_or_none()
-                self._version_watcher = threading.Thread(target=self._watch_version, name="catalog-data-version", daemon=True)
-                self._version_watcher.start()
-            return self._seen_version
+            if self._closed:
+                return None
+            now = time.monotonic()
+            self._version_asked_at = now
+            if not self._watching:
+                self._watching = True
+                if self._version_watcher is None:
+                    self._version_watcher = threading.Thread(target=self._watch_version, name="catalog-data-version", daemon=True)
+                    self._version_watcher.start()
+                self._version_wanted.set()
+            return self._seen_version if now - self._version_read_at <= DATA_VERSION_MAX_AGE_SECONDS else None
+
+    def fresh_data_version(self) -> int | None:
+        """current_data_version(), or a read of it now when that is None (None if it fails).
+
+        For worker threads, which may wait for the database: a request the event loop could not
+        key still gets one.
+        """
+        version = self.current_data_version()
+        if version is not None:
+            return version
+        started = time.monotonic()
+        try:
+            read = self.data_version()
+        except Exception:
+            _log.warning("the data version could not be read; this answer is not cached", exc_info=True)
+            return None
+        self._record_version(read, started)
+        return self.current_data_version()
 
     def _watch_version(self) -> None:
-        while not self._closing.wait(DATA_VERSION_POLL_SECONDS):
-            version = self._read_version_or_none()
-            with self._version_lock:
-                self._seen_version = None if version is None else max(version, self._seen_version or 0)
+        failing = False
+        while True:
+            self._version_wanted.wait()
+            self._version_wanted.clear()
+            while not self._closing.is_set():
+                started = time.monotonic()
+                try:
+                    self._record_version(self._poll_version(), started)
+                    failing = False
+                except Exception:
+                    if not failing:  # once per outage, not at every poll
+                        _log.exception("the data version could not be read; anonymous answers are not cached until it can")
+                    failing = True
+                    self._close_version_connection()  # opened again by the next poll
+                with self._version_lock:
+                    if started - self._version_asked_at > DATA_VERSION_POLL_SECONDS:
+                        self._watching = False  # nobody asked since the last poll: sleep until asked
+                        break
+                self._closing.wait(DATA_VERSION_POLL_SECONDS)
+            if self._closing.is_set():
+                return
 
-    def _read_version_or_none(self) -> int | None:
+    def _record_version(self, version: int, read_started_at: float) -> None:
+        with self._version_lock:
+            self._seen_version = max(version, self._seen_version or 0)
+            self._version_read_at = max(read_started_at, self._version_read_at)
+
+    def _poll_version(self) -> int:
+        """data_version() through a connection kept for it, by a plain driver call: up to 100
+        reads a second per process, where a pooled SQLAlchemy read (checkout, BEGIN, query,
+        rollback) costs ten times a raw one. The watcher's alone."""
+        if self._version_connection is None:
+            pooled = self.engine.raw_connection()  # the pool's set-up (SQLite's PRAGMAs) applied
+            connection = pooled.driver_connection
+            pooled.detach()  # ours until closed, never handed to another caller
+            if self.engine.dialect.name == "postgresql":
+                connection.autocommit = True  # each read sees the latest commit, no transaction left open
+            self._version_connection = connection  # SQLite's is in autocommit already (_configure_sqlite)
+        cursor = self._version_connection.cursor()
         try:
-            return self.data_version()
-        except Exception:
-            if self._seen_version is not None:  # once per outage, not at every poll
-                _log.exception("the data version could not be read; anonymous answers are not cached until it can")
-            return None
+            cursor.execute(_DATA_VERSION_QUERY)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return int(row[0]) if row else 0
+
+    def _close_version_connection(self) -> None:
+        connection, self._version_connection = self._version_connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                _log.debug("closing the data-version connection failed", exc_info=True)
 
     def _saw_version(self, version: int) -> None:
+        """This process committed `version`: no need to wait for a read to know it."""
         with self._version_lock:
-            if self._seen_version is not None:
-                self._seen_version = max(version, self._seen_version)
+            self._seen_version = max(version, self._seen_version or 0)
 
     def close(self) -> None:
         with self._version_lock:
             self._closed = True
             watcher = self._version_watcher
         self._closing.set()
+        self._version_wanted.set()
         if watcher is not None:
             watcher.join()
+        self._close_version_connection()
         self.engine.dispose()
+
+
+_DATA_VERSION_QUERY = "SELECT version FROM data_version WHERE id = 1"
 
 
 def _bump_data_version(connection: Connection) -> int:

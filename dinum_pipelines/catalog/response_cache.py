@@ -6,8 +6,8 @@ shows moves one number in the database (`db.data_version`, moved in the writing 
 itself), and entries are keyed on it: a process that holds the same number has nothing new to
 show. Each process learns the number without a query per request
 (`Database.current_data_version`): its own writes move it as they commit, another process's are
-seen within 10 ms. So an anonymous reader may be shown the previous state for at most those
-10 ms after a write made elsewhere, never longer, and a publisher (who sends a key) never. The one
+seen within 20 ms. So an anonymous reader may be shown the previous state for at most those
+20 ms after a write made elsewhere, never longer, and a publisher (who sends a key) never. The one
 thing a listing shows that moves without a write is the clock-dependent quality criterion
 (`update_fulfilled_in_time`), hence a time-to-live as well. Callers with a key may see private
 datasets: they are neither served from the cache nor added to it.
@@ -15,8 +15,10 @@ datasets: they are neither served from the cache nor added to it.
 Handlers put their 200 answers in (app.cached_for_anonymous); `AnonymousCacheMiddleware` answers
 repeats before routing, on the event loop, from memory: no request object, no worker thread, no
 database. That path is what reusers' repeated GETs take, and what makes their latency
-(bench/README.md). Each entry keeps, beside the body, the dataset a dataset GET showed: a cached
-answer is still a view to count.
+(bench/README.md). When the process has not read the version lately (the first requests after a
+pause) the middleware lets the request through, and the handler, in a worker thread, reads it
+(`Database.fresh_data_version`). Each entry keeps, beside the body, the dataset a dataset GET
+showed: a cached answer is still a view to count.
 """
 
 from __future__ import annotations

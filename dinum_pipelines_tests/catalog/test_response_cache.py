@@ -6,10 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from dinum_pipelines.catalog import CatalogStore
-from dinum_pipelines.catalog.db import Database
+from dinum_pipelines.catalog.db import Database, data_version
 from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.response_cache import ResponseCache
 from dinum_pipelines_tests.catalog.conftest import Api
@@ -121,25 +120,25 @@ def wait_for(condition, what: str, timeout: float = 1.0) -> None:
         time.sleep(0.002)
 
 
-def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_be_read(tmp_path, monkeypatch):
+def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_be_read(tmp_path):
     url = f"sqlite:///{tmp_path}/catalog.db"
     db, other = Database.open(url), Database.open(url)
     try:
-        start = db.current_data_version()
+        start = db.fresh_data_version()  # read now: nobody had asked yet
         assert start == db.data_version()
         with db.write():
             pass
-        assert db.current_data_version() == start + 1  # this process's write: at once
+        assert db.fresh_data_version() == start + 1  # this process's write
         with other.write():
             pass
         wait_for(lambda: db.current_data_version() == start + 2, "another process's write seen")
 
-        def unreadable() -> int:
-            raise OperationalError("SELECT version", {}, Exception("database is locked"))
-
-        monkeypatch.setattr(db, "data_version", unreadable)
+        with other.engine.begin() as connection:
+            data_version.drop(connection)
         wait_for(lambda: db.current_data_version() is None, "an unreadable version made unknown")
-        monkeypatch.undo()
+        with other.engine.begin() as connection:
+            data_version.create(connection)
+            connection.execute(data_version.insert().values(id=1, version=start + 2))
         wait_for(lambda: db.current_data_version() == start + 2, "the version known again")
     finally:
         db.close()
