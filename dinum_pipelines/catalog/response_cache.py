@@ -6,8 +6,9 @@ shows moves one number in the database (`db.data_version`, moved in the writing 
 itself), and entries are keyed on it: a process that holds the same number has nothing new to
 show. Each process learns the number without a query per request
 (`Database.current_data_version`): its own writes move it as they commit, another process's are
-seen within 20 ms. So an anonymous reader may be shown the previous state for at most those
-20 ms after a write made elsewhere, never longer, and a publisher (who sends a key) never. The one
+seen after one 10 ms poll. So an anonymous reader may be shown the previous state for 10 ms
+after a write made elsewhere (250 ms at the very most, on a loaded machine), and a publisher
+(who sends a key) never. The one
 thing a listing shows that moves without a write is the clock-dependent quality criterion
 (`update_fulfilled_in_time`), hence a time-to-live as well. Callers with a key may see private
 datasets: they are neither served from the cache nor added to it.
