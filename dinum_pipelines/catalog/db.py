@@ -300,7 +300,7 @@ POOL_SIZE = 18
 POOL_OVERFLOW = 8
 
 # How often a process reads the data version while requests ask for it, and how old a reading
-# it still answers from (Database.current_data_version): another process's write reaches its
+# it still answers from (_DataVersionWatch): another process's write reaches its
 # anonymous readers after one poll, 10 ms, and never after more than the age limit. The margin
 # is for a loaded machine, where a poll can wait tens of milliseconds for a core or a database
 # backend: an older reading sends every request to the uncached path (PostgreSQL, 2 cores:
@@ -416,16 +416,7 @@ class Database:
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
-        self._version_lock = threading.Lock()
-        self._seen_version: int | None = None
-        self._version_watcher: threading.Thread | None = None
-        self._version_read_at = float("-inf")  # time.monotonic() when the last read started
-        self._version_asked_at = float("-inf")
-        self._watching = False  # the watcher is polling (else it waits for _version_wanted)
-        self._version_wanted = threading.Event()
-        self._closing = threading.Event()
-        self._closed = False
-        self._version_connection: Any = None  # for the version reads alone (_poll_version)
+        self._version = _DataVersionWatch(self)
 
     @classmethod
     def open(cls, database_url: str) -> Database:
@@ -448,127 +439,153 @@ class Database:
                 yield connection
                 version = _bump_data_version(connection) if changes_data else None
         if version is not None:
-            self._saw_version(version)
+            self._version.saw(version)
 
     def data_version(self) -> int:
         """The number of writes to what the API shows, as committed now (one query)."""
         with self.read() as connection:
-            return connection.execute(select(data_version.c.version).where(data_version.c.id == 1)).scalar() or 0
+            return connection.execute(_DATA_VERSION_READ).scalar() or 0
 
     def current_data_version(self) -> int | None:
-        """The data version if this process read it less than DATA_VERSION_MAX_AGE_SECONDS ago,
-        else None; never a query, so the event loop can ask before every anonymous answer.
+        """The data version as this process knows it without a query; None if its reading is too
+        old (see _DataVersionWatch). For the event loop, before every anonymous answer."""
+        return self._version.current()
 
-        This process's own writes move the number as they commit. A watcher thread reads it every
-        DATA_VERSION_POLL_SECONDS while callers keep asking, and sleeps once nobody has asked for
-        that long (a process serving downloads, or idle, polls nothing); the first callers after a
-        pause get None until its next read, a few hundred microseconds later. So a write made in
-        another process reaches anonymous readers after 10 ms, 250 ms at the very most.
-        """
-        with self._version_lock:
+    def fresh_data_version(self) -> int | None:
+        """current_data_version(), or the version read now when that is None (None if the read
+        fails). For worker threads, which may wait for the database."""
+        return self._version.fresh()
+
+    def close(self) -> None:
+        self._version.close()
+        self.engine.dispose()
+
+
+class _DataVersionWatch:
+    """What one process knows of the data version, kept current off the request path.
+
+    The event loop asks before every anonymous answer (response_cache.py), so a query each time
+    would cost more than the answer. This process's own writes move the number as they commit
+    (`saw`). A watcher thread reads it every DATA_VERSION_POLL_SECONDS while callers keep asking,
+    and sleeps once nobody has asked for that long (a process serving downloads, or idle, polls
+    nothing). A reading older than DATA_VERSION_MAX_AGE_SECONDS is not used: `current` says None
+    and `fresh` reads. So a write made in another process reaches anonymous readers after one
+    10 ms poll, 250 ms at the very most.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._read_at = float("-inf")  # time.monotonic() when the last read started
+        self._asked_at = float("-inf")
+        self._polling = False  # else the watcher waits for _wanted
+        self._wanted = threading.Event()
+        self._closing = threading.Event()
+        self._closed = False
+        self._watcher: threading.Thread | None = None
+        self._connection: Any = None  # the watcher's own (_read)
+        self._read_sql = str(_DATA_VERSION_READ.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+
+    def current(self) -> int | None:
+        with self._lock:
             if self._closed:
                 return None
             now = time.monotonic()
-            self._version_asked_at = now
-            if not self._watching:
-                self._watching = True
-                if self._version_watcher is None:
-                    self._version_watcher = threading.Thread(target=self._watch_version, name="catalog-data-version", daemon=True)
-                    self._version_watcher.start()
-                self._version_wanted.set()
-            return self._seen_version if now - self._version_read_at <= DATA_VERSION_MAX_AGE_SECONDS else None
+            self._asked_at = now
+            if not self._polling:
+                self._polling = True
+                if self._watcher is None:
+                    self._watcher = threading.Thread(target=self._watch, name="catalog-data-version", daemon=True)
+                    self._watcher.start()
+                self._wanted.set()
+            return self._version if now - self._read_at <= DATA_VERSION_MAX_AGE_SECONDS else None
 
-    def fresh_data_version(self) -> int | None:
-        """current_data_version(), or a read of it now when that is None (None if it fails).
-
-        For worker threads, which may wait for the database: a request the event loop could not
-        key still gets one.
-        """
-        version = self.current_data_version()
+    def fresh(self) -> int | None:
+        version = self.current()
         if version is not None:
             return version
         started = time.monotonic()
         try:
-            read = self.data_version()
+            read = self._db.data_version()
         except Exception:
             _log.warning("the data version could not be read; this answer is not cached", exc_info=True)
             return None
-        self._record_version(read, started)
-        return self.current_data_version()
+        self._record(read, started)
+        return self.current()
 
-    def _watch_version(self) -> None:
+    def saw(self, version: int) -> None:
+        """This process committed `version`: no need to wait for a read to know it."""
+        with self._lock:
+            self._version = max(version, self._version or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            watcher = self._watcher
+        self._closing.set()
+        self._wanted.set()
+        if watcher is not None:
+            watcher.join()
+        self._close_connection()
+
+    def _watch(self) -> None:
         failing = False
         while True:
-            self._version_wanted.wait()
-            self._version_wanted.clear()
+            self._wanted.wait()
+            self._wanted.clear()
             while not self._closing.is_set():
                 started = time.monotonic()
                 try:
-                    self._record_version(self._poll_version(), started)
+                    self._record(self._read(), started)
                     failing = False
                 except Exception:
                     if not failing:  # once per outage, not at every poll
                         _log.exception("the data version could not be read; anonymous answers are not cached until it can")
                     failing = True
-                    self._close_version_connection()  # opened again by the next poll
-                with self._version_lock:
-                    if started - self._version_asked_at > DATA_VERSION_POLL_SECONDS:
-                        self._watching = False  # nobody asked since the last poll: sleep until asked
+                    self._close_connection()  # opened again by the next poll
+                with self._lock:
+                    if started - self._asked_at > DATA_VERSION_POLL_SECONDS:
+                        self._polling = False  # nobody asked since the last poll: sleep until asked
                         break
                 self._closing.wait(DATA_VERSION_POLL_SECONDS)
             if self._closing.is_set():
                 return
 
-    def _record_version(self, version: int, read_started_at: float) -> None:
-        with self._version_lock:
-            self._seen_version = max(version, self._seen_version or 0)
-            self._version_read_at = max(read_started_at, self._version_read_at)
+    def _record(self, version: int, read_started_at: float) -> None:
+        with self._lock:
+            self._version = max(version, self._version or 0)
+            self._read_at = max(read_started_at, self._read_at)
 
-    def _poll_version(self) -> int:
-        """data_version() through a connection kept for it, by a plain driver call: up to 100
-        reads a second per process, where a pooled SQLAlchemy read (checkout, BEGIN, query,
-        rollback) costs ten times a raw one. The watcher's alone."""
-        if self._version_connection is None:
-            pooled = self.engine.raw_connection()  # the pool's set-up (SQLite's PRAGMAs) applied
+    def _read(self) -> int:
+        """The version through a connection kept for it, by a plain driver call: up to 100 reads
+        a second per process, where a pooled SQLAlchemy read (checkout, BEGIN, query, rollback)
+        costs ten times a raw one."""
+        if self._connection is None:
+            pooled = self._db.engine.raw_connection()  # the pool's set-up (SQLite's PRAGMAs) applied
             connection = pooled.driver_connection
             pooled.detach()  # ours until closed, never handed to another caller
-            if self.engine.dialect.name == "postgresql":
+            if self._db.engine.dialect.name == "postgresql":
                 connection.autocommit = True  # each read sees the latest commit, no transaction left open
-            self._version_connection = connection  # SQLite's is in autocommit already (_configure_sqlite)
-        cursor = self._version_connection.cursor()
+            self._connection = connection  # SQLite's is in autocommit already (_configure_sqlite)
+        cursor = self._connection.cursor()
         try:
-            cursor.execute(_DATA_VERSION_QUERY)
+            cursor.execute(self._read_sql)
             row = cursor.fetchone()
         finally:
             cursor.close()
         return int(row[0]) if row else 0
 
-    def _close_version_connection(self) -> None:
-        connection, self._version_connection = self._version_connection, None
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
         if connection is not None:
             try:
                 connection.close()
             except Exception:
                 _log.debug("closing the data-version connection failed", exc_info=True)
 
-    def _saw_version(self, version: int) -> None:
-        """This process committed `version`: no need to wait for a read to know it."""
-        with self._version_lock:
-            self._seen_version = max(version, self._seen_version or 0)
 
-    def close(self) -> None:
-        with self._version_lock:
-            self._closed = True
-            watcher = self._version_watcher
-        self._closing.set()
-        self._version_wanted.set()
-        if watcher is not None:
-            watcher.join()
-        self._close_version_connection()
-        self.engine.dispose()
-
-
-_DATA_VERSION_QUERY = "SELECT version FROM data_version WHERE id = 1"
+_DATA_VERSION_READ = select(data_version.c.version).where(data_version.c.id == 1)
 
 
 def _bump_data_version(connection: Connection) -> int:
