@@ -59,41 +59,39 @@ def schema_differences(engine: Engine) -> list[Any]:
         return compare_metadata(MigrationContext.configure(connection, opts=opts), metadata)
 
 
-def test_revisions_build_exactly_the_declared_tables(empty_database_url: str) -> None:
+@pytest.fixture
+def migrated_engine(empty_database_url: str) -> Iterator[Engine]:
+    """An engine on the empty database, opened (hence upgraded to the latest revision)."""
     engine = open_engine(empty_database_url)
     try:
-        assert schema_differences(engine) == []
-        with engine.connect() as connection:
-            assert current_revision(connection) == head_revision()
-            assert missing_search_index_objects(connection) == []
+        yield engine
     finally:
         engine.dispose()
 
 
-def test_the_search_index_check_sees_a_missing_object(empty_database_url: str) -> None:
-    engine = open_engine(empty_database_url)
-    try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "sqlite":
-                connection.execute(text("DROP TRIGGER datasets_search_update"))
-                expected = ["trigger datasets_search_update"]
-            else:
-                connection.execute(text("DROP INDEX ix_datasets_search_text_trgm"))
-                expected = ["index ix_datasets_search_text_trgm"]
-            assert missing_search_index_objects(connection) == expected
-    finally:
-        engine.dispose()
+def test_revisions_build_exactly_the_declared_tables(migrated_engine: Engine) -> None:
+    assert schema_differences(migrated_engine) == []
+    with migrated_engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
+        assert missing_search_index_objects(connection) == []
 
 
-def test_the_comparison_sees_a_missing_index(empty_database_url: str) -> None:
+def test_the_search_index_check_sees_a_missing_object(migrated_engine: Engine) -> None:
+    with migrated_engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER datasets_search_update"))
+            expected = ["trigger datasets_search_update"]
+        else:
+            connection.execute(text("DROP INDEX ix_datasets_search_text_trgm"))
+            expected = ["index ix_datasets_search_text_trgm"]
+        assert missing_search_index_objects(connection) == expected
+
+
+def test_the_comparison_sees_a_missing_index(migrated_engine: Engine) -> None:
     """The check above can fail: drop one index and it reports it."""
-    engine = open_engine(empty_database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP INDEX ix_datasets_listed_with_license"))
-        assert [difference[0] for difference in schema_differences(engine)] == ["add_index"]
-    finally:
-        engine.dispose()
+    with migrated_engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_datasets_listed_with_license"))
+    assert [difference[0] for difference in schema_differences(migrated_engine)] == ["add_index"]
 
 
 # The tables as the code of revisions 0001/0002 wrote them (no `license` or `format` column yet).
