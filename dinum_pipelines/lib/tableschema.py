@@ -37,7 +37,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from dinum_pipelines.lib.cleaning import snake_case
+from dinum_pipelines.lib.names import snake_case
 from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
 
 SCHEMA_CACHE_ENV = "DINUM_SCHEMA_CACHE"
