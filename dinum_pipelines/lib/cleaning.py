@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dinum_pipelines.lib.names import fold, snake_case
+from dinum_pipelines.lib.parsing import GEOMETRY_COLUMN
 from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec
 
 # Day first, as written in France; ISO and slashes-ISO next. A column declares its own to override.
@@ -72,10 +73,6 @@ BATCH_ROWS = 1 << 16
 _CONVERSION_COST = {"date": 3, "datetime": 3, "number": 2, "integer": 2, "boolean": 1, "string": 0}
 # Columns converted at once; more threads than cores only add memory.
 MAX_THREADS = 4
-
-
-class CleaningError(ValueError):
-    """The file does not have the declared shape (a declared column is missing, say)."""
 
 
 @dataclass
@@ -124,12 +121,30 @@ class DuplicateKeys:
 
 
 @dataclass
+class StructureFinding:
+    """Where the file's columns or rows differ from the declaration, and what cleaning did about it.
+
+    `kind` is one of `extra_columns`, `missing_columns`, `header_spelling`, `duplicate_headers`,
+    `blank_rows`; a `critical` finding blocks publication through the quality check, a `warning`
+    is reported with the published file.
+    """
+
+    kind: str
+    severity: str
+    columns: list[str]
+    detail: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+
+
+@dataclass
 class CleaningReport:
     renamed: dict[str, str] = field(default_factory=dict)
     issues: list[ColumnIssue] = field(default_factory=list)
     rows_in: int = 0
     rows_out: int = 0
     duplicates: DuplicateKeys | None = None
+    structure: list[StructureFinding] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -138,6 +153,7 @@ class CleaningReport:
             "rows_out": self.rows_out,
             "issues": [vars(issue) for issue in self.issues],
             "duplicates": vars(self.duplicates) if self.duplicates else None,
+            "structure": [vars(finding) for finding in self.structure],
         }
 
     @classmethod
@@ -149,16 +165,8 @@ class CleaningReport:
             rows_out=data["rows_out"],
             issues=[ColumnIssue(**issue) for issue in data["issues"]],
             duplicates=DuplicateKeys(**duplicates) if duplicates else None,
+            structure=[StructureFinding(**finding) for finding in data.get("structure") or []],
         )
-
-
-def snake_case(header: str) -> str:
-    """`Montant attribué (€)` -> `montant_attribue`: ASCII, lower case, underscores."""
-    ascii_text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode("ascii")
-    name = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
-    if not name:
-        return "column"
-    return name if name[0].isalpha() else f"c_{name}"
 
 
 # --- Text as Arrow arrays -------------------------------------------------------------------
@@ -518,13 +526,21 @@ def _issue(column: ColumnSpec, text: pa.ChunkedArray, present: np.ndarray, typed
     )
 
 
-def _convert(text: pa.ChunkedArray, column: ColumnSpec, decimal: str, index: pd.Index) -> tuple[pd.Series, ColumnIssue | None]:
+@dataclass
+class _Converted:
+    typed: pd.Series
+    issue: ColumnIssue | None
+    # Cells holding a value once trimmed (a row without any is blank).
+    present: np.ndarray
+
+
+def _convert(text: pa.ChunkedArray, column: ColumnSpec, decimal: str, index: pd.Index) -> _Converted:
     if column.type == "string":
         normalized = _normalized(text)
         if column.zero_pad:
             padded = pc.utf8_lpad(normalized, width=column.zero_pad, padding="0")
             normalized = pc.if_else(pc.match_substring_regex(normalized, r"^[0-9]+$"), padded, normalized)
-        return _text_series(normalized, index), None
+        return _Converted(_text_series(normalized, index), None, _valid(normalized))
     if column.type in ("number", "integer"):
         numbers, present = _numbers(text, decimal)
         typed = pd.Series(numbers if column.type == "number" else _integers(numbers), index=index, copy=False)
@@ -535,27 +551,98 @@ def _convert(text: pa.ChunkedArray, column: ColumnSpec, decimal: str, index: pd.
     else:
         trimmed = _text_series(_normalized(text), index)
         typed, present = parse_booleans(trimmed), trimmed.notna().to_numpy()
-    return typed, _issue(column, text, present, typed)
+    return _Converted(typed, _issue(column, text, present, typed), present)
 
 
 def convert_column(text: pd.Series, column: ColumnSpec, decimal: str) -> tuple[pd.Series, ColumnIssue | None]:
     """Type one column of text as declared (trimming it first); returns the typed values and what failed."""
-    return _convert(_arrow_text(text), column, decimal, text.index)
+    converted = _convert(_arrow_text(text), column, decimal, text.index)
+    return converted.typed, converted.issue
+
+
+@dataclass
+class _Header:
+    """Where each declared column is in the file, and the file's columns nobody declared."""
+
+    positions: dict[str, int]
+    extra: list[int]
+    # Repeated header names: (name, position) of each later copy.
+    repeats: list[tuple[str, int]]
+    # Declared columns whose header differs only by case or accents: name -> header.
+    respelled: dict[str, str]
+    renamed: dict[str, str]
+
+
+def _locate_columns(labels: list[str], spec: DatasetSpec) -> _Header:
+    """Match the declared columns to the file's header: by name, through `rename`, then ignoring
+    case and accents; the first copy of a repeated name is the one matched."""
+    first: dict[str, int] = {}
+    repeats: list[tuple[str, int]] = []
+    for position, label in enumerate(labels):
+        if label in first:
+            repeats.append((label, position))
+        else:
+            first[label] = position
+    claimed: set[int] = set()
+    positions: dict[str, int] = {}
+    respelled: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    wanted = {column.name: column.source_name for column in spec.columns}
+    for name, header in wanted.items():
+        if header in first:
+            positions[name] = first[header]
+    for old, new in spec.rename.items():
+        for name, header in wanted.items():
+            if name not in positions and new in (header, name) and old in first and first[old] not in positions.values():
+                positions[name] = first[old]
+                renamed[old] = name
+    claimed = set(positions.values())
+    folded: dict[str, list[int]] = {}
+    for label, position in first.items():
+        if position not in claimed:
+            folded.setdefault(fold(label), []).append(position)
+    for name, header in wanted.items():
+        candidates = [position for position in folded.get(fold(header), []) if position not in claimed]
+        if name not in positions and len(candidates) == 1:
+            positions[name] = candidates[0]
+            claimed.add(candidates[0])
+            respelled[name] = labels[candidates[0]]
+    claimed = set(positions.values())
+    extra = [position for label, position in first.items() if position not in claimed]
+    return _Header(positions, extra, repeats, respelled, renamed)
+
+
+def _intrinsic(label: str, spec: DatasetSpec) -> bool:
+    """A column the reader adds itself (a GeoJSON feature's geometry), never an undeclared one."""
+    return spec.source.format == "geojson" and label == GEOMETRY_COLUMN
+
+
+def _finding(report: CleaningReport, kind: str, severity: str, columns: list[str], detail: str, **figures) -> None:
+    report.structure.append(StructureFinding(kind=kind, severity=severity, columns=columns, detail=detail, **figures))
 
 
 def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.DataFrame, CleaningReport]:
-    """Rename, trim, null blanks and type every column as the dataset declares."""
-    report = CleaningReport(rows_in=len(raw))
-    headers = {str(h).strip(): h for h in raw.columns}
-    missing = [c.source_name for c in spec.columns if c.source_name not in headers]
-    if missing:
-        raise CleaningError(
-            f"dataset '{spec.slug}': declared column(s) {missing} not found in the file; "
-            f"its header has {list(headers)}"
-        )
+    """Match the file's columns to the declared ones, trim, null blanks, type every column as
+    declared, and drop blank rows; how the file's shape differed is in `report.structure`.
 
-    def convert(column: ColumnSpec) -> tuple[pd.Series, ColumnIssue | None]:
-        return convert_column(raw[headers[column.source_name]], column, decimal)
+    The publication policy is the dataset's (see DatasetSpec): undeclared columns kept as text,
+    dropped or blocking (`extra_columns`); a missing optional column published empty (a warning),
+    a missing required one published empty and blocking; a header that differs only by case or
+    accents, or named in `rename`, read as the declared column; a repeated header name dropped
+    when its copy is empty, blocking otherwise.
+    """
+    report = CleaningReport(rows_in=len(raw))
+    labels = [str(label).strip() for label in raw.columns]
+    header = _locate_columns(labels, spec)
+    count = len(raw)
+    empty = pa.chunked_array([pa.nulls(count, pa.large_string())])
+
+    def text_of(position: int) -> pa.ChunkedArray:
+        return _arrow_text(raw.iloc[:, position])
+
+    def convert(column: ColumnSpec) -> _Converted:
+        position = header.positions.get(column.name)
+        return _convert(text_of(position) if position is not None else empty, column, decimal, raw.index)
 
     # The costly conversions first, so that the threads finish together.
     ordered = sorted(spec.columns, key=lambda column: _CONVERSION_COST[column.type], reverse=True)
@@ -563,29 +650,81 @@ def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.
     with ThreadPoolExecutor(max_workers=threads) as pool:
         converted = dict(zip((column.name for column in ordered), pool.map(convert, ordered)))
     columns: dict[str, pd.Series] = {}
+    present = np.zeros(count, dtype=bool)
     for column in spec.columns:
-        typed, issue = converted[column.name]
-        columns[column.name] = typed
-        if issue:
-            report.issues.append(issue)
-        if column.source_name != column.name:
-            report.renamed[column.source_name] = column.name
-    if spec.keep_undeclared_columns:
-        declared = {c.source_name for c in spec.columns}
-        for header, original in headers.items():
-            if header in declared:
-                continue
-            name = snake_case(header)
+        result = converted[column.name]
+        columns[column.name] = result.typed
+        present |= result.present
+        if result.issue:
+            report.issues.append(result.issue)
+        position = header.positions.get(column.name)
+        if position is not None and labels[position] != column.name:
+            report.renamed[labels[position]] = column.name
+    _report_columns(report, spec, header, labels)
+    for position in header.extra:
+        text = _normalized(text_of(position))
+        present |= _valid(text)
+        if spec.extra_columns == "keep" or _intrinsic(labels[position], spec):
+            name = snake_case(labels[position])
             while name in columns:
                 name = f"{name}_"
-            columns[name] = normalize_text(raw[original])
-            if header != name:
-                report.renamed[header] = name
+            columns[name] = _text_series(text, raw.index)
+            if labels[position] != name:
+                report.renamed[labels[position]] = name
+    conflicting = []
+    for label, position in header.repeats:
+        if _valid(_normalized(text_of(position))).any():
+            conflicting.append(label)
+    repeated = sorted({label for label, _ in header.repeats})
+    if repeated:
+        severity = "critical" if conflicting else "warning"
+        detail = (
+            f"the header repeats {repeated}; later copies with values ({sorted(set(conflicting))}) cannot be published "
+            "beside the first: rename them in the source"
+            if conflicting
+            else f"the header repeats {repeated}; the later copies are empty and were dropped"
+        )
+        _finding(report, "duplicate_headers", severity, repeated, detail, count=len(header.repeats))
     cleaned = pd.DataFrame(columns, index=raw.index, copy=False)
+    if count and not present.all():
+        blank = np.flatnonzero(~present)
+        cleaned = cleaned[present]
+        _finding(
+            report, "blank_rows", "warning", [], "rows without any value were dropped",
+            count=len(blank), rows=[int(position) + 1 for position in blank[:SAMPLE_SIZE]],
+        )
     if spec.primary_key:
         cleaned, report.duplicates = drop_duplicate_keys(cleaned, spec.primary_key, spec.on_duplicate_key)
     report.rows_out = len(cleaned)
     return cleaned, report
+
+
+def _report_columns(report: CleaningReport, spec: DatasetSpec, header: _Header, labels: list[str]) -> None:
+    """Findings on the declared columns: missing ones, respelled headers, undeclared columns."""
+    missing = [column for column in spec.columns if column.name not in header.positions]
+    required = [c.source_name for c in missing if c.required or c.name in spec.primary_key]
+    optional = [c.source_name for c in missing if c.source_name not in required]
+    if required:
+        _finding(
+            report, "missing_columns", "critical", required,
+            f"required column(s) {required} are not in the file (its header has {labels}); published empty, which blocks",
+        )
+    if optional:
+        _finding(
+            report, "missing_columns", "warning", optional,
+            f"optional column(s) {optional} are not in the file; published empty",
+        )
+    if header.respelled:
+        pairs = [f"{header_name!r} as {name!r}" for name, header_name in header.respelled.items()]
+        _finding(
+            report, "header_spelling", "warning", list(header.respelled),
+            f"headers that differ from the declared names only by case or accents were read as them: {', '.join(pairs)}",
+        )
+    extra = [labels[position] for position in header.extra if not _intrinsic(labels[position], spec)]
+    if extra:
+        action = {"keep": "published as text", "drop": "dropped", "block": "not published, which blocks"}[spec.extra_columns]
+        severity = "critical" if spec.extra_columns == "block" else "warning"
+        _finding(report, "extra_columns", severity, extra, f"column(s) {extra} are not declared: {action}")
 
 
 def drop_duplicate_keys(frame: pd.DataFrame, key: list[str], policy: str) -> tuple[pd.DataFrame, DuplicateKeys | None]:
@@ -596,7 +735,8 @@ def drop_duplicate_keys(frame: pd.DataFrame, key: list[str], policy: str) -> tup
     column, so nothing is lost; rows sharing a key with other values are kept, and the
     critical uniqueness rule on the key blocks publication naming them. `keep_first` and
     `keep_last` resolve conflicts too, for sources known to append corrections; `keep_all`
-    leaves every row to the quality rules. Data rows are counted from the frame's position.
+    leaves every row to the quality rules. Data rows are numbered by the frame's index when it is
+    the source's row positions (a RangeIndex, possibly with blank rows dropped), else by position.
     """
     repeated = frame.duplicated(subset=key, keep=False).to_numpy()
     if not repeated.any():
@@ -610,12 +750,20 @@ def drop_duplicate_keys(frame: pd.DataFrame, key: list[str], policy: str) -> tup
         drop = frame.duplicated(subset=key, keep="first" if policy == "keep_first" else "last").to_numpy()
     kept = frame[~drop]
     conflicting = kept.duplicated(subset=key, keep=False).to_numpy()
+    data_rows = _data_rows(frame.index)
     positions = np.flatnonzero(drop)
     report.dropped = len(positions)
-    report.dropped_rows = [int(p) + 1 for p in positions[:SAMPLE_SIZE]]
+    report.dropped_rows = [int(data_rows[p]) for p in positions[:SAMPLE_SIZE]]
     conflict_positions = np.flatnonzero(~drop)[conflicting]
     report.conflicting = len(conflict_positions)
-    report.conflicting_rows = [int(p) + 1 for p in conflict_positions[:SAMPLE_SIZE]]
+    report.conflicting_rows = [int(data_rows[p]) for p in conflict_positions[:SAMPLE_SIZE]]
     samples = kept[conflicting][key].drop_duplicates().head(SAMPLE_SIZE)
     report.conflicting_keys = [[str(value) for value in row] for row in samples.itertuples(index=False)]
     return (kept if report.dropped else frame), report
+
+
+def _data_rows(index: pd.Index) -> np.ndarray:
+    """Data row numbers (1 = the first row under the header) of a frame's rows."""
+    if pd.api.types.is_integer_dtype(index):
+        return np.asarray(index, dtype=np.int64) + 1
+    return np.arange(1, len(index) + 1)

@@ -6,23 +6,31 @@ cleaning step's job, driven by the dataset's declared columns. Nested values (JS
 lists, XML sub-elements, GeoJSON geometries) become compact JSON text, which can be published
 as is or parsed again by a reuser.
 
-Formats: delimited text (`csv`), `json`, `geojson`, `xml`, and `xlsx` / `ods` workbooks. Every
-error is a `ParseError` naming the file and where in it: the line, sheet and row, record or
-field.
+Formats: delimited text (`csv`), `json`, `geojson`, `xml`, and `xlsx` / `xls` / `ods` workbooks.
+Every error is a `ParseError` naming the file (as the administration serves it, never by a local
+path) and where in it: the line, sheet and row, record or field.
+
+What real files throw at us, and where it is handled: a UTF-8 BOM before Windows-1252 text
+(`detect_text_encoding`), title rows above the header (`detect_header_row`,
+`detect_sheet_header_row`), a row of codes under the header's labels (`detect_header_rows`), and
+workbooks whose styles openpyxl refuses (read with calamine, which ignores styles).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
@@ -33,10 +41,14 @@ from openpyxl.utils import get_column_letter
 from dinum_pipelines.lib.registry import CsvOptions, JsonOptions, SourceSpec, SpreadsheetOptions
 
 SNIFF_BYTES = 64 * 1024
+UTF8_BOM = codecs.BOM_UTF8
 DELIMITER_CANDIDATES = ";,|\t"
 # Rows of a sheet looked at to find its header below title rows.
 HEADER_SCAN_ROWS = 50
-SPREADSHEET_ENGINES = {"xlsx": "openpyxl", "ods": "odf"}
+# A cell of a header row of codes (`CODGEO`, `P21_POP`): a letter, then letters, digits or `_`.
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# calamine reads cell values only (no styles, so a bad colour cannot stop it) and is fast.
+SPREADSHEET_ENGINES = {"xlsx": "calamine", "xls": "calamine", "ods": "calamine"}
 GEOMETRY_COLUMN = "geometry"
 # Integral floats below this print without ".0" (exactly representable integers).
 _EXACT_INTEGER_LIMIT = 2**53
@@ -46,11 +58,75 @@ class ParseError(ValueError):
     """The file cannot be read as declared; the message names the file and the line or field."""
 
 
+def _without_path(message: str, path: Path, name: str) -> str:
+    """A library's error message with the file's local path (raw store, temporary folder) replaced
+    by its name: openpyxl, zipfile and others put the path they were given in their messages."""
+    spellings = {str(path), path.as_posix(), str(path.absolute()), str(path.resolve())}
+    for spelling in sorted(spellings, key=len, reverse=True):  # the longest first: it contains the others
+        message = message.replace(spelling, name)
+    return message
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """How a text file's bytes become text: skip `bom_bytes` leading bytes, decode the rest with `encoding`.
+
+    `encoding` is the body's codec ("utf-8", "cp1252", "latin-1", or the declared one) and
+    `bom_bytes` is 3 when the file starts with a UTF-8 BOM (`EF BB BF`), else 0. `bom_mismatch`
+    says that BOM stands before a body that is not UTF-8: Excel and some tools write one before
+    Windows-1252 text; readers that trust it fail, or glue `ï»¿` to the first column's name, so
+    the conformance report tells the producer.
+
+    pyarrow's CSV reader: open the file, `seek(bom_bytes)`, pass the handle with
+    `ReadOptions(encoding=encoding)`. Python's csv module: `reader(encoding.open(path))`.
+    """
+
+    encoding: str
+    bom_bytes: int = 0
+    bom_mismatch: bool = False
+
+    @property
+    def label(self) -> str:
+        """The encoding as reported in metadata: `utf-8-sig` for UTF-8 behind a BOM."""
+        return "utf-8-sig" if self.bom_bytes and _codec(self.encoding) == "utf-8" else self.encoding
+
+    def open(self, path: Path, errors: str = "strict") -> io.TextIOWrapper:
+        """The file as text from after its BOM, with `newline=""` as the csv module wants."""
+        handle = path.open("rb")
+        handle.seek(self.bom_bytes)
+        return io.TextIOWrapper(handle, encoding=self.encoding, errors=errors, newline="")
+
+    def decode(self, data: bytes, errors: str = "strict") -> str:
+        """`data`, read from the start of the file, as text without its BOM."""
+        return data[self.bom_bytes :].decode(self.encoding, errors=errors)
+
+
 @dataclass(frozen=True)
 class CsvLayout:
-    encoding: str
+    text: TextEncoding
     delimiter: str
+    # 0-based record where the header starts, and how many rows it spans (2: labels over codes).
+    # Records, not lines: a quoted cell may span lines (in a title row, a label, or the data).
     header_row: int
+    header_rows: int = 1
+    # The header's cells (one list per header row), as read with the csv module.
+    header: tuple[tuple[str, ...], ...] = ()
+    # Physical lines before the data (what Arrow's `skip_rows` counts); None = data_row.
+    data_line: int | None = None
+
+    @property
+    def encoding(self) -> str:
+        return self.text.label
+
+    @property
+    def data_row(self) -> int:
+        """0-based record where the data starts, below the header rows."""
+        return self.header_row + self.header_rows
+
+    @property
+    def skip_lines(self) -> int:
+        """Physical lines before the data, for Arrow's `skip_rows` (which does not see quotes)."""
+        return self.data_row if self.data_line is None else self.data_line
 
 
 # --- Cells -------------------------------------------------------------------------------------
@@ -95,24 +171,86 @@ def _records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(data, dtype="str")
 
 
-def _check_header(names: list[str], file: str, where: str) -> None:
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ParseError(f"{file}: duplicate column names in the header ({where}): {duplicates}")
+# --- Headers -------------------------------------------------------------------------------------
+
+
+def _rows_where(unit: str, header_row: int, header_rows: int) -> str:
+    """The header's place for messages, 1-based: "line 4", or "rows 4-5" for a two-row header."""
+    if header_rows == 1:
+        return f"{unit} {header_row + 1}"
+    return f"{unit}s {header_row + 1}-{header_row + header_rows}"
+
+
+def _is_code(cell: str | None) -> bool:
+    return cell is not None and _CODE.fullmatch(cell) is not None
+
+
+def detect_header_rows(rows: list[list[str | None]], header_row: int) -> int:
+    """2 when the row under the header at `header_row` is a second header row, of codes; else 1.
+
+    INSEE and others put each variable's code (`CODGEO;LIBGEO;P21_POP`) under its label
+    (`Code géographique;Libellé géographique;Population`). `rows` are the first rows of the file
+    or sheet, empty cells as None. The row under the header is such a row when:
+    - every non-empty cell is a code (a letter, then letters, digits or `_`: no space), the codes
+      are distinct, and at least two of them differ from the label above them;
+    - the header is made of labels: at least one of them has a space or a non-ASCII letter;
+    - the rows below it are data, not codes: in at least one column they have values and none
+      is a code (numbers, `01001`, names with spaces or hyphens). So a first data row of plain
+      words (`PARIS;Oui`) is not taken for codes when the table has one such column; without
+      any row below, nothing tells codes from data and the answer is 1.
+    """
+    scanned = rows[header_row : header_row + 2 + HEADER_SCAN_ROWS]
+    rows = [[cell.strip() or None if cell is not None else None for cell in row] for row in scanned]
+    if len(rows) < 2:
+        return 1
+    header, candidate, below = rows[0], rows[1], rows[2:]
+    codes = {index: cell for index, cell in enumerate(candidate) if cell is not None}
+    if not all(map(_is_code, codes.values())) or len(set(codes.values())) < len(codes):
+        return 1
+    renamed = [index for index, code in codes.items() if index >= len(header) or header[index] != code]
+    labels = [label for label in header if label is not None]
+    if len(renamed) < 2 or not any(" " in label or not label.isascii() for label in labels):
+        return 1
+
+    def data_column(index: int) -> bool:
+        values = [row[index] for row in below if index < len(row) and row[index] is not None]
+        return bool(values) and not any(map(_is_code, values))
+
+    return 2 if any(data_column(index) for index in codes) else 1
+
+
+def header_names(header: list[list[str | None]], names: Literal["first", "last"]) -> list[str | None]:
+    """The columns' names from the header rows: the `first` or `last` row's cell, else (a label
+    spanning several codes) the nearest other header row's; None when every header row is empty."""
+    ordered = header if names == "first" else header[::-1]
+    width = max((len(row) for row in header), default=0)
+    return [
+        next((row[index].strip() for row in ordered if index < len(row) and row[index] and row[index].strip()), None)
+        for index in range(width)
+    ]
 
 
 # --- Delimited text ------------------------------------------------------------------------------
 
 
-def detect_encoding(sample: bytes) -> str:
-    """UTF-8 (with or without BOM) when the bytes decode as such, otherwise Windows-1252.
+def _codec(encoding: str) -> str:
+    """The codec's canonical name ("UTF8" and "utf_8" are "utf-8"); the name itself if unknown."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding
 
-    Administrations' non-UTF-8 files are nearly always Windows-1252 (Excel's "CSV" on French
-    Windows); ISO-8859-1 lacks `œ` and `€`, and statistical guessers mislabel such files as
-    cp1250 or cp775. cp1252 leaves five bytes undefined: a file using them is Latin-1.
-    """
-    if sample.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
+
+def _single_byte(encoding: str) -> bool:
+    """Whether every byte is one character in `encoding` (cp1252, latin-1, iso-8859-15...)."""
+    try:
+        return len(bytes(range(256)).decode(encoding, errors="replace")) == 256
+    except LookupError:
+        return False
+
+
+def _body_encoding(sample: bytes) -> str:
+    """UTF-8 when the bytes decode as such, otherwise Windows-1252, else Latin-1 (see `detect_encoding`)."""
     try:
         sample.decode("utf-8")
         return "utf-8"
@@ -127,27 +265,91 @@ def detect_encoding(sample: bytes) -> str:
         return "latin-1"
 
 
-def _first_lines(text: str, count: int) -> list[str]:
-    return text.splitlines()[:count]
+def sniff_text_encoding(sample: bytes, declared: str | None = None) -> TextEncoding:
+    """How to decode a file that starts with `sample`; `declared` is the registry's encoding, if any.
+
+    A UTF-8 BOM is skipped whatever the encoding. Without a declaration, the body after it is
+    detected like any file (`detect_encoding`): a BOM before Windows-1252 bytes, as Excel and
+    some tools write, gives cp1252 with `bom_mismatch`. A declared UTF-8 keeps the BOM out of the
+    first column's name; a declared single-byte encoding (cp1252, latin-1, iso-8859-15...) on a
+    file with a BOM is read without it, and also reported as `bom_mismatch`.
+    """
+    has_bom = sample.startswith(UTF8_BOM)
+    bom_bytes = len(UTF8_BOM) if has_bom else 0
+    if declared is None:
+        encoding = _body_encoding(sample[bom_bytes:])
+    elif _codec(declared) in ("utf-8", "utf-8-sig"):
+        encoding = "utf-8"
+    elif _single_byte(declared):
+        encoding = declared
+    else:
+        return TextEncoding(declared)  # a UTF-8 BOM means nothing to UTF-16 and the like
+    return TextEncoding(encoding, bom_bytes, bom_mismatch=has_bom and encoding != "utf-8")
 
 
-def detect_delimiter(lines: list[str]) -> str:
-    """The candidate that splits the most lines into the same number (>1) of fields."""
+def detect_text_encoding(path: Path, declared: str | None = None) -> TextEncoding:
+    """How to decode the file at `path`, from its first 64 KiB (see `sniff_text_encoding`)."""
+    with path.open("rb") as handle:
+        return sniff_text_encoding(handle.read(SNIFF_BYTES), declared)
+
+
+def detect_encoding(sample: bytes) -> str:
+    """UTF-8 (`utf-8-sig` behind a BOM) when the bytes decode as such, otherwise Windows-1252.
+
+    Administrations' non-UTF-8 files are nearly always Windows-1252 (Excel's "CSV" on French
+    Windows); ISO-8859-1 lacks `œ` and `€`, and statistical guessers mislabel such files as
+    cp1250 or cp775. cp1252 leaves five bytes undefined: a file using them is Latin-1. A BOM
+    does not make the body UTF-8: see `sniff_text_encoding`, which says how to skip it.
+    """
+    return sniff_text_encoding(sample).label
+
+
+@dataclass(frozen=True)
+class _Record:
+    cells: list[str]
+    # Physical lines read up to the end of this record (a quoted cell may span several).
+    end_line: int
+
+
+def _sample_records(text: str, delimiter: str, truncated: bool, limit: int = HEADER_SCAN_ROWS) -> list[_Record]:
+    """The first records of a sample, quotes respected; a record the sample's end cuts is left out."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[_Record] = []
+    try:
+        for cells in reader:
+            records.append(_Record(cells, reader.line_num))
+            if len(records) > limit:
+                return records[:limit]
+    except csv.Error:
+        truncated = True  # an unbalanced quote: the record it opens is not one to judge by
+    return records[:-1] if truncated and len(records) > 1 else records
+
+
+def _stripped(cells: list[str]) -> list[str | None]:
+    """A record's fields as header detection sees them: stripped, None when empty."""
+    return [cell.strip() or None for cell in cells]
+
+
+def detect_delimiter(text: str, truncated: bool = False) -> str:
+    """The candidate whose most common record width (>1) explains the most cells.
+
+    Counting cells rather than records matters when quoted cells span lines: with the wrong
+    delimiter the quotes are not at a field's start, so every physical line becomes a short record.
+    """
     best, best_score = ",", (0, 0)
     for candidate in DELIMITER_CANDIDATES:
-        counts = [len(next(csv.reader([line], delimiter=candidate))) for line in lines if line.strip()]
+        counts = [len(record.cells) for record in _sample_records(text, candidate, truncated) if any(c.strip() for c in record.cells)]
         if not counts:
             continue
         mode = max(set(counts), key=counts.count)
-        score = (counts.count(mode), mode) if mode > 1 else (0, 0)
+        score = (counts.count(mode) * mode, mode) if mode > 1 else (0, 0)
         if score > best_score:
             best, best_score = candidate, score
     return best
 
 
-def detect_header_row(lines: list[str], delimiter: str) -> int:
-    """Index of the first line with as many fields as most lines (skips title rows above a table)."""
-    widths = [len(next(csv.reader([line], delimiter=delimiter))) if line.strip() else 0 for line in lines]
+def detect_header_row(widths: list[int]) -> int:
+    """Index of the first record with as many fields as most records (skips title rows above a table)."""
     if not widths:
         return 0
     table_width = max(set(widths), key=widths.count)
@@ -155,36 +357,43 @@ def detect_header_row(lines: list[str], delimiter: str) -> int:
 
 
 def detect_csv_layout(path: Path, options: CsvOptions) -> CsvLayout:
+    """Encoding, delimiter and header of a delimited file, from its first 64 KiB; declared options win."""
     with path.open("rb") as handle:
         sample = handle.read(SNIFF_BYTES)
-    encoding = options.encoding or detect_encoding(sample)
-    text = sample.decode(encoding, errors="replace")
-    lines = _first_lines(text, 50)
-    if len(sample) == SNIFF_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the last line of a truncated sample is partial
-    delimiter = options.delimiter or detect_delimiter(lines)
-    header_row = options.header_row if options.header_row is not None else detect_header_row(lines, delimiter)
-    return CsvLayout(encoding=encoding, delimiter=delimiter, header_row=header_row)
+    text = sniff_text_encoding(sample, options.encoding)
+    decoded = text.decode(sample, errors="replace")
+    truncated = len(sample) == SNIFF_BYTES
+    delimiter = options.delimiter or detect_delimiter(decoded, truncated)
+    records = _sample_records(decoded, delimiter, truncated)
+    widths = [len(record.cells) if any(c.strip() for c in record.cells) else 0 for record in records]
+    header_row = options.header_row if options.header_row is not None else detect_header_row(widths)
+    rows = [_stripped(record.cells) for record in records]
+    header_rows = options.header_rows or detect_header_rows(rows, header_row)
+    data_row = header_row + header_rows
+    header = tuple(tuple(record.cells) for record in records[header_row:data_row])
+    data_line = records[data_row - 1].end_line if 0 < data_row <= len(records) else None
+    return CsvLayout(text=text, delimiter=delimiter, header_row=header_row, header_rows=header_rows, header=header, data_line=data_line)
 
 
-def _undecodable_line(path: Path, encoding: str, stop_after_line: int | None = None) -> str | None:
-    """Where the file first fails to decode in `encoding` ("line 12: byte 0xe9"), or None.
+def _undecodable_line(path: Path, text: TextEncoding, stop_after_line: int | None = None) -> str | None:
+    """Where the file first fails to decode ("line 12: byte 0xe9 cannot be decoded as utf-8"), or None.
 
-    Streams the file; lines are counted on `\\n`, which ASCII-compatible encodings never use
-    inside a character.
+    Streams the file from after its BOM; lines are counted on `\\n`, which ASCII-compatible
+    encodings never use inside a character.
     """
-    decoder = codecs.getincrementaldecoder(encoding)()
+    decoder = codecs.getincrementaldecoder(text.encoding)()
     line = 1
     with path.open("rb") as handle:
+        handle.seek(text.bom_bytes)
         while True:
             chunk = handle.read(1 << 20)
             try:
-                text = decoder.decode(chunk, final=not chunk)
+                decoded = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
                 line += exc.object[: exc.start].count(b"\n")
                 bad = " ".join(f"0x{byte:02x}" for byte in exc.object[exc.start : exc.end])
-                return f"line {line}: byte(s) {bad} cannot be decoded as {encoding}"
-            line += text.count("\n")
+                return f"line {line}: byte(s) {bad} cannot be decoded as {text.encoding}"
+            line += decoded.count("\n")
             if not chunk or (stop_after_line is not None and line > stop_after_line):
                 return None
 
@@ -192,7 +401,7 @@ def _undecodable_line(path: Path, encoding: str, stop_after_line: int | None = N
 def _encoding_error(
     path: Path, name: str, layout: CsvLayout, options: CsvOptions, stop_after_line: int | None = None
 ) -> ParseError | None:
-    where = _undecodable_line(path, layout.encoding, stop_after_line)
+    where = _undecodable_line(path, layout.text, stop_after_line)
     if where is None:
         return None
     if options.encoding:
@@ -210,22 +419,29 @@ def read_csv(path: Path, options: CsvOptions, *, name: str | None = None) -> tup
     name = name or path.name
     layout = detect_csv_layout(path, options)
     with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES).decode(layout.encoding, errors="replace")
-    header_line = _first_lines(head, layout.header_row + 1)[layout.header_row]
-    if "\ufffd" in header_line and (error := _encoding_error(path, name, layout, options, layout.header_row + 1)):
+        head = layout.text.decode(handle.read(SNIFF_BYTES), errors="replace")
+    if not head.strip():
+        raise ParseError(f"{name}: the file is empty")
+    where = _rows_where("line", layout.header_row, layout.header_rows)
+    if len(layout.header) < layout.header_rows:
+        raise ParseError(f"{name}: the header ({where}) is past the records read in the first 64 KiB")
+    if any("\ufffd" in cell for row in layout.header for cell in row) and (
+        error := _encoding_error(path, name, layout, options, layout.skip_lines)
+    ):
         raise error
-    header = [name.strip() for name in next(csv.reader([header_line], delimiter=layout.delimiter))]
-    _check_header(header, name, f"line {layout.header_row + 1}")
-    encoding = "utf-8" if layout.encoding == "utf-8-sig" else layout.encoding
+    names = header_names([_stripped(list(row)) for row in layout.header], options.header_names)
+    # A repeated name is kept, twice: cleaning drops an empty copy and blocks on one with values,
+    # and the conformance report names it (duplicate-label).
+    header = [column or "" for column in names]
     try:
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(
-                encoding=encoding, skip_rows=layout.header_row + 1, column_names=header
+                encoding=layout.text.encoding, skip_rows=layout.skip_lines, column_names=header
             ),
             parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.large_string() for name in header},
+                column_types={column: pa.large_string() for column in header},
                 strings_can_be_null=True,
                 null_values=[""],
                 quoted_strings_can_be_null=True,
@@ -239,7 +455,7 @@ def read_csv(path: Path, options: CsvOptions, *, name: str | None = None) -> tup
         ragged = _find_ragged_rows(path, layout, len(header))
         if ragged:
             raise ParseError(f"{name}: {ragged}") from None
-        raise ParseError(f"{name}: {exc}") from None
+        raise ParseError(f"{name}: {_without_path(str(exc), path, name)}") from None
     return table.to_pandas(), layout
 
 
@@ -249,10 +465,10 @@ def _find_ragged_rows(path: Path, layout: CsvLayout, width: int, limit: int = 5)
     Only called after Arrow refused the file (Arrow's message has no line number).
     """
     bad: list[str] = []
-    with path.open(encoding=layout.encoding, errors="replace", newline="") as handle:
+    with layout.text.open(path, errors="replace") as handle:
         reader = csv.reader(handle, delimiter=layout.delimiter)
         for index, row in enumerate(reader):
-            if index <= layout.header_row or not row:
+            if index < layout.data_row or not row:
                 continue
             if len(row) != width:
                 bad.append(f"line {reader.line_num} has {len(row)} fields")
@@ -260,7 +476,8 @@ def _find_ragged_rows(path: Path, layout: CsvLayout, width: int, limit: int = 5)
                     break
     if not bad:
         return None
-    return f"ragged rows: the header (line {layout.header_row + 1}) has {width} fields but " + "; ".join(bad)
+    where = _rows_where("line", layout.header_row, layout.header_rows)
+    return f"ragged rows: the header ({where}) has {width} fields but " + "; ".join(bad)
 
 
 # --- JSON and GeoJSON ----------------------------------------------------------------------------
@@ -477,40 +694,86 @@ def _sheet_name(sheets: list[str], wanted: str | int, name: str) -> str:
     return wanted
 
 
-def read_spreadsheet(
-    path: Path, options: SpreadsheetOptions, file_format: str, *, name: str | None = None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One sheet as a text table: codes stay as written, integers stored as numbers lose no `.0`."""
-    name = name or path.name
-    engine = SPREADSHEET_ENGINES[file_format]
+@contextmanager
+def _reading(path: Path, name: str, what: str) -> Iterator[None]:
+    """Turns a reader's failure on the file into a ParseError saying `what` could not be read.
+
+    calamine raises its own errors for a file that is not a workbook (such as an HTML error page),
+    and a Rust panic on some corrupt files, which pyo3 raises as a BaseException (`PanicException`)
+    that `except Exception` misses. The library's message is kept, without the local path.
+    """
     try:
-        book = pd.ExcelFile(path, engine=engine)
-    # openpyxl and odfpy each raise their own errors (BadZipFile, KeyError, InvalidFileException...)
-    # for a file that is not a workbook, such as an HTML error page.
-    except Exception as exc:  # noqa: BLE001
-        raise ParseError(f"{name}: not a readable {file_format} workbook ({type(exc).__name__}: {exc})") from None
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        detail = _without_path(str(exc), path, name)
+        raise ParseError(f"{name}: {what} ({type(exc).__name__}: {detail})") from None
+
+
+@dataclass(frozen=True)
+class SheetGrid:
+    """A sheet's cells as text (None when empty), and where its header is."""
+
+    sheet: str
+    rows: list[list[str | None]]
+    header_row: int
+    header_rows: int
+
+    @property
+    def data_row(self) -> int:
+        return self.header_row + self.header_rows
+
+
+def sheet_grid(path: Path, options: SpreadsheetOptions, file_format: str, *, name: str | None = None) -> SheetGrid:
+    """Every row of one sheet as text, with its header found (title rows and a row of codes skipped)."""
+    name = name or path.name
+    with _reading(path, name, f"not a readable {file_format} workbook"):
+        book = pd.ExcelFile(path, engine=SPREADSHEET_ENGINES[file_format])
     with book:
         sheet = _sheet_name(book.sheet_names, options.sheet, name)
-        # dtype=object keeps each engine's Python values; na_filter=False keeps "NA", "N/A" as text.
-        grid = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object, na_filter=False)
+        with _reading(path, name, f"sheet {sheet!r} cannot be read"):
+            # dtype=object keeps the engine's Python values; na_filter=False keeps "NA", "N/A" as text.
+            grid = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object, na_filter=False)
     rows = [[text if text != "" else None for text in map(cell_text, row)] for row in grid.itertuples(index=False)]
     header_row = options.header_row if options.header_row is not None else detect_sheet_header_row(rows)
     if rows and header_row >= len(rows):
         raise ParseError(f"{name}: sheet {sheet!r}: header_row {header_row} is past its last row ({len(rows)} rows)")
-    header = [name.strip() if name is not None else None for name in rows[header_row]] if rows else []
-    data = [row for row in rows[header_row + 1 :] if any(cell is not None for cell in row)]
-    columns: dict[str, list[str | None]] = {}
+    header_rows = options.header_rows or detect_header_rows(rows, header_row)
+    if rows and header_row + header_rows > len(rows):
+        where = _rows_where("row", header_row, header_rows)
+        raise ParseError(f"{name}: sheet {sheet!r}: the header ({where}) goes past its last row ({len(rows)} rows)")
+    return SheetGrid(sheet, rows, header_row, header_rows)
+
+
+def read_spreadsheet(
+    path: Path, options: SpreadsheetOptions, file_format: str, *, name: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One sheet as a text table: codes stay as written, integers stored as numbers lose no `.0`.
+
+    Returns the table and what was detected: the sheet's name, `header_row` (0-based) and
+    `header_rows` (2 when a row of codes under the labels was found or declared). Empty rows
+    and unnamed empty columns beside the table are left out; a repeated header name is kept
+    (cleaning decides what to do with it).
+    """
+    grid = sheet_grid(path, options, file_format, name=name)
+    rows = grid.rows
+    names = header_names(rows[grid.header_row : grid.data_row], options.header_names) if rows else []
+    data = [row for row in rows[grid.data_row :] if any(cell is not None for cell in row)]
     column_names: list[str] = []
-    for index, column in enumerate(header):
+    columns: list[list[str | None]] = []
+    for index, column in enumerate(names):
         values = [row[index] for row in data]
         if not column:
             if all(value is None for value in values):
                 continue  # an empty column beside the table
             column = f"column_{get_column_letter(index + 1)}"
         column_names.append(column)
-        columns[column] = values
-    _check_header(column_names, name, f"sheet {sheet!r}, row {header_row + 1}")
-    return pd.DataFrame(columns, dtype="str"), {"sheet": sheet, "header_row": header_row}
+        columns.append(values)
+    frame = pd.DataFrame(dict(enumerate(columns)), dtype="str") if columns else pd.DataFrame()
+    frame.columns = column_names
+    detected = {"sheet": grid.sheet, "header_row": grid.header_row, "header_rows": grid.header_rows}
+    return frame, detected
 
 
 # --- Dispatch ------------------------------------------------------------------------------------
@@ -526,11 +789,24 @@ def source_file_name(source: SourceSpec, path: Path) -> str:
 
 
 def read_source(path: Path, source: SourceSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The file as a text table, plus what was detected about it (for the asset's metadata)."""
+    """The file as a text table, plus what was detected about it (for the asset's metadata).
+
+    Delimited text: `encoding` (the body's; `utf-8-sig` for UTF-8 behind a BOM), `bom_mismatch`
+    (True when a UTF-8 BOM stands before a body in another encoding, such as Windows-1252: read
+    correctly, but a fault for the producer to fix), `delimiter`, `header_row` (0-based line where
+    the header starts) and `header_rows` (how many lines it spans: 2 for labels over codes).
+    Spreadsheets: `sheet`, `header_row` and `header_rows` (rows of the sheet).
+    """
     name = source_file_name(source, path)
     if source.format == "csv":
         frame, layout = read_csv(path, source.csv, name=name)
-        return frame, {"encoding": layout.encoding, "delimiter": layout.delimiter, "header_row": layout.header_row}
+        return frame, {
+            "encoding": layout.encoding,
+            "bom_mismatch": layout.text.bom_mismatch,
+            "delimiter": layout.delimiter,
+            "header_row": layout.header_row,
+            "header_rows": layout.header_rows,
+        }
     if source.format == "json":
         options: JsonOptions = source.json_options
         return read_json(path, options.record_path, options.key_column, name=name), {"record_path": options.record_path}

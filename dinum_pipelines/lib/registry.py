@@ -8,6 +8,7 @@ starts, with a message that names the file and the field.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from datetime import date, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, SPATIAL_GRANULARITIES, normalize_frequency
 
@@ -40,14 +41,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CsvOptions(_Strict):
-    """How to read a delimited text file. `None` means: detect it from the bytes."""
+class _HeaderOptions(_Strict):
+    """Where a table's header is, for the formats that have rows (delimited text, spreadsheets).
+
+    `header_row` is the 0-based line (row of a sheet) where the header starts, below any title
+    rows; None = detect. `header_rows` is how many rows the header spans from there: 2 for a row
+    of labels over a row of codes, as INSEE publishes (`Code géographique;Libellé géographique`
+    over `CODGEO;LIBGEO`); None = detect such a row of codes (see `parsing.detect_header_rows`).
+    Only one of the header rows names the columns, `header_names`: the `first` (the labels) or
+    the `last` (the codes); a column with no name in that row takes the nearest other header
+    row's (a label spanning several codes). The other header rows are skipped, never data.
+    """
+
+    header_row: int | None = Field(default=None, ge=0)
+    header_rows: int | None = Field(default=None, ge=1)
+    header_names: Literal["first", "last"] = "first"
+
+
+class CsvOptions(_HeaderOptions):
+    """How to read a delimited text file. `None` means: detect it from the bytes.
+
+    A UTF-8 BOM is skipped whatever the encoding: Excel writes one before Windows-1252 text too.
+    """
 
     encoding: str | None = None
     delimiter: str | None = None
     decimal: Literal[",", "."] = ","
-    # 0-based index of the header line, for files with title rows above it; None = detect.
-    header_row: int | None = Field(default=None, ge=0)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {encoding!r} (for example utf-8, cp1252, latin-1)") from None
+        return encoding
 
 
 class JsonOptions(_Strict):
@@ -66,13 +95,11 @@ class JsonOptions(_Strict):
         return self
 
 
-class SpreadsheetOptions(_Strict):
-    """Which sheet of an xlsx/ods workbook holds the table, and where its header is."""
+class SpreadsheetOptions(_HeaderOptions):
+    """Which sheet of an xlsx/xls/ods workbook holds the table, and where its header is."""
 
     # Sheet name, or 0-based position in the workbook.
     sheet: str | Annotated[int, Field(ge=0)] = 0
-    # 0-based row of the header in the sheet, for sheets with title rows above it; None = detect.
-    header_row: int | None = Field(default=None, ge=0)
 
 
 class XmlOptions(_Strict):
@@ -82,7 +109,7 @@ class XmlOptions(_Strict):
     record_path: Annotated[str, Field(min_length=1)] | None = None
 
 
-SourceFormat = Literal["csv", "json", "xlsx", "ods", "geojson", "xml"]
+SourceFormat = Literal["csv", "json", "xlsx", "xls", "ods", "geojson", "xml"]
 
 
 class SourceSpec(_Strict):
@@ -213,6 +240,18 @@ class SchemaReference(_Strict):
     name: Annotated[str, Field(pattern=SCHEMA_NAME_PATTERN)]
     version: Annotated[str, Field(pattern=SCHEMA_VERSION_PATTERN)] | None = None
     path: str | None = None
+    # The schema document as read when the registry file was loaded, and where from: the
+    # conformance report judges the raw file against it (the columns only carry what cleaning needs).
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
+    _origin: str = PrivateAttr(default="")
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return self._document
+
+    @property
+    def origin(self) -> str:
+        return self._origin
 
 
 class OrganizationSpec(_Strict):
@@ -295,8 +334,12 @@ class DatasetSpec(_Strict):
     primary_key: list[str] = []
     # What cleaning does with rows sharing a primary key (see cleaning.drop_duplicate_keys).
     on_duplicate_key: Literal["drop_identical", "keep_first", "keep_last", "keep_all"] = "drop_identical"
-    # Publish columns found in the file but not declared in `columns` (as strings).
-    keep_undeclared_columns: bool = True
+    # Columns found in the file but not declared: `keep` publishes them as text (a warning in the
+    # quality check), `drop` leaves them out (a warning), `block` stops publication until declared.
+    extra_columns: Literal["keep", "drop", "block"] = "keep"
+    # Headers of the file read as declared columns: {source header: column name or declared header},
+    # for producers still writing an older vocabulary of their schema.
+    rename: dict[str, str] = {}
     # Owners shown in Dagster ("team:name" or an email address).
     owners: list[str] = []
     quality: QualitySettings = QualitySettings()
@@ -337,6 +380,10 @@ class DatasetSpec(_Strict):
         for key in self.primary_key:
             if key not in names:
                 raise ValueError(f"primary_key: {key!r} is not a declared column")
+        headers = {*names, *(c.source_name for c in self.columns)}
+        for old, new in self.rename.items():
+            if new not in headers:
+                raise ValueError(f"rename: {old!r} -> {new!r}: {new!r} is not a declared column or header")
         for index, public in enumerate(self.personal_data):
             if public.column not in names:
                 raise ValueError(f"personal_data[{index}].column: {public.column!r} is not a declared column")
@@ -393,10 +440,11 @@ def _problems(exc: ValidationError, prefix: tuple[Any, ...] = (), origins: dict[
     return "; ".join(problems)
 
 
-def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[int, str]]:
+def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[int, str], Any]:
     """`raw` with the columns (and primary key, decimal mark) of its Table Schema merged in.
 
-    Returns the merged mapping and, by column index, where each schema-derived column came from.
+    Returns the merged mapping, by column index where each schema-derived column came from, and
+    the schema read (`tableschema.TableSchema`).
     """
     # Imported here: tableschema names columns with cleaning's rule, and cleaning imports this module.
     from dinum_pipelines.lib import tableschema
@@ -416,7 +464,7 @@ def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any]
         raise RegistryError(f"{path}: field 'schema.path': {exc}") from None
     declared = raw.get("columns") or []
     if not isinstance(declared, list):
-        return raw, {}  # let the model report the malformed field
+        return raw, {}, schema  # let the model report the malformed field
     merged = tableschema.merge_columns(derived.columns, declared)
     # merge_columns keeps the schema's columns first, in order: index i is schema field i.
     origins = {
@@ -432,7 +480,7 @@ def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any]
             # The schema says how its numbers are written (Table Schema's decimalChar, "." by
             # default); the registry's French default "," would turn 1.081183 into 1081183.
             result["source"] = {**source, "csv": {**csv_options, "decimal": derived.decimal}}
-    return result, origins
+    return result, origins, schema
 
 
 def parse_dataset_file(path: Path) -> DatasetSpec:
@@ -444,14 +492,18 @@ def parse_dataset_file(path: Path) -> DatasetSpec:
     if not isinstance(raw, dict):
         raise RegistryError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
     origins: dict[int, str] = {}
+    schema = None
     if raw.get("schema") is not None:
-        raw, origins = _apply_table_schema(raw, path)
+        raw, origins, schema = _apply_table_schema(raw, path)
     try:
         spec = DatasetSpec.model_validate(raw)
     except ValidationError as exc:
         raise RegistryError(f"{path}: {_problems(exc, origins=origins)}") from None
     if spec.slug != path.stem:
         raise RegistryError(f"{path}: field 'slug': {spec.slug!r} must match the file name {path.stem!r}")
+    if schema is not None and spec.table_schema is not None:
+        spec.table_schema._document = schema.document
+        spec.table_schema._origin = schema.origin
     return spec
 
 

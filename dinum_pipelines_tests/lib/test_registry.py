@@ -26,7 +26,7 @@ def test_valid_file_loads(write_registry):
     [
         (("license: lov2", "license: lov3"), "license", "unknown licence id 'lov3'"),
         (("frequency: monthly", "frequency: sometimes"), "frequency", "unknown frequency id"),
-        (("format: csv", "format: pdf"), "source.format", "Input should be 'csv', 'json', 'xlsx', 'ods', 'geojson' or 'xml'"),
+        (("format: csv", "format: pdf"), "source.format", "Input should be 'csv', 'json', 'xlsx', 'xls', 'ods', 'geojson' or 'xml'"),
         (('url: "http://127.0.0.1:9/x.csv"', "url: ftp://example.org/x.csv"), "source.url", "must be an http(s) URL"),
         (("title: Jeu de données de test\n", ""), "title", "Field required"),
         (("frequency: monthly", "frequency: monthly\ncolour: blue"), "colour", "Extra inputs are not permitted"),

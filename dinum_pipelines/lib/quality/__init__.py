@@ -22,7 +22,7 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 
-from dinum_pipelines.lib.cleaning import CleaningReport
+from dinum_pipelines.lib.cleaning import CleaningReport, StructureFinding
 from dinum_pipelines.lib.quality.report import SAMPLE_SIZE, QualityReport, RuleOutcome, outcome_from_result
 from dinum_pipelines.lib.quality.rules import SCHEMA, Rule, compile_rules
 from dinum_pipelines.lib.registry import DatasetSpec
@@ -80,7 +80,24 @@ def parsing_outcomes(spec: DatasetSpec, cleaning: CleaningReport) -> list[RuleOu
                 source="primary_key",
             )
         )
+    outcomes.extend(_structure_outcome(finding, cleaning) for finding in cleaning.structure)
     return outcomes
+
+
+def _structure_outcome(finding: StructureFinding, cleaning: CleaningReport) -> RuleOutcome:
+    """A difference between the file's shape and the declaration: critical ones block publication."""
+    return RuleOutcome(
+        rule=f"file_structure_{finding.kind}",
+        column=", ".join(finding.columns) or None,
+        severity=finding.severity,
+        success=False,
+        unexpected_count=finding.count or len(finding.columns),
+        unexpected_percent=100.0 * finding.count / max(cleaning.rows_in, 1) if finding.kind == "blank_rows" else 0.0,
+        rows=finding.rows,
+        detail=finding.detail,
+        family=SCHEMA,
+        source="structure",
+    )
 
 
 def as_arrow(table: pa.Table | pd.DataFrame) -> pa.Table:
