@@ -5,6 +5,7 @@
     <root>/clean/<slug>/<slug>.parquet
     <root>/clean/<slug>/cleaning.json  what cleaning could not parse, and from which raw version
     <root>/clean/<slug>/quality.json   the last quality report
+    <root>/clean/<slug>/conformance.json  the raw file judged against its Table Schema (producer's view)
     <root>/clean/<slug>/validations/   its recent validation results (GX format)
     <root>/data_docs/index.html      Great Expectations Data Docs of every dataset
 """
@@ -37,6 +38,10 @@ class CleanFiles:
     @property
     def quality_report(self) -> Path:
         return self.directory / "quality.json"
+
+    @property
+    def conformance_report(self) -> Path:
+        return self.directory / "conformance.json"
 
     def published_files(self) -> dict[str, Path]:
         """The files reusers download, by role."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 import requests
 
+from dinum_pipelines.lib import conformance
 from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.conformance import ConformanceReport
 from dinum_pipelines.lib.cleaning import CleaningReport, clean_table
 from dinum_pipelines.lib.http import fetch_to_file
 from dinum_pipelines.lib.layout import CleanFiles, DataLayout
@@ -26,7 +29,7 @@ from dinum_pipelines.lib.quality import QualityReport, coherence, validate_datas
 from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_parquet
+from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_json, write_parquet
 from dinum_pipelines.lib.validation_report import validation_report_extras
 
 CONNECT_TIMEOUT = 10.0
@@ -67,25 +70,40 @@ class CleanOutcome:
     frame: pd.DataFrame
     report: CleaningReport
     detected: dict[str, Any]
+    # The raw file judged against its Table Schema (None when the dataset declares none).
+    conformance: ConformanceReport | None = None
+
+
+def conformance_report(spec: DatasetSpec, path: Path, raw: RawVersion) -> ConformanceReport | None:
+    """The producer's view: the raw file as downloaded, judged against the dataset's Table Schema."""
+    reference = spec.table_schema
+    if reference is None or reference.document is None:
+        return None
+    schema = conformance.parse_schema(reference.document, reference.origin or reference.name)
+    name = f"{spec.source.resolved_url} (sha256 {raw.sha256[:12]})"
+    return conformance.validate_file(path, schema, spec.source, name)
 
 
 def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
-    """Parse and clean the latest raw version into the clean CSV and Parquet files."""
+    """Judge the latest raw version against its schema (when it has one), then parse and clean it
+    into the clean CSV and Parquet files. The conformance report is written first: it is the
+    producer's to-do list even when the file cannot be published."""
     store = layout.raw_store()
     raw = store.latest(spec.slug)
     if raw is None:
         raise FileNotFoundError(f"dataset '{spec.slug}': no raw version downloaded yet; materialize its raw asset first")
-    text_table, detected = read_source(store.local_path(raw), spec.source)
-    frame, report = clean_table(text_table, spec, decimal_separator(spec.source))
     files = layout.clean_files(spec.slug)
+    local = store.local_path(raw)
+    judged = conformance_report(spec, local, raw)
+    if judged is not None:
+        write_json({**judged.to_dict(), "raw_sha256": raw.sha256}, files.conformance_report)
+    text_table, detected = read_source(local, spec.source)
+    frame, report = clean_table(text_table, spec, decimal_separator(spec.source))
     table = to_arrow(frame, spec)
     write_parquet(table, files.parquet)
     write_csv(table, files.csv)
-    files.cleaning_report.write_text(
-        json.dumps({**report.to_dict(), "raw_sha256": raw.sha256, "detected": detected}, ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
-    return CleanOutcome(files=files, raw=raw, frame=frame, report=report, detected=detected)
+    write_json({**report.to_dict(), "raw_sha256": raw.sha256, "detected": detected}, files.cleaning_report)
+    return CleanOutcome(files=files, raw=raw, frame=frame, report=report, detected=detected, conformance=judged)
 
 
 def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:

@@ -7,9 +7,11 @@ written to a temporary name and renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -50,6 +52,16 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def write_csv(table: pa.Table, path: Path) -> None:
     options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
     _atomic_write(path, lambda tmp: pacsv.write_csv(table, tmp, write_options=options))
+
+
+def write_json(document: Any, path: Path) -> None:
+    """A report next to the clean files (cleaning, conformance), written atomically like them."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False, indent=1, default=str)
+
+    _atomic_write(path, write)
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -42,6 +42,21 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         duplicates = outcome.report.duplicates
         if duplicates:
             context.log.warning(f"{spec.slug}: {duplicates.describe()}")
+        for finding in outcome.report.structure:
+            context.log.warning(f"{spec.slug}: {finding.detail}")
+        judged = outcome.conformance
+        conformance = {}
+        if judged is not None:
+            context.log.info(
+                f"{spec.slug}: the source file is {'conformant' if judged.valid else 'not conformant'} to its schema "
+                f"({len(judged.faults)} fault(s): {judged.counts_by_code()}); report in {outcome.files.conformance_report}"
+            )
+            conformance = {
+                "conformance_valid": dg.MetadataValue.bool(judged.valid),
+                "conformance_errors": dg.MetadataValue.int(len(judged.faults)),
+                "conformance_counts": dg.MetadataValue.json(judged.counts_by_code()),
+                "conformance_report": dg.MetadataValue.path(str(outcome.files.conformance_report)),
+            }
         return dg.MaterializeResult(
             data_version=dg.DataVersion(outcome.raw.sha256),
             metadata={
@@ -55,6 +70,8 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "parquet": dg.MetadataValue.path(str(outcome.files.parquet)),
                 "csv": dg.MetadataValue.path(str(outcome.files.csv)),
                 "preview": dg.MetadataValue.md(outcome.frame.head(10).to_markdown(index=False)),
+                "structure_findings": dg.MetadataValue.int(len(outcome.report.structure)),
+                **conformance,
             },
         )
 
