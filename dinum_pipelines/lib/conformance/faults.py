@@ -149,9 +149,10 @@ class Fault:
         return document
 
     def sort_key(self) -> tuple[int, int, int]:
-        # Faults of the whole file, then the header's, then rows in order, columns in order.
+        # Faults of the whole file, then the header's, then rows in order, columns in order, a
+        # row's own faults (keys, custom checks across columns) after its cells'.
         rank = 0 if self.code in FILE_CODES else 1 if self.row is None else 2
-        return rank, self.row or 0, self.field_number or 0
+        return rank, self.row or 0, self.field_number if self.field_number is not None else 1 << 30
 
 
 def _shorten(value: str | None, limit: int = 120) -> str:
