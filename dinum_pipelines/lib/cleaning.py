@@ -364,7 +364,7 @@ def _integers(numbers: np.ndarray) -> pd.arrays.IntegerArray:
 
 
 @dataclass(frozen=True)
-class _FixedLayout:
+class FixedLayout:
     """Where a fixed-width format puts each field: `%d/%m/%Y` -> d at byte 0, m at 3, Y at 6."""
 
     width: int
@@ -372,7 +372,7 @@ class _FixedLayout:
     separators: dict[int, int]  # byte position -> expected byte
 
 
-def _fixed_layout(fmt: str) -> _FixedLayout | None:
+def fixed_layout(fmt: str) -> FixedLayout | None:
     """The layout of `fmt` if it has only fixed-width numeric directives and ASCII separators (not digits)."""
     fields: dict[str, tuple[int, int]] = {}
     separators: dict[int, int] = {}
@@ -395,14 +395,14 @@ def _fixed_layout(fmt: str) -> _FixedLayout | None:
             index += 1
     if not {"Y", "m", "d"} <= fields.keys():
         return None
-    return _FixedLayout(width=position, fields=fields, separators=separators)
+    return FixedLayout(width=position, fields=fields, separators=separators)
 
 
 # Days from 1970-01-01 to the first of each month from January of year 1 to January 10000.
 _MONTH_STARTS = np.arange("0001-01", "10000-02", dtype="datetime64[M]").astype("datetime64[D]").astype(np.int64)
 
 
-def _fixed_width_dates(array: pa.Array, candidates: np.ndarray, layout: _FixedLayout) -> tuple[np.ndarray, np.ndarray]:
+def fixed_width_dates(array: pa.Array, candidates: np.ndarray, layout: FixedLayout) -> tuple[np.ndarray, np.ndarray]:
     """The candidate cells that fill `layout` exactly with a valid date and time, and their values in µs.
 
     Such a cell has a single reading, the one `pd.to_datetime(format=...)` gives it. Year 0 and
@@ -440,7 +440,7 @@ def _fixed_width_dates(array: pa.Array, candidates: np.ndarray, layout: _FixedLa
     return cells[ok], micros[ok]
 
 
-def _fixed_width_pass(text: pa.ChunkedArray, pending: np.ndarray, layout: _FixedLayout) -> tuple[np.ndarray, np.ndarray]:
+def _fixed_width_pass(text: pa.ChunkedArray, pending: np.ndarray, layout: FixedLayout) -> tuple[np.ndarray, np.ndarray]:
     """Positions and values (µs) of the pending cells that the fast tier reads with `layout`."""
     positions = None
     if np.count_nonzero(pending) < len(text) // 2:  # few cells left: gather them rather than scan the column
@@ -448,7 +448,7 @@ def _fixed_width_pass(text: pa.ChunkedArray, pending: np.ndarray, layout: _Fixed
         text, pending = _take(text, positions), np.ones(positions.size, dtype=bool)
     found, values = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for rows, batch in _batches(text):
-        cells, micros = _fixed_width_dates(batch, pending[rows], layout)
+        cells, micros = fixed_width_dates(batch, pending[rows], layout)
         found.append(cells + rows.start)
         values.append(micros)
     cells = np.concatenate(found)
@@ -468,7 +468,7 @@ def _dates(text: pa.ChunkedArray, formats: Sequence[str]) -> tuple[np.ndarray, n
     for fmt in formats:
         if not pending.any():
             break
-        layout = _fixed_layout(fmt)
+        layout = fixed_layout(fmt)
         if layout is not None:
             cells, micros = _fixed_width_pass(text, pending, layout)
             result.view(np.int64)[cells] = micros

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dinum_pipelines.lib.cleaning import fixed_layout, fixed_width_dates
 from dinum_pipelines.lib.conformance.schema import Field
 
 # Constraints each type supports (frictionless 5 ignores the others when it checks values).
@@ -420,75 +421,93 @@ def _key(field: Field, value: Any) -> Any:
 
 # --- The fast tier ------------------------------------------------------------------------------
 
-_FIXED_WIDTH = {"Y": r"[1-9][0-9]{3}", "m": r"[0-9]{2}", "d": r"[0-9]{2}", "H": r"[0-9]{2}", "M": r"[0-9]{2}", "S": r"[0-9]{2}"}
-
-
-def _fixed_width_regex(fmt: str) -> str | None:
-    """A regex for the cells `fmt` reads in exactly one way (zero-padded numbers, literal separators)."""
-    parts, index = [], 0
-    while index < len(fmt):
-        if fmt[index] == "%":
-            directive = fmt[index + 1 : index + 2]
-            if directive not in _FIXED_WIDTH:
-                return None
-            parts.append(_FIXED_WIDTH[directive])
-            index += 2
-        else:
-            if fmt[index].isdigit() or fmt[index].isspace() or not fmt[index].isascii():
-                return None
-            parts.append(re.escape(fmt[index]))
-            index += 1
-    return "^" + "".join(parts) + "$"
-
 
 @dataclass(frozen=True)
 class _FastTier:
-    regex: str
-    # The matching cells (all valid) as key values.
-    convert: Callable[[pa.Array], pa.Array]
+    """Reads the cells it can in bulk: returns their positions (increasing) and key values."""
+
+    read: Callable[[pa.Array], tuple[np.ndarray, pa.Array]]
 
 
-def _numbers(cells: pa.Array, decimal: str) -> pa.Array:
-    if decimal != ".":
-        cells = pc.replace_substring(cells, decimal, ".")
-    return pc.cast(cells, pa.float64())
+def _plain_numbers(field: Field, integer: bool) -> Callable[[pa.Array], tuple[np.ndarray, pa.Array]]:
+    """Numbers as frictionless rewrites them (group characters dropped, the decimal mark made a
+    point), cast by Arrow: the whole batch at once when every cell casts (the usual case), else
+    the cells a conservative regex accepts. Every string Arrow casts, `Decimal`/`int` read too."""
+    decimal = field.decimal_char if field.number_options and not integer else "."
+    group = field.group_char if field.number_options and not integer else ""
+    target = pa.int64() if integer else pa.float64()
+    digits = f"[0-9]+(?:{re.escape(group)}[0-9]+)*" if group else "[0-9]{1,15}"
+    fraction = "" if integer else rf"(?:{re.escape(decimal)}[0-9]{{1,15}})?"
+    regex = rf"^[+-]?{digits}{fraction}$"
+
+    def rewrite(cells: pa.Array) -> pa.Array:
+        if group:
+            cells = pc.replace_substring(cells, group, "")
+        if decimal != ".":
+            cells = pc.replace_substring(cells, decimal, ".")
+        return cells
+
+    def read(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
+        # A point where the mark is another character makes frictionless refuse the cell.
+        clean = decimal == "." or group == "." or not pc.any(pc.match_substring(cells, ".")).as_py()
+        if clean:
+            try:
+                return np.arange(len(cells)), pc.cast(pc.cast(rewrite(cells), target), pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        positions = np.flatnonzero(pc.match_substring_regex(cells, regex).to_numpy(zero_copy_only=False))
+        return positions, pc.cast(rewrite(cells.take(pa.array(positions))), pa.float64())
+
+    return read
 
 
-def _dates_from(fmt: str, kind: str) -> Callable[[pa.Array], pa.Array]:
-    """Arrow's strptime, kept only where formatting the result back gives the cell: Arrow rolls
-    impossible dates over (`2020-02-31` reads as March 2nd) where Python refuses them."""
+def _fixed_width(formats: tuple[str, ...], kind: str) -> Callable[[pa.Array], tuple[np.ndarray, pa.Array]] | None:
+    """Dates that fill a fixed-width format exactly, read from their bytes (see cleaning.fixed_width_dates)."""
+    layouts = [fixed_layout(fmt) for fmt in formats]
+    if any(layout is None for layout in layouts):
+        return None
 
-    def convert(cells: pa.Array) -> pa.Array:
-        stamps = pc.strptime(cells, format=fmt, unit="us", error_is_null=True)
-        exact = pc.equal(pc.strftime(stamps, format=fmt), cells)
-        stamps = pc.if_else(exact, stamps, pa.scalar(None, stamps.type))
-        return stamps if kind == "datetime" else pc.cast(stamps, pa.date32())
+    def read(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
+        pending = np.ones(len(cells), dtype=bool)
+        found, values = [], []
+        for layout in layouts:
+            positions, micros = fixed_width_dates(cells, pending, layout)
+            pending[positions] = False
+            found.append(positions)
+            values.append(micros)
+        positions, micros = np.concatenate(found), np.concatenate(values)
+        order = np.argsort(positions, kind="stable")
+        stamps = pa.array(micros[order], type=pa.timestamp("us"))
+        return positions[order], stamps if kind == "datetime" else pc.cast(stamps, pa.date32())
 
-    return convert
+    return read
 
 
 def fast_tier(field: Field) -> _FastTier | None:
     """The vectorised reading of the field's common spellings, or None where there is none."""
     kind = field.type
-    if kind == "integer":
-        return _FastTier(r"^[+-]?[0-9]{1,15}$", lambda cells: _numbers(cells, "."))
-    if kind == "number":
-        decimal = field.decimal_char if field.number_options else "."
-        if len(decimal) != 1 or decimal.isdigit() or decimal in "+-":
+    if kind in ("integer", "number"):
+        decimal, group = field.decimal_char, field.group_char
+        if field.number_options and (
+            len(decimal) != 1 or decimal.isdigit() or decimal in "+-" or len(group) > 1 or (group and (group.isdigit() or group in "+-" or group == decimal))
+        ):
             return None
-        return _FastTier(rf"^[+-]?[0-9]{{1,15}}({re.escape(decimal)}[0-9]{{1,15}})?$", lambda cells: _numbers(cells, decimal))
+        if not field.bare_number:
+            return None  # frictionless strips leading and trailing non-digits first: the reference does that
+        return _FastTier(_plain_numbers(field, kind == "integer"))
     if kind == "year":
-        return _FastTier(r"^[0-9]{4}$", lambda cells: _numbers(cells, "."))
-    if kind == "date":
-        fmt = "%Y-%m-%d" if field.format == "default" else field.format
-        regex = None if field.format == "any" else _fixed_width_regex(fmt)
-        if regex is None or not {"%Y", "%m", "%d"} <= {fmt[i : i + 2] for i in range(len(fmt) - 1)}:
-            return None  # Arrow's strptime needs a whole date
-        return _FastTier(regex, _dates_from(fmt, "date"))
-    if kind == "datetime" and field.format == "default":
-        regex = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?$"
-        read = _dates_from("%Y-%m-%dT%H:%M:%S", "datetime")
-        return _FastTier(regex, lambda cells: read(pc.utf8_rtrim(cells, characters="Z")))
+        def read_years(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
+            positions = np.flatnonzero(pc.match_substring_regex(cells, r"^[0-9]{4}$").to_numpy(zero_copy_only=False))
+            return positions, pc.cast(cells.take(pa.array(positions)), pa.float64())
+
+        return _FastTier(read_years)
+    if kind == "date" and field.format != "any":
+        read = _fixed_width(("%Y-%m-%d" if field.format == "default" else field.format,), "date")
+        return _FastTier(read) if read else None
+    if kind == "datetime" and field.format != "any":
+        formats = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ") if field.format == "default" else (field.format,)
+        read = _fixed_width(formats, "datetime")
+        return _FastTier(read) if read else None
     return None
 
 
@@ -567,13 +586,7 @@ class FieldJudge:
             return self._judge_text(cells)
         if self.fast is None:
             return self._reference(cells)
-        matched = np.flatnonzero(pc.match_substring_regex(cells, self.fast.regex).to_numpy(zero_copy_only=False))
-        fast_cells = cells if matched.size == len(cells) else cells.take(pa.array(matched))
-        fast_keys = self.fast.convert(fast_cells)
-        if fast_keys.null_count:  # matched the shape but not a real value (31/02): the reference decides
-            converted = fast_keys.is_valid().to_numpy(zero_copy_only=False)
-            matched = matched[converted]
-            fast_keys = fast_keys.filter(pa.array(converted))
+        matched, fast_keys = self.fast.read(cells)
         if matched.size == len(cells):
             return Judgement(np.ones(len(cells), dtype=bool), self._order_violations(fast_keys), fast_keys)
         fast = np.zeros(len(cells), dtype=bool)

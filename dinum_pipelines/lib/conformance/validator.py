@@ -11,9 +11,13 @@ see faults it does not), the tests' deviations table says where and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import numpy as np
@@ -54,6 +58,8 @@ _FORMAT_NAMES = {
     "uuid": "un identifiant UUID valide",
     "binary": "du base64 valide",
 }
+# Columns judged at once; more threads than cores only add memory.
+MAX_THREADS = 4
 # Text damaged before it reached us: U+FFFD, or UTF-8 read as Latin-1 (`Ã©` for `é`, `â€™` for `’`).
 _DAMAGED_TEXT = r"\x{FFFD}|[ÃÂ][\x{80}-\x{BF}]|â€"
 
@@ -139,11 +145,20 @@ def _spread(length: int, positions: np.ndarray, values: pa.Array) -> pa.Array:
     return values.take(pa.array(indices, mask=indices < 0))
 
 
-def _non_ascii(array: pa.Array) -> bool:
-    """Whether any cell may hold a non-ASCII character (one pass over the bytes, no per-cell work)."""
+def _may_be_damaged(array: pa.Array) -> bool:
+    """Whether any cell may hold U+FFFD or mojibake, from the column's bytes alone (no per-cell work):
+    U+FFFD is EF BF BD in UTF-8; `Ã©`-style mojibake is C3 82|83 followed by C2; `â€` is C3 A2 E2."""
     buffers = array.buffers()
-    data = buffers[2] if len(buffers) > 2 else None
-    return data is not None and data.size > 0 and int(np.frombuffer(data, dtype=np.uint8).max()) >= 0x80
+    if len(buffers) < 3 or buffers[2] is None or buffers[2].size < 3:
+        return False
+    data = np.frombuffer(buffers[2], dtype=np.uint8)
+    lead = np.flatnonzero(data[:-2] >= 0xC3)
+    if not lead.size:
+        return False
+    first, second, third = data[lead], data[lead + 1], data[lead + 2]
+    replacement = (first == 0xEF) & (second == 0xBF) & (third == 0xBD)
+    mojibake = (first == 0xC3) & (((second == 0x82) | (second == 0x83)) & (third == 0xC2) | (second == 0xA2) & (third == 0xE2))
+    return bool((replacement | mojibake).any())
 
 
 class Validator:
@@ -177,6 +192,7 @@ class Validator:
             | {name for key in self.foreign_keys if not key.resource for name in key.reference_fields if name in present}
         )
         self.key_log = _KeyLog()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, os.cpu_count() or 1)))
         self.checks, self.check_warnings = custom_checks.compile_checks(schema, present)
 
     def _name(self, index: int) -> str:
@@ -205,8 +221,13 @@ class Validator:
             Fault(code="extra-cell", field="", field_number=number, row=row, value=value, note="") for row, number, value in extra_by_row
         )
         view = BatchView(rows=batch.rows, keep=keep, text={}, missing={}, keys={})
-        for index, cells in enumerate(batch.columns):
-            row_faults.extend(self._column(index, cells, batch.rows, keep, missing[index], absent[index], view))
+
+        def judge_column(index: int) -> Iterable[Fault]:
+            return self._column(index, batch.columns[index], batch.rows, keep, missing[index], absent[index], view)
+
+        # Columns are judged side by side: most of the work is Arrow's and numpy's, which release the GIL.
+        for faults in self._pool.map(judge_column, range(len(batch.columns))):
+            row_faults.extend(faults)
         if self.key_fields:
             self.key_log.add(batch.rows[keep], [view.keys[name].filter(pa.array(keep)) for name in self.key_fields])
         for check in self.checks:
@@ -223,7 +244,7 @@ class Validator:
         faults: list[Fault] = []
         for position in np.flatnonzero(absent & keep):
             faults.append(Fault(code="missing-cell", field=name, field_number=number, row=int(rows[position]), value="", note=""))
-        if _non_ascii(cells):
+        if _may_be_damaged(cells):
             faults.extend(self._damaged_text(cells, rows, keep, name, number))
         if field is None:
             return faults
@@ -290,7 +311,11 @@ class Validator:
 
     # --- Across the whole file ----------------------------------------------------------------------
 
+    def close(self) -> None:
+        self._pool.shutdown()
+
     def finish(self) -> list[Fault]:
+        """The faults found across the whole file (keys), once every batch was fed."""
         faults: list[Fault] = []
         if self.key_fields:
             frame = self.key_log.frame(self.key_fields)
@@ -388,6 +413,40 @@ class Validator:
         return faults
 
 
+def prefetched(batches: Iterator[RawBatch], depth: int = 2) -> Iterator[RawBatch]:
+    """The batches, read ahead by a thread while the caller judges the previous ones (Arrow's CSV
+    reader releases the GIL); at most `depth` batches wait, so memory stays bounded. A consumer
+    that stops early (an error) stops the reader too."""
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                queue.put(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            queue.put(exc)
+        finally:
+            queue.put(done)
+
+    thread = threading.Thread(target=read, name="conformance-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            while not queue.empty():
+                queue.get_nowait()
+            thread.join(timeout=0.05)
+
+
 def _is_na(value: Any) -> bool:
     return value is None or value is pd.NaT or (isinstance(value, float) and value != value)
 
@@ -407,8 +466,11 @@ def key_values(table: RawTable, schema: Schema, fields: Sequence[str], *, fast: 
     if not set(fields) <= {field.name for field in validator.header.fields if field is not None}:
         return collected
     validator.key_fields = sorted(set(validator.key_fields) | set(fields))
-    for batch in table.batches:
-        validator.feed(batch)
+    try:
+        for batch in table.batches:
+            validator.feed(batch)
+    finally:
+        validator.close()
     frame = validator.key_log.frame(validator.key_fields)
     for values in frame[list(fields)].itertuples(index=False):
         collected.add(tuple(None if _is_na(value) else value for value in values))
@@ -425,8 +487,11 @@ def validate_table(
 ) -> ConformanceReport:
     """Every fault of `table` against `schema`."""
     validator = Validator(schema, table.labels, fast=fast, renames=renames, lookups=lookups)
-    for batch in table.batches:
-        validator.feed(batch)
+    try:
+        for batch in prefetched(table.batches):
+            validator.feed(batch)
+    finally:
+        validator.close()
     faults = [*table.faults, *validator.faults, *validator.finish()]
     faults.sort(key=Fault.sort_key)
     origin = schema.name or schema.origin
