@@ -50,6 +50,7 @@ from dinum_pipelines.catalog.metrics_api import (
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.pages import page_routes
+from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.response_cache import (
     API_KEY_HEADER,
@@ -607,6 +608,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
         page_routes(),
+        validation_routes(),
         # Usage metrics (metrics_api.py): the log export, the pipeline's push, the metric API.
         _route(f"{v1}/events/", {"GET": export_events}),
         _route(f"{v1}/metrics/", {"PUT": push_metrics}),

@@ -333,7 +333,7 @@ def quality_page(page: PageRequest) -> Response:
     )
 
 
-def _endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Request], Any]:
+def page_endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Request], Any]:
     """Run `handler` in a worker thread; 404 and 410 become pages, not JSON."""
 
     async def endpoint(request: Request) -> Response:
@@ -352,10 +352,10 @@ def _endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Request],
 
 def page_routes() -> list[BaseRoute]:
     return [
-        Route("/", _endpoint(home), methods=["GET"]),
-        Route("/datasets/{dataset}/", _endpoint(dataset_page), methods=["GET"]),
-        Route("/organizations/{org}/", _endpoint(organization_page), methods=["GET"]),
-        Route("/qualite/", _endpoint(quality_page), methods=["GET"]),
+        Route("/", page_endpoint(home), methods=["GET"]),
+        Route("/datasets/{dataset}/", page_endpoint(dataset_page), methods=["GET"]),
+        Route("/organizations/{org}/", page_endpoint(organization_page), methods=["GET"]),
+        Route("/qualite/", page_endpoint(quality_page), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

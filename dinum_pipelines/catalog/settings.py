@@ -15,6 +15,7 @@ FILES_DIR_ENV = "DINUM_CATALOG_FILES_DIR"
 PUBLIC_URL_ENV = "DINUM_CATALOG_PUBLIC_URL"
 SIMULATED_CLOCK_ENV = "DINUM_CATALOG_SIMULATED_CLOCK"
 ACCEL_REDIRECT_PREFIX_ENV = "DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"
+SCHEMAS_DIR_ENV = "DINUM_CATALOG_SCHEMAS_DIR"
 DEFAULT_HOME = Path(".dinum") / "catalog"
 
 
@@ -34,6 +35,8 @@ class CatalogSettings:
     # for nginx to send from an `internal` location aliasing `files_dir` (e.g. "/_files/"). None:
     # the catalog sends them itself.
     accel_redirect_prefix: str | None = None
+    # Table Schemas (*.json) offered by the /valider/ page; None: only uploaded or linked schemas.
+    schemas_dir: Path | None = None
 
     @classmethod
     def in_directory(
@@ -41,7 +44,9 @@ class CatalogSettings:
     ) -> CatalogSettings:
         """A SQLite database and a files folder side by side in `home` (tests, demo, default)."""
         home = Path(home)
-        return cls(f"sqlite:///{home / 'catalog.db'}", home / "files", public_url, simulated_clock)
+        return cls(
+            f"sqlite:///{home / 'catalog.db'}", home / "files", public_url, simulated_clock, schemas_dir=home / "schemas"
+        )
 
     @classmethod
     def from_env(
@@ -58,6 +63,7 @@ class CatalogSettings:
             public_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or None),
             simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
             accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
+            schemas_dir=Path(os.environ[SCHEMAS_DIR_ENV]) if os.environ.get(SCHEMAS_DIR_ENV) else default.schemas_dir,
         )
 
     def as_env(self) -> dict[str, str]:
@@ -68,4 +74,5 @@ class CatalogSettings:
             PUBLIC_URL_ENV: self.public_url or "",
             SIMULATED_CLOCK_ENV: "1" if self.simulated_clock else "",
             ACCEL_REDIRECT_PREFIX_ENV: self.accel_redirect_prefix or "",
+            SCHEMAS_DIR_ENV: str(self.schemas_dir or ""),
         }

@@ -30,7 +30,7 @@ from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_json, write_parquet
-from dinum_pipelines.lib.validation_report import validation_report_extras
+from dinum_pipelines.lib.validation_report import conformance_report_extras, validation_report_extras
 
 CONNECT_TIMEOUT = 10.0
 
@@ -140,11 +140,15 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
     descriptions = {
         "csv": f"{spec.title}: données nettoyées, CSV UTF-8 séparé par des virgules, dates ISO 8601.",
         "parquet": f"{spec.title}: données nettoyées et typées, format Apache Parquet.",
+        "conformance": f"{spec.title}: rapport de conformité du fichier source au schéma, erreur par erreur (JSON).",
     }
+    published = files.published_files()
+    if spec.table_schema is not None and files.conformance_report.exists():
+        published["conformance"] = files.conformance_report
     return publish(
         client,
         spec,
-        files.published_files(),
+        published,
         temporal_coverage=temporal_coverage(spec, files),
         resource_descriptions=descriptions,
         validation_extras=_validation_extras(spec, files),
@@ -152,7 +156,12 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
 
 
 def _validation_extras(spec: DatasetSpec, files: CleanFiles) -> dict | None:
-    """The last quality report of these files as `validation-report:*` extras (None before any check)."""
+    """The `validation-report:*` extras of the published files: the source's conformance report
+    when the dataset declares a schema, else the last quality report (None before any check)."""
+    if spec.table_schema is not None and files.conformance_report.exists():
+        report = json.loads(files.conformance_report.read_text(encoding="utf-8"))
+        validated_at = datetime.fromtimestamp(files.conformance_report.stat().st_mtime, UTC)
+        return conformance_report_extras(spec, report, validated_at)
     if not files.quality_report.exists():
         return None
     report = json.loads(files.quality_report.read_text(encoding="utf-8"))

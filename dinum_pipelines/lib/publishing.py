@@ -102,9 +102,16 @@ def _differs(current: Any, wanted: Any) -> bool:
     return current != wanted
 
 
-def resource_payload(spec: CatalogDataset, path: Path, description: str) -> dict[str, Any]:
-    """A published file's metadata; `schema` says which Table Schema the file follows, if any."""
+# Roles of files that document the data rather than hold it (udata's resource types).
+DOCUMENTATION_ROLES = frozenset({"conformance"})
+
+
+def resource_payload(spec: CatalogDataset, path: Path, description: str, role: str = "") -> dict[str, Any]:
+    """A published file's metadata; `schema` says which Table Schema the file follows, if any.
+    A report about the data (the conformance report) is documentation and follows no schema."""
     schema = spec.table_schema
+    if role in DOCUMENTATION_ROLES:
+        return {"title": path.name, "description": description, "type": "documentation", "schema": None}
     return {
         "title": path.name,
         "description": description,
@@ -157,7 +164,7 @@ def publish(
     for role, path in files.items():
         existing = by_role.get(role)
         sha1 = file_digest(path, "sha1")
-        wanted = resource_payload(spec, path, (resource_descriptions or {}).get(role, ""))
+        wanted = resource_payload(spec, path, (resource_descriptions or {}).get(role, ""), role)
         if existing is None or (existing.get("checksum") or {}).get("value") != sha1:
             if existing is None:
                 resource = client.upload_resource(dataset["id"], path)
@@ -175,7 +182,7 @@ def publish(
                 actions.append(f"updated {role} resource fields {sorted(changed)}")
             else:
                 actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
-        if validation_extras and report_changed(resource.get("extras"), validation_extras):
+        if validation_extras and role not in DOCUMENTATION_ROLES and report_changed(resource.get("extras"), validation_extras):
             client.update_resource_extras(dataset["id"], resource["id"], validation_extras)
             actions.append(f"updated validation report of {role}")
         resource_ids[role] = resource["id"]

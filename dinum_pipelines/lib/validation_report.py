@@ -6,6 +6,9 @@ nb_errors, errors, validation_date}`, at most 100 errors). Writing the same keys
 data.gouv.fr's own tools read our results where they already look. The input is the quality
 report as saved next to the clean files (`QualityReport.to_dict()`), so this module does not
 depend on how the rules were run.
+
+A dataset that declares a Table Schema gets its conformance report's figures instead: the raw
+file judged against the schema (`lib/conformance`), which is what data.gouv.fr's keys describe.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dinum_pipelines.lib.registry import DatasetSpec
 PREFIX = "validation-report:"
 MAX_ERRORS = 100
 VALIDATOR = "great_expectations"
+# The conformance report's validator: the same as the `dinum-validate` command.
+CONFORMANCE_VALIDATOR = "dinum-validate"
 # Changes only in these keys do not make a new report worth sending.
 VOLATILE_KEYS = (f"{PREFIX}validation_date",)
 
@@ -50,6 +55,28 @@ def validation_report_extras(spec: DatasetSpec, report: dict[str, Any], validate
         f"{PREFIX}errors": [_error(outcome) for outcome in failed[:MAX_ERRORS]],
         f"{PREFIX}nb_rules": len(report["outcomes"]),
         f"{PREFIX}nb_rows": report.get("row_count"),
+        f"{PREFIX}validation_date": validated_at.isoformat(),
+    }
+
+
+def conformance_report_extras(spec: DatasetSpec, report: dict[str, Any], validated_at: datetime) -> dict[str, Any]:
+    """The `validation-report:*` extras of files published from a source judged against its Table
+    Schema: the conformance report's figures (the producer's view, as data.gouv.fr's own
+    validation of schema resources), its first 100 faults in file order."""
+    schema = spec.table_schema
+    return {
+        f"{PREFIX}schema_name": schema.name if schema else None,
+        f"{PREFIX}schema_version": schema.version if schema else None,
+        f"{PREFIX}schema_type": "tableschema",
+        f"{PREFIX}validator": CONFORMANCE_VALIDATOR,
+        f"{PREFIX}valid_resource": bool(report["valid"]),
+        f"{PREFIX}nb_errors": report["error_count"],
+        f"{PREFIX}errors": [
+            {key: error.get(key) for key in ("code", "field", "row", "value", "message")} for error in report["errors"][:MAX_ERRORS]
+        ],
+        f"{PREFIX}counts": report.get("counts", {}),
+        f"{PREFIX}nb_rows": report.get("rows"),
+        f"{PREFIX}source_sha256": report.get("raw_sha256"),
         f"{PREFIX}validation_date": validated_at.isoformat(),
     }
 
