@@ -7,6 +7,7 @@ requires equal counts per (code, field). A difference that no rule here explains
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,12 @@ DEVIATIONS = (
         "row; a blank row is one fault, blank-row, as frictionless itself says of the row's other cells.",
     ),
     Deviation(
+        "pattern anchoring",
+        "frictionless compiles a pattern as `^{pattern}$`, so a top-level alternation `a|b` is anchored at one end "
+        "per alternative (`^a|b$` accepts `a…` and `…b`); Table Schema wants the whole value to match, so we use "
+        "`^(?:a|b)$`. Seen as frictionless: our pattern faults whose value matches `^{pattern}$` are left out.",
+    ),
+    Deviation(
         "duplicate-label",
         "frictionless refuses the whole file with a generic 'error' when a header name repeats under name "
         "matching; we report duplicate-label for each repeat and check the rest of the file.",
@@ -100,10 +107,17 @@ def frictionless_view(report: ConformanceReport, schema: Schema) -> Counter:
             continue
         if fault.code == "primary-key" and missing_key:
             continue
+        if fault.constraint == "pattern" and _frictionless_pattern(schema, fault.field).match(fault.value or ""):
+            continue
         counts[(fault.code, fault.field)] += 1
     if schema.primary_key and not missing_key:
         counts[("primary-key", None)] += len(blank_rows)
     return +counts
+
+
+def _frictionless_pattern(schema: Schema, name: str | None) -> re.Pattern[str]:
+    field = schema.field_named(name or "")
+    return re.compile(f"^{field.constraints['pattern']}$") if field is not None else re.compile("(?!)")
 
 
 def frictionless_refused_duplicates(flat: list) -> bool:
