@@ -48,6 +48,8 @@ _SCHEMA_FILE = re.compile(r"^[\w.-]+\.json$")
 @dataclass(frozen=True)
 class FaultGroup:
     column: str
+    # How the page names where the faults are: a column, the header, or the file.
+    where: str
     code: str
     title: str
     count: int
@@ -74,11 +76,11 @@ def fault_groups(document: dict[str, Any]) -> list[FaultGroup]:
     """A report's faults (`ConformanceReport.to_dict()`) grouped by (column, code), in order of appearance."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for fault in document.get("errors", []):
-        column = fault.get("field") or ("en-tête" if fault["code"] in HEADER_CODES else "")
-        grouped[(column, fault["code"])].append(fault)
+        grouped[(fault.get("field") or "", fault["code"])].append(fault)
     return [
         FaultGroup(
             column=column,
+            where=f"Colonne « {column} »" if column else "En-tête" if code in HEADER_CODES else "Fichier",
             code=code,
             title=CATALOGUE.get(code, (code, ""))[0],
             count=len(faults),

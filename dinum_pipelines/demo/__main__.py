@@ -42,6 +42,7 @@ from dinum_pipelines.lib.registry import load_registry
 DEMO_PUBLISHER_EMAIL = "publication@demo.dinum.local"
 DEMO_METRICS_EMAIL = "statistiques@demo.dinum.local"
 INSTANCE_SETTINGS = Path(__file__).with_name("dagster.yaml")
+DEMO_SCHEMAS_DIR = Path(__file__).with_name("schemas")
 
 
 def _free_or_any(port: int) -> int:
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     administrations = serve_administrations(port=_free_or_any(args.admin_port))
     # The simulated clock lets the demo's usage simulation date its requests (sysadmin only).
     settings = CatalogSettings.in_directory(home / "catalog", simulated_clock=True)
+    # The demo's Table Schemas are offered by the catalog's /valider/ page.
+    settings.schemas_dir.mkdir(parents=True, exist_ok=True)
+    for schema in DEMO_SCHEMAS_DIR.glob("*.json"):
+        shutil.copyfile(schema, settings.schemas_dir / schema.name)
     catalog = serve_in_thread(settings, port=_free_or_any(args.catalog_port))
     organizations = {spec.organization.slug: spec.organization.name for spec in registry.values()}
     monitoring = monitoring_organization()
@@ -109,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         print("simulating a week of reusers and counting it...", flush=True)
         usage = run_usage_metrics(defs, instance, catalog.url, metrics_key)
     print(format_summary(outcomes, catalog.url))
+    for spec in registry.values():
+        if spec.table_schema is not None and spec.table_schema.path:
+            schema_file = Path(spec.table_schema.path).name
+            print(f"{spec.slug}: check its source as a producer would: {catalog.url}/valider/?url={spec.source.resolved_url}&schema={schema_file}")
+            print(f"  or on the command line: .venv/bin/dinum-validate {spec.source.resolved_url} --schema {DEMO_SCHEMAS_DIR / schema_file}")
     if quality_report_id:
         print(f"quality report (one row per dataset and run): {catalog.url}/api/1/datasets/{quality_report_id}/")
         print(f"quality page: {catalog.url}/qualite/")

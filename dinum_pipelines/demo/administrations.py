@@ -19,6 +19,11 @@ administration's server would return, with the faults the pipeline has to cope w
   `pattern` rule `^(?:\\d{5}|2[AB]\\d{3})$` of column `code_commune` in
   `sources/effectifs_ecoles.yaml`. Every other rule holds on every row, so the failing check is
   unambiguous and the pipeline must block that dataset's publication.
+- `fontaines_eau_csv`: the Métropole de démonstration's drinking fountains, following a Table
+  Schema (`demo/schemas/fontaines-eau.json`) with many faults at once (a BOM before a cp1252 body,
+  a respelled, a repeated, an extra and a missing column, blank rows, French numbers, dates and
+  booleans): not conformant, but cleaning fixes all of it, so the clean file is published and
+  the conformance report tells the producer what to fix.
 
 Everything is derived from fixed seeds and fixed dates (never the clock, never set or hash
 ordering), so every call returns the same bytes and a changed byte is a real change.
@@ -551,6 +556,66 @@ def effectifs_ecoles_csv() -> bytes:
 
 
 # --------------------------------------------------------------------------------------------
+# d. Métropole de démonstration: fontaines d'eau potable (a file with many faults at once)
+# --------------------------------------------------------------------------------------------
+
+FONTAINES_HEADER = (
+    "identifiant", "nom", "Code_INSEE", "commune", "commune", "latitude", "longitude",
+    "date_installation", "en_service", "Remarque",
+)
+FONTAINES_ROWS = 36
+# Rows left blank by the spreadsheet the file was exported from: after these data rows, and at the end.
+FONTAINES_BLANK_AFTER = (11, 23)
+FONTAINES_PLACES = (
+    "Place de la Mairie", "Square Jean-Moulin", "Parc municipal", "Jardin des Plantes", "Esplanade du Port",
+    "Cour de l'école Jules-Ferry", "Parvis de la gare", "Place du Marché", "Stade municipal", "Berges du fleuve",
+)
+
+
+def fontaines_eau_csv() -> bytes:
+    """The Métropole de démonstration's drinking fountains, following the demo Table Schema
+    `demo/schemas/fontaines-eau.json`, with the faults real files have, all at once, and all of
+    a kind cleaning can fix, so that the clean file is published while the conformance report
+    tells the producer what to fix:
+
+    - a UTF-8 BOM before a Windows-1252 body (the accents of `Remarque`, `œ`);
+    - `Code_INSEE` instead of the schema's `code_insee` (case), `commune` twice (the copy empty),
+      a `Remarque` column the schema does not declare, and its optional `gestionnaire` missing;
+    - decimal commas in the coordinates, dd/mm/yyyy dates, `Oui`/`Non` where the schema says
+      `oui`/`non`;
+    - blank rows (`;;;;;;;;;`) left by the spreadsheet, in the middle and at the end.
+    """
+    rng = random.Random(20250601)
+    rows: list[list[str]] = []
+    communes = [c for c in COMMUNES if not c.insee.startswith("97")]
+    numbers: dict[str, int] = {}
+    for index in range(FONTAINES_ROWS):
+        commune = rng.choice(communes)
+        numbers[commune.insee] = numbers.get(commune.insee, 0) + 1
+        latitude = commune.latitude + rng.uniform(-0.02, 0.02)
+        longitude = commune.longitude + rng.uniform(-0.02, 0.02)
+        installed = _random_date(rng, date(1998, 1, 1), date(2024, 12, 31))
+        rows.append(
+            [
+                f"FONT-{commune.insee}-{numbers[commune.insee]:03d}",
+                f"{rng.choice(FONTAINES_PLACES)} ({commune.name})",
+                commune.insee,
+                commune.name,
+                "",
+                f"{latitude:.5f}".replace(".", ","),
+                f"{longitude:.5f}".replace(".", ","),
+                installed.strftime("%d/%m/%Y"),
+                rng.choices(("Oui", "Non"), weights=(9, 1))[0],
+                rng.choice(("", "", "Fontaine à bouton-poussoir", "Œuvre d'art restaurée en 2019", "Accessible PMR")),
+            ]
+        )
+        if index + 1 in FONTAINES_BLANK_AFTER:
+            rows.append([""] * len(FONTAINES_HEADER))
+    rows.append([""] * len(FONTAINES_HEADER))
+    return b"\xef\xbb\xbf" + _delimited(FONTAINES_HEADER, rows, "\r\n").encode("cp1252")
+
+
+# --------------------------------------------------------------------------------------------
 # What each administration's server publishes
 # --------------------------------------------------------------------------------------------
 
@@ -587,6 +652,14 @@ DEMO_FILES: tuple[DemoFile, ...] = (
         content_type="application/json",
         last_modified=datetime(2025, 3, 31, 4, 0, tzinfo=UTC),
         generate=bornes_recharge_json,
+    ),
+    DemoFile(
+        dataset="fontaines_eau",
+        administration="metropole-de-demonstration",
+        filename="fontaines-eau-potable.csv",
+        content_type="text/csv",
+        last_modified=datetime(2025, 6, 2, 8, 0, tzinfo=UTC),
+        generate=fontaines_eau_csv,
     ),
     DemoFile(
         dataset="effectifs_ecoles",

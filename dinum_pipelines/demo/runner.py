@@ -44,8 +44,12 @@ class DatasetOutcome:
     status: str
     detail: str
     dataset_id: str | None = None
+    # True when the check passed, warnings included (see `check_warnings`); False when it blocked.
     check_passed: bool | None = None
     run_id: str | None = None
+    check_warnings: bool = False
+    # The source judged against its Table Schema: fault counts by code (None: no schema, or not run).
+    conformance: dict[str, int] | None = None
 
 
 def _metadata_value(metadata: dict, key: str):
@@ -73,7 +77,11 @@ def outcome_of_run(spec: DatasetSpec, result: dg.ExecuteInProcessResult, instanc
     checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == clean_key(slug)]
     check = checks[-1] if checks else None
     materialized = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
-    common = {"slug": slug, "title": spec.title, "run_id": result.run_id}
+    common: dict = {"slug": slug, "title": spec.title, "run_id": result.run_id}
+    if clean_key(slug) in materialized:
+        common["conformance"] = _metadata_value(materialized[clean_key(slug)].metadata, "conformance_counts")
+    if check is not None and not check.passed and check.severity == dg.AssetCheckSeverity.WARN:
+        common["check_warnings"] = True
     if published_key(slug) in materialized:
         metadata = materialized[published_key(slug)].metadata
         changed = _metadata_value(metadata, "changed")
@@ -81,7 +89,7 @@ def outcome_of_run(spec: DatasetSpec, result: dg.ExecuteInProcessResult, instanc
             status="published",
             detail="new version uploaded" if changed else "already up to date in the catalog",
             dataset_id=_metadata_value(metadata, "dataset_id"),
-            check_passed=check.passed if check else None,
+            check_passed=(check.passed or common.get("check_warnings", False)) if check else None,
             **common,
         )
     if check is not None and not check.passed and check.severity == dg.AssetCheckSeverity.ERROR:
@@ -166,8 +174,17 @@ def format_summary(outcomes: list[DatasetOutcome], catalog_url: str) -> str:
     lines = ["", "Summary", "======="]
     for outcome in outcomes:
         check = {True: "check passed", False: "check FAILED", None: "check not run"}[outcome.check_passed]
+        if outcome.check_passed and outcome.check_warnings:
+            check = "check passed with warnings"
         lines.append(f"- {outcome.slug}: {outcome.status.upper()} ({check})")
         lines.append(f"    {outcome.detail}")
+        if outcome.conformance is not None:
+            faults = sum(outcome.conformance.values())
+            counts = ", ".join(f"{code} {count}" for code, count in outcome.conformance.items())
+            verdict = "conformant" if not faults else f"NOT conformant, {faults} fault(s): {counts}"
+            lines.append(f"    source file vs its Table Schema: {verdict}")
+            if outcome.dataset_id and outcome.status in ("published", "unchanged"):
+                lines.append(f"    conformance report: {catalog_url}/datasets/{outcome.dataset_id}/conformite/")
         if outcome.dataset_id:
             lines.append(f"    {catalog_url}/api/1/datasets/{outcome.dataset_id}/")
     in_catalog = sum(o.dataset_id is not None for o in outcomes)

@@ -53,7 +53,7 @@ def groups(page: browser.Element) -> dict[tuple[str, str], int]:
 
 
 EXPECTED = {
-    ("en-tête", "extra-label"): 1,
+    ("", "extra-label"): 1,
     ("nomAttribuant", "label-case-or-accents"): 1,
     ("montant", "constraint-error"): 1,
     ("date", "type-error"): 1,

@@ -115,8 +115,14 @@ def test_codes_are_strings(registry: dict[str, DatasetSpec]) -> None:
                 assert column.type == "string", f"{spec.slug}.{column.name}"
 
 
+# The demo file built to break its schema's shape (see administrations.fontaines_eau_csv).
+FAULTY_SHAPE = "fontaines_eau"
+
+
 def test_every_declared_column_is_in_the_file(registry: dict[str, DatasetSpec]) -> None:
     for slug, spec in registry.items():
+        if slug == FAULTY_SHAPE:
+            continue
         frame = read_source(spec, demo_file(slug).generate())
         assert [c.name for c in spec.columns] == list(frame.columns), slug
 
@@ -136,3 +142,40 @@ def test_effectifs_breaks_exactly_the_code_commune_pattern(registry: dict[str, D
     broken = [code for code in frame["code_commune"] if not re.search(pattern, code)]
     assert all(code.startswith("2C") for code in broken)
     assert len(frame) > 100 * EFFECTIFS_BROKEN_ROWS  # most rows are fine
+
+
+def test_fontaines_breaks_its_schema_in_the_designed_ways_and_cleaning_fixes_all(registry, tmp_path) -> None:
+    """Every fault the generator's docstring lists is in the conformance report, and nothing else;
+    the clean table is complete and its quality check has warnings only."""
+    from dinum_pipelines.lib.cleaning import clean_table
+    from dinum_pipelines.lib.conformance import parse_schema, validate_file
+    from dinum_pipelines.lib.parsing import decimal_separator
+    from dinum_pipelines.lib.parsing import read_source as read_text_table
+    from dinum_pipelines.lib.quality import validate_dataset
+
+    spec = registry[FAULTY_SHAPE]
+    path = tmp_path / "fontaines-eau-potable.csv"
+    path.write_bytes(demo_file(FAULTY_SHAPE).generate())
+    report = validate_file(path, parse_schema(spec.table_schema.document), spec.source, path.name)
+    rows = 36
+    assert report.counts() == Counter(
+        {
+            ("bom-before-other-encoding", None): 1,
+            ("label-case-or-accents", "code_insee"): 1,
+            ("duplicate-label", "commune"): 1,
+            ("extra-label", None): 1,
+            ("missing-label", "gestionnaire"): 1,
+            ("blank-row", None): 3,
+            **{("type-error", name): rows for name in ("latitude", "longitude", "date_installation", "en_service")},
+        }
+    )
+    text_table, _ = read_text_table(path, spec.source)
+    cleaned, cleaning = clean_table(text_table, spec, decimal_separator(spec.source))
+    assert len(cleaned) == rows and cleaning.issues == []
+    assert cleaned["latitude"].notna().all() and cleaned["en_service"].notna().all()
+    quality = validate_dataset(cleaned, spec, cleaning)
+    assert quality.passed and quality.blocking_failures == []
+    assert {o.rule for o in quality.warnings} == {
+        "file_structure_missing_columns", "file_structure_header_spelling", "file_structure_extra_columns",
+        "file_structure_duplicate_headers", "file_structure_blank_rows",
+    }

@@ -25,6 +25,8 @@ from dinum_pipelines.lib.registry import load_registry
 
 GOOD = ("subventions_associations", "bornes_recharge")
 BAD = "effectifs_ecoles"
+# Not conformant to its Table Schema in many ways, all of which cleaning fixes: published, with warnings.
+NONCONFORMANT = "fontaines_eau"
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +91,12 @@ def test_demo_publishes_good_datasets_blocks_the_bad_one_and_is_idempotent(demo)
     assert outcomes[BAD].status == "blocked"
     assert "code_commune" in outcomes[BAD].detail and "2C" in outcomes[BAD].detail
 
+    fontaines = outcomes[NONCONFORMANT]
+    assert fontaines.status == "published" and fontaines.check_passed is True and fontaines.check_warnings
+    assert sum(fontaines.conformance.values()) == 152 and fontaines.conformance["blank-row"] == 3
+
     datasets = published_by_slug(demo)
-    assert set(datasets) == set(GOOD)  # the blocked dataset never reached the catalog
+    assert set(datasets) == {*GOOD, NONCONFORMANT}  # the blocked dataset never reached the catalog
     for slug in GOOD:
         dataset = datasets[slug]
         assert dataset["license"] == "lov2"
@@ -106,14 +112,28 @@ def test_demo_publishes_good_datasets_blocks_the_bad_one_and_is_idempotent(demo)
             assert resource["extras"]["validation-report:valid_resource"] is True
             assert resource["extras"]["validation-report:nb_rules"] == len(report["outcomes"])
 
+    # The source that breaks its schema: clean files published, and its conformance report beside them.
+    files = demo.layout.clean_files(NONCONFORMANT)
+    by_role = {r["extras"]["dinum:role"]: r for r in datasets[NONCONFORMANT]["resources"]}
+    assert set(by_role) == {"csv", "parquet", "conformance"}
+    assert by_role["conformance"]["type"] == "documentation"
+    assert sha256(demo.download(by_role["conformance"]["id"])) == sha256(files.conformance_report.read_bytes())
+    for role in ("csv", "parquet"):
+        extras = by_role[role]["extras"]
+        assert extras["validation-report:validator"] == "dinum-validate"
+        assert extras["validation-report:valid_resource"] is False and extras["validation-report:nb_errors"] == 152
+        assert extras["validation-report:schema_name"] == "demo-fontaines-eau"
+    page = requests.get(f"{demo.catalog.url}/datasets/{datasets[NONCONFORMANT]['id']}/conformite/", timeout=10)
+    assert page.status_code == 200 and 'data-errors="152"' in page.text
+
     # Same sources again: nothing new in the catalog.
     before = {slug: demo.api(f"datasets/{d['id']}/") for slug, d in datasets.items()}
     outcomes = demo.run()
-    assert {outcomes[slug].status for slug in GOOD} == {"unchanged"}
+    assert {outcomes[slug].status for slug in (*GOOD, NONCONFORMANT)} == {"unchanged"}
     assert "304 Not Modified" in outcomes[GOOD[0]].detail
     assert outcomes[BAD].status == "blocked" and outcomes[BAD].check_passed is False
     after = {slug: demo.api(f"datasets/{d['id']}/") for slug, d in datasets.items()}
-    for slug in GOOD:
+    for slug in (*GOOD, NONCONFORMANT):
         assert after[slug]["last_modified"] == before[slug]["last_modified"]
         assert [(r["id"], r["checksum"], r["last_modified"]) for r in after[slug]["resources"]] == [
             (r["id"], r["checksum"], r["last_modified"]) for r in before[slug]["resources"]
@@ -159,7 +179,11 @@ def test_make_demo_command_prints_summary_and_catalog_url(tmp_path):
     lines = result.stdout.splitlines()
     catalog_lines = [line for line in lines if line.startswith("catalog: http://127.0.0.1:")]
     assert len(catalog_lines) == 1
-    assert "2 dataset(s) in the catalog; checks: 2 passed, 1 failed." in result.stdout
+    assert "3 dataset(s) in the catalog; checks: 3 passed, 1 failed." in result.stdout
     assert f"- {BAD}: BLOCKED" in result.stdout
+    assert f"- {NONCONFORMANT}: PUBLISHED (check passed with warnings)" in result.stdout
+    assert "source file vs its Table Schema: NOT conformant, 152 fault(s)" in result.stdout
+    [link] = [line.split(": ", 1)[1] for line in lines if "check its source as a producer would" in line]
+    assert link.startswith("http://127.0.0.1:") and "/valider/?url=" in link
     assert (tmp_path / ".env").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()

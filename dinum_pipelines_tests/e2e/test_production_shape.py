@@ -71,11 +71,14 @@ def test_demo_on_a_postgres_instance_and_a_postgres_catalog(postgres_instance, p
         again = {o.slug: o for o in run_datasets(defs, registry, postgres_instance)}
         report_id = run_quality_report(defs, postgres_instance)
 
-    assert first == {"subventions_associations": "published", "bornes_recharge": "published", "effectifs_ecoles": "blocked"}
+    assert first == {
+        "subventions_associations": "published", "bornes_recharge": "published", "fontaines_eau": "published",
+        "effectifs_ecoles": "blocked",
+    }
     assert again["subventions_associations"].status == "unchanged" and again["effectifs_ecoles"].status == "blocked"
     assert "304 Not Modified" in again["bornes_recharge"].detail
     runs = postgres_instance.get_run_records()
-    assert len(runs) == 7  # 2 x 3 datasets + the quality report, stored in PostgreSQL
+    assert len(runs) == 9  # 2 x 4 datasets + the quality report, stored in PostgreSQL
     assert report_id is not None
     report = postgres_catalog.store.datasets.get(report_id)
     assert report is not None and report["extras"]["dinum:slug"] == "quality_report"
