@@ -107,13 +107,15 @@ def outcome_of_run(spec: DatasetSpec, result: dg.ExecuteInProcessResult, instanc
         reason = _metadata_value(observations[-1].metadata, "unchanged") if observations else "no new version"
         last_check = _latest_check(instance, slug)
         previous = ""
+        blocked = last_check is not None and not last_check.passed and last_check.severity == dg.AssetCheckSeverity.ERROR
         if last_check is not None:
-            previous = "; last check passed" if last_check.passed else f"; last check failed: {last_check.description}"
+            previous = f"; last check failed: {last_check.description}" if blocked else "; last check passed"
+            common["check_warnings"] = not last_check.passed and not blocked
         return DatasetOutcome(
-            status="blocked" if last_check is not None and not last_check.passed else "unchanged",
+            status="blocked" if blocked else "unchanged",
             detail=f"source unchanged ({reason}){previous}",
             dataset_id=_latest_dataset_id(instance, slug),
-            check_passed=last_check.passed if last_check is not None else None,
+            check_passed=not blocked if last_check is not None else None,
             **common,
         )
     return DatasetOutcome(status="failed", detail="the run ended without publishing", **common)

@@ -183,7 +183,7 @@ def test_make_demo_command_prints_summary_and_catalog_url(tmp_path):
     assert f"- {BAD}: BLOCKED" in result.stdout
     assert f"- {NONCONFORMANT}: PUBLISHED (check passed with warnings)" in result.stdout
     assert "source file vs its Table Schema: NOT conformant, 152 fault(s)" in result.stdout
-    [link] = [line.split(": ", 1)[1] for line in lines if "check its source as a producer would" in line]
+    [link] = [line.split("would: ", 1)[1] for line in lines if "check its source as a producer would" in line]
     assert link.startswith("http://127.0.0.1:") and "/valider/?url=" in link
     assert (tmp_path / ".env").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()
