@@ -63,7 +63,7 @@ class CatalogSettings:
             public_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or None),
             simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
             accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
-            schemas_dir=Path(os.environ[SCHEMAS_DIR_ENV]) if os.environ.get(SCHEMAS_DIR_ENV) else default.schemas_dir,
+            schemas_dir=_optional_path(os.environ.get(SCHEMAS_DIR_ENV), default.schemas_dir),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -76,3 +76,10 @@ class CatalogSettings:
             ACCEL_REDIRECT_PREFIX_ENV: self.accel_redirect_prefix or "",
             SCHEMAS_DIR_ENV: str(self.schemas_dir or ""),
         }
+
+
+def _optional_path(value: str | None, default: Path | None) -> Path | None:
+    """An environment variable naming a folder: absent -> `default`, empty -> None (none wanted)."""
+    if value is None:
+        return default
+    return Path(value) if value else None

@@ -66,7 +66,10 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default.files_dir == Path(".dinum/catalog/files")
     monkeypatch.setenv("DINUM_CATALOG_DATABASE_URL", "sqlite:///x.db")
     monkeypatch.setenv("DINUM_CATALOG_FILES_DIR", str(tmp_path))
-    assert CatalogSettings.from_env() == CatalogSettings("sqlite:///x.db", tmp_path)
+    monkeypatch.delenv("DINUM_CATALOG_SCHEMAS_DIR", raising=False)
+    assert CatalogSettings.from_env() == CatalogSettings("sqlite:///x.db", tmp_path, schemas_dir=Path(".dinum/catalog/schemas"))
+    monkeypatch.setenv("DINUM_CATALOG_SCHEMAS_DIR", str(tmp_path / "schemas"))
+    assert CatalogSettings.from_env().schemas_dir == tmp_path / "schemas"
     assert CatalogSettings.from_env("sqlite:///y.db").database_url == "sqlite:///y.db"
 
 

@@ -359,6 +359,25 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def item_judgement(field: Field, items: list[Any]) -> tuple[bool, tuple[str, ...]]:
+    """An array's items judged by its `arrayItem` field: (every item of its type, constraints broken)."""
+    item = field.array_item
+    if item is None:
+        return True, ()
+    checks = constraint_values(item)
+    broken: dict[str, None] = {}
+    for value in items:
+        if value is None:
+            if item.required:
+                broken["required"] = None
+            continue
+        read = reference_value(item, value)
+        if read is INVALID:
+            return False, ()
+        broken.update(dict.fromkeys(violated_constraints(item, read, checks)))
+    return True, tuple(broken)
+
+
 def violated_constraints(field: Field, value: Any, checks: dict[str, Any]) -> tuple[str, ...]:
     """The constraints (other than required) a well-typed value breaks; `checks` from `constraint_values`."""
     broken = []
@@ -373,6 +392,9 @@ def violated_constraints(field: Field, value: Any, checks: dict[str, Any]) -> tu
             broken.append(name)
         elif name in ORDER_CONSTRAINTS:
             if limit is INVALID:
+                continue
+            if value != value:  # NaN is within no bound (frictionless says so too)
+                broken.append(name)
                 continue
             try:
                 left, right = _comparable(value), _comparable(limit)
@@ -554,11 +576,13 @@ class FieldJudge:
         if cached is not None:
             return cached
         value = reference_value(self.field, text)
-        if value is INVALID:
+        items_ok, item_broken = item_judgement(self.field, value) if value is not INVALID and self.field.array_item else (True, ())
+        if value is INVALID or not items_ok:
             result: tuple[bool, tuple[str, ...], Any] = (False, (), None)
         else:
             key = _key(self.field, value)
-            result = (True, violated_constraints(self.field, value, self.checks), text if key is None else key)
+            broken = violated_constraints(self.field, value, self.checks) + tuple(f"arrayItem.{name}" for name in item_broken)
+            result = (True, broken, text if key is None else key)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[text] = result
@@ -620,6 +644,8 @@ class FieldJudge:
                     continue
                 bound = pa.scalar(_key(self.field, limit), type=self.key_type)
                 broken = comparisons[name](keys, bound)
+                if pa.types.is_floating(keys.type):
+                    broken = pc.or_(broken, pc.is_nan(keys))  # NaN is within no bound
             elif name == "enum":
                 members = pa.array([_key(self.field, member) for member in limit if member is not INVALID], type=self.key_type)
                 broken = pc.invert(pc.is_in(keys, value_set=members))

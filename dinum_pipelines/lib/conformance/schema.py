@@ -174,7 +174,7 @@ def _string_list(value: Any, where: str, warnings: list[str]) -> list[str]:
     return [str(item) for item in value if item is not None]
 
 
-def _field(raw: Any, index: int, warnings: list[str], origin: str) -> Field:
+def _field(raw: Any, index: int, warnings: list[str], origin: str, *, item: bool = False) -> Field:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
         raise SchemaError(f"{origin}: field 'fields[{index}]' has no name")
     name: str = raw["name"]
@@ -195,8 +195,11 @@ def _field(raw: Any, index: int, warnings: list[str], origin: str) -> Field:
         warnings.append(f"{where} a des contraintes qui ne sont pas un objet ; ignorées")
         constraints = {}
     constraints = dict(constraints)
-    for key in CONSTRAINT_NAMES & raw.keys():
-        if key not in constraints:
+    for key in sorted(CONSTRAINT_NAMES & raw.keys()):
+        if item:
+            # Validata and frictionless never enforced these: files they accepted must stay valid.
+            warnings.append(f"{where} : « {key} » est écrit hors de « constraints » dans « arrayItem » ; ignoré")
+        elif key not in constraints:
             warnings.append(f"{where} déclare « {key} » hors de « constraints » ; lu comme une contrainte")
             constraints[key] = raw[key]
     for key in ("required", "unique"):
@@ -220,10 +223,10 @@ def _field(raw: Any, index: int, warnings: list[str], origin: str) -> Field:
     missing_values = raw.get("missingValues")
     array_item = None
     if isinstance(raw.get("arrayItem"), dict):
-        item = {key: value for key, value in raw["arrayItem"].items() if key != "arrayItem"}
-        item.setdefault("name", name)
-        item.setdefault("type", "any")
-        array_item = _field(item, index, warnings, origin)
+        descriptor = {key: value for key, value in raw["arrayItem"].items() if key != "arrayItem"}
+        descriptor.setdefault("name", name)
+        descriptor.setdefault("type", "any")
+        array_item = _field(descriptor, index, warnings, origin, item=True)
     return Field(
         name=name,
         type=kind,

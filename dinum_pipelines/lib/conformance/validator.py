@@ -84,6 +84,8 @@ def _type_expectation(field: Field) -> str:
 
 
 def _constraint_expectation(field: Field, name: str) -> str:
+    if name.startswith("arrayItem.") and field.array_item is not None:
+        return "contient un élément qui " + _constraint_expectation(field.array_item, name.removeprefix("arrayItem."))
     value = field.constraints.get(name)
     if name == "required":
         return "est vide alors que la colonne est obligatoire"
@@ -281,7 +283,9 @@ class Validator:
                 continue
             values = subset.take(pa.array(broken)).to_pylist()
             expected = _constraint_expectation(field, constraint)
-            note = f'constraint "{constraint}" is "{field.constraints.get(constraint)}"'
+            owner = field.array_item if constraint.startswith("arrayItem.") and field.array_item else field
+            plain = constraint.removeprefix("arrayItem.")
+            note = f'{"array item " if owner is not field else ""}constraint "{plain}" is "{owner.constraints.get(plain)}"'
             faults.extend(
                 Fault(
                     code="constraint-error",
