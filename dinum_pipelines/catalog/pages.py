@@ -242,12 +242,18 @@ def home(page: PageRequest) -> Response:
     )
 
 
-def dataset_page(page: PageRequest) -> Response:
+def public_dataset(page: PageRequest) -> Json:
+    """The dataset the path names (id or slug), as anonymous visitors may see it: 404, 410 otherwise."""
     record = page.store.datasets.get(page.request.path_params["dataset"])
     if record is None or record["private"]:
         raise NotFound("Ce jeu de données n'existe pas.")
     if record["deleted"]:
         raise Gone("Ce jeu de données a été supprimé.")
+    return record
+
+
+def dataset_page(page: PageRequest) -> Response:
+    record = public_dataset(page)
     if page.request.method == "GET":
         page.store.events.record(
             DATASET_VIEW, channel="web", user_agent=page.request.headers.get("user-agent"), dataset_id=record["id"],

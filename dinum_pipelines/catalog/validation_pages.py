@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from dinum_pipelines.catalog.errors import Gone, NotFound
-from dinum_pipelines.catalog.pages import PageRequest, page_endpoint
+from dinum_pipelines.catalog.errors import NotFound
+from dinum_pipelines.catalog.pages import PageRequest, page_endpoint, public_dataset
 from dinum_pipelines.lib.conformance import SchemaError, SourceError, guess_format, read_schema_file, validate_file
 from dinum_pipelines.lib.conformance.faults import CATALOGUE, HEADER_CODES
 from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
@@ -125,38 +125,36 @@ async def _save(upload: UploadFile, folder: Path) -> Path:
     return target
 
 
+async def _input(form: Mapping[str, Any], upload_field: str, url_field: str, folder: Path, what: str) -> tuple[Path, str] | None:
+    """The file the form uploads in `upload_field` or links in `url_field`, saved in `folder`, and
+    how to name it in messages; None when the form gives neither."""
+    folder.mkdir()
+    upload = form.get(upload_field)
+    url = str(form.get(url_field) or "").strip()
+    if isinstance(upload, UploadFile) and upload.filename:
+        return await _save(upload, folder), Path(upload.filename).name
+    if url:
+        if not _URL.match(url):
+            raise InputError(f"L'adresse {what} doit commencer par http:// ou https://.")
+        return await run_in_threadpool(_fetch, url, folder), url
+    return None
+
+
 async def _inputs(form: Mapping[str, Any], page: PageRequest, folder: Path) -> tuple[Path, str, Path, str]:
     """The data file and the schema the form (or the query string) names, saved in `folder`;
     names for messages."""
-    upload = form.get("file")
-    url = str(form.get("url") or "").strip()
-    data_dir, schema_dir = folder / "data", folder / "schema"
-    data_dir.mkdir()
-    schema_dir.mkdir()
-    if isinstance(upload, UploadFile) and upload.filename:
-        data, name = await _save(upload, data_dir), Path(upload.filename).name
-    elif url:
-        if not _URL.match(url):
-            raise InputError("L'adresse du fichier doit commencer par http:// ou https://.")
-        data, name = await run_in_threadpool(_fetch, url, data_dir), url
-    else:
+    data = await _input(form, "file", "url", folder / "data", "du fichier")
+    if data is None:
         raise InputError("Choisissez un fichier à vérifier, ou donnez son adresse.")
-    schema_upload = form.get("schema_file")
-    schema_url = str(form.get("schema_url") or "").strip()
+    schema = await _input(form, "schema_file", "schema_url", folder / "schema", "du schéma")
     chosen = str(form.get("schema") or "").strip()
-    if isinstance(schema_upload, UploadFile) and schema_upload.filename:
-        schema, schema_name = await _save(schema_upload, schema_dir), Path(schema_upload.filename).name
-    elif schema_url:
-        if not _URL.match(schema_url):
-            raise InputError("L'adresse du schéma doit commencer par http:// ou https://.")
-        schema, schema_name = await run_in_threadpool(_fetch, schema_url, schema_dir), schema_url
-    elif chosen:
+    if schema is None and chosen:
         if chosen not in known_schemas(page) or not _SCHEMA_FILE.match(chosen):
             raise InputError(f"Le schéma « {chosen} » n'est pas proposé par ce catalogue.")
-        schema, schema_name = page.store.settings.schemas_dir / chosen, chosen
-    else:
+        schema = page.store.settings.schemas_dir / chosen, chosen
+    if schema is None:
         raise InputError("Choisissez un schéma, envoyez-le, ou donnez son adresse.")
-    return data, name, schema, schema_name
+    return *data, *schema
 
 
 def _validate(data: Path, name: str, schema_path: Path, schema_name: str) -> dict[str, Any]:
@@ -196,11 +194,7 @@ async def validate_page(request: Request) -> Response:
 
 
 def dataset_report_page(page: PageRequest) -> Response:
-    record = page.store.datasets.get(page.request.path_params["dataset"])
-    if record is None or record["private"]:
-        raise NotFound("Ce jeu de données n'existe pas.")
-    if record["deleted"]:
-        raise Gone("Ce jeu de données a été supprimé.")
+    record = public_dataset(page)
     resource = next(
         (r for r in record.get("resources", []) if (r.get("extras") or {}).get(ROLE_EXTRA) == CONFORMANCE_ROLE), None
     )

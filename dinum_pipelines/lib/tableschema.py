@@ -28,7 +28,6 @@ once a schema version is cached (a version is immutable once published).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dinum_pipelines.lib.names import snake_case
+from dinum_pipelines.lib.conformance.schema import SchemaError, load_schema_document
 from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
 
 SCHEMA_CACHE_ENV = "DINUM_SCHEMA_CACHE"
@@ -143,11 +143,9 @@ def _fetch_into_cache(url: str, destination: Path) -> None:
 def _read(path: Path, origin: str | None = None) -> TableSchema:
     where = origin or str(path)
     try:
-        document = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise TableSchemaError(f"{where}: cannot read the schema: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TableSchemaError(f"{where}: the schema is not valid JSON: {exc}") from None
+        document = load_schema_document(path, where)
+    except SchemaError as exc:
+        raise TableSchemaError(str(exc)) from None
     fields = document.get("fields") if isinstance(document, dict) else None
     if not isinstance(fields, list) or not fields:
         raise TableSchemaError(f"{where}: not a Table Schema (no 'fields' list at the top level)")

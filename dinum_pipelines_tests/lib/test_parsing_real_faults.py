@@ -34,7 +34,13 @@ from dinum_pipelines.lib.parsing import (
     read_spreadsheet,
     sniff_text_encoding,
 )
-from dinum_pipelines.lib.registry import CsvOptions, DatasetSpec, SourceSpec, SpreadsheetOptions
+from dinum_pipelines.lib.registry import (
+    CsvOptions,
+    DatasetSpec,
+    SourceSpec,
+    SpreadsheetOptions,
+)
+from dinum_pipelines_tests.lib.test_parsing import _workbook
 
 BOM = b"\xef\xbb\xbf"
 REAL_WORKBOOKS = [
@@ -81,15 +87,7 @@ def _patched(path: Path, member: str, old: bytes, new: bytes) -> bytes:
     return out.read_bytes()
 
 
-def _xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    for title, rows in sheets.items():
-        sheet = book.create_sheet(title)
-        for row in rows:
-            sheet.append(row)
-    book.save(path)
-    return path
+_xlsx = _workbook  # an xlsx written cell by cell with openpyxl (test_parsing's helper)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, list[str | None]]:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dinum_pipelines.lib.conformance.faults import Fault
+from dinum_pipelines.lib.conformance.faults import Fault, show_value
 from dinum_pipelines.lib.quality import frformats
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def _compare(params: dict[str, Any]) -> Check:
             except TypeError:
                 ok = False
             if not ok:
-                expected = f"{first} ({left}) devrait être {op} {second} ({right})"
+                expected = f"{first} ({show_value(left)}) devrait être {op} {second} ({show_value(right)})"
                 faults.append(_row_fault("compare-columns-value", view, position, expected, first))
         return faults
 
@@ -192,7 +192,10 @@ def _sum(params: dict[str, Any]) -> Check:
             if values[total][position] is None or any(number is None for number in numbers):
                 continue
             if abs(values[total][position] - sum(numbers)) > 1e-9:
-                expected = f"{total} ({values[total][position]:g}) devrait être la somme de {', '.join(parts)} ({sum(numbers):g})"
+                expected = (
+                    f"{total} ({show_value(values[total][position])}) devrait être la somme de "
+                    f"{', '.join(parts)} ({show_value(float(sum(numbers)))})"
+                )
                 faults.append(_row_fault("sum-columns-value", view, position, expected, total))
         return faults
 

@@ -159,3 +159,12 @@ def _shorten(value: str | None, limit: int = 120) -> str:
     if value is None:
         return ""
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def show_value(value: Any) -> str:
+    """A typed value as a message shows it: `60`, not `60.0`; dates in ISO 8601."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)

@@ -94,17 +94,21 @@ class Schema:
         return [candidate.name for candidate in self.fields]
 
 
-def read_schema_file(path: Path | str, origin: str | None = None) -> Schema:
-    """The schema in a JSON file (or a `datapackage.json`'s first tabular resource is not read here)."""
-    path = Path(path)
-    where = origin or str(path)
+def load_schema_document(path: Path | str, where: str | None = None) -> Any:
+    """A schema file's JSON; `SchemaError` naming `where` (default: the path) when it cannot be read."""
+    where = where or str(path)
     try:
-        document = json.loads(path.read_bytes())
+        return json.loads(Path(path).read_bytes())
     except OSError as exc:
         raise SchemaError(f"{where}: cannot read the schema: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SchemaError(f"{where}: the schema is not valid JSON: {exc}") from None
-    return parse_schema(document, where)
+
+
+def read_schema_file(path: Path | str, origin: str | None = None) -> Schema:
+    """The Table Schema in a JSON file, read leniently; `origin` names it in messages (its URL)."""
+    where = origin or str(path)
+    return parse_schema(load_schema_document(path, where), where)
 
 
 def parse_schema(document: Any, origin: str = "schema") -> Schema:

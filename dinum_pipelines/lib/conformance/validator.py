@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from dinum_pipelines.lib.conformance import custom_checks
 from dinum_pipelines.lib.conformance.cells import FieldJudge
-from dinum_pipelines.lib.conformance.faults import Fault
+from dinum_pipelines.lib.conformance.faults import Fault, show_value
 from dinum_pipelines.lib.conformance.header import HeaderMatch, match_header
 from dinum_pipelines.lib.conformance.report import ConformanceReport
 from dinum_pipelines.lib.conformance.schema import Field, Schema
@@ -363,7 +363,7 @@ class Validator:
         for row, earlier, values in zip(
             frame["row"].to_numpy()[repeated], previous.to_numpy()[repeated], keys[repeated].itertuples(index=False)
         ):
-            shown = ", ".join("" if _is_na(value) else _show(value) for value in values)
+            shown = ", ".join("" if _is_na(value) else show_value(value) for value in values)
             if code == "unique-error":
                 faults.append(
                     Fault(
@@ -403,7 +403,7 @@ class Validator:
             cells = tuple(None if _is_na(value) else value for value in values)
             if all(value is None for value in cells) or cells in lookup:
                 continue
-            shown = ", ".join("" if value is None else _show(value) for value in cells)
+            shown = ", ".join("" if value is None else show_value(value) for value in cells)
             target = key.resource or "cette table"
             faults.append(
                 Fault(
@@ -453,14 +453,6 @@ def prefetched(batches: Iterator[RawBatch], depth: int = 2) -> Iterator[RawBatch
 
 def _is_na(value: Any) -> bool:
     return value is None or value is pd.NaT or (isinstance(value, float) and value != value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def key_values(table: RawTable, schema: Schema, fields: Sequence[str], *, fast: bool = True) -> set[tuple]:
