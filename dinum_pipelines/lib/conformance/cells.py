@@ -453,34 +453,54 @@ class _FastTier:
     read: Callable[[pa.Array], tuple[np.ndarray, pa.Array]]
 
 
+def _plain_number_cells(cells: pa.Array, integer: bool, decimal: str = ".") -> np.ndarray:
+    """Cells written `[+-]digits[<decimal>digits]` (`digits` for integers), found from the bytes
+    without a regex; null cells: False. Every such cell is a number frictionless reads (`Decimal`,
+    `int`) and Arrow casts once its decimal mark is a point."""
+    count = len(cells)
+    _, offsets_buffer, data_buffer = cells.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=count + 1, offset=cells.offset * 8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, dtype=np.uint8)
+    data, offsets = data[offsets[0] : offsets[-1]], offsets - offsets[0]
+    lengths = np.diff(offsets)
+    # Digits in the low 21 bits, decimal marks in the next 21, other points above: one running sum
+    # counts the three (a cell longer than 2 million bytes is no plain number anyway).
+    classes = ((data - np.uint8(48)) < 10).astype(np.int64) | ((data == ord(decimal)).astype(np.int64) << 21)
+    if decimal != ".":
+        classes |= (data == ord(".")).astype(np.int64) << 42
+    running = np.zeros(data.size + 1, dtype=np.int64)
+    np.cumsum(classes, out=running[1:])
+    counts = running[offsets[1:]] - running[offsets[:-1]]
+    digits, marks, points = counts & 0x1FFFFF, (counts >> 21) & 0x1FFFFF, counts >> 42
+    first = data[np.minimum(offsets[:-1], max(data.size - 1, 0))] if data.size else np.zeros(count, dtype=np.uint8)
+    signed = (lengths > 0) & ((first == ord("+")) | (first == ord("-")))
+    # frictionless refuses a point where the decimal mark is another character.
+    plain = (digits >= 1) & (digits + marks + signed == lengths) & (points == 0)
+    # Integers of up to 15 digits are exact as float64 keys (uniqueness, bounds); longer ones go to the reference.
+    plain &= (marks == 0) & (lengths <= 16) if integer else (marks <= 1) & (lengths <= 30)
+    return plain & _valid(cells)
+
+
 def _plain_numbers(field: Field, integer: bool) -> Callable[[pa.Array], tuple[np.ndarray, pa.Array]]:
     """Numbers as frictionless rewrites them (group characters dropped, the decimal mark made a
-    point), cast by Arrow: the whole batch at once when every cell casts (the usual case), else
-    the cells a conservative regex accepts. Every string Arrow casts, `Decimal`/`int` read too."""
+    point), the plainly written ones (see `_plain_number_cells`) cast by Arrow; the others are
+    left to the reference."""
     decimal = field.decimal_char if field.number_options and not integer else "."
     group = field.group_char if field.number_options and not integer else ""
-    target = pa.int64() if integer else pa.float64()
-    digits = f"[0-9]+(?:{re.escape(group)}[0-9]+)*" if group else "[0-9]{1,15}"
-    fraction = "" if integer else rf"(?:{re.escape(decimal)}[0-9]{{1,15}})?"
-    regex = rf"^[+-]?{digits}{fraction}$"
 
-    def rewrite(cells: pa.Array) -> pa.Array:
-        if group:
-            cells = pc.replace_substring(cells, group, "")
+    def cast(cells: pa.Array) -> pa.Array:
         if decimal != ".":
             cells = pc.replace_substring(cells, decimal, ".")
-        return cells
+        return pc.cast(cells, pa.float64())
 
     def read(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
-        # A point where the mark is another character makes frictionless refuse the cell.
-        clean = decimal == "." or group == "." or not pc.any(pc.match_substring(cells, ".")).as_py()
-        if clean:
-            try:
-                return np.arange(len(cells)), pc.cast(pc.cast(rewrite(cells), target), pa.float64())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
-        positions = np.flatnonzero(pc.match_substring_regex(cells, regex).to_numpy(zero_copy_only=False))
-        return positions, pc.cast(rewrite(cells.take(pa.array(positions))), pa.float64())
+        if group:
+            cells = pc.replace_substring(cells, group, "")
+        plain = _plain_number_cells(cells, integer, decimal)
+        if plain.sum() == len(cells) - cells.null_count:
+            return np.arange(len(cells)), cast(cells)
+        positions = np.flatnonzero(plain)
+        return positions, cast(cells.take(pa.array(positions)))
 
     return read
 
@@ -492,7 +512,7 @@ def _fixed_width(formats: tuple[str, ...], kind: str) -> Callable[[pa.Array], tu
         return None
 
     def read(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
-        pending = np.ones(len(cells), dtype=bool)
+        pending = _valid(cells)
         found, values = [], []
         for layout in layouts:
             positions, micros = fixed_width_dates(cells, pending, layout)
@@ -521,7 +541,7 @@ def fast_tier(field: Field) -> _FastTier | None:
         return _FastTier(_plain_numbers(field, kind == "integer"))
     if kind == "year":
         def read_years(cells: pa.Array) -> tuple[np.ndarray, pa.Array]:
-            positions = np.flatnonzero(pc.match_substring_regex(cells, r"^[0-9]{4}$").to_numpy(zero_copy_only=False))
+            positions = np.flatnonzero(_true(pc.match_substring_regex(cells, r"^[0-9]{4}$")))
             return positions, pc.cast(cells.take(pa.array(positions)), pa.float64())
 
         return _FastTier(read_years)
@@ -588,46 +608,54 @@ class FieldJudge:
         self._cache[text] = result
         return result
 
-    def _reference(self, cells: pa.Array) -> Judgement:
-        distinct = pc.unique(cells)
+    def _reference(self, cells: pa.Array, valid: np.ndarray) -> Judgement:
+        """The reference rules, once per distinct value of the valid cells."""
+        distinct = pc.unique(cells).drop_null()
+        if not len(distinct):
+            return _nothing_to_judge(len(cells), self.key_type)
         results = [self._judge_value(text) for text in distinct.to_pylist()]
-        positions = pc.index_in(cells, value_set=distinct).to_numpy(zero_copy_only=False)
-        ok = np.array([result[0] for result in results], dtype=bool)
+        positions = pc.fill_null(pc.index_in(cells, value_set=distinct), 0).to_numpy(zero_copy_only=False)
+        ok = np.array([result[0] for result in results], dtype=bool)[positions] | ~valid
         names = {name for result in results for name in result[1]}
         violations = {
-            name: np.array([name in result[1] for result in results], dtype=bool)[positions] for name in sorted(names)
+            name: np.array([name in result[1] for result in results], dtype=bool)[positions] & valid for name in sorted(names)
         }
         keys = pa.array([result[2] for result in results], type=self.key_type)
-        return Judgement(ok[positions], violations, keys.take(pa.array(positions)))
+        return Judgement(ok, violations, keys.take(pa.array(positions, mask=~valid)))
 
     def judge(self, cells: pa.Array) -> Judgement:
-        """Judge present cells (a large_string array without nulls)."""
-        if not len(cells):
-            return Judgement(np.zeros(0, dtype=bool), {}, pa.array([], type=self.key_type))
-        if self.fast is None and self.field.type != "string":
-            return self._reference(cells)
+        """Judge the non-null cells of a large_string array (nulls: missing cells, not judged).
+
+        Every array of the answer has one entry per cell; null cells are of the right type, break
+        no constraint and have a null key.
+        """
+        count = len(cells)
+        if not count:
+            return _nothing_to_judge(0, self.key_type)
+        valid = _valid(cells)
         if self.field.type == "string" and self.field.format in ("default", "") and not (
             set(self.checks) - {"pattern", "enum", "minLength", "maxLength"}
         ):
-            return self._judge_text(cells)
+            return self._judge_text(cells, valid)
         if self.fast is None:
-            return self._reference(cells)
+            return self._reference(cells, valid)
         matched, fast_keys = self.fast.read(cells)
-        if matched.size == len(cells):
-            return Judgement(np.ones(len(cells), dtype=bool), self._order_violations(fast_keys), fast_keys)
-        fast = np.zeros(len(cells), dtype=bool)
+        fast = np.zeros(count, dtype=bool)
         fast[matched] = True
-        slow = np.flatnonzero(~fast)
-        judged = self._reference(cells.take(pa.array(slow)))
-        type_ok = np.ones(len(cells), dtype=bool)
-        type_ok[slow] = judged.type_ok
-        keys = _scatter(len(cells), [(matched, fast_keys), (slow, judged.keys)], self.key_type)
-        violations = {name: np.zeros(len(cells), dtype=bool) for name in judged.violations}
-        for name, mask in judged.violations.items():
-            violations[name][slow] = mask
+        slow = np.flatnonzero(valid & ~fast)
+        violations = {name: np.zeros(count, dtype=bool) for name in self.checks}
         for name, mask in self._order_violations(fast_keys).items():
-            violations.setdefault(name, np.zeros(len(cells), dtype=bool))[matched] = mask
-        return Judgement(type_ok, violations, keys)
+            violations[name][matched] = mask
+        if not slow.size:
+            keys = fast_keys if matched.size == count else _scatter(count, [(matched, fast_keys)], self.key_type)
+            return Judgement(np.ones(count, dtype=bool), _broken_only(violations), keys)
+        judged = self._reference(cells.take(pa.array(slow)), np.ones(slow.size, dtype=bool))
+        type_ok = np.ones(count, dtype=bool)
+        type_ok[slow] = judged.type_ok
+        for name, mask in judged.violations.items():
+            violations.setdefault(name, np.zeros(count, dtype=bool))[slow] = mask
+        keys = _scatter(count, [(matched, fast_keys), (slow, judged.keys)], self.key_type)
+        return Judgement(type_ok, _broken_only(violations), keys)
 
     def _order_violations(self, keys: pa.Array) -> dict[str, np.ndarray]:
         """Bounds and enum on key values (numbers, dates) computed by Arrow."""
@@ -656,47 +684,85 @@ class FieldJudge:
                 violations[name] = mask
         return violations
 
-    def _judge_text(self, cells: pa.Array) -> Judgement:
+    def _judge_text(self, cells: pa.Array, valid: np.ndarray) -> Judgement:
         """A plain string field: every cell is of the right type; constraints vectorised."""
         violations: dict[str, np.ndarray] = {}
         lengths = None
         for name, limit in self.checks.items():
             if name in ("minLength", "maxLength"):
                 lengths = pc.utf8_length(cells) if lengths is None else lengths
-                broken = (pc.less if name == "minLength" else pc.greater)(lengths, limit)
-                mask = broken.to_numpy(zero_copy_only=False)
+                mask = _true(((pc.less if name == "minLength" else pc.greater)(lengths, limit)))
             elif name == "enum":
                 members = pa.array([member for member in limit if isinstance(member, str)], type=pa.large_string())
-                mask = pc.invert(pc.is_in(cells, value_set=members)).to_numpy(zero_copy_only=False)
+                mask = ~_true(pc.is_in(cells, value_set=members)) & valid
             else:
-                mask = self._pattern_misses(cells, limit)
+                mask = self._pattern_misses(cells, limit) & valid
             if mask.any():
                 violations[name] = mask
         return Judgement(np.ones(len(cells), dtype=bool), violations, cells)
 
     def _pattern_misses(self, cells: pa.Array, compiled: re.Pattern[str]) -> np.ndarray:
+        """Cells the pattern does not match (null cells: False)."""
         if self._re2_pattern is None:
             return self._python_pattern_misses(cells, compiled)
-        misses = pc.invert(pc.match_substring_regex(cells, self._re2_pattern)).to_numpy(zero_copy_only=False)
+        if _repetitive(cells):
+            # Codes repeat (communes, postcodes, categories): match each distinct value once.
+            encoded = pc.dictionary_encode(cells)
+            misses = self._pattern_misses(encoded.dictionary, compiled)
+            return misses[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)] & _valid(cells)
+        misses = _true(pc.invert(pc.match_substring_regex(cells, self._re2_pattern)))
         # Cells where RE2 and re could disagree are judged by re.
         doubtful = pc.ends_with(cells, "\n")
         if self._pattern_needs_re:
             doubtful = pc.or_(doubtful, pc.invert(pc.string_is_ascii(cells)))
-        doubtful_positions = np.flatnonzero(doubtful.to_numpy(zero_copy_only=False))
+        doubtful_positions = np.flatnonzero(_true(doubtful))
         if doubtful_positions.size:
             misses[doubtful_positions] = self._python_pattern_misses(cells.take(pa.array(doubtful_positions)), compiled)
         return misses
 
     @staticmethod
     def _python_pattern_misses(cells: pa.Array, compiled: re.Pattern[str]) -> np.ndarray:
-        distinct = pc.unique(cells)
+        distinct = pc.unique(cells).drop_null()
+        if not len(distinct):
+            return np.zeros(len(cells), dtype=bool)
         missed = np.array([compiled.match(text) is None for text in distinct.to_pylist()], dtype=bool)
-        return missed[pc.index_in(cells, value_set=distinct).to_numpy(zero_copy_only=False)]
+        return missed[pc.fill_null(pc.index_in(cells, value_set=distinct), 0).to_numpy(zero_copy_only=False)] & _valid(cells)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _true(mask: pa.Array) -> np.ndarray:
+    """A boolean array as numpy, nulls as False."""
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _broken_only(violations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: mask for name, mask in violations.items() if mask.any()}
+
+
+def _nothing_to_judge(count: int, key_type: pa.DataType) -> Judgement:
+    return Judgement(np.ones(count, dtype=bool), {}, pa.nulls(count, type=key_type))
+
+
+# A column is worth dictionary-encoding when its first cells repeat this much.
+_SAMPLE_CELLS = 16384
+_REPETITIVE_SHARE = 0.5
+
+
+def _repetitive(cells: pa.Array) -> bool:
+    """Whether a long column repeats its values (a sample of its first cells has few distinct ones)."""
+    if len(cells) <= 2 * _SAMPLE_CELLS:
+        return False
+    return pc.count_distinct(cells.slice(0, _SAMPLE_CELLS)).as_py() < _SAMPLE_CELLS * _REPETITIVE_SHARE
 
 
 def _scatter(length: int, parts: list[tuple[np.ndarray, pa.Array]], key_type: pa.DataType) -> pa.Array:
-    """One array of `length` values from arrays placed at the given positions."""
-    order = np.empty(length, dtype=np.int64)
+    """One array of `length` values from arrays placed at the given positions; nulls elsewhere."""
+    order = np.full(length, -1, dtype=np.int64)
     offset = 0
     arrays = []
     for positions, values in parts:
@@ -704,4 +770,4 @@ def _scatter(length: int, parts: list[tuple[np.ndarray, pa.Array]], key_type: pa
         offset += len(positions)
         arrays.append(values.cast(key_type) if values.type != key_type else values)
     combined = pa.concat_arrays(arrays) if arrays else pa.array([], type=key_type)
-    return combined.take(pa.array(order))
+    return combined.take(pa.array(order, mask=order < 0))

@@ -96,8 +96,23 @@ def _python_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row
         row += len(chunk)
 
 
-def _arrow_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row: int) -> Iterator[RawBatch]:
-    """Arrow's streaming reader; hands over to `_python_batches` at the first row it cannot place."""
+def _encoding_fault(path: Path, layout: parsing.CsvLayout) -> Fault | None:
+    """The file's first undecodable byte in its encoding, as a fault (one pass over the file)."""
+    undecodable = parsing._undecodable_line(path, layout.text)
+    if undecodable is None:
+        return None
+    return Fault(
+        code="encoding-error",
+        expected=f"Le fichier n'est pas lisible en {layout.encoding} ({undecodable}) : "
+        "les caractères illisibles sont remplacés par « � ».",
+        note=undecodable,
+    )
+
+
+def _arrow_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row: int, faults: list[Fault]) -> Iterator[RawBatch]:
+    """Arrow's streaming reader; hands over to `_python_batches` at the first row it cannot place
+    or the first byte it cannot decode (Arrow checks both as it reads, so a sound file is read
+    once; the encoding fault, if any, is added to `faults` then)."""
     names = [f"c{index}" for index in range(width)]
 
     def refuse(_row: Any) -> str:
@@ -130,6 +145,9 @@ def _arrow_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row:
         pass
     finally:
         handle.close()
+    fault = _encoding_fault(path, layout)
+    if fault is not None:
+        faults.append(fault)
     yield from _python_batches(path, layout, width, row, skip=layout.data_row + row - first_row)
 
 
@@ -148,26 +166,16 @@ def open_csv(path: Path, options: CsvOptions, name: str, *, missing_values: tupl
     faults: list[Fault] = []
     if layout.text.bom_mismatch:
         faults.append(Fault(code="bom-before-other-encoding", value=layout.text.encoding, note="UTF-8 BOM before a non-UTF-8 body"))
-    undecodable = parsing._undecodable_line(path, layout.text)
-    if undecodable is not None:
-        faults.append(
-            Fault(
-                code="encoding-error",
-                expected=f"Le fichier n'est pas lisible en {layout.encoding} ({undecodable}) : "
-                "les caractères illisibles sont remplacés par « � ».",
-                note=undecodable,
-            )
-        )
     width = len(labels)
     first_row = layout.data_row + 1
     # An empty line and a line of empty cells are the same to Arrow; they differ only when "" is
-    # not a missing value. Undecodable bytes are Python's to replace.
-    use_arrow = fast and "" in missing_values and undecodable is None and width > 0
-    batches = (
-        _arrow_batches(path, layout, width, first_row)
-        if use_arrow
-        else _python_batches(path, layout, width, first_row, skip=layout.data_row)
-    )
+    # not a missing value.
+    if fast and "" in missing_values and width > 0:
+        batches = _arrow_batches(path, layout, width, first_row, faults)
+    else:
+        if (fault := _encoding_fault(path, layout)) is not None:
+            faults.append(fault)
+        batches = _python_batches(path, layout, width, first_row, skip=layout.data_row)
     detected = {
         "encoding": layout.encoding,
         "delimiter": layout.delimiter,

@@ -138,13 +138,47 @@ class BatchView:
     keys: dict[str, pa.Array]
 
 
-def _spread(length: int, positions: np.ndarray, values: pa.Array) -> pa.Array:
-    """`values` placed at `positions` of an array of `length`, nulls elsewhere."""
-    if positions.size == length:
-        return values
-    indices = np.full(length, -1, dtype=np.int64)
-    indices[positions] = np.arange(positions.size)
-    return values.take(pa.array(indices, mask=indices < 0))
+def _missing_value_cells(cells: pa.Array, values: tuple[str, ...]) -> np.ndarray:
+    """Cells written as one of the missing values ("", "NA"...); absent cells are not. Only a cell
+    as short as a missing value and starting with one's first byte can be one: the offsets and
+    the bytes say which, and only those few are compared."""
+    if not values:
+        return np.zeros(len(cells), dtype=bool)
+    _, offsets_buffer, data_buffer = cells.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(cells) + 1, offset=cells.offset * 8)
+    lengths = np.diff(offsets)
+    present = np.ones(len(cells), dtype=bool) if cells.null_count == 0 else cells.is_valid().to_numpy(zero_copy_only=False)
+    longest = max(len(value.encode()) for value in values)
+    candidates = lengths == 0 if "" in values else np.zeros(len(cells), dtype=bool)
+    if longest:
+        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else np.zeros(1, dtype=np.uint8)
+        first = data[np.minimum(offsets[:-1], data.size - 1)]
+        starts = np.zeros(len(cells), dtype=bool)
+        for byte in {value.encode()[0] for value in values if value}:
+            starts |= first == byte
+        candidates |= (lengths <= longest) & starts
+    candidates &= present
+    if longest == 0:
+        return candidates
+    found = np.zeros(len(cells), dtype=bool)
+    positions = np.flatnonzero(candidates)
+    if positions.size:
+        hits = pc.is_in(cells.take(pa.array(positions)), value_set=pa.array(list(values), type=pa.large_string()))
+        found[positions] = pc.fill_null(hits, False).to_numpy(zero_copy_only=False)
+    return found
+
+
+def _only(cells: pa.Array, judged: np.ndarray) -> pa.Array:
+    """`cells` with every cell not to be judged (missing, in a blank row, absent) made null, without
+    copying the text: only the validity bitmap is new."""
+    wanted = judged if cells.null_count == 0 else judged & cells.is_valid().to_numpy(zero_copy_only=False)
+    if wanted.all() and cells.null_count == 0:
+        return cells
+    if cells.offset:
+        return pc.if_else(pa.array(wanted), cells, pa.scalar(None, cells.type))
+    validity = pa.py_buffer(np.packbits(wanted, bitorder="little"))
+    _, offsets, data = cells.buffers()
+    return pa.Array.from_buffers(cells.type, len(cells), [validity, offsets, data])
 
 
 def _may_be_damaged(array: pa.Array) -> bool:
@@ -212,9 +246,8 @@ class Validator:
             field = self.header.fields[index]
             values = field.missing_values if field is not None and field.missing_values is not None else self.schema.missing_values
             gone = cells.is_null().to_numpy(zero_copy_only=False) if cells.null_count else np.zeros(count, dtype=bool)
-            empty = pc.fill_null(pc.is_in(cells, value_set=pa.array(list(values), type=pa.large_string())), False)
             absent.append(gone)
-            missing.append(gone | empty.to_numpy(zero_copy_only=False))
+            missing.append(gone | _missing_value_cells(cells, values))
         blank = np.logical_and.reduce(missing) if missing else np.zeros(count, dtype=bool)
         keep = ~blank
         row_faults: list[Fault] = [Fault(code="blank-row", row=int(row), note="") for row in batch.rows[blank]]
@@ -265,23 +298,20 @@ class Validator:
                         constraint="required",
                     )
                 )
-        present = np.flatnonzero(~missing & keep)
-        subset = cells if present.size == len(cells) else cells.take(pa.array(present))
-        judgement = judge.judge(subset)
+        present = ~missing & keep
+        judgement = judge.judge(_only(cells, present))
         wrong = np.flatnonzero(~judgement.type_ok)
         if wrong.size:
-            values = subset.take(pa.array(wrong)).to_pylist()
+            values = cells.take(pa.array(wrong)).to_pylist()
             expected = _type_expectation(field)
             note = f'type is "{field.type}/{field.format}"'
             faults.extend(
-                Fault(code="type-error", field=name, field_number=number, row=int(rows[present[position]]), value=value, expected=expected, note=note)
+                Fault(code="type-error", field=name, field_number=number, row=int(rows[position]), value=value, expected=expected, note=note)
                 for position, value in zip(wrong, values)
             )
         for constraint, mask in judgement.violations.items():
             broken = np.flatnonzero(mask)
-            if not broken.size:
-                continue
-            values = subset.take(pa.array(broken)).to_pylist()
+            values = cells.take(pa.array(broken)).to_pylist()
             expected = _constraint_expectation(field, constraint)
             owner = field.array_item if constraint.startswith("arrayItem.") and field.array_item else field
             plain = constraint.removeprefix("arrayItem.")
@@ -291,7 +321,7 @@ class Validator:
                     code="constraint-error",
                     field=name,
                     field_number=number,
-                    row=int(rows[present[position]]),
+                    row=int(rows[position]),
                     value=value,
                     expected=expected,
                     note=note,
@@ -301,8 +331,7 @@ class Validator:
             )
         view.text[name] = cells
         view.missing[name] = missing
-        typed = np.flatnonzero(judgement.type_ok)
-        view.keys[name] = _spread(len(cells), present[typed], judgement.keys.take(pa.array(typed)) if typed.size != len(subset) else judgement.keys)
+        view.keys[name] = judgement.keys
         return faults
 
     def _damaged_text(self, cells: pa.Array, rows: np.ndarray, keep: np.ndarray, name: str, number: int) -> list[Fault]:
