@@ -152,17 +152,17 @@ def test_rows_are_numbered_as_records_across_the_arrow_to_python_handover(tmp_pa
     """A ragged row far into a large file: Arrow reads the first blocks, Python the rest, and every
     row keeps its number (a quoted cell spanning lines counts as one row)."""
     lines = [HEADER, '1,Ville,"deux\nlignes",3,oui,2024-01-31,\n']
-    lines += [f"{i},Ville,x,{i},oui,2024-01-31,{'a' * 200}\n" for i in range(2, 60_000)]
-    lines.append("60000,Ville,x,-5,oui,2024-01-31\n")  # one cell short, and a negative amount
-    lines.append("60001,Ville,x,7,maybe,2024-01-31,\n")
+    lines += [f"{i},Ville,x,{i},oui,2024-01-31,{'a' * 20}\n" for i in range(2, 100_000)]
+    lines.append("100000,Ville,x,-5,oui,2024-01-31\n")  # one cell short, and a negative amount
+    lines.append("100001,Ville,x,7,maybe,2024-01-31,\n")
     report = judge(tmp_path, "".join(lines))
-    assert (tmp_path / "f.csv").stat().st_size > source.ARROW_BLOCK_BYTES  # Arrow read a block before handing over
+    assert 100_000 > source.BATCH_ROWS  # Arrow gave a batch before handing over
     assert faults(report) == [
-        ("constraint-error", 60001, "montant", "-5"),
-        ("missing-cell", 60001, "commentaire", ""),
-        ("type-error", 60002, "actif", "maybe"),
+        ("constraint-error", 100001, "montant", "-5"),
+        ("missing-cell", 100001, "commentaire", ""),
+        ("type-error", 100002, "actif", "maybe"),
     ]
-    assert report.rows == 60001
+    assert report.rows == 100001
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from dinum_pipelines.lib.conformance.faults import Fault
 from dinum_pipelines.lib.registry import CsvOptions, SourceSpec
 
 BATCH_ROWS = 1 << 16
-ARROW_BLOCK_BYTES = 8 << 20
+# Arrow reads up to 32 blocks ahead of the consumer: 1 MiB blocks bound that to 32 MiB.
+ARROW_BLOCK_BYTES = 1 << 20
 csv.field_size_limit(1 << 30)  # a GeoJSON geometry in one cell easily passes csv's 128 KiB default
 
 
@@ -136,10 +138,17 @@ def _arrow_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row:
                 quoted_strings_can_be_null=False,
             ),
         )
-        for batch in reader:
-            if batch.num_rows:
-                yield RawBatch(rows=np.arange(row, row + batch.num_rows, dtype=np.int64), columns=list(batch.columns))
-                row += batch.num_rows
+        pending: list[pa.RecordBatch] = []
+        for batch in itertools.chain(reader, [None]):
+            if batch is not None:
+                pending.append(batch)
+            size = sum(piece.num_rows for piece in pending)
+            if size and (batch is None or size >= BATCH_ROWS):
+                # Small blocks keep Arrow's read-ahead small; the validator works on larger batches.
+                joined = pa.Table.from_batches(pending).combine_chunks()
+                pending = []
+                yield RawBatch(rows=np.arange(row, row + size, dtype=np.int64), columns=[column.chunk(0) for column in joined.columns])
+                row += size
         return
     except (pa.ArrowInvalid, UnicodeDecodeError):
         pass
