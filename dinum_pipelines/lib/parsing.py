@@ -349,10 +349,12 @@ def detect_delimiter(text: str, truncated: bool = False) -> str:
 
 
 def detect_header_row(widths: list[int]) -> int:
-    """Index of the first record with as many fields as most records (skips title rows above a table)."""
-    if not widths:
+    """Index of the first record with as many fields as most non-empty records (skips title rows
+    above a table; empty lines, 0 wide, never decide the table's width)."""
+    filled = [width for width in widths if width]
+    if not filled:
         return 0
-    table_width = max(set(widths), key=widths.count)
+    table_width = max(set(filled), key=lambda width: (filled.count(width), width))
     return next(i for i, width in enumerate(widths) if width == table_width)
 
 

@@ -173,3 +173,23 @@ def test_every_fault_is_listed_none_capped(tmp_path, fast):
     spec = SourceSpec(url="https://data.example.gouv.fr/f.csv", format="csv")
     report = validate_file(path, parse_schema(SCHEMA), spec, "f.csv", fast=fast)
     assert len(report.faults) == 3000 and len(report.to_dict()["errors"]) == 3000
+
+
+def test_control_characters_are_reported(tmp_path):
+    report = judge(tmp_path, HEADER + "1,Ville,x\x00y,3,oui,2024-01-31,\x0c\n2,Ville,x,3,oui,2024-01-31,ok\tfine\n")
+    assert faults(report) == [("control-character", 2, "Libellé", "x\x00y"), ("control-character", 2, "commentaire", "\x0c")]
+    assert "x\\x00y" in report.faults[0].message  # spelled out where people read it
+
+
+def test_an_empty_file_cannot_be_judged(tmp_path):
+    from dinum_pipelines.lib.conformance import SourceError
+
+    for content in (b"", b"\xef\xbb\xbf", b"\n\n"):
+        with pytest.raises(SourceError, match="the file is empty"):
+            judge(tmp_path, content)
+
+
+def test_trailing_empty_lines_neither_move_the_header_nor_pass_unseen(tmp_path):
+    report = judge(tmp_path, (HEADER + "1,Ville,x,3,oui,2024-01-31,\n").replace("\n", "\r\n") + "\r\n\r\n")
+    assert report.labels[0] == "id"
+    assert faults(report) == [("blank-row", 3, None, None), ("blank-row", 4, None, None)]

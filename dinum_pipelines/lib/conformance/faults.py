@@ -9,6 +9,7 @@ and a message template that a producer understands without knowing Table Schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "La valeur « {value} » de la colonne « {field} », ligne {row}, contient le caractère « � » : "
         "des lettres accentuées ont été perdues avant la publication.",
     ),
+    "control-character": (
+        "Caractère de contrôle",
+        "La valeur « {value} » de la colonne « {field} », ligne {row}, contient un caractère de contrôle "
+        "invisible (octet nul, saut de page…) : {expected}.",
+    ),
     "mojibake": (
         "Accents mal encodés",
         "La valeur « {value} » de la colonne « {field} », ligne {row}, contient des accents mal "
@@ -91,7 +97,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 
 # Codes frictionless 5 has no equivalent for (see the deviations table in the tests).
 OWN_CODES = frozenset(
-    {"label-case-or-accents", "unique-keys", "bom-before-other-encoding", "replacement-character", "mojibake"}
+    {
+        "label-case-or-accents", "unique-keys", "bom-before-other-encoding", "replacement-character", "mojibake",
+        "control-character",
+    }
 )
 HEADER_CODES = frozenset({"blank-label", "duplicate-label", "missing-label", "extra-label", "label-case-or-accents"})
 # Faults of the file as a whole (no row, no field).
@@ -155,9 +164,14 @@ class Fault:
         return rank, self.row or 0, self.field_number if self.field_number is not None else 1 << 30
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
+
+
 def _shorten(value: str | None, limit: int = 120) -> str:
+    """A cell as a message shows it: control characters spelled out (`\\x00`), long text cut."""
     if value is None:
         return ""
+    value = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

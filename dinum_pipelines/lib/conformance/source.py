@@ -171,6 +171,8 @@ def _labels(header: list[list[str | None]], names: str) -> list[str]:
 def open_csv(path: Path, options: CsvOptions, name: str, *, missing_values: tuple[str, ...] = ("",), fast: bool = True) -> RawTable:
     """A delimited file: encoding, delimiter and header row as declared or detected."""
     layout = parsing.detect_csv_layout(path, options)
+    if not layout.header or not any(cell.strip() for row in layout.header for cell in row):
+        raise SourceError(f"{name}: the file is empty (no header, no data)")
     labels = _labels([list(row) for row in layout.header], options.header_names)
     faults: list[Fault] = []
     if layout.text.bom_mismatch:

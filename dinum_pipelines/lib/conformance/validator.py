@@ -12,6 +12,7 @@ see faults it does not), the tests' deviations table says where and why.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +61,10 @@ _FORMAT_NAMES = {
 }
 # Columns judged at once; more threads than cores only add memory.
 MAX_THREADS = 4
-# Text damaged before it reached us: U+FFFD, or UTF-8 read as Latin-1 (`Ã©` for `é`, `â€™` for `’`).
-_DAMAGED_TEXT = r"\x{FFFD}|[ÃÂ][\x{80}-\x{BF}]|â€"
+# Text damaged before it reached us: U+FFFD, UTF-8 read as Latin-1 (`Ã©` for `é`, `â€™` for `’`),
+# or control characters no text holds (NUL, form feed...: tab and line breaks are text).
+_DAMAGED_TEXT = r"\x{FFFD}|[ÃÂ][\x{80}-\x{BF}]|â€|[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+_CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
 
 
 def _type_expectation(field: Field) -> str:
@@ -181,6 +184,9 @@ def _only(cells: pa.Array, judged: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(cells.type, len(cells), [validity, offsets, data])
 
 
+_CONTROL_BYTES = np.array([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], dtype=np.uint8)
+
+
 def _may_be_damaged(array: pa.Array) -> bool:
     """Whether any cell may hold U+FFFD or mojibake, from the column's bytes alone (no per-cell work):
     U+FFFD is EF BF BD in UTF-8; `Ã©`-style mojibake is C3 82|83 followed by C2; `â€` is C3 A2 E2."""
@@ -188,6 +194,8 @@ def _may_be_damaged(array: pa.Array) -> bool:
     if len(buffers) < 3 or buffers[2] is None or buffers[2].size < 3:
         return False
     data = np.frombuffer(buffers[2], dtype=np.uint8)
+    if data.min() < 0x20 and bool(np.isin(data, _CONTROL_BYTES).any()):
+        return True
     lead = np.flatnonzero(data[:-2] >= 0xC3)
     if not lead.size:
         return False
@@ -338,8 +346,13 @@ class Validator:
         hits = np.flatnonzero(pc.fill_null(pc.match_substring_regex(cells, _DAMAGED_TEXT), False).to_numpy(zero_copy_only=False) & keep)
         faults = []
         for position, value in zip(hits, cells.take(pa.array(hits)).to_pylist()):
-            code = "replacement-character" if "\ufffd" in value else "mojibake"
-            faults.append(Fault(code=code, field=name, field_number=number, row=int(rows[position]), value=value, note=""))
+            if "\ufffd" in value:
+                code, expected = "replacement-character", ""
+            elif match := _CONTROL.search(value):
+                code, expected = "control-character", f"U+{ord(match.group()):04X}"
+            else:
+                code, expected = "mojibake", ""
+            faults.append(Fault(code=code, field=name, field_number=number, row=int(rows[position]), value=value, expected=expected, note=""))
         return faults
 
     # --- Across the whole file ----------------------------------------------------------------------
