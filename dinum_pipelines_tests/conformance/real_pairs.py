@@ -125,8 +125,8 @@ def ours_package(package: Path, *, fast: bool = True) -> dict[str, ConformanceRe
 def frictionless_descriptor(document: dict) -> dict:
     """The schema as frictionless 5 accepts it: without Validata's custom checks (it does not know
     them), and with the departures it refuses outright patched as SOURCES.md says (a schema name
-    with spaces; a field `example` of the wrong type; constraints written beside `constraints`).
-    Ours reads them with a warning."""
+    with spaces; a field `example` of the wrong type; constraints written beside `constraints`,
+    which neither applies). Ours reads them with a warning."""
     document = copy.deepcopy(document)
     document.pop("custom_checks", None)
     if isinstance(document.get("name"), str):
@@ -134,7 +134,7 @@ def frictionless_descriptor(document: dict) -> dict:
     for field in document.get("fields", []):
         field.pop("example", None)
         for key in CONSTRAINT_NAMES & field.keys():
-            field.setdefault("constraints", {}).setdefault(key, field.pop(key))
+            field.pop(key)  # frictionless refuses some of these; neither it nor we apply them
     return document
 
 

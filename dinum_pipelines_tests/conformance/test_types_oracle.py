@@ -149,11 +149,11 @@ def test_lenient_reading_of_old_schemas():
     }
     schema = parse_schema(document)
     field = schema.field_named("id")
-    assert field.constraints == {"required": True, "unique": True}
+    assert field.constraints == {"unique": True}  # `required` beside `constraints`: reported, not applied
     assert schema.field_named("date").format == "%d/%m/%Y"
     assert schema.field_named("x").type == "any" and schema.primary_key == ("id",)
     assert schema.foreign_keys[0].fields == ("id",)
-    assert len(schema.warnings) == 7  # one per departure, the string "true" counted twice (placed and typed)
+    assert len(schema.warnings) == 6  # one per departure
     assert any("Attributs des arbres urbains" in warning for warning in schema.warnings)
 
 

@@ -200,12 +200,11 @@ def _field(raw: Any, index: int, warnings: list[str], origin: str, *, item: bool
         constraints = {}
     constraints = dict(constraints)
     for key in sorted(CONSTRAINT_NAMES & raw.keys()):
-        if item:
-            # Validata and frictionless never enforced these: files they accepted must stay valid.
-            warnings.append(f"{where} : « {key} » est écrit hors de « constraints » dans « arrayItem » ; ignoré")
-        elif key not in constraints:
-            warnings.append(f"{where} déclare « {key} » hors de « constraints » ; lu comme une contrainte")
-            constraints[key] = raw[key]
+        # Validata never enforced a constraint written beside `constraints` (frictionless ignores it
+        # or refuses the schema): files producers had validated must stay valid, so it is not
+        # applied; the schema's author is told.
+        place = "dans « arrayItem »" if item else ""
+        warnings.append(f"{where} : « {key} » est écrit hors de « constraints » {place}; non appliqué".replace("  ", " "))
     for key in ("required", "unique"):
         if key in constraints:
             constraints[key] = _flag(constraints[key], f"{where} : la contrainte « {key} »", warnings)
