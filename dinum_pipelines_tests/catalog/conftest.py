@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.catalog.db import metadata
+from dinum_pipelines_tests import browser
 
 POSTGRES_URL_ENV = "DINUM_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -183,3 +184,12 @@ def outsider(catalog: RunningCatalog) -> Api:
 @pytest.fixture
 def dataset(api: Api, publisher: Publisher) -> dict[str, Any]:
     return api.create_dataset(organization=publisher.organization_id)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Headless Chromium for the page tests (installed from Debian's package when missing)."""
+    try:
+        return browser.ensure_chromium()
+    except browser.BrowserUnavailable as exc:
+        pytest.fail(f"headless Chromium is needed for the page tests: {exc}")

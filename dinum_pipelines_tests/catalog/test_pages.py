@@ -21,14 +21,6 @@ LONG_DESCRIPTION = "La liste des communes françaises au 1er janvier, avec leur 
 BROWSER_HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"}
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    try:
-        return browser.ensure_chromium()
-    except browser.BrowserUnavailable as exc:
-        pytest.fail(f"headless Chromium is needed for the page tests: {exc}")
-
-
 def card_titles(page: browser.Element) -> list[str]:
     return [card.find("h3").text for card in page.find_all("article", class_="dataset-card")]
 

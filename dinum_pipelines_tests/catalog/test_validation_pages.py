@@ -4,7 +4,6 @@ headless Chromium renders it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,14 +25,6 @@ SCHEMA = {
     ],
 }
 CSV = "id,NomAttribuant,montant,date,extra\n1,Ville,-5,2024-01-31,x\n1,Ville,3,31/01/2024,y\n\n2,,4,2024-02-01,z\n"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    try:
-        return browser.ensure_chromium()
-    except browser.BrowserUnavailable as exc:
-        pytest.fail(f"headless Chromium is needed for the page tests: {exc}")
 
 
 @pytest.fixture

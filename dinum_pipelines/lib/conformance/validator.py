@@ -171,6 +171,19 @@ def _missing_value_cells(cells: pa.Array, values: tuple[str, ...]) -> np.ndarray
     return found
 
 
+def _cell_faults(
+    code: str, positions: np.ndarray, cells: pa.Array, rows: np.ndarray, field: str, number: int, **details: Any
+) -> list[Fault]:
+    """One fault per cell at `positions` of a column, with the cell's text (absent cells: "")."""
+    if not positions.size:
+        return []
+    values = cells.take(pa.array(positions)).to_pylist()
+    return [
+        Fault(code=code, field=field, field_number=number, row=int(rows[position]), value=value or "", **details)
+        for position, value in zip(positions, values)
+    ]
+
+
 def _only(cells: pa.Array, judged: np.ndarray) -> pa.Array:
     """`cells` with every cell not to be judged (missing, in a blank row, absent) made null, without
     copying the text: only the validity bitmap is new."""
@@ -293,49 +306,28 @@ class Validator:
             return faults
         judge = self.judges[index]
         if field.required:
-            for position in np.flatnonzero(missing & keep):
-                faults.append(
-                    Fault(
-                        code="constraint-error",
-                        field=name,
-                        field_number=number,
-                        row=int(rows[position]),
-                        value=cells[position].as_py() or "",
-                        expected=_constraint_expectation(field, "required"),
-                        note='constraint "required" is "True"',
-                        constraint="required",
-                    )
-                )
-        present = ~missing & keep
-        judgement = judge.judge(_only(cells, present))
-        wrong = np.flatnonzero(~judgement.type_ok)
-        if wrong.size:
-            values = cells.take(pa.array(wrong)).to_pylist()
-            expected = _type_expectation(field)
-            note = f'type is "{field.type}/{field.format}"'
             faults.extend(
-                Fault(code="type-error", field=name, field_number=number, row=int(rows[position]), value=value, expected=expected, note=note)
-                for position, value in zip(wrong, values)
+                _cell_faults(
+                    "constraint-error", np.flatnonzero(missing & keep), cells, rows, name, number,
+                    expected=_constraint_expectation(field, "required"), note='constraint "required" is "True"', constraint="required",
+                )
             )
+        judgement = judge.judge(_only(cells, ~missing & keep))
+        faults.extend(
+            _cell_faults(
+                "type-error", np.flatnonzero(~judgement.type_ok), cells, rows, name, number,
+                expected=_type_expectation(field), note=f'type is "{field.type}/{field.format}"',
+            )
+        )
         for constraint, mask in judgement.violations.items():
-            broken = np.flatnonzero(mask)
-            values = cells.take(pa.array(broken)).to_pylist()
-            expected = _constraint_expectation(field, constraint)
             owner = field.array_item if constraint.startswith("arrayItem.") and field.array_item else field
             plain = constraint.removeprefix("arrayItem.")
             note = f'{"array item " if owner is not field else ""}constraint "{plain}" is "{owner.constraints.get(plain)}"'
             faults.extend(
-                Fault(
-                    code="constraint-error",
-                    field=name,
-                    field_number=number,
-                    row=int(rows[position]),
-                    value=value,
-                    expected=expected,
-                    note=note,
-                    constraint=constraint,
+                _cell_faults(
+                    "constraint-error", np.flatnonzero(mask), cells, rows, name, number,
+                    expected=_constraint_expectation(field, constraint), note=note, constraint=constraint,
                 )
-                for position, value in zip(broken, values)
             )
         view.text[name] = cells
         view.missing[name] = missing
