@@ -16,6 +16,7 @@ PUBLIC_URL_ENV = "DINUM_CATALOG_PUBLIC_URL"
 SIMULATED_CLOCK_ENV = "DINUM_CATALOG_SIMULATED_CLOCK"
 ACCEL_REDIRECT_PREFIX_ENV = "DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"
 SCHEMAS_DIR_ENV = "DINUM_CATALOG_SCHEMAS_DIR"
+FETCH_PRIVATE_URLS_ENV = "DINUM_CATALOG_FETCH_PRIVATE_URLS"
 DEFAULT_HOME = Path(".dinum") / "catalog"
 
 
@@ -37,6 +38,10 @@ class CatalogSettings:
     accel_redirect_prefix: str | None = None
     # Table Schemas (*.json) offered by the /valider/ page; None: only uploaded or linked schemas.
     schemas_dir: Path | None = None
+    # Whether /valider/ may fetch a file or schema from a loopback or private address. Off for a
+    # deployment (a visitor must not make the catalog read its own network); on for the demo and
+    # the tests, whose administrations are served on 127.0.0.1.
+    fetch_private_urls: bool = False
 
     @classmethod
     def in_directory(
@@ -45,7 +50,8 @@ class CatalogSettings:
         """A SQLite database and a files folder side by side in `home` (tests, demo, default)."""
         home = Path(home)
         return cls(
-            f"sqlite:///{home / 'catalog.db'}", home / "files", public_url, simulated_clock, schemas_dir=home / "schemas"
+            f"sqlite:///{home / 'catalog.db'}", home / "files", public_url, simulated_clock,
+            schemas_dir=home / "schemas", fetch_private_urls=True,
         )
 
     @classmethod
@@ -64,6 +70,7 @@ class CatalogSettings:
             simulated_clock=os.environ.get(SIMULATED_CLOCK_ENV) == "1",
             accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
             schemas_dir=_optional_path(os.environ.get(SCHEMAS_DIR_ENV), default.schemas_dir),
+            fetch_private_urls=os.environ.get(FETCH_PRIVATE_URLS_ENV) == "1",
         )
 
     def as_env(self) -> dict[str, str]:
@@ -75,6 +82,7 @@ class CatalogSettings:
             SIMULATED_CLOCK_ENV: "1" if self.simulated_clock else "",
             ACCEL_REDIRECT_PREFIX_ENV: self.accel_redirect_prefix or "",
             SCHEMAS_DIR_ENV: str(self.schemas_dir or ""),
+            FETCH_PRIVATE_URLS_ENV: "1" if self.fetch_private_urls else "",
         }
 
 

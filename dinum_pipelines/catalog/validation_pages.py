@@ -10,8 +10,10 @@ or fetched. Nothing is kept after the answer.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
 import shutil
 import tempfile
 from collections import defaultdict
@@ -109,7 +111,24 @@ def known_schemas(page: PageRequest) -> list[str]:
     return sorted(path.name for path in folder.glob("*.json"))
 
 
-def _fetch(url: str, folder: Path) -> Path:
+def refuse_private_address(url: str) -> None:
+    """InputError when the URL's host resolves to a loopback, private, link-local or reserved
+    address: /valider/ must not let a visitor make the catalog read its own network. (The name is
+    resolved again when fetching; a deployment that fears DNS rebinding puts an egress proxy in front.)"""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        raise InputError(f"L'adresse « {host} » est introuvable.") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
+            raise InputError(f"L'adresse « {host} » est celle d'un réseau privé : ce catalogue ne la lit pas.")
+
+
+def _fetch(url: str, folder: Path, allow_private: bool) -> Path:
+    if not allow_private:
+        refuse_private_address(url)
     with make_session(retries=1, backoff_factor=0.5) as session:
         download = fetch_to_file(session, url, folder, timeout=FETCH_TIMEOUT, max_bytes=FETCH_MAX_BYTES)
     if download.path is None:
@@ -125,7 +144,9 @@ async def _save(upload: UploadFile, folder: Path) -> Path:
     return target
 
 
-async def _input(form: Mapping[str, Any], upload_field: str, url_field: str, folder: Path, what: str) -> tuple[Path, str] | None:
+async def _input(
+    form: Mapping[str, Any], upload_field: str, url_field: str, folder: Path, what: str, allow_private: bool
+) -> tuple[Path, str] | None:
     """The file the form uploads in `upload_field` or links in `url_field`, saved in `folder`, and
     how to name it in messages; None when the form gives neither."""
     folder.mkdir()
@@ -136,17 +157,18 @@ async def _input(form: Mapping[str, Any], upload_field: str, url_field: str, fol
     if url:
         if not _URL.match(url):
             raise InputError(f"L'adresse {what} doit commencer par http:// ou https://.")
-        return await run_in_threadpool(_fetch, url, folder), url
+        return await run_in_threadpool(_fetch, url, folder, allow_private), url
     return None
 
 
 async def _inputs(form: Mapping[str, Any], page: PageRequest, folder: Path) -> tuple[Path, str, Path, str]:
     """The data file and the schema the form (or the query string) names, saved in `folder`;
     names for messages."""
-    data = await _input(form, "file", "url", folder / "data", "du fichier")
+    allow_private = page.store.settings.fetch_private_urls
+    data = await _input(form, "file", "url", folder / "data", "du fichier", allow_private)
     if data is None:
         raise InputError("Choisissez un fichier à vérifier, ou donnez son adresse.")
-    schema = await _input(form, "schema_file", "schema_url", folder / "schema", "du schéma")
+    schema = await _input(form, "schema_file", "schema_url", folder / "schema", "du schéma", allow_private)
     chosen = str(form.get("schema") or "").strip()
     if schema is None and chosen:
         if chosen not in known_schemas(page) or not _SCHEMA_FILE.match(chosen):

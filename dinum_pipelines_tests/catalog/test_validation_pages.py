@@ -3,13 +3,14 @@ headless Chromium renders it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.catalog.validation_pages import row_ranges
+from dinum_pipelines.catalog.validation_pages import InputError, refuse_private_address, row_ranges
 from dinum_pipelines.lib.publishing import ROLE_EXTRA
 from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.catalog.conftest import Api
@@ -143,3 +144,30 @@ def test_a_datasets_conformance_page_and_its_link(catalog, chromium):
 
 def test_row_ranges():
     assert row_ranges([9, 2, 3, 4, 4]) == "2-4, 9" and row_ranges([]) == ""
+
+
+def test_a_deployed_catalog_does_not_fetch_from_its_own_network(tmp_path):
+    settings = dataclasses.replace(CatalogSettings.in_directory(tmp_path / "catalog"), fetch_private_urls=False)
+    with serve_in_thread(settings) as running:
+        linked = requests.post(
+            f"{running.url}/valider/",
+            data={"url": f"{running.url}/api/1/datasets/", "schema_url": "http://10.1.2.3/schema.json"},
+            timeout=10,
+        )
+        assert linked.status_code == 400 and "réseau privé" in browser.parse_html(linked.text).find("p", id="validate-error").text
+        uploaded = requests.post(
+            f"{running.url}/valider/",
+            files={"file": ("f.csv", CSV.encode()), "schema_file": ("s.json", json.dumps(SCHEMA).encode())},
+            timeout=30,
+        )
+        assert uploaded.status_code == 200  # uploads need no fetching
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://[::1]/x", "http://10.0.0.1/x", "http://192.168.1.1/x", "http://169.254.169.254/latest"])
+def test_private_addresses_are_refused(url):
+    with pytest.raises(InputError, match="réseau privé"):
+        refuse_private_address(url)
+
+
+def test_public_addresses_are_allowed():
+    refuse_private_address("http://93.184.216.34/data.csv")  # a literal address: no DNS lookup
