@@ -65,6 +65,7 @@ from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
 from dinum_pipelines.catalog.validation import (
     DATASET_SORTS,
+    MAX_PAGE,
     clean,
     clean_dataset_changes,
     clean_new_dataset,
@@ -73,6 +74,7 @@ from dinum_pipelines.catalog.validation import (
     extras_keys,
     iso_datetime,
     merge_extras,
+    page_size,
     parse_sort,
     positive_int,
     require_object,
@@ -225,7 +227,7 @@ def organization_id_for(call: Call, reference: str) -> str:
 
 
 def paging(call: Call) -> tuple[int, int]:
-    return positive_int(call.query, "page", 1), positive_int(call.query, "page_size", DEFAULT_PAGE_SIZE)
+    return positive_int(call.query, "page", 1, MAX_PAGE), page_size(call.query, DEFAULT_PAGE_SIZE)
 
 
 def dataset_page(call: Call, query: DatasetQuery) -> Response:

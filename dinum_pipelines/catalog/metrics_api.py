@@ -47,6 +47,7 @@ from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.app import Call
     from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.catalog.validation import MAX_PAGE
 
 SIMULATED_TIME_HEADER = "X-Dinum-Simulated-Time"
 MAX_PAGE_SIZE = 50
@@ -289,7 +290,7 @@ def _model(call: Call) -> MetricModel:
 def _int_param(call: Call, name: str, default: int, maximum: int | None = None) -> int:
     raw = call.query.get(name)
     try:
-        value = default if raw is None else int(raw)
+        value = default if raw is None else int(raw) if len(raw) <= 20 else 0
     except ValueError:
         raise MetricApiError(400, "Invalid query string", f"{name} must be an integer") from None
     if value < 1 or (maximum is not None and value > maximum):
@@ -330,7 +331,7 @@ def _row(model: MetricModel, row: Json) -> Json:
 
 def metric_data(call: Call) -> Response:
     model = _model(call)
-    page = _int_param(call, "page", 1)
+    page = _int_param(call, "page", 1, MAX_PAGE)
     page_size = _int_param(call, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     conditions, order = _filters(call, model)
     rows, total = MetricsStore(call.store.db).query(model, conditions, order, page, page_size)

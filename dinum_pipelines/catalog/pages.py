@@ -32,6 +32,7 @@ from dinum_pipelines.catalog.metrics_api import organization_metrics_of
 from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.catalog.validation import MAX_PAGE
 from dinum_pipelines.lib.publishing import ROLE_EXTRA, SLUG_EXTRA
 from dinum_pipelines.lib.quality_history import (
     BLOCKED,
@@ -214,7 +215,7 @@ class PageRequest:
 
     def page_number(self) -> int:
         text = self.request.query_params.get("page", "1")
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdigit() or len(text) > 7 or not 1 <= int(text) <= MAX_PAGE:
             raise NotFound("Cette page de résultats n'existe pas.")
         return int(text)
 

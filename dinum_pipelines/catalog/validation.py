@@ -360,14 +360,33 @@ def extras_keys(payload: Any) -> list[str]:
 # Query strings
 
 
-def positive_int(params: Mapping[str, str], name: str, default: int) -> int:
+# The last page a listing serves: past it the offset would overflow the databases' integers (a
+# 500 on SQLite and PostgreSQL), and no catalog has that many pages.
+MAX_PAGE = 1_000_000
+# Items per page at most, on the API and the pages: a larger `page_size` is served this many (the
+# answer's `page_size` says so), so that one anonymous request cannot serialize the whole catalog.
+MAX_PAGE_SIZE = 1000
+
+
+def positive_int(params: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+    """A positive integer query parameter; a 400 naming it when it is not one or passes `maximum`."""
     raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if raw.isascii() and len(raw) <= 20 else 0
     except ValueError:
         value = 0
     if value < 1:
         raise ValidationError({name: [f"{name} must be an integer greater than or equal to 1."]})
+    if maximum is not None and value > maximum:
+        raise ValidationError({name: [f"{name} must be an integer less than or equal to {maximum}."]})
     return value
+
+
+def page_size(params: Mapping[str, str], default: int) -> int:
+    """`page_size`, at most MAX_PAGE_SIZE (a larger one is served MAX_PAGE_SIZE items)."""
+    raw = params.get("page_size")
+    if raw and raw.isdigit() and len(raw) > 4:
+        return MAX_PAGE_SIZE  # any number of 5 digits or more is over the cap
+    return min(positive_int(params, "page_size", default), MAX_PAGE_SIZE)
