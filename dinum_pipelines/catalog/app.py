@@ -77,6 +77,7 @@ from dinum_pipelines.catalog.validation import (
     page_size,
     parse_sort,
     positive_int,
+    refuse_control_characters,
     require_object,
     text,
 )
@@ -159,6 +160,7 @@ def threaded(handler: Handler) -> Endpoint:
     """An endpoint that reads the body, then runs `handler` in a worker thread."""
 
     async def endpoint(request: Request) -> Response:
+        refuse_control_characters(request.query_params.multi_items())
         body = b"" if request.method in ("GET", "HEAD") else await request.body()
         call = Call(request, body, _store(request))
 
@@ -175,6 +177,7 @@ def streaming(handler: AsyncHandler) -> Endpoint:
     """An endpoint whose handler reads the body itself (uploads)."""
 
     async def endpoint(request: Request) -> Response:
+        refuse_control_characters(request.query_params.multi_items())
         call = Call(request, b"", _store(request))
         await call.in_thread(lambda: call.user)
         return await handler(call)

@@ -32,7 +32,7 @@ from dinum_pipelines.catalog.metrics_api import organization_metrics_of
 from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.catalog.validation import MAX_PAGE
+from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS, MAX_PAGE
 from dinum_pipelines.lib.publishing import ROLE_EXTRA, SLUG_EXTRA
 from dinum_pipelines.lib.quality_history import (
     BLOCKED,
@@ -178,7 +178,10 @@ class SearchFilters:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> SearchFilters:
-        return cls(**{field.name: (query.get(field.name) or "").strip() for field in dataclasses.fields(cls)})
+        """The filters a visitor typed; control characters (NUL...) dropped, as no text holds them."""
+        return cls(**{
+            field.name: CONTROL_CHARACTERS.sub("", query.get(field.name) or "").strip() for field in dataclasses.fields(cls)
+        })
 
     def query_string(self, page: int) -> str:
         params = {key: value for key, value in dataclasses.asdict(self).items() if value}

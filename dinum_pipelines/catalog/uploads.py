@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
+from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
 # One rule for "this is an HTML page, not data", shared with the downloader.
 from dinum_pipelines.lib.http import looks_like_html
 
@@ -79,7 +80,8 @@ async def receive_file(request: Request, files: FileStore, dataset_id: str) -> R
         name = options.get(b"name", b"").decode("utf-8", "replace")
         sent_name = options.get(b"filename")
         if name == FILE_FIELD and sent_name is not None and writer is None:
-            filename = sent_name.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1] or "file"
+            sent = CONTROL_CHARACTERS.sub("", sent_name.decode("utf-8", "replace"))
+            filename = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
             writer = part.writer = files.writer(files.new_key(dataset_id, filename))
 
     def on_part_data(data: bytes, start: int, end: int) -> None:

@@ -9,6 +9,8 @@ Fields a table does not list are ignored, as udata's forms ignore them (read-onl
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -25,6 +27,17 @@ from dinum_pipelines.lib.vocabularies import (
 )
 
 REQUIRED = "This field is required."
+# C0 control characters but tab and line breaks, and DEL: no text field holds them (PostgreSQL
+# refuses NUL in text, SQLite's LIKE stops at it), so they are refused, naming the field.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
+NO_CONTROL_CHARACTERS = "Field cannot contain control characters (NUL and the like)."
+
+
+def refuse_control_characters(params: Iterable[tuple[str, str]]) -> None:
+    """A 400 naming every query parameter that holds a control character."""
+    bad = sorted({name for name, value in params if CONTROL_CHARACTERS.search(name) or CONTROL_CHARACTERS.search(value)})
+    if bad:
+        raise ValidationError({CONTROL_CHARACTERS.sub("?", name): [NO_CONTROL_CHARACTERS] for name in bad})
 
 Cleaner = Callable[[Any], Any]
 
@@ -69,6 +82,8 @@ def text(max_length: int, *, required: bool = False) -> Cleaner:
             raise ValueError("Expected a string.")
         if required and not value.strip():
             raise ValueError(REQUIRED)
+        if CONTROL_CHARACTERS.search(value):
+            raise ValueError(NO_CONTROL_CHARACTERS)
         if len(value) > max_length:
             raise ValueError(f"Field cannot be longer than {max_length} characters.")
         return value
@@ -178,6 +193,8 @@ def tags(value: Any) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
         raise ValueError("Expected a list of strings.")
+    if any(CONTROL_CHARACTERS.search(tag) for tag in value):
+        raise ValueError(NO_CONTROL_CHARACTERS)
     cleaned = list(dict.fromkeys(slugify(tag) for tag in value))
     bad = [tag for tag in cleaned if not 3 <= len(tag) <= 96]
     if bad:

@@ -38,3 +38,28 @@ def test_bounds_hold_on_organization_listings_pages_and_the_metric_api(anonymous
         assert page.status_code == 404 and "text/html" in page.headers["content-type"]
     metrics = requests.get(f"{catalog.url}/api/datasets/data/", params={"page": HUGE}, timeout=10)
     assert metrics.status_code == 400 and metrics.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("field", ["title", "description"])
+def test_control_characters_in_a_field_are_a_400_naming_it(api, publisher, field):
+    payload = {"title": "Base Sirene", "description": "Les entreprises.", "organization": publisher.organization_id}
+    response = api.post("/datasets/", json={**payload, field: "Base\x00 Sirene\x07"})
+    assert response.status_code == 400 and list(response.json()["errors"]) == [field]
+
+
+@pytest.mark.parametrize("param", ["q", "tag", "license", "organization", "sort"])
+def test_control_characters_in_a_query_are_a_400_naming_it(anonymous, dataset, param):
+    response = anonymous.get("/datasets/", params={param: "ab\x00c"})
+    assert response.status_code == 400 and list(response.json()["errors"]) == [param]
+
+
+def test_resources_keep_no_control_character(api, dataset):
+    uploaded = api.upload(dataset["id"], "rapport\x00\x01.csv", b"a,b\n1,2\n")
+    assert uploaded.status_code == 201 and uploaded.json()["title"] == "rapport.csv"
+    renamed = api.put(f"/datasets/{dataset['id']}/resources/{uploaded.json()['id']}/", json={"title": "x\x00y"})
+    assert renamed.status_code == 400 and list(renamed.json()["errors"]) == ["title"]
+
+
+def test_the_search_page_drops_control_characters(catalog, dataset):
+    page = requests.get(f"{catalog.url}/", params={"q": "Sirene\x00"}, timeout=10)
+    assert page.status_code == 200 and "Base Sirene" in page.text
