@@ -10,6 +10,8 @@ stream the request body to disk.
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -49,7 +51,7 @@ from dinum_pipelines.catalog.metrics_api import (
 )
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
-from dinum_pipelines.catalog.pages import page_routes
+from dinum_pipelines.catalog.pages import error_page, page_routes
 from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.response_cache import (
@@ -89,6 +91,8 @@ DEFAULT_PAGE_SIZE = 20
 REQUEST_THREADS = POOL_SIZE - 2
 DATASET_DELETED = "Dataset has been deleted"
 T = TypeVar("T")
+logger = logging.getLogger("dinum_pipelines.catalog")
+REQUEST_ID_HEADER = "X-Request-Id"
 Json = dict[str, Any]
 
 
@@ -633,6 +637,18 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"message": exc.detail}, exc.status_code, headers=exc.headers)
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """Any other exception: a 500 with udata's JSON body (an HTML page for the pages) and a request
+    id that the log line carries too, so that an operator finds the traceback a user reports."""
+    request_id = uuid.uuid4().hex
+    logger.error("request %s: %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+    headers = {REQUEST_ID_HEADER: request_id}
+    if not request.url.path.startswith("/api/"):
+        return error_page(500, "Une erreur inattendue s'est produite.", request_id, headers)
+    body = {"message": "Internal server error", "status": 500, "request_id": request_id}
+    return JSONResponse(body, 500, headers=headers)
+
+
 def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) -> Starlette:
     """The catalog as an ASGI app. It opens (and closes) its own store unless one is given."""
     owns_store = store is None
@@ -648,7 +664,7 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
 
     app = Starlette(
         routes=routes(),
-        exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error},
+        exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
     app.state.store = catalog_store

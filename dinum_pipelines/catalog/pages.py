@@ -343,6 +343,19 @@ def quality_page(page: PageRequest) -> Response:
     )
 
 
+@dataclass(frozen=True)
+class PageError:
+    status: int
+    message: str
+    request_id: str | None = None
+
+
+def error_page(status: int, message: str, request_id: str | None = None, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """The error page (404, 410, 500 with the request id an operator looks up in the log)."""
+    html = environment.get_template("error.html").render(error=PageError(status, message, request_id))
+    return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+
 def page_endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Request], Any]:
     """Run `handler` in a worker thread; 404 and 410 become pages, not JSON."""
 
@@ -353,7 +366,7 @@ def page_endpoint(handler: Callable[[PageRequest], Response]) -> Callable[[Reque
             try:
                 return handler(page)
             except (NotFound, Gone) as error:
-                return page.html("error.html", status=error.status, error=error)
+                return error_page(error.status, error.message)
 
         return await run_in_threadpool(run)
 

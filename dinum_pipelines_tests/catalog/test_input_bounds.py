@@ -63,3 +63,20 @@ def test_resources_keep_no_control_character(api, dataset):
 def test_the_search_page_drops_control_characters(catalog, dataset):
     page = requests.get(f"{catalog.url}/", params={"q": "Sirene\x00"}, timeout=10)
     assert page.status_code == 200 and "Base Sirene" in page.text
+
+
+def test_an_unexpected_error_is_a_json_500_with_a_request_id_in_the_log(catalog, anonymous, monkeypatch, caplog):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(catalog.store.datasets, "search", broken)
+    with caplog.at_level("ERROR", logger="dinum_pipelines.catalog"):
+        response = anonymous.get("/datasets/", params={"q": "x"})
+        page = requests.get(f"{catalog.url}/", params={"q": "x"}, timeout=10)
+    assert response.status_code == 500 and response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["message"] == "Internal server error" and "fire" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert page.status_code == 500 and "text/html" in page.headers["content-type"] and page.headers["x-request-id"] in page.text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert body["request_id"] in logged and page.headers["x-request-id"] in logged
