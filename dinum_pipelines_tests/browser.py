@@ -133,6 +133,12 @@ def dump_dom(url: str) -> Element:
     return parse_html(_run("--dump-dom", url).stdout)
 
 
+def console_messages(url: str) -> str:
+    """What Chromium logs while loading `url` (Content-Security-Policy refusals among others)."""
+    result = _run("--enable-logging=stderr", "--v=0", "--dump-dom", url)
+    return result.stderr
+
+
 def screenshot(url: str, path: Path, *, width: int = 1280, height: int = 1600) -> Path:
     _run(f"--screenshot={path}", f"--window-size={width},{height}", url)
     if not path.is_file() or path.stat().st_size == 0:
