@@ -86,13 +86,16 @@ class Accounts:
     # Organizations and members
 
     def create_organization(
-        self, slug: str, name: str, *, acronym: str | None = None, description: str = ""
+        self, slug: str | None, name: str, *, acronym: str | None = None, description: str = ""
     ) -> dict[str, Any]:
-        if slugify(slug) != slug or not slug:
+        """A new organization; without a `slug`, one is made from the name (unique, as udata does)."""
+        if slug is not None and (slugify(slug) != slug or not slug):
             raise field_error("slug", f"{slug!r} is not a slug (lower-case letters, digits and '-').")
         org_id = new_object_id()
         try:
             with self._db.write() as conn:
+                if slug is None:
+                    slug = unique_slug(conn, organizations.c.slug, slugify(name) or "organization")
                 conn.execute(
                     insert(organizations).values(
                         id=org_id, slug=slug, name=name, acronym=acronym,

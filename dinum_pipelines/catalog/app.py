@@ -201,9 +201,10 @@ def can_edit(store: CatalogStore, user: Json | None, dataset: Json) -> bool:
     return dataset["owner_id"] == user["id"]
 
 
-def visible_dataset(call: Call) -> Json:
-    """The dataset of the path, as udata shows it: private ones only to editors, deleted ones 410."""
-    dataset = call.store.datasets.require(call.params["dataset"])
+def visible_dataset(call: Call, dataset_ref: str | None = None) -> Json:
+    """The dataset of the path (or `dataset_ref`), as udata shows it: private ones only to editors,
+    deleted ones 410."""
+    dataset = call.store.datasets.require(dataset_ref or call.params["dataset"])
     if dataset["private"] and not can_edit(call.store, call.user, dataset):
         raise NotFound("Dataset not found")
     if dataset["deleted"]:
@@ -361,9 +362,10 @@ def create_remote_resource(call: Call) -> Response:
 
 def reorder_resources(call: Call) -> Response:
     dataset = editable_dataset(call)
-    ordered = call.json()
-    if not isinstance(ordered, list) or not all(isinstance(item, str) for item in ordered):
-        raise field_error("payload", "Expected the JSON list of all resource ids, in the new order.")
+    # udata takes the ids, or the resources themselves (`[{"id": ...}]`, as datagouv-client sends them).
+    ordered = [item.get("id") if isinstance(item, dict) else item for item in _list_or_none(call.json())]
+    if not ordered and call.json() != [] or not all(isinstance(item, str) for item in ordered):
+        raise field_error("payload", "Expected the JSON list of all resource ids (or of {\"id\": ...}), in the new order.")
     records = call.store.datasets.reorder_resources(dataset["id"], ordered)
     return call.respond([call.render.resource(record) for record in records])
 
@@ -423,6 +425,36 @@ async def reupload_resource(call: Call) -> Response:
     if replaced[0]:
         await call.in_thread(call.store.files.delete, replaced[0])
     return call.respond({**call.render.resource(record), "success": True})
+
+
+def _list_or_none(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def resource_without_dataset(call: Call) -> Response:
+    """`/api/2/datasets/resources/{rid}/`: a resource found by its id alone, with its dataset's id
+    (udata's v2; datagouv-client's `Resource` reads it), under the dataset's visibility rules."""
+    resource = call.store.datasets.resource(call.params["rid"])
+    if resource is None:
+        raise NotFound("Resource not found")
+    visible_dataset(call, resource["dataset_id"])
+    return call.respond({"resource": call.render.resource(resource), "dataset_id": resource["dataset_id"]})
+
+
+def create_organization(call: Call) -> Response:
+    """`POST /api/1/organizations/`: the caller creates an organization and becomes its admin."""
+    user = call.require_user()
+    fields = clean(
+        require_object(call.json()),
+        {"name": text(350, required=True), "acronym": text(50), "description": text(100_000)},
+        required=("name",),
+    )
+    org = call.store.accounts.create_organization(
+        None, fields["name"], acronym=fields.get("acronym"), description=fields.get("description") or ""
+    )
+    call.store.accounts.set_member(org["id"], user["id"], "admin")
+    members = call.store.accounts.members_of(org["id"])
+    return call.respond(call.render.organization(org, members=members, dataset_count=0), 201)
 
 
 def resource_permalink(call: Call) -> Response:
@@ -608,11 +640,13 @@ def routes() -> list[BaseRoute]:
         _route(f"{dataset}/resources/", {"POST": create_remote_resource, "PUT": reorder_resources}),
         _route(f"{resource}/", {"GET": get_resource, "PUT": update_resource, "DELETE": delete_resource}),
         _route(f"{resource}/upload/", stream={"POST": reupload_resource}),
+        _route(f"{v1}/organizations/", {"POST": create_organization}),
         _route(f"{v1}/organizations/{{org}}/", {"GET": get_organization}),
         _route(f"{v1}/organizations/{{org}}/datasets/", {"GET": organization_datasets}),
         _route(f"{v1}/me/", {"GET": me}),
         _route(f"{v1}/me/api_tokens/", {"GET": list_tokens, "POST": create_token}),
         _route(f"{v1}/me/api_tokens/{{token_id}}/", {"DELETE": revoke_token}),
+        _route(f"{v2}/datasets/resources/{{rid}}/", {"GET": resource_without_dataset}),
         _route(f"{v2}/datasets/{{dataset}}/extras/", _extras_handlers(_dataset_extras)),
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],

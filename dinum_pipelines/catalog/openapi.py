@@ -63,6 +63,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/1/datasets/{dataset}/resources/{rid}/upload/"): Operation(
         "Replace a resource's file (same id, new checksum)", auth=True, body="multipart", errors=(*WRITE_ERRORS, 415)
     ),
+    ("POST", "/api/1/organizations/"): Operation(
+        "Create an organization (the caller becomes its admin)", auth=True, body="json", success=201, errors=(400, 401),
+        tag="organizations",
+    ),
     ("GET", "/api/1/organizations/{org}/"): Operation("An organization, with its members", errors=(404, 410), tag="organizations"),
     ("GET", "/api/1/organizations/{org}/datasets/"): Operation(
         "An organization's datasets (private ones too for members)", errors=(400, 404, 410), tag="organizations"
@@ -73,6 +77,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create an API token (shown once)", auth=True, body="json", success=201, errors=(400, 401), tag="me"
     ),
     ("DELETE", "/api/1/me/api_tokens/{token_id}/"): Operation("Revoke an API token", auth=True, success=204, errors=(401, 404), tag="me"),
+    ("GET", "/api/2/datasets/resources/{rid}/"): Operation(
+        "A resource by its id alone, with its dataset's id (udata v2)", errors=DATASET_READ_ERRORS
+    ),
     ("GET", "/api/2/datasets/{dataset}/extras/"): Operation("A dataset's extras", errors=DATASET_READ_ERRORS),
     ("PUT", "/api/2/datasets/{dataset}/extras/"): Operation(
         "Merge into a dataset's extras (null deletes a key)", auth=True, body="json", errors=WRITE_ERRORS

@@ -1,0 +1,54 @@
+"""udata behaviours datagouv-client relies on (issue 12, three of its four gaps), on SQLite and
+PostgreSQL: reordering with resource objects, a resource by its id alone (API v2), and
+organizations created through the API."""
+
+from __future__ import annotations
+
+
+def _two_resources(api, dataset):
+    first = api.upload(dataset["id"], "a.csv", b"a\n1\n").json()
+    second = api.upload(dataset["id"], "b.csv", b"b\n2\n").json()
+    return first, second
+
+
+def test_resources_are_reordered_from_ids_or_from_resource_objects(api, dataset):
+    first, second = _two_resources(api, dataset)
+    by_objects = api.put(f"/datasets/{dataset['id']}/resources/", json=[{"id": second["id"]}, {"id": first["id"], "title": "x"}])
+    assert by_objects.status_code == 200 and [r["id"] for r in by_objects.json()] == [second["id"], first["id"]]
+    by_ids = api.put(f"/datasets/{dataset['id']}/resources/", json=[first["id"], second["id"]])
+    assert [r["id"] for r in by_ids.json()] == [first["id"], second["id"]]
+    for bad in ({"id": first["id"]}, [{"title": "no id"}], [1, 2]):
+        assert api.put(f"/datasets/{dataset['id']}/resources/", json=bad).status_code == 400
+
+
+def test_a_resource_by_its_id_alone(api, anonymous, dataset):
+    first, _ = _two_resources(api, dataset)
+    response = anonymous.get(f"/api/2/datasets/resources/{first['id']}/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dataset_id"] == dataset["id"] and body["resource"]["id"] == first["id"]
+    assert body["resource"]["checksum"] == first["checksum"]
+    assert anonymous.get("/api/2/datasets/resources/00000000-0000-0000-0000-000000000000/").status_code == 404
+    assert api.delete(f"/datasets/{dataset['id']}/").status_code == 204
+    assert anonymous.get(f"/api/2/datasets/resources/{first['id']}/").status_code == 410
+
+
+def test_a_private_datasets_resource_is_hidden_from_others(api, anonymous, publisher):
+    private = api.create_dataset(organization=publisher.organization_id, private=True)
+    resource = api.upload(private["id"], "a.csv", b"a\n1\n").json()
+    assert anonymous.get(f"/api/2/datasets/resources/{resource['id']}/").status_code == 404
+    assert api.get(f"/api/2/datasets/resources/{resource['id']}/").status_code == 200
+
+
+def test_an_organization_created_through_the_api(api, anonymous):
+    created = api.post("/organizations/", json={"name": "Direction des données", "acronym": "DDD", "description": "Une direction."})
+    assert created.status_code == 201, created.text
+    org = created.json()
+    assert org["name"] == "Direction des données" and org["slug"] == "direction-des-donnees"
+    assert [member["role"] for member in org["members"]] == ["admin"]
+    again = api.post("/organizations/", json={"name": "Direction des données"}).json()
+    assert again["slug"] == "direction-des-donnees-1"
+    dataset = api.create_dataset(organization=org["id"])  # its creator may publish in it
+    assert dataset["organization"]["id"] == org["id"]
+    assert anonymous.post("/organizations/", json={"name": "Anonyme"}).status_code == 401
+    assert api.post("/organizations/", json={"acronym": "X"}).status_code == 400
