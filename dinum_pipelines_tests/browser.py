@@ -119,10 +119,18 @@ def parse_html(html: str) -> Element:
     return builder.root
 
 
+# Headless Chromium sometimes dies of a signal on a loaded machine without a sandbox (seen once in
+# CI: SIGSEGV on a page every other run renders); such a crash is retried, a real failure is not.
+CRASH_RETRIES = 2
+
+
 def _run(*arguments: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        command = [str(ensure_chromium()), *FLAGS, f"--user-data-dir={profile}", *arguments]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    for attempt in range(CRASH_RETRIES + 1):
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            command = [str(ensure_chromium()), *FLAGS, f"--user-data-dir={profile}", *arguments]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        if result.returncode >= 0 or attempt == CRASH_RETRIES:
+            break
     if result.returncode != 0:
         raise BrowserUnavailable(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
     return result
