@@ -29,7 +29,6 @@ def test_the_schema_gives_exactly_the_faults_derived_from_the_sidecar(bench, tmp
 
 
 def test_frictionless_gives_the_same_counts(bench, tmp_path):
-    pytest.importorskip("frictionless")
     gen, bench_conformance = bench
     record = gen.generate(tmp_path / "dvf.csv", rows=2000, invalid_rate=0.05)
     measured = bench_conformance.run_frictionless(tmp_path / "dvf.csv", bench_conformance.write_schema(tmp_path / "dvf.csv"))
@@ -38,7 +37,6 @@ def test_frictionless_gives_the_same_counts(bench, tmp_path):
 
 
 def test_the_benchmark_runs_end_to_end(bench, tmp_path, capsys):
-    pytest.importorskip("frictionless")
     _, bench_conformance = bench
     assert bench_conformance.main(["--rows", "2000", "--runs", "1", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

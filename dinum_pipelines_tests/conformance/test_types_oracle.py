@@ -21,7 +21,6 @@ from dinum_pipelines.lib.registry import SourceSpec
 from dinum_pipelines_tests.conformance import real_pairs
 from dinum_pipelines_tests.conformance.deviations import frictionless_view
 
-pytest.importorskip("frictionless")
 
 # field -> (descriptor, cells); every field gets a column, rows are as long as the longest list.
 FIELDS: dict[str, tuple[dict, list[str]]] = {
