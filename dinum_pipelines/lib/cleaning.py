@@ -204,7 +204,7 @@ def _may_need_trim(text: pa.ChunkedArray) -> np.ndarray:
     """Cells that are empty, or start or end with a byte that may belong to whitespace (a superset)."""
     parts = [np.empty(0, dtype=bool)]
     for chunk in text.chunks:
-        offsets, data = _bytes(chunk)
+        offsets, data = string_bytes(chunk)
         suspect = np.diff(offsets) == 0
         if data.size and (data.min() <= _LAST_SPACE_BYTE or data.max() >= 0x80):
             first = data[np.minimum(offsets[:-1], data.size - 1)]
@@ -251,7 +251,7 @@ def _batches(text: pa.ChunkedArray) -> Iterator[tuple[slice, pa.Array]]:
         yield slice(start, start + len(batch)), batch.combine_chunks()
 
 
-def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def string_bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A large-string array's offsets (from 0, one per cell plus one) and its UTF-8 bytes, not copied."""
     if len(array) == 0:
         return np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.uint8)
@@ -288,7 +288,7 @@ def _plain_numbers(array: pa.Array, decimal: str) -> tuple[np.ndarray, np.ndarra
     Returns float64 values (NaN elsewhere) and which cells were parsed; with a decimal comma the
     points are thousands separators too, as in the general rules.
     """
-    offsets, data = _bytes(array)
+    offsets, data = string_bytes(array)
     dropped = data == ord(" ")
     if decimal == ",":
         dropped |= data == ord(".")
@@ -408,7 +408,7 @@ def fixed_width_dates(array: pa.Array, candidates: np.ndarray, layout: FixedLayo
     Such a cell has a single reading, the one `pd.to_datetime(format=...)` gives it. Year 0 and
     out-of-range fields are left to the general rules (pandas' ISO and strptime paths differ there).
     """
-    offsets, data = _bytes(array)
+    offsets, data = string_bytes(array)
     cells = np.flatnonzero(candidates & (np.diff(offsets) == layout.width))
     if not cells.size:
         return cells, np.empty(0, dtype=np.int64)

@@ -377,7 +377,7 @@ def detect_csv_layout(path: Path, options: CsvOptions) -> CsvLayout:
     return CsvLayout(text=text, delimiter=delimiter, header_row=header_row, header_rows=header_rows, header=header, data_line=data_line)
 
 
-def _undecodable_line(path: Path, text: TextEncoding, stop_after_line: int | None = None) -> str | None:
+def undecodable_line(path: Path, text: TextEncoding, stop_after_line: int | None = None) -> str | None:
     """Where the file first fails to decode ("line 12: byte 0xe9 cannot be decoded as utf-8"), or None.
 
     Streams the file from after its BOM; lines are counted on `\\n`, which ASCII-compatible
@@ -403,7 +403,7 @@ def _undecodable_line(path: Path, text: TextEncoding, stop_after_line: int | Non
 def _encoding_error(
     path: Path, name: str, layout: CsvLayout, options: CsvOptions, stop_after_line: int | None = None
 ) -> ParseError | None:
-    where = _undecodable_line(path, layout.text, stop_after_line)
+    where = undecodable_line(path, layout.text, stop_after_line)
     if where is None:
         return None
     if options.encoding:

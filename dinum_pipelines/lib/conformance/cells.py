@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dinum_pipelines.lib.cleaning import fixed_layout, fixed_width_dates
+from dinum_pipelines.lib.cleaning import fixed_layout, fixed_width_dates, string_bytes
 from dinum_pipelines.lib.conformance.schema import Field
 
 # Constraints each type supports (frictionless 5 ignores the others when it checks values).
@@ -458,10 +458,7 @@ def _plain_number_cells(cells: pa.Array, integer: bool, decimal: str = ".") -> n
     without a regex; null cells: False. Every such cell is a number frictionless reads (`Decimal`,
     `int`) and Arrow casts once its decimal mark is a point."""
     count = len(cells)
-    _, offsets_buffer, data_buffer = cells.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=count + 1, offset=cells.offset * 8)
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, dtype=np.uint8)
-    data, offsets = data[offsets[0] : offsets[-1]], offsets - offsets[0]
+    offsets, data = string_bytes(cells)
     lengths = np.diff(offsets)
     # Digits in the low 21 bits, decimal marks in the next 21, other points above: one running sum
     # counts the three (a cell longer than 2 million bytes is no plain number anyway).

@@ -100,7 +100,7 @@ def _python_batches(path: Path, layout: parsing.CsvLayout, width: int, first_row
 
 def _encoding_fault(path: Path, layout: parsing.CsvLayout) -> Fault | None:
     """The file's first undecodable byte in its encoding, as a fault (one pass over the file)."""
-    undecodable = parsing._undecodable_line(path, layout.text)
+    undecodable = parsing.undecodable_line(path, layout.text)
     if undecodable is None:
         return None
     return Fault(
@@ -249,11 +249,6 @@ def open_source(path: Path, source: SourceSpec, name: str, *, missing_values: tu
     except parsing.ParseError as exc:
         raise SourceError(str(exc)) from None
     return open_records(frame, name, detected)
-
-
-def is_utf8_bom(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(3) == codecs.BOM_UTF8
 
 
 _EXTENSIONS = {

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dinum_pipelines.lib.cleaning import string_bytes
 from dinum_pipelines.lib.conformance import custom_checks
 from dinum_pipelines.lib.conformance.cells import FieldJudge
 from dinum_pipelines.lib.conformance.faults import Fault, show_value
@@ -147,14 +148,13 @@ def _missing_value_cells(cells: pa.Array, values: tuple[str, ...]) -> np.ndarray
     the bytes say which, and only those few are compared."""
     if not values:
         return np.zeros(len(cells), dtype=bool)
-    _, offsets_buffer, data_buffer = cells.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(cells) + 1, offset=cells.offset * 8)
+    offsets, data = string_bytes(cells)
     lengths = np.diff(offsets)
     present = np.ones(len(cells), dtype=bool) if cells.null_count == 0 else cells.is_valid().to_numpy(zero_copy_only=False)
     longest = max(len(value.encode()) for value in values)
     candidates = lengths == 0 if "" in values else np.zeros(len(cells), dtype=bool)
     if longest:
-        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else np.zeros(1, dtype=np.uint8)
+        data = data if data.size else np.zeros(1, dtype=np.uint8)
         first = data[np.minimum(offsets[:-1], data.size - 1)]
         starts = np.zeros(len(cells), dtype=bool)
         for byte in {value.encode()[0] for value in values if value}:
@@ -203,10 +203,9 @@ _CONTROL_BYTES = np.array([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0
 def _may_be_damaged(array: pa.Array) -> bool:
     """Whether any cell may hold U+FFFD or mojibake, from the column's bytes alone (no per-cell work):
     U+FFFD is EF BF BD in UTF-8; `Ã©`-style mojibake is C3 82|83 followed by C2; `â€` is C3 A2 E2."""
-    buffers = array.buffers()
-    if len(buffers) < 3 or buffers[2] is None or buffers[2].size < 3:
+    _, data = string_bytes(array)
+    if data.size < 3:
         return False
-    data = np.frombuffer(buffers[2], dtype=np.uint8)
     if data.min() < 0x20 and bool(np.isin(data, _CONTROL_BYTES).any()):
         return True
     lead = np.flatnonzero(data[:-2] >= 0xC3)
