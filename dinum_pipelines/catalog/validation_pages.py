@@ -33,6 +33,7 @@ from dinum_pipelines.catalog.errors import NotFound
 from dinum_pipelines.catalog.pages import PageRequest, page_endpoint, public_dataset
 from dinum_pipelines.lib.conformance import SchemaError, SourceError, guess_format, read_schema_file, validate_file
 from dinum_pipelines.lib.conformance.faults import CATALOGUE, HEADER_CODES
+from dinum_pipelines.lib.conformance.report import row_ranges
 from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
 from dinum_pipelines.lib.parsing import ParseError
 from dinum_pipelines.lib.publishing import ROLE_EXTRA
@@ -57,21 +58,6 @@ class FaultGroup:
     count: int
     rows: str
     faults: list[dict[str, Any]]
-
-
-def row_ranges(rows: list[int]) -> str:
-    """`2, 3, 4, 9` -> `2-4, 9`: every row, in little space."""
-    parts: list[str] = []
-    ordered = sorted(set(rows))
-    start = previous = None
-    for row in [*ordered, None]:
-        if row is not None and previous is not None and row == previous + 1:
-            previous = row
-            continue
-        if start is not None:
-            parts.append(str(start) if start == previous else f"{start}-{previous}")
-        start = previous = row
-    return ", ".join(parts)
 
 
 def fault_groups(document: dict[str, Any]) -> list[FaultGroup]:

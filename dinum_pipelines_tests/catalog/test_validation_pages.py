@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.catalog.validation_pages import InputError, refuse_private_address, row_ranges
+from dinum_pipelines.catalog.validation_pages import InputError, refuse_private_address
+from dinum_pipelines.lib.conformance.report import row_ranges
 from dinum_pipelines.lib.publishing import ROLE_EXTRA
 from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.catalog.conftest import Api

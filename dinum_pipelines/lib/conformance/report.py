@@ -74,22 +74,19 @@ class ConformanceReport:
                 lines.append(f"    {fault.message}")
             if len(faults) > ROWS_SHOWN:
                 rows = [fault.row for fault in faults[ROWS_SHOWN:] if fault.row is not None]
-                lines.append(f"    … et {len(faults) - ROWS_SHOWN} autre(s) (lignes {_ranges(rows)})")
+                lines.append(f"    … et {len(faults) - ROWS_SHOWN} autre(s) (lignes {row_ranges(rows)})")
         return "\n".join(lines) + "\n"
 
 
-def _ranges(rows: list[int]) -> str:
+def row_ranges(rows: list[int]) -> str:
     """`2, 3, 4, 9` -> `2-4, 9`: every row, in little space."""
     parts: list[str] = []
     start = previous = None
-    for row in sorted(set(rows)):
-        if start is None:
-            start = previous = row
-        elif row == previous + 1:
+    for row in [*sorted(set(rows)), None]:
+        if row is not None and previous is not None and row == previous + 1:
             previous = row
-        else:
+            continue
+        if start is not None:
             parts.append(str(start) if start == previous else f"{start}-{previous}")
-            start = previous = row
-    if start is not None:
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = row
     return ", ".join(parts)
