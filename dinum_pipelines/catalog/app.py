@@ -79,6 +79,7 @@ from dinum_pipelines.catalog.validation import (
     page_size,
     parse_sort,
     positive_int,
+    query_boolean,
     refuse_control_characters,
     require_object,
     text,
@@ -202,21 +203,24 @@ def can_edit(store: CatalogStore, user: Json | None, dataset: Json) -> bool:
 
 
 def visible_dataset(call: Call, dataset_ref: str | None = None) -> Json:
-    """The dataset of the path (or `dataset_ref`), as udata shows it: private ones only to editors,
-    deleted ones 410."""
+    """The dataset of the path (or `dataset_ref`), as udata shows it: its editors see it whatever
+    its state (a deleted one with `deleted` set, so that they can restore it); others get 404 for
+    a private one and 410 for a deleted one."""
     dataset = call.store.datasets.require(dataset_ref or call.params["dataset"])
-    if dataset["private"] and not can_edit(call.store, call.user, dataset):
-        raise NotFound("Dataset not found")
-    if dataset["deleted"]:
-        raise Gone(DATASET_DELETED)
+    if not can_edit(call.store, call.user, dataset):
+        if dataset["private"]:
+            raise NotFound("Dataset not found")
+        if dataset["deleted"]:
+            raise Gone(DATASET_DELETED)
     return dataset
 
 
-def editable_dataset(call: Call) -> Json:
-    """The dataset of the path, if the caller may modify it (udata's order: 404, 401, 410, 403)."""
+def editable_dataset(call: Call, *, restoring: bool = False) -> Json:
+    """The dataset of the path, if the caller may modify it (udata's order: 404, 401, 410, 403).
+    A deleted dataset is 410 to every write except its restoration."""
     dataset = call.store.datasets.require(call.params["dataset"])
     user = call.require_user()
-    if dataset["deleted"]:
+    if dataset["deleted"] and not restoring:
         raise Gone(DATASET_DELETED)
     if not can_edit(call.store, user, dataset):
         raise Forbidden()
@@ -296,6 +300,7 @@ def _list_datasets(call: Call) -> Response:
     return dataset_page(
         call,
         DatasetQuery(
+            **deleted_filter(call),
             q=call.query.get("q") or None,
             organization_id=org["id"] if org else organization,  # an unknown one matches nothing
             tags=tuple(call.query.getlist("tag")),
@@ -306,6 +311,19 @@ def _list_datasets(call: Call) -> Response:
             page_size=page_size,
         ),
     )
+
+
+def deleted_filter(call: Call) -> Json:
+    """udata's `deleted` listing filter: authenticated callers only (401 otherwise); `true` lists
+    the deleted datasets the caller may edit (so that they can restore them), `false` the usual."""
+    deleted = query_boolean(call.query, "deleted")
+    if deleted is None:
+        return {}
+    user = call.require_user()
+    if not deleted:
+        return {}
+    organization_ids = tuple(org["id"] for org in call.store.accounts.organizations_of(user["id"]))
+    return {"deleted": True, "editable_by": (user["id"], organization_ids)}
 
 
 def create_dataset(call: Call) -> Response:
@@ -331,12 +349,18 @@ def _get_dataset(call: Call) -> tuple[Response, str]:
 
 
 def update_dataset(call: Call) -> Response:
-    dataset = editable_dataset(call)
-    changes = clean_dataset_changes(call.json())
+    """A partial update; `{"deleted": null}` restores a deleted dataset (with the other changes of
+    the body, in the same transaction), as in udata. Deleting is DELETE's job."""
+    payload = call.json()
+    restoring = isinstance(payload, dict) and "deleted" in payload and payload["deleted"] is None
+    dataset = editable_dataset(call, restoring=restoring)
+    if isinstance(payload, dict) and payload.get("deleted") is not None:
+        raise field_error("deleted", "Only null is accepted here (it restores a deleted dataset); delete with DELETE.")
+    changes = clean_dataset_changes(payload)
     reference = changes.pop("organization", None)
     if reference is not None and organization_id_for(call, reference) != dataset["organization_id"]:
         raise field_error("organization", "The organization of a dataset cannot be changed; transfer it instead.")
-    record, _changed = call.store.datasets.update(dataset["id"], changes)
+    record, _changed = call.store.datasets.update(dataset["id"], changes, restore=restoring)
     return call.respond(call.render.dataset(record))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -55,6 +55,8 @@ class DatasetQuery:
     page: int = 1
     page_size: int = 20
     include_private: bool = False
+    deleted: bool = False  # the deleted datasets instead of the live ones (with `editable_by`)
+    editable_by: tuple[str, tuple[str, ...]] | None = None  # (user id, its organizations' ids): only what they may edit, private ones included
 
 
 def _metric(name: str) -> Any:
@@ -128,12 +130,16 @@ class Datasets:
             raise NotFound(DATASET_NOT_FOUND)
         return record
 
-    def update(self, dataset_id: str, changes: Mapping[str, Any]) -> tuple[Record, bool]:
-        """Apply cleaned `changes`; `last_modified` moves only if a value actually changed."""
+    def update(self, dataset_id: str, changes: Mapping[str, Any], *, restore: bool = False) -> tuple[Record, bool]:
+        """Apply cleaned `changes` (and undo a soft delete if `restore`); `last_modified` moves
+        only if a value actually changed."""
         with self._db.write() as conn:
             row = _dataset_row(conn, dataset_id)
             current = _dataset_record(row)
             actual = {name: value for name, value in changes.items() if current.get(name) != value}
+            restored = restore and row["deleted_at"] is not None
+            if restored:
+                conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=None, last_modified=utcnow()))
             if actual:
                 columns, doc_changes = _split(actual)
                 title = columns.get("title", row["title"])
@@ -148,7 +154,7 @@ class Datasets:
                 )
                 if "tags" in actual:
                     _write_tags(conn, dataset_id, actual["tags"])
-        return self.require(dataset_id), bool(actual)
+        return self.require(dataset_id), bool(actual) or restored
 
     def transform_doc_field(self, dataset_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
         """Replace `doc[field]` by `transform(doc[field])` atomically; no clock moves (extras, metrics)."""
@@ -164,9 +170,15 @@ class Datasets:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
 
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
-        """One page of live datasets matching `query`, and the total number of matches."""
-        conditions: list[Any] = [datasets.c.deleted_at.is_(None)]
-        if not query.include_private:
+        """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
+        conditions: list[Any] = [datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None)]
+        if query.editable_by is not None:
+            user_id, organization_ids = query.editable_by
+            conditions.append(or_(
+                datasets.c.organization_id.in_(organization_ids),
+                and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
+            ))
+        elif not query.include_private:
             conditions.append(datasets.c.private.is_(False))
         if query.q:
             conditions.append(_text_contains(self._db.engine.dialect.name, fold(query.q)))

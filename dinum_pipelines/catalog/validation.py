@@ -407,3 +407,20 @@ def page_size(params: Mapping[str, str], default: int) -> int:
     if raw and raw.isdigit() and len(raw) > 4:
         return MAX_PAGE_SIZE  # any number of 5 digits or more is over the cap
     return min(positive_int(params, "page_size", default), MAX_PAGE_SIZE)
+
+
+QUERY_TRUE = ("true", "1", "yes", "on")
+QUERY_FALSE = ("false", "0", "no", "off")
+
+
+def query_boolean(params: Mapping[str, str], name: str) -> bool | None:
+    """A boolean query parameter as flask-restx reads it (true/false, 1/0, yes/no, on/off, any
+    case); None when absent, a 400 naming it otherwise."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in QUERY_TRUE:
+        return True
+    if raw.lower() in QUERY_FALSE:
+        return False
+    raise ValidationError({name: [f"{name} must be true or false."]})

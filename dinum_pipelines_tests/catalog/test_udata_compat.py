@@ -1,6 +1,6 @@
-"""udata behaviours datagouv-client relies on (issue 12, three of its four gaps), on SQLite and
-PostgreSQL: reordering with resource objects, a resource by its id alone (API v2), and
-organizations created through the API."""
+"""udata behaviours datagouv-client relies on (issue 12's four gaps), on SQLite and PostgreSQL:
+reordering with resource objects, a resource by its id alone (API v2), organizations created
+through the API, and deleted datasets that their editors still see, list and restore."""
 
 from __future__ import annotations
 
@@ -52,3 +52,33 @@ def test_an_organization_created_through_the_api(api, anonymous):
     assert dataset["organization"]["id"] == org["id"]
     assert anonymous.post("/organizations/", json={"name": "Anonyme"}).status_code == 401
     assert api.post("/organizations/", json={"acronym": "X"}).status_code == 400
+
+
+def test_a_deleted_dataset_is_seen_listed_and_restored_by_its_editors(api, anonymous, outsider, dataset):
+    path = f"/datasets/{dataset['id']}/"
+    resource = api.upload(dataset["id"], "a.csv", b"a\n1\n").json()
+    assert api.delete(path).status_code == 204
+    assert api.delete(path).status_code == 410
+
+    seen = api.get(path)
+    assert seen.status_code == 200 and seen.json()["deleted"] is not None
+    assert api.get(f"/api/2/datasets/resources/{resource['id']}/").status_code == 200
+    for other in (anonymous, outsider):
+        assert other.get(path).status_code == 410
+    assert [d["id"] for d in api.get("/datasets/?deleted=true").json()["data"]] == [dataset["id"]]
+    assert api.get("/datasets/").json()["total"] == api.get("/datasets/?deleted=false").json()["total"] == 0
+    assert outsider.get("/datasets/?deleted=true").json()["total"] == 0
+    assert anonymous.get("/datasets/?deleted=true").status_code == 401
+    assert api.get("/datasets/?deleted=maybe").json()["errors"] == {"deleted": ["deleted must be true or false."]}
+
+    # Any write but the restoration stays 410; the restoration may carry other changes.
+    assert api.put(path, json={"title": "Encore supprimé"}).status_code == 410
+    assert api.post(f"{path}resources/", json={"title": "r", "url": "https://example.org/r.csv", "filetype": "remote"}).status_code == 410
+    assert outsider.put(path, json={"deleted": None}).status_code == 403
+    assert api.put(path, json={"deleted": "2024-01-01T00:00:00+00:00"}).status_code == 410
+    restored = api.put(path, json={"deleted": None, "title": "Restauré"})
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["deleted"] is None and restored.json()["title"] == "Restauré"
+    assert anonymous.get(path).status_code == 200
+    assert api.get("/datasets/?deleted=true").json()["total"] == 0
+    assert api.put(path, json={"deleted": "2024-01-01T00:00:00+00:00"}).json()["errors"]["deleted"]
