@@ -106,6 +106,33 @@ class Accounts:
             raise Conflict(f"An organization with the slug {slug!r} already exists.") from exc
         return self.require_organization(org_id)
 
+    def update_organization(self, organization_id: str, changes: dict[str, Any], *, restore: bool = False) -> dict[str, Any]:
+        """Apply cleaned `changes` (name, acronym, description, url); undo a soft delete if
+        `restore`. The slug stays: links to the organization keep working."""
+        values = {**changes, **({"deleted_at": None} if restore else {})}
+        if values:
+            with self._db.write() as conn:
+                conn.execute(update(organizations).where(organizations.c.id == organization_id).values(**values))
+        return self._organization_record(organization_id)
+
+    def soft_delete_organization(self, organization_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(update(organizations).where(organizations.c.id == organization_id).values(deleted_at=utcnow()))
+
+    def transform_organization_extras(self, organization_id: str, transform: Any) -> dict[str, Any]:
+        """Replace the extras by `transform(extras)` atomically."""
+        with self._db.write() as conn:
+            current = conn.scalar(select(organizations.c.extras).where(organizations.c.id == organization_id))
+            extras: dict[str, Any] = transform(current or {})
+            conn.execute(update(organizations).where(organizations.c.id == organization_id).values(extras=extras))
+        return extras
+
+    def _organization_record(self, organization_id: str) -> dict[str, Any]:
+        org = self.organization(organization_id)
+        if org is None:
+            raise NotFound(f"Unknown organization {organization_id!r}.")
+        return org
+
     def organization(self, id_or_slug: str) -> dict[str, Any] | None:
         with self._db.read() as conn:
             row = find_by_id_or_slug(conn, organizations, id_or_slug)

@@ -71,7 +71,9 @@ from dinum_pipelines.catalog.validation import (
     clean,
     clean_dataset_changes,
     clean_new_dataset,
+    clean_new_organization,
     clean_new_remote_resource,
+    clean_organization_changes,
     clean_resource_changes,
     extras_keys,
     iso_datetime,
@@ -91,6 +93,8 @@ DEFAULT_PAGE_SIZE = 20
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
 REQUEST_THREADS = POOL_SIZE - 2
 DATASET_DELETED = "Dataset has been deleted"
+ORGANIZATION_NOT_FOUND = "Organization not found"
+ORGANIZATION_DELETED = "Organization has been deleted"
 T = TypeVar("T")
 logger = logging.getLogger("dinum_pipelines.catalog")
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -227,6 +231,16 @@ def editable_dataset(call: Call, *, restoring: bool = False) -> Json:
     return dataset
 
 
+def asks_restoration(payload: Any) -> bool:
+    """udata's `{"deleted": null}` in a PUT: restore the deleted dataset or organization."""
+    return isinstance(payload, dict) and "deleted" in payload and payload["deleted"] is None
+
+
+def refuse_deletion_by_put(payload: Any) -> None:
+    if isinstance(payload, dict) and payload.get("deleted") is not None:
+        raise field_error("deleted", "Only null is accepted here (it restores a deleted object); delete with DELETE.")
+
+
 def organization_id_for(call: Call, reference: str) -> str:
     """The id of an organization the caller belongs to (udata's "publish as" rule)."""
     org = call.store.accounts.organization(reference)
@@ -352,15 +366,13 @@ def update_dataset(call: Call) -> Response:
     """A partial update; `{"deleted": null}` restores a deleted dataset (with the other changes of
     the body, in the same transaction), as in udata. Deleting is DELETE's job."""
     payload = call.json()
-    restoring = isinstance(payload, dict) and "deleted" in payload and payload["deleted"] is None
-    dataset = editable_dataset(call, restoring=restoring)
-    if isinstance(payload, dict) and payload.get("deleted") is not None:
-        raise field_error("deleted", "Only null is accepted here (it restores a deleted dataset); delete with DELETE.")
+    dataset = editable_dataset(call, restoring=asks_restoration(payload))
+    refuse_deletion_by_put(payload)
     changes = clean_dataset_changes(payload)
     reference = changes.pop("organization", None)
     if reference is not None and organization_id_for(call, reference) != dataset["organization_id"]:
         raise field_error("organization", "The organization of a dataset cannot be changed; transfer it instead.")
-    record, _changed = call.store.datasets.update(dataset["id"], changes, restore=restoring)
+    record, _changed = call.store.datasets.update(dataset["id"], changes, restore=asks_restoration(payload))
     return call.respond(call.render.dataset(record))
 
 
@@ -468,17 +480,14 @@ def resource_without_dataset(call: Call) -> Response:
 def create_organization(call: Call) -> Response:
     """`POST /api/1/organizations/`: the caller creates an organization and becomes its admin."""
     user = call.require_user()
-    fields = clean(
-        require_object(call.json()),
-        {"name": text(350, required=True), "acronym": text(50), "description": text(100_000)},
-        required=("name",),
-    )
+    fields = clean_new_organization(call.json())
     org = call.store.accounts.create_organization(
-        None, fields["name"], acronym=fields.get("acronym"), description=fields.get("description") or ""
+        None, fields.pop("name"), acronym=fields.pop("acronym", None), description=fields.pop("description", None) or ""
     )
+    if fields:  # url, extras
+        org = call.store.accounts.update_organization(org["id"], fields)
     call.store.accounts.set_member(org["id"], user["id"], "admin")
-    members = call.store.accounts.members_of(org["id"])
-    return call.respond(call.render.organization(org, members=members, dataset_count=0), 201)
+    return call.respond(organization_document(call, org), 201)
 
 
 def resource_permalink(call: Call) -> Response:
@@ -554,20 +563,64 @@ def _extras_handlers(apply: Callable[[Call, Callable[[Json], Json] | None], Resp
 
 
 def _organization(call: Call) -> Json:
+    """The organization of the path, as udata shows it: a deleted one only to its members."""
     org = call.store.accounts.organization(call.params["org"])
     if org is None:
-        raise NotFound("Organization not found")
-    if org["deleted_at"] is not None:
-        raise Gone("Organization has been deleted")
+        raise NotFound(ORGANIZATION_NOT_FOUND)
+    if org["deleted_at"] is not None and not (call.user and call.store.accounts.role(call.user["id"], org["id"])):
+        raise Gone(ORGANIZATION_DELETED)
     return org
 
 
-def get_organization(call: Call) -> Response:
-    org = _organization(call)
+def editable_organization(call: Call, *, restoring: bool = False) -> Json:
+    """The organization of the path, if the caller is one of its admins (udata: 404, 401, 410, 403)."""
+    org = call.store.accounts.organization(call.params["org"])
+    if org is None:
+        raise NotFound(ORGANIZATION_NOT_FOUND)
+    user = call.require_user()
+    if org["deleted_at"] is not None and not restoring:
+        raise Gone(ORGANIZATION_DELETED)
+    if call.store.accounts.role(user["id"], org["id"]) != "admin":
+        raise Forbidden()
+    return org
+
+
+def organization_document(call: Call, org: Json) -> Json:
     _, dataset_count = call.store.datasets.search(DatasetQuery(organization_id=org["id"], page_size=1))
     members = call.store.accounts.members_of(org["id"])
     org = {**org, "metrics": organization_metrics_of(call.store, org["id"])}
-    return call.respond(call.render.organization(org, members=members, dataset_count=dataset_count))
+    return call.render.organization(org, members=members, dataset_count=dataset_count)
+
+
+def get_organization(call: Call) -> Response:
+    return call.respond(organization_document(call, _organization(call)))
+
+
+def update_organization(call: Call) -> Response:
+    """A partial update by an admin; `{"deleted": null}` restores a deleted organization."""
+    payload = call.json()
+    org = editable_organization(call, restoring=asks_restoration(payload))
+    refuse_deletion_by_put(payload)
+    changes = clean_organization_changes(payload)
+    extras = changes.pop("extras", None)
+    org = call.store.accounts.update_organization(org["id"], changes, restore=asks_restoration(payload))
+    if extras is not None:
+        call.store.accounts.transform_organization_extras(org["id"], lambda _current: extras)
+        org = call.store.accounts.organization(org["id"]) or org
+    return call.respond(organization_document(call, org))
+
+
+def delete_organization(call: Call) -> Response:
+    org = editable_organization(call)
+    call.store.accounts.soft_delete_organization(org["id"])
+    return Response(status_code=204)
+
+
+def _organization_extras(call: Call, update: Callable[[Json], Json] | None) -> Response:
+    org = editable_organization(call) if update else _organization(call)
+    if update is None:
+        return call.respond(org.get("extras") or {})
+    return call.respond(call.store.accounts.transform_organization_extras(org["id"], update))
 
 
 def organization_datasets(call: Call) -> Response:
@@ -665,7 +718,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{resource}/", {"GET": get_resource, "PUT": update_resource, "DELETE": delete_resource}),
         _route(f"{resource}/upload/", stream={"POST": reupload_resource}),
         _route(f"{v1}/organizations/", {"POST": create_organization}),
-        _route(f"{v1}/organizations/{{org}}/", {"GET": get_organization}),
+        _route(f"{v1}/organizations/{{org}}/", {"GET": get_organization, "PUT": update_organization, "DELETE": delete_organization}),
         _route(f"{v1}/organizations/{{org}}/datasets/", {"GET": organization_datasets}),
         _route(f"{v1}/me/", {"GET": me}),
         _route(f"{v1}/me/api_tokens/", {"GET": list_tokens, "POST": create_token}),
@@ -673,6 +726,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{v2}/datasets/resources/{{rid}}/", {"GET": resource_without_dataset}),
         _route(f"{v2}/datasets/{{dataset}}/extras/", _extras_handlers(_dataset_extras)),
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
+        _route(f"{v2}/organizations/{{org}}/extras/", _extras_handlers(_organization_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
         page_routes(),
         validation_routes(),

@@ -112,6 +112,8 @@ organizations = Table(
     Column("description", Text, nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),
     Column("deleted_at", UtcDateTime),
+    Column("url", String(255)),
+    Column("extras", JSON),
 )
 
 organization_members = Table(

@@ -41,9 +41,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/1/datasets/resource_types/"): Operation("The resource types", tag="reference"),
     ("GET", "/api/1/spatial/granularities/"): Operation("The spatial granularities", tag="reference"),
     ("GET", "/api/1/datasets/r/{rid}"): Operation("Stable link: redirects to the resource's current file", success=302, errors=(404,)),
-    ("GET", "/api/1/datasets/{dataset}/"): Operation("A dataset, by id or slug", errors=DATASET_READ_ERRORS),
-    ("PUT", "/api/1/datasets/{dataset}/"): Operation("Update a dataset (partial)", auth=True, body="json", errors=WRITE_ERRORS),
-    ("DELETE", "/api/1/datasets/{dataset}/"): Operation("Delete a dataset (soft: 410 afterwards)", auth=True, success=204, errors=WRITE_ERRORS),
+    ("GET", "/api/1/datasets/{dataset}/"): Operation(
+        "A dataset, by id or slug (its editors see it deleted, with `deleted` set)", errors=DATASET_READ_ERRORS
+    ),
+    ("PUT", "/api/1/datasets/{dataset}/"): Operation(
+        "Update a dataset (partial; {\"deleted\": null} restores a deleted one)", auth=True, body="json", errors=WRITE_ERRORS
+    ),
+    ("DELETE", "/api/1/datasets/{dataset}/"): Operation(
+        "Delete a dataset (soft: 410 afterwards to all but its editors)", auth=True, success=204, errors=WRITE_ERRORS
+    ),
     ("POST", "/api/1/datasets/{dataset}/upload/"): Operation(
         "Upload a file as a new resource", auth=True, body="multipart", success=201, errors=(*WRITE_ERRORS, 415)
     ),
@@ -67,7 +73,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create an organization (the caller becomes its admin)", auth=True, body="json", success=201, errors=(400, 401),
         tag="organizations",
     ),
-    ("GET", "/api/1/organizations/{org}/"): Operation("An organization, with its members", errors=(404, 410), tag="organizations"),
+    ("GET", "/api/1/organizations/{org}/"): Operation(
+        "An organization, with its members (a deleted one only to its members)", errors=(404, 410), tag="organizations"
+    ),
+    ("PUT", "/api/1/organizations/{org}/"): Operation(
+        "Update an organization (admins; {\"deleted\": null} restores it)", auth=True, body="json", errors=WRITE_ERRORS,
+        tag="organizations",
+    ),
+    ("DELETE", "/api/1/organizations/{org}/"): Operation(
+        "Delete an organization (admins; soft: 410 afterwards to non-members)", auth=True, success=204,
+        errors=WRITE_ERRORS, tag="organizations",
+    ),
+    ("GET", "/api/2/organizations/{org}/extras/"): Operation("An organization's extras", errors=(404, 410), tag="organizations"),
+    ("PUT", "/api/2/organizations/{org}/extras/"): Operation(
+        "Merge into an organization's extras (null deletes a key; admins)", auth=True, body="json", errors=WRITE_ERRORS,
+        tag="organizations",
+    ),
+    ("DELETE", "/api/2/organizations/{org}/extras/"): Operation(
+        "Delete organization extras keys (the body lists them; admins)", auth=True, body="json", success=204,
+        errors=WRITE_ERRORS, tag="organizations",
+    ),
     ("GET", "/api/1/organizations/{org}/datasets/"): Operation(
         "An organization's datasets (private ones too for members)", errors=(400, 404, 410), tag="organizations"
     ),

@@ -147,7 +147,7 @@ class Renderer:
         return {
             **ref,
             "description": org.get("description") or "",
-            "url": None,
+            "url": org.get("url"),
             "business_number_id": None,
             "created_at": iso(org["created_at"]),
             "deleted": iso(org.get("deleted_at")),
@@ -160,7 +160,7 @@ class Renderer:
                 **with_defaults(ORGANIZATION_METRICS, org.get("metrics")),
                 "datasets": dataset_count, "members": len(members),
             },
-            "extras": {},
+            "extras": org.get("extras") or {},
         }
 
     def user_ref(self, user: Json | None) -> Json | None:

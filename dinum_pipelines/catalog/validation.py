@@ -133,6 +133,15 @@ def http_url(value: Any) -> str:
     return value
 
 
+def optional_http_url(value: Any) -> str | None:
+    """An http(s) URL of at most 255 characters (an organization's web site), or None."""
+    if value is None:
+        return None
+    if len(http_url(value)) > 255:
+        raise ValueError("Field cannot be longer than 255 characters.")
+    return value
+
+
 def iso_datetime(value: Any) -> str | None:
     """An ISO 8601 date-time, stored as ISO text (udata's `frequency_date`)."""
     if value is None:
@@ -309,6 +318,28 @@ def parse_sort(value: str | None, allowed: Mapping[str, str]) -> tuple[str, bool
     if key not in allowed:
         raise ValidationError({"sort": [f"'{key}' is not one of {', '.join(allowed)} (prefix '-' to reverse)."]})
     return allowed[key], descending
+
+
+# Organizations
+
+ORGANIZATION_CLEANERS: dict[str, Cleaner] = {
+    "name": text(350, required=True),
+    "acronym": text(128),
+    "description": text(100_000),
+    "url": optional_http_url,
+    "extras": free_dict,
+}
+
+
+def clean_new_organization(payload: Any) -> dict[str, Any]:
+    return clean(require_object(payload), ORGANIZATION_CLEANERS, required=("name",))
+
+
+def clean_organization_changes(payload: Any) -> dict[str, Any]:
+    changes = clean(require_object(payload), ORGANIZATION_CLEANERS)
+    if "description" in changes and changes["description"] is None:
+        changes["description"] = ""  # udata's organizations always have one, maybe empty
+    return changes
 
 
 # Resources

@@ -82,3 +82,37 @@ def test_a_deleted_dataset_is_seen_listed_and_restored_by_its_editors(api, anony
     assert anonymous.get(path).status_code == 200
     assert api.get("/datasets/?deleted=true").json()["total"] == 0
     assert api.put(path, json={"deleted": "2024-01-01T00:00:00+00:00"}).json()["errors"]["deleted"]
+
+
+def test_an_organization_is_edited_deleted_and_restored_by_its_admins(api, anonymous, outsider, publisher):
+    org = api.post("/organizations/", json={"name": "Service statistique"}).json()
+    path = f"/organizations/{org['id']}/"
+    assert api.get(f"/organizations/{publisher.organization_slug}/").status_code == 200
+    # The publisher is an editor of its own organization, not an admin: udata keeps edits to admins.
+    assert api.put(f"/organizations/{publisher.organization_slug}/", json={"name": "x"}).status_code == 403
+    assert outsider.put(path, json={"name": "x"}).status_code == 403
+
+    updated = api.put(path, json={"description": "Statistiques.", "url": "https://stats.example.org", "extras": {"siret": "1"}})
+    assert updated.status_code == 200, updated.text
+    assert (updated.json()["description"], updated.json()["url"], updated.json()["slug"]) == (
+        "Statistiques.", "https://stats.example.org", "service-statistique",
+    )
+    assert api.put(path, json={"url": "ftp://x"}).json()["errors"] == {"url": ["Expected an http(s) URL."]}
+    assert api.put(path, json={"description": None}).json()["description"] == ""
+
+    extras = f"/api/2/organizations/{org['id']}/extras/"
+    assert api.put(extras, json={"ror": "03x", "siret": None}).json() == {"ror": "03x"}
+    assert anonymous.get(extras).json() == {"ror": "03x"}
+    assert api.delete(extras, json=["ror"]).status_code == 204
+    assert anonymous.get(path).json()["extras"] == {}
+    assert outsider.put(extras, json={"a": "b"}).status_code == 403
+
+    assert api.delete(path).status_code == 204
+    assert anonymous.get(path).status_code == 410 and outsider.get(path).status_code == 410
+    seen = api.get(path)
+    assert seen.status_code == 200 and seen.json()["deleted"] is not None
+    assert api.put(path, json={"name": "Encore"}).status_code == 410
+    assert api.delete(path).status_code == 410
+    restored = api.put(path, json={"deleted": None})
+    assert restored.status_code == 200 and restored.json()["deleted"] is None
+    assert anonymous.get(path).status_code == 200
