@@ -14,7 +14,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import cached_property, partial
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -39,6 +38,7 @@ from dinum_pipelines.catalog.errors import (
     NotFound,
     Unauthorized,
     field_error,
+    server_error_body,
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, PERMALINK_MARK, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.metrics_api import (
@@ -53,7 +53,13 @@ from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.pages import error_page, page_routes
 from dinum_pipelines.catalog.validation_pages import validation_routes
-from dinum_pipelines.catalog.render import Renderer
+from dinum_pipelines.catalog.render import (
+    FREQUENCY_LIST,
+    GRANULARITY_LIST,
+    LICENSE_LIST,
+    RESOURCE_TYPE_LIST,
+    Renderer,
+)
 from dinum_pipelines.catalog.response_cache import (
     API_KEY_HEADER,
     FIELDS_HEADER,
@@ -66,9 +72,9 @@ from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
 from dinum_pipelines.catalog.validation import (
-    DATASET_SORTS,
-    MAX_PAGE,
-    clean,
+    DATASET_LISTING,
+    NEW_TOKEN,
+    ORGANIZATION_DATASET_LISTING,
     clean_dataset_changes,
     clean_new_dataset,
     clean_new_organization,
@@ -76,19 +82,11 @@ from dinum_pipelines.catalog.validation import (
     clean_organization_changes,
     clean_resource_changes,
     extras_keys,
-    iso_datetime,
     merge_extras,
-    page_size,
-    parse_sort,
-    positive_int,
-    query_boolean,
     refuse_control_characters,
-    require_object,
-    text,
+    resource_order,
 )
-from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYPES, SPATIAL_GRANULARITIES
 
-DEFAULT_PAGE_SIZE = 20
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
 REQUEST_THREADS = POOL_SIZE - 2
@@ -252,10 +250,6 @@ def organization_id_for(call: Call, reference: str) -> str:
     return organization_id
 
 
-def paging(call: Call) -> tuple[int, int]:
-    return positive_int(call.query, "page", 1, MAX_PAGE), page_size(call.query, DEFAULT_PAGE_SIZE)
-
-
 def dataset_page(call: Call, query: DatasetQuery) -> Response:
     records, total = call.store.datasets.search(query)
     items = [call.render.dataset(record) for record in records]
@@ -308,29 +302,28 @@ def list_datasets(call: Call) -> Response:
 
 
 def _list_datasets(call: Call) -> Response:
-    page, page_size = paging(call)
-    organization = call.query.get("organization")
+    query = DATASET_LISTING.read(call.query)  # the parameters the OpenAPI document lists
+    organization = query["organization"]
     org = call.store.accounts.organization(organization) if organization else None
     return dataset_page(
         call,
         DatasetQuery(
-            **deleted_filter(call),
-            q=call.query.get("q") or None,
+            **deleted_filter(call, query["deleted"]),
+            q=query["q"],
             organization_id=org["id"] if org else organization,  # an unknown one matches nothing
-            tags=tuple(call.query.getlist("tag")),
-            license=call.query.get("license") or None,
-            format=call.query.get("format") or None,
-            sort=parse_sort(call.query.get("sort"), DATASET_SORTS),
-            page=page,
-            page_size=page_size,
+            tags=query["tag"],
+            license=query["license"],
+            format=query["format"],
+            sort=query["sort"],
+            page=query["page"],
+            page_size=query["page_size"],
         ),
     )
 
 
-def deleted_filter(call: Call) -> Json:
+def deleted_filter(call: Call, deleted: bool | None) -> Json:
     """udata's `deleted` listing filter: authenticated callers only (401 otherwise); `true` lists
     the deleted datasets the caller may edit (so that they can restore them), `false` the usual."""
-    deleted = query_boolean(call.query, "deleted")
     if deleted is None:
         return {}
     user = call.require_user()
@@ -398,11 +391,7 @@ def create_remote_resource(call: Call) -> Response:
 
 def reorder_resources(call: Call) -> Response:
     dataset = editable_dataset(call)
-    # udata takes the ids, or the resources themselves (`[{"id": ...}]`, as datagouv-client sends them).
-    ordered = [item.get("id") if isinstance(item, dict) else item for item in _list_or_none(call.json())]
-    if not ordered and call.json() != [] or not all(isinstance(item, str) for item in ordered):
-        raise field_error("payload", "Expected the JSON list of all resource ids (or of {\"id\": ...}), in the new order.")
-    records = call.store.datasets.reorder_resources(dataset["id"], ordered)
+    records = call.store.datasets.reorder_resources(dataset["id"], resource_order(call.json()))
     return call.respond([call.render.resource(record) for record in records])
 
 
@@ -461,10 +450,6 @@ async def reupload_resource(call: Call) -> Response:
     if replaced[0]:
         await call.in_thread(call.store.files.delete, replaced[0])
     return call.respond({**call.render.resource(record), "success": True})
-
-
-def _list_or_none(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def resource_without_dataset(call: Call) -> Response:
@@ -625,11 +610,11 @@ def _organization_extras(call: Call, update: Callable[[Json], Json] | None) -> R
 
 def organization_datasets(call: Call) -> Response:
     org = _organization(call)
-    page, page_size = paging(call)
+    listing = ORGANIZATION_DATASET_LISTING.read(call.query)  # the parameters the OpenAPI document lists
     is_member = call.user is not None and call.store.accounts.role(call.user["id"], org["id"]) is not None
     query = DatasetQuery(
-        organization_id=org["id"], sort=parse_sort(call.query.get("sort"), DATASET_SORTS),
-        page=page, page_size=page_size, include_private=is_member,
+        organization_id=org["id"], sort=listing["sort"],
+        page=listing["page"], page_size=listing["page_size"], include_private=is_member,
     )
     return dataset_page(call, query)
 
@@ -639,9 +624,6 @@ def me(call: Call) -> Response:
     return call.respond(call.render.me(user, call.store.accounts.organizations_of(user["id"])))
 
 
-TOKEN_CLEANERS = {"name": text(255), "expires_at": iso_datetime}
-
-
 def list_tokens(call: Call) -> Response:
     tokens = call.store.accounts.tokens_of(call.require_user()["id"])
     return call.respond([Renderer.api_token(token) for token in tokens])
@@ -649,11 +631,8 @@ def list_tokens(call: Call) -> Response:
 
 def create_token(call: Call) -> Response:
     user = call.require_user()
-    fields = clean(require_object(call.json() or {}), TOKEN_CLEANERS)
-    expires_at = datetime.fromisoformat(fields["expires_at"]) if fields.get("expires_at") else None
-    if expires_at is not None and expires_at.tzinfo is None:
-        raise field_error("expires_at", "Give a time zone (e.g. 2030-01-01T00:00:00+00:00).")
-    plain, record = call.store.accounts.create_token(user["id"], fields.get("name") or "", expires_at=expires_at)
+    fields = NEW_TOKEN.clean(call.json() or {})
+    plain, record = call.store.accounts.create_token(user["id"], fields.get("name") or "", expires_at=fields.get("expires_at"))
     return call.respond(Renderer.api_token(record, plain=plain), 201)
 
 
@@ -667,15 +646,6 @@ def revoke_token(call: Call) -> Response:
 
 def _static(data: Any) -> Handler:
     return lambda call: call.respond(data)
-
-
-LICENSE_LIST = [
-    {"id": key, "title": title, "url": url or None, "maintainer": None, "flags": [], "alternate_urls": [], "alternate_titles": []}
-    for key, (title, url) in LICENSES.items()
-]
-FREQUENCY_LIST = [{"id": key, "label": label} for key, (label, _delta) in FREQUENCIES.items()]
-RESOURCE_TYPE_LIST = [{"id": key, "label": label} for key, label in RESOURCE_TYPES.items()]
-GRANULARITY_LIST = [{"id": key, "name": name} for key, name in SPATIAL_GRANULARITIES.items()]
 
 
 def swagger(call: Call) -> Response:
@@ -757,8 +727,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     headers = {REQUEST_ID_HEADER: request_id}
     if not request.url.path.startswith("/api/"):
         return error_page(500, "Une erreur inattendue s'est produite.", request_id, headers)
-    body = {"message": "Internal server error", "status": 500, "request_id": request_id}
-    return JSONResponse(body, 500, headers=headers)
+    return JSONResponse(server_error_body(request_id), 500, headers=headers)
 
 
 def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) -> Starlette:

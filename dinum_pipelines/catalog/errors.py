@@ -8,8 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from dinum_pipelines.catalog.api_schemas import STRING, Json, array, obj
+
 PERMISSION_DENIED = "You do not have the permission to modify that object."
 AUTHENTICATION_REQUIRED = "Authentication required: send a valid API key in the X-API-KEY header."
+
+
+# The bodies below, as the OpenAPI document shows them: `{"message"}`, plus `errors` (field ->
+# messages) for validation, and the body of an unexpected error (a 500).
+ERROR_BODY: Json = obj({"message": STRING, "errors": {"type": "object", "additionalProperties": array(STRING)}}, optional=["errors"])
+SERVER_ERROR_BODY: Json = obj({
+    "message": STRING,
+    "status": {"type": "integer", "enum": [500]},
+    "request_id": {**STRING, "description": "Also in the X-Request-Id header and in the log line with the traceback"},
+})
+
+
+def server_error_body(request_id: str) -> dict[str, Any]:
+    return {"message": "Internal server error", "status": 500, "request_id": request_id}
 
 
 class CatalogError(Exception):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -30,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dinum_pipelines.catalog.api_schemas import COUNT, DATE_TIME, array, obj
 from dinum_pipelines.catalog.db import (
     Database,
     datasets,
@@ -47,7 +48,7 @@ from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.app import Call
     from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.catalog.validation import MAX_PAGE
+from dinum_pipelines.catalog.validation import MAX_PAGE, QueryParameter, QueryString
 
 SIMULATED_TIME_HEADER = "X-Dinum-Simulated-Time"
 MAX_PAGE_SIZE = 50
@@ -75,20 +76,34 @@ def require_sysadmin(call: Call) -> Json:
 
 
 def _aware_datetime(value: str | None, name: str) -> datetime:
+    """`value` as a UTC datetime (what the database compares); a 400 naming `name` otherwise."""
     try:
         parsed = datetime.fromisoformat(value or "")
     except ValueError:
         raise field_error(name, "Expected an ISO 8601 date and time with a time zone, e.g. 2026-10-02T22:00:00+00:00.") from None
     if parsed.tzinfo is None:
         raise field_error(name, "Give a time zone (e.g. +00:00).")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise field_error(name, "Out of range.") from None
+
+
+def _window_bound(name: str, description: str) -> QueryParameter:
+    return QueryParameter(name, lambda params: _aware_datetime(params.get(name), name), DATE_TIME, description, required=True)
+
+
+EVENTS_WINDOW = QueryString((
+    _window_bound("since", "The window's start, included (ISO 8601 with a time zone)"),
+    _window_bound("until", "The window's end, excluded (ISO 8601 with a time zone)"),
+))
 
 
 def export_events(call: Call) -> Response:
     """The events with `since <= occurred_at < until`, as CSV (header: lib.metrics.EVENT_COLUMNS)."""
     require_sysadmin(call)
-    since = _aware_datetime(call.query.get("since"), "since")
-    until = _aware_datetime(call.query.get("until"), "until")
+    window = EVENTS_WINDOW.read(call.query)
+    since, until = window["since"], window["until"]
     if until <= since:
         raise field_error("until", "must be after since")
     return StreamingResponse(_csv_chunks(call.store.events.between(since, until)), media_type="text/csv; charset=utf-8")
@@ -112,6 +127,29 @@ def _csv_chunks(rows: Iterator[Json]) -> Iterator[str]:
 
 
 # The metrics push
+
+
+OBJECT_KINDS = ("datasets", "resources", "organizations")
+# What _validate_tables and _validate_objects accept, and what `replace` answers, for the OpenAPI document.
+_PUSHED_METRICS: Json = {"type": "object", "additionalProperties": {"anyOf": [COUNT, {"type": "object", "additionalProperties": COUNT}]}}
+METRICS_PUSH_BODY: Json = obj({
+    "tables": obj({
+        name: obj({
+            "columns": {**array({"type": "string"}), "enum": [list(model.columns)]},
+            "rows": array(array({"anyOf": [COUNT, {"type": "string", "minLength": 1, "maxLength": 36}]})),
+        }, closed=False)
+        for name, model in METRIC_MODELS.items()
+    }),
+    "objects": obj({
+        kind: obj({"default": _PUSHED_METRICS, "by_id": {"type": "object", "additionalProperties": _PUSHED_METRICS}}, closed=False)
+        for kind in OBJECT_KINDS
+    }),
+}, closed=False)
+METRICS_PUSH_SUMMARY: Json = obj({
+    "tables": obj(dict.fromkeys(METRIC_MODELS, COUNT)),
+    "updated": obj(dict.fromkeys(OBJECT_KINDS, COUNT)),
+    "unknown": obj(dict.fromkeys(OBJECT_KINDS, COUNT)),
+})
 
 
 def _validate_tables(payload: Json) -> dict[str, list[list[Any]]]:
@@ -154,10 +192,9 @@ def _is_metrics(value: Any) -> bool:
 
 def _validate_objects(payload: Json) -> dict[str, Json]:
     objects = payload.get("objects")
-    kinds = ("datasets", "resources", "organizations")
-    if not isinstance(objects, dict) or set(objects) != set(kinds):
-        raise field_error("objects", f"Expected exactly {list(kinds)}.")
-    for kind in kinds:
+    if not isinstance(objects, dict) or set(objects) != set(OBJECT_KINDS):
+        raise field_error("objects", f"Expected exactly {list(OBJECT_KINDS)}.")
+    for kind in OBJECT_KINDS:
         entry = objects[kind]
         if not isinstance(entry, dict) or not _is_metrics(entry.get("default")) or not isinstance(entry.get("by_id"), dict):
             raise field_error(f"objects.{kind}", "Expected {default: metrics, by_id: {id: metrics}}.")

@@ -14,6 +14,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from dinum_pipelines.catalog.api_schemas import Json, obj
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
 from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
@@ -21,6 +22,8 @@ from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
 from dinum_pipelines.lib.http import looks_like_html
 
 FILE_FIELD = "file"
+# The body receive_file reads, for the OpenAPI document (other parts are accepted and dropped).
+UPLOAD_BODY: Json = obj({FILE_FIELD: {"type": "string", "format": "binary"}}, closed=False)
 HTML_REFUSED = "HTML files are not accepted: the upload looks like a web page (often an error page saved by mistake)."
 
 

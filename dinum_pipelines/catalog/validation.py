@@ -1,36 +1,58 @@
-"""Cleaning of client payloads into stored values, with udata's error shape.
+"""Cleaning of client payloads and query strings into stored values, with udata's error shape.
 
 One cleaner per field: it takes the raw JSON value and returns the value to store or raises
-`ValueError` with the message for the client. The same tables serve creation (with required
-fields and defaults) and udata's partial PUT (only the fields sent are checked and changed).
-Fields a table does not list are ignored, as udata's forms ignore them (read-only fields such as
-`id`, `slug` or `created_at` sent back by a client are not an error).
+`ValueError` with the message for the client, and it carries the JSON schema of the values it
+accepts. A `Form` (a table of cleaners, the required fields, the defaults of a creation) validates
+a request body and, from the same table, gives the body's schema to the OpenAPI document; a
+`QueryString` does the same for a listing's parameters. The same tables serve creation and udata's
+partial PUT (only the fields sent are checked and changed). Fields a table does not list are
+ignored, as udata's forms ignore them (read-only fields such as `id`, `slug` or `created_at` sent
+back by a client are not an error).
 """
 
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from dinum_pipelines.catalog.api_schemas import (
+    ANY_OBJECT,
+    BOOLEAN,
+    COUNT,
+    DATE,
+    DATE_TIME,
+    STRING,
+    Json,
+    array,
+    nullable,
+    obj,
+    one_of,
+    with_default,
+)
 from dinum_pipelines.catalog.errors import ValidationError
 from dinum_pipelines.catalog.ids import slugify
 from dinum_pipelines.lib.vocabularies import (
     FREQUENCIES,
+    LEGACY_FREQUENCIES,
     LICENSES,
     RESOURCE_TYPES,
     SPATIAL_GRANULARITIES,
-    normalize_frequency,
 )
 
 REQUIRED = "This field is required."
 # C0 control characters but tab and line breaks, and DEL: no text field holds them (PostgreSQL
-# refuses NUL in text, SQLite's LIKE stops at it), so they are refused, naming the field.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
+# refuses NUL in text, SQLite's LIKE stops at it), so they are refused, naming the field. Written
+# with \u escapes so that the OpenAPI document's patterns (ECMA-262) read the same class.
+_CONTROL_CLASS = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F"
+CONTROL_CHARACTERS = re.compile(f"[{_CONTROL_CLASS}]")
 NO_CONTROL_CHARACTERS = "Field cannot contain control characters (NUL and the like)."
+NO_CONTROL_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
+# ... and not blank: what a required text field is (`clean` refuses "" and "   ").
+NOT_BLANK_PATTERN = f"^[^{_CONTROL_CLASS}]*[^\\s{_CONTROL_CLASS}][^{_CONTROL_CLASS}]*$"
 
 
 def refuse_control_characters(params: Iterable[tuple[str, str]]) -> None:
@@ -39,7 +61,25 @@ def refuse_control_characters(params: Iterable[tuple[str, str]]) -> None:
     if bad:
         raise ValidationError({CONTROL_CHARACTERS.sub("?", name): [NO_CONTROL_CHARACTERS] for name in bad})
 
-Cleaner = Callable[[Any], Any]
+
+class Cleaner:
+    """A cleaning function and the JSON schema of the values it accepts (what the API documents).
+
+    Field cleaners raise `ValueError` (`clean` names the field); a body's cleaner (a list body,
+    say) raises `ValidationError` itself.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], schema: Json) -> None:
+        self.function = function
+        self.schema = schema
+
+    def __call__(self, value: Any) -> Any:
+        return self.function(value)
+
+
+def accepts(schema: Json) -> Callable[[Callable[[Any], Any]], Cleaner]:
+    """Decorator: the function becomes the Cleaner of the values `schema` describes."""
+    return lambda function: Cleaner(function, schema)
 
 
 def clean(payload: Mapping[str, Any], cleaners: Mapping[str, Cleaner], *, required: Iterable[str] = ()) -> dict[str, Any]:
@@ -63,10 +103,40 @@ def clean(payload: Mapping[str, Any], cleaners: Mapping[str, Cleaner], *, requir
     return cleaned
 
 
+@accepts({"type": "object"})
 def require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValidationError({"payload": ["Expected a JSON object."]})
     return payload
+
+
+@dataclass(frozen=True)
+class Form:
+    """A JSON object body: its fields' cleaners, the required ones, and what a creation stores for
+    the fields it is not sent. `clean` validates a body; `schema` documents it."""
+
+    cleaners: Mapping[str, Cleaner]
+    required: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def clean(self, payload: Any) -> dict[str, Any]:
+        return {**self.defaults, **clean(require_object(payload), self.cleaners, required=self.required)}
+
+    @property
+    def schema(self) -> Json:
+        properties = {
+            name: cleaner.schema if self.defaults.get(name) is None else with_default(cleaner.schema, self.defaults[name])
+            for name, cleaner in self.cleaners.items()
+        }
+        # Open: udata's forms ignore the fields they do not know (a client may send a whole document back).
+        return obj(properties, optional=set(self.cleaners) - set(self.required), closed=False)
+
+
+class Body(Protocol):
+    """What the OpenAPI document needs of a request body's declaration (a Form, a Cleaner)."""
+
+    @property
+    def schema(self) -> Json: ...
 
 
 # Cleaner factories
@@ -88,29 +158,36 @@ def text(max_length: int, *, required: bool = False) -> Cleaner:
             raise ValueError(f"Field cannot be longer than {max_length} characters.")
         return value
 
-    return cleaner
+    schema: Json = {"type": "string", "maxLength": max_length}
+    if required:
+        return Cleaner(cleaner, {**schema, "minLength": 1, "pattern": NOT_BLANK_PATTERN})
+    return Cleaner(cleaner, nullable({**schema, "pattern": NO_CONTROL_PATTERN}))
 
 
-def choice(options: Iterable[str], *, default: str | None = None, normalize: Callable[[str], str] = str) -> Cleaner:
-    """One of `options` (after `normalize`); None means `default`."""
+def choice(options: Iterable[str], *, default: str | None = None, aliases: Mapping[str, str] | None = None) -> Cleaner:
+    """One of `options`, or an alias of one (stored as the option); None means `default`."""
     allowed = frozenset(options)
+    aliases = {alias: option for alias, option in (aliases or {}).items() if option in allowed}
 
     def cleaner(value: Any) -> str | None:
         if value is None:
             return default
-        if not isinstance(value, str) or normalize(value) not in allowed:
+        if not isinstance(value, str) or aliases.get(value, value) not in allowed:
             raise ValueError(f"'{value}' is not a valid choice for this field.")
-        return normalize(value)
+        return aliases.get(value, value)
 
-    return cleaner
+    schema = one_of([*options, *aliases])
+    return Cleaner(cleaner, schema if default is None else with_default(nullable(schema), default))
 
 
+@accepts(BOOLEAN)
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("Expected true or false.")
     return value
 
 
+@accepts(nullable(COUNT))
 def non_negative_int(value: Any) -> int | None:
     if value is None:
         return None
@@ -119,6 +196,7 @@ def non_negative_int(value: Any) -> int | None:
     return value
 
 
+@accepts(nullable(ANY_OBJECT))
 def free_dict(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -127,12 +205,19 @@ def free_dict(value: Any) -> dict[str, Any]:
     return value
 
 
+# udata's URL rule: http or https, a host, and no blank or control character anywhere.
+HTTP_URL_PATTERN = f"^https?://[^\\s/?#{_CONTROL_CLASS}]+([/?#][^\\s{_CONTROL_CLASS}]*)?$"
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+@accepts({"type": "string", "pattern": HTTP_URL_PATTERN})
 def http_url(value: Any) -> str:
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+    if not isinstance(value, str) or not _HTTP_URL.match(value) or not urlsplit(value).hostname:
         raise ValueError("Expected an http(s) URL.")
     return value
 
 
+@accepts(nullable({"type": "string", "maxLength": 255, "pattern": HTTP_URL_PATTERN}))
 def optional_http_url(value: Any) -> str | None:
     """An http(s) URL of at most 255 characters (an organization's web site), or None."""
     if value is None:
@@ -142,14 +227,37 @@ def optional_http_url(value: Any) -> str | None:
     return value
 
 
-def iso_datetime(value: Any) -> str | None:
-    """An ISO 8601 date-time, stored as ISO text (udata's `frequency_date`)."""
-    if value is None:
-        return None
+def _parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("Expected an ISO 8601 date-time.")
     try:
-        return datetime.fromisoformat(str(value)).isoformat()
+        return datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"'{value}' is not an ISO 8601 date-time.") from None
+
+
+@accepts(nullable({**DATE_TIME, "description": "ISO 8601; without a time zone, UTC"}))
+def iso_datetime(value: Any) -> str | None:
+    """An ISO 8601 date-time, stored as ISO text with its offset (UTC when it has none), as udata's
+    `frequency_date` is shown."""
+    if value is None:
+        return None
+    parsed = _parse_datetime(value)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+
+
+@accepts(nullable(DATE_TIME))
+def aware_datetime(value: Any) -> datetime | None:
+    """An ISO 8601 date-time with a time zone, as a UTC datetime (what the database stores)."""
+    if value is None:
+        return None
+    parsed = _parse_datetime(value)
+    if parsed.tzinfo is None:
+        raise ValueError("Give a time zone (e.g. 2030-01-01T00:00:00+00:00).")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"'{value}' is out of range.") from None
 
 
 def _iso_date(value: Any) -> date:
@@ -162,6 +270,17 @@ def _iso_date(value: Any) -> date:
         raise ValueError(f"'{value}' is not an ISO 8601 date.") from None
 
 
+_DATE_OR_DATE_TIME: Json = {"anyOf": [DATE, DATE_TIME]}
+TEMPORAL_COVERAGE: Json = obj({"start": DATE, "end": nullable(DATE)})  # as stored and shown
+
+
+@accepts({
+    "anyOf": [
+        obj({"start": _DATE_OR_DATE_TIME, "end": nullable(_DATE_OR_DATE_TIME)}, optional=["end"], closed=False),
+        {"type": "string", "description": "udata's \"start - end\" form (ISO dates)"},
+    ],
+    "nullable": True,
+})
 def temporal_coverage(value: Any) -> dict[str, str | None] | None:
     """`{start, end}` (end optional) or udata's "start - end" string; None clears it."""
     if value is None:
@@ -178,6 +297,15 @@ def temporal_coverage(value: Any) -> dict[str, str | None] | None:
     return {"start": start.isoformat(), "end": end.isoformat() if end else None}
 
 
+SPATIAL: Json = obj({  # as stored and shown
+    "zones": array(STRING), "granularity": nullable(one_of(SPATIAL_GRANULARITIES)), "geom": nullable(ANY_OBJECT),
+})
+
+
+@accepts(nullable(obj(
+    {"zones": nullable(array(STRING)), "granularity": nullable(one_of(SPATIAL_GRANULARITIES)), "geom": nullable(ANY_OBJECT)},
+    optional=["zones", "granularity", "geom"], closed=False,
+)))
 def spatial(value: Any) -> dict[str, Any] | None:
     """`{zones: [geozone ids], granularity, geom}`; None clears it."""
     if value is None:
@@ -196,6 +324,10 @@ def spatial(value: Any) -> dict[str, Any] | None:
     return {"zones": zones, "granularity": granularity, "geom": geom}
 
 
+@accepts(nullable({
+    **array({"type": "string", "pattern": NO_CONTROL_PATTERN}),
+    "description": "Slugified when stored (\"Élection 2024\" -> \"election-2024\"); each slug 3 to 96 characters",
+}))
 def tags(value: Any) -> list[str]:
     """Slugified (udata stores tags slugified), 3 to 96 characters each, duplicates dropped."""
     if value is None:
@@ -211,6 +343,11 @@ def tags(value: Any) -> list[str]:
     return cleaned
 
 
+@accepts({
+    "anyOf": [{"type": "string", "minLength": 1}, obj({"id": {"type": "string", "minLength": 1}}, closed=False)],
+    "nullable": True,
+    "description": "An organization's id, or {\"id\": ...}",
+})
 def organization_ref(value: Any) -> str | None:
     """An organization id, given as a string or as a `{"id": ...}` object."""
     if value is None:
@@ -223,8 +360,12 @@ def organization_ref(value: Any) -> str | None:
 
 
 CHECKSUM_TYPES = ("sha1", "sha2", "sha256", "md5", "crc")
+CHECKSUM: Json = obj({"type": one_of(CHECKSUM_TYPES), "value": STRING})  # as stored and shown
 
 
+@accepts(nullable(obj(
+    {"type": with_default(nullable(one_of(CHECKSUM_TYPES)), "sha1"), "value": STRING}, optional=["type"], closed=False
+)))
 def checksum(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
@@ -236,6 +377,18 @@ def checksum(value: Any) -> dict[str, str] | None:
     return {"type": kind, "value": value["value"]}
 
 
+RESOURCE_SCHEMA: Json = obj({"name": nullable(STRING), "version": nullable(STRING), "url": nullable(STRING)})  # as shown
+
+
+@accepts({
+    **obj(
+        {"name": nullable(STRING), "version": nullable(STRING), "url": nullable(http_url.schema)},
+        optional=["name", "version", "url"], closed=False,
+    ),
+    "nullable": True,
+    "minProperties": 1,
+    "description": "A catalog schema's name (and version), or a URL",
+})
 def resource_schema(value: Any) -> dict[str, str | None] | None:
     """udata's resource schema: a catalog `name` (+ `version`) or an arbitrary `url`; null clears it."""
     if value is None:
@@ -257,7 +410,14 @@ def lower_text(max_length: int) -> Cleaner:
         cleaned = base(value)
         return cleaned.lower() if cleaned else cleaned
 
-    return cleaner
+    return Cleaner(cleaner, {**base.schema, "description": "Stored in lower case"})
+
+
+@accepts({"type": "string", "nullable": True, "enum": [None], "description": "null restores a deleted object"})
+def restoration(value: Any) -> None:
+    """udata's `{"deleted": null}` in a PUT (the handler restores); delete with DELETE."""
+    if value is not None:
+        raise ValueError("Only null is accepted here (it restores a deleted object); delete with DELETE.")
 
 
 # Datasets
@@ -268,7 +428,7 @@ DATASET_CLEANERS: dict[str, Cleaner] = {
     "description_short": text(200),
     "acronym": text(128),
     "license": choice(LICENSES, default="notspecified"),
-    "frequency": choice(FREQUENCIES, default="unknown", normalize=normalize_frequency),
+    "frequency": choice(FREQUENCIES, default="unknown", aliases=LEGACY_FREQUENCIES),
     "frequency_date": iso_datetime,
     "temporal_coverage": temporal_coverage,
     "spatial": spatial,
@@ -277,8 +437,6 @@ DATASET_CLEANERS: dict[str, Cleaner] = {
     "organization": organization_ref,
     "extras": free_dict,
 }
-
-DATASET_REQUIRED = ("title", "description")
 
 DATASET_DEFAULTS: dict[str, Any] = {
     "description_short": None,
@@ -293,6 +451,9 @@ DATASET_DEFAULTS: dict[str, Any] = {
     "extras": {},
 }
 
+NEW_DATASET = Form(DATASET_CLEANERS, required=("title", "description"), defaults=DATASET_DEFAULTS)
+DATASET_CHANGES = Form({**DATASET_CLEANERS, "deleted": restoration})
+
 # Sort keys of `GET /datasets/?sort=` -> dataset field.
 # udata's sort keys (plus last_modified) -> datasets.SORT_KEYS.
 DATASET_SORTS = {
@@ -302,11 +463,14 @@ DATASET_SORTS = {
 
 
 def clean_new_dataset(payload: Any) -> dict[str, Any]:
-    return {**DATASET_DEFAULTS, **clean(require_object(payload), DATASET_CLEANERS, required=DATASET_REQUIRED)}
+    return NEW_DATASET.clean(payload)
 
 
 def clean_dataset_changes(payload: Any) -> dict[str, Any]:
-    return clean(require_object(payload), DATASET_CLEANERS)
+    """The changes of a PUT; `deleted` (only null: a restoration) is the handler's to act on."""
+    changes = DATASET_CHANGES.clean(payload)
+    changes.pop("deleted", None)
+    return changes
 
 
 def parse_sort(value: str | None, allowed: Mapping[str, str]) -> tuple[str, bool] | None:
@@ -329,14 +493,17 @@ ORGANIZATION_CLEANERS: dict[str, Cleaner] = {
     "url": optional_http_url,
     "extras": free_dict,
 }
+NEW_ORGANIZATION = Form(ORGANIZATION_CLEANERS, required=("name",))
+ORGANIZATION_CHANGES = Form({**ORGANIZATION_CLEANERS, "deleted": restoration})
 
 
 def clean_new_organization(payload: Any) -> dict[str, Any]:
-    return clean(require_object(payload), ORGANIZATION_CLEANERS, required=("name",))
+    return NEW_ORGANIZATION.clean(payload)
 
 
 def clean_organization_changes(payload: Any) -> dict[str, Any]:
-    changes = clean(require_object(payload), ORGANIZATION_CLEANERS)
+    changes = ORGANIZATION_CHANGES.clean(payload)
+    changes.pop("deleted", None)  # the handler's to act on, as for datasets
     if "description" in changes and changes["description"] is None:
         changes["description"] = ""  # udata's organizations always have one, maybe empty
     return changes
@@ -362,19 +529,26 @@ RESOURCE_CLEANERS: dict[str, Cleaner] = {
     "extras": free_dict,
 }
 
-REMOTE_RESOURCE_REQUIRED = ("title", "url", "filetype")
 REMOTE_ONLY = "This endpoint only supports remote resources"
+# POST /datasets/{id}/resources/ takes remote resources only: a "file" one is refused after
+# cleaning, with udata's message; the body's schema says so.
+NEW_REMOTE_RESOURCE = Form(
+    {**RESOURCE_CLEANERS, "filetype": Cleaner(RESOURCE_CLEANERS["filetype"], one_of(["remote"]))},
+    required=("title", "url", "filetype"),
+    defaults={"description": None, "type": "other", "format": None, "extras": {}},
+)
+RESOURCE_CHANGES = Form(RESOURCE_CLEANERS)
 
 
 def clean_new_remote_resource(payload: Any) -> dict[str, Any]:
-    cleaned = clean(require_object(payload), RESOURCE_CLEANERS, required=REMOTE_RESOURCE_REQUIRED)
+    cleaned = NEW_REMOTE_RESOURCE.clean(payload)
     if cleaned["filetype"] != "remote":
         raise ValidationError({"filetype": [REMOTE_ONLY]}, REMOTE_ONLY)
-    return {"description": None, "type": "other", "format": None, "extras": {}, **cleaned}
+    return cleaned
 
 
 def clean_resource_changes(payload: Any, current: Mapping[str, Any]) -> dict[str, Any]:
-    cleaned = clean(require_object(payload), RESOURCE_CLEANERS)
+    cleaned = RESOURCE_CHANGES.clean(payload)
     if current.get("filetype") == "file":
         for protected in HOSTED_PROTECTED_FIELDS:
             cleaned.pop(protected, None)
@@ -383,12 +557,33 @@ def clean_resource_changes(payload: Any, current: Mapping[str, Any]) -> dict[str
     return cleaned
 
 
+@accepts({
+    **array({"anyOf": [STRING, obj({"id": STRING}, closed=False)]}),
+    "description": "Every resource id of the dataset, in the new order (or the resources, {\"id\": ...})",
+})
+def resource_order(payload: Any) -> list[str]:
+    """The ids of udata's reorder body: the ids, or the resources themselves (`[{"id": ...}]`, as
+    datagouv-client sends them)."""
+    items = payload if isinstance(payload, list) else None
+    ordered = [item.get("id") if isinstance(item, dict) else item for item in items or []]
+    if items is None or not all(isinstance(item, str) for item in ordered):
+        raise ValidationError({"payload": ["Expected the JSON list of all resource ids (or of {\"id\": ...}), in the new order."]})
+    return ordered
+
+
+# API tokens
+
+NEW_TOKEN = Form({"name": text(255), "expires_at": aware_datetime})
+
+
 # Extras (v2)
+
+EXTRAS_PATCH = Cleaner(require_object, {**ANY_OBJECT, "description": "Keys to set; a null value deletes its key"})
 
 
 def merge_extras(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
     """udata v2 extras PUT: set the given keys, delete those whose value is null."""
-    patch = require_object(patch)
+    patch = EXTRAS_PATCH(patch)
     merged = dict(current)
     for key, value in patch.items():
         if value is None:
@@ -398,6 +593,7 @@ def merge_extras(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
     return merged
 
 
+@accepts({**array(STRING), "description": "The keys to delete"})
 def extras_keys(payload: Any) -> list[str]:
     """udata v2 extras DELETE takes a JSON list of keys."""
     if not isinstance(payload, list) or not all(isinstance(key, str) for key in payload):
@@ -408,15 +604,57 @@ def extras_keys(payload: Any) -> list[str]:
 # Query strings
 
 
+class QueryValues(Protocol):
+    """A request's query string (starlette's QueryParams): repeated parameters kept."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class QueryParameter:
+    """One query-string parameter: how a handler reads it (`read`, a 400 naming it when it is bad)
+    and what the OpenAPI document says of it."""
+
+    name: str
+    read: Callable[[QueryValues], Any]
+    schema: Json
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class QueryString:
+    """The parameters an endpoint reads, all of them: its handler takes their values from `read`
+    (a parameter missing here is a KeyError there), the OpenAPI document lists them."""
+
+    parameters: tuple[QueryParameter, ...]
+
+    def read(self, params: QueryValues) -> dict[str, Any]:
+        """Every parameter's value; one 400 naming every bad parameter."""
+        values: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        for parameter in self.parameters:
+            try:
+                values[parameter.name] = parameter.read(params)
+            except ValidationError as exc:
+                errors.update(exc.errors)
+        if errors:
+            raise ValidationError(errors)
+        return values
+
+
 # The last page a listing serves: past it the offset would overflow the databases' integers (a
 # 500 on SQLite and PostgreSQL), and no catalog has that many pages.
 MAX_PAGE = 1_000_000
 # Items per page at most, on the API and the pages: a larger `page_size` is served this many (the
 # answer's `page_size` says so), so that one anonymous request cannot serialize the whole catalog.
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 20  # udata's
 
 
-def positive_int(params: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+def positive_int(params: QueryValues, name: str, default: int, maximum: int | None = None) -> int:
     """A positive integer query parameter; a 400 naming it when it is not one or passes `maximum`."""
     raw = params.get(name)
     if raw is None or raw == "":
@@ -432,7 +670,7 @@ def positive_int(params: Mapping[str, str], name: str, default: int, maximum: in
     return value
 
 
-def page_size(params: Mapping[str, str], default: int) -> int:
+def page_size(params: QueryValues, default: int) -> int:
     """`page_size`, at most MAX_PAGE_SIZE (a larger one is served MAX_PAGE_SIZE items)."""
     raw = params.get("page_size")
     if raw and raw.isdigit() and len(raw) > 4:
@@ -444,7 +682,7 @@ QUERY_TRUE = ("true", "1", "yes", "on")
 QUERY_FALSE = ("false", "0", "no", "off")
 
 
-def query_boolean(params: Mapping[str, str], name: str) -> bool | None:
+def query_boolean(params: QueryValues, name: str) -> bool | None:
     """A boolean query parameter as flask-restx reads it (true/false, 1/0, yes/no, on/off, any
     case); None when absent, a 400 naming it otherwise."""
     raw = params.get(name)
@@ -455,3 +693,42 @@ def query_boolean(params: Mapping[str, str], name: str) -> bool | None:
     if raw.lower() in QUERY_FALSE:
         return False
     raise ValidationError({name: [f"{name} must be true or false."]})
+
+
+def optional_text_parameter(name: str, description: str) -> QueryParameter:
+    """A free-text filter; absent or empty, it filters nothing (None)."""
+    return QueryParameter(name, lambda params: params.get(name) or None, STRING, description)
+
+
+PAGE = QueryParameter(
+    "page", lambda params: positive_int(params, "page", 1, MAX_PAGE),
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}, "The page to return",
+)
+PAGE_SIZE = QueryParameter(
+    "page_size", lambda params: page_size(params, DEFAULT_PAGE_SIZE),
+    {"type": "integer", "minimum": 1, "default": DEFAULT_PAGE_SIZE},
+    f"Items per page; more than {MAX_PAGE_SIZE} are served {MAX_PAGE_SIZE} (the answer's page_size says so)",
+)
+DATASET_SORT = QueryParameter(
+    "sort", lambda params: parse_sort(params.get("sort"), DATASET_SORTS),
+    one_of([prefix + key for key in DATASET_SORTS for prefix in ("", "-")]),
+    "The order of the datasets ('-' before a key reverses it); newest first by default",
+)
+DATASET_LISTING = QueryString((
+    optional_text_parameter("q", "Words searched in titles and descriptions (accents and case ignored)"),
+    PAGE,
+    PAGE_SIZE,
+    DATASET_SORT,
+    optional_text_parameter("organization", "An organization's id or slug (an unknown one matches nothing)"),
+    QueryParameter(
+        "tag", lambda params: tuple(params.getlist("tag")), array(STRING),
+        "A tag the datasets have; repeated, all of them (tag=a&tag=b)",
+    ),
+    optional_text_parameter("license", "A licence id (see /api/1/datasets/licenses/)"),
+    optional_text_parameter("format", "A format one of the dataset's resources has, e.g. csv (case ignored)"),
+    QueryParameter(
+        "deleted", lambda params: query_boolean(params, "deleted"), BOOLEAN,
+        "true: the deleted datasets the caller may edit (and may restore) instead of the live ones; a key is needed",
+    ),
+))
+ORGANIZATION_DATASET_LISTING = QueryString((PAGE, PAGE_SIZE, DATASET_SORT))
