@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
@@ -37,6 +38,7 @@ from dinum_pipelines.catalog.errors import (
     Gone,
     NotFound,
     Unauthorized,
+    ValidationError,
     field_error,
     server_error_body,
 )
@@ -72,6 +74,7 @@ from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
 from dinum_pipelines.catalog.validation import (
+    CONTROL_CHARACTERS,
     DATASET_LISTING,
     NEW_TOKEN,
     ORGANIZATION_DATASET_LISTING,
@@ -133,12 +136,19 @@ class Call:
         return self.user
 
     def json(self) -> Any:
+        """The JSON body; a 400 naming the field when a string in it (key or value, at any depth)
+        holds a control character or a lone surrogate, which no database column can store."""
         if "application/json" not in self.request.headers.get("content-type", ""):
             raise field_error("Content-Type", "expecting application/json")
         try:
-            return json.loads(self.body or b"null")
+            payload = json.loads(self.body or b"null")
         except ValueError as exc:
             raise field_error("payload", f"Invalid JSON: {exc}") from exc
+        fields = payload.items() if isinstance(payload, dict) else [("payload", payload)]
+        bad = {name: [UNSTORABLE_TEXT] for name, value in fields if _holds_unstorable_text(name) or _holds_unstorable_text(value)}
+        if bad:
+            raise ValidationError({_UNSTORABLE.sub("?", name): messages for name, messages in bad.items()})
+        return payload
 
     def respond(self, data: Any, status: int = 200) -> JSONResponse:
         mask = self.request.headers.get(FIELDS_HEADER)
@@ -151,6 +161,39 @@ class Call:
 
     async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(function, *args)
+
+
+_UNSTORABLE = re.compile(f"{CONTROL_CHARACTERS.pattern}|[\ud800-\udfff]")
+UNSTORABLE_TEXT = "Field cannot contain control characters (NUL and the like) nor lone surrogates."
+
+
+def _holds_unstorable_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_unstorable_text(key) or _holds_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_unstorable_text(item) for item in value)
+    return False
+
+
+class RefuseUnstorablePaths:
+    """A path holding a control character or a lone surrogate names nothing the catalog can
+    store: a 400 (JSON for the API, a page elsewhere) before any route reads it from a database."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _UNSTORABLE.search(scope["path"]):
+            message = "The path cannot contain control characters (NUL and the like)."
+            if scope["path"].startswith("/api/"):
+                response: Response = JSONResponse({"errors": {"path": [message]}, "message": "Validation error"}, 400)
+            else:
+                response = error_page(400, "Cette adresse contient des caractères de contrôle.")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 Handler = Callable[[Call], Response]
@@ -758,4 +801,5 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
     )
     if settings.simulated_clock:
         app.add_middleware(SimulatedClock)
+    app.add_middleware(RefuseUnstorablePaths)
     return app

@@ -80,3 +80,36 @@ def test_an_unexpected_error_is_a_json_500_with_a_request_id_in_the_log(catalog,
     assert page.status_code == 500 and "text/html" in page.headers["content-type"] and page.headers["x-request-id"] in page.text
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert body["request_id"] in logged and page.headers["x-request-id"] in logged
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"extras": {"source": "insee\x00"}}, "extras"),
+        ({"extras": {"clé\x01": "v"}}, "extras"),
+        ({"spatial": {"zones": ["country:fr\x00"]}}, "spatial"),
+        ({"tags": ["ok", "a\x1fb"]}, "tags"),
+    ],
+)
+def test_control_characters_anywhere_in_a_body_are_a_400_naming_the_field(api, dataset, body, field):
+    response = api.put(f"/datasets/{dataset['id']}/", json=body)
+    assert response.status_code == 400 and list(response.json()["errors"]) == [field], response.text
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(api, dataset):
+    # Python's json reads "\ud800" into a string no database encoding can store.
+    raw = b'{"description": "caf\\ud800"}'
+    response = api.put(f"/datasets/{dataset['id']}/", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and list(response.json()["errors"]) == ["description"], response.text
+    extras = api.put(f"/api/2/datasets/{dataset['id']}/extras/", data=b'{"k": "\\udfff"}', headers={"Content-Type": "application/json"})
+    assert extras.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/1/datasets/abc%00/", "/api/1/organizations/in%00see/", "/api/1/datasets/r/%01", "/datasets/a%00b/"])
+def test_a_control_character_in_the_path_is_a_400(catalog, dataset, path):
+    response = requests.get(f"{catalog.url}{path}", timeout=10)
+    assert response.status_code == 400, response.text
+    if path.startswith("/api/"):
+        assert response.json()["errors"] == {"path": ["The path cannot contain control characters (NUL and the like)."]}
+    else:
+        assert response.headers["content-type"].startswith("text/html")
