@@ -13,16 +13,37 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from dinum_pipelines.lib.http import make_session
 
 
 class CatalogError(RuntimeError):
-    """The catalog refused or failed a call; carries the HTTP status and udata's message."""
+    """The catalog refused or failed a call, or never answered; carries the HTTP status (0: no
+    answer) and udata's message, so that a failed run says which catalog failed and how."""
 
-    def __init__(self, method: str, url: str, status: int, body: str):
+    def __init__(self, method: str, url: str, status: int, body: str, retries: int = 0):
         self.status = status
-        super().__init__(f"catalog {method} {url} -> HTTP {status}: {body[:500]}")
+        after = f" after {retries} retries" if retries else ""
+        outcome = f"HTTP {status}{after}: {body[:500]}" if status else f"no answer{after} ({body[:300]})"
+        super().__init__(f"catalog {method} {url} -> {outcome}")
+
+
+def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+    """One call to a catalog through `session` (which retries what is safe to retry, see
+    lib/http.make_session); an error status or no answer at all raise CatalogError. The API key
+    travels in a header, which neither message quotes."""
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.RequestException as exc:
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], urllib3.exceptions.MaxRetryError) else None
+        retries = session.get_adapter(url).max_retries.total if cause is not None else 0
+        reason = getattr(cause, "reason", None) or exc
+        raise CatalogError(method, url, 0, f"{type(reason).__name__}: {reason}", retries or 0) from None
+    if response.status_code >= 400:
+        history = getattr(getattr(response.raw, "retries", None), "history", ())
+        raise CatalogError(method, url, response.status_code, response.text, len(history))
+    return response
 
 
 class UdataClient:
@@ -43,12 +64,7 @@ class UdataClient:
         headers = kwargs.pop("headers", {})
         if self._api_key and method != "GET":
             headers["X-API-KEY"] = self._api_key
-        try:
-            response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise CatalogError(method, url, 0, f"request failed: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise CatalogError(method, url, response.status_code, response.text)
+        response = send(self.session, method, url, headers=headers, timeout=self.timeout, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -73,6 +89,9 @@ class UdataClient:
             yield from page["data"]
             url = page.get("next_page")
 
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._call("DELETE", f"1/datasets/{dataset_id}/")
+
     def get_organization(self, organization: str) -> dict:
         return self._call("GET", f"1/organizations/{organization}/")
 
@@ -90,6 +109,9 @@ class UdataClient:
 
     def update_resource(self, dataset_id: str, resource_id: str, payload: dict) -> dict:
         return self._call("PUT", f"1/datasets/{dataset_id}/resources/{resource_id}/", json=payload)
+
+    def delete_resource(self, dataset_id: str, resource_id: str) -> None:
+        self._call("DELETE", f"1/datasets/{dataset_id}/resources/{resource_id}/")
 
     def update_resource_extras(self, dataset_id: str, resource_id: str, extras: dict) -> dict:
         return self._call("PUT", f"2/datasets/{dataset_id}/resources/{resource_id}/extras/", json=extras)

@@ -75,7 +75,10 @@ class Download:
 def make_session(retries: int = 4, backoff_factor: float = 1.0) -> requests.Session:
     """A session that retries connection errors, 429 and 5xx with exponential backoff.
 
-    urllib3 honours `Retry-After` on 429 and 503, so a server asking us to wait is obeyed.
+    urllib3 honours `Retry-After` on 429 and 503, so a server asking us to wait is obeyed. Only
+    idempotent methods are retried (GET, HEAD, PUT, DELETE, OPTIONS): a POST that failed after
+    the server acted on it would act twice (a second dataset, a second file); a refused
+    connection, which the server never saw, is retried whatever the method.
     """
     retry = Retry(
         total=retries,
@@ -84,7 +87,7 @@ def make_session(retries: int = 4, backoff_factor: float = 1.0) -> requests.Sess
         status=retries,
         backoff_factor=backoff_factor,
         status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD"}),
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
         respect_retry_after_header=True,
         raise_on_status=False,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from dinum_pipelines.lib.catalog_client import CatalogError
+from dinum_pipelines.lib.catalog_client import send
 from dinum_pipelines.lib.http import make_session
 from dinum_pipelines.lib.metrics import write_atomically
 
@@ -29,13 +29,7 @@ class MetricsClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base_url}{path}"
-        try:
-            response = self.session.request(method, url, headers={"X-API-KEY": self._api_key}, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise CatalogError(method, url, 0, f"request failed: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise CatalogError(method, url, response.status_code, response.text)
-        return response
+        return send(self.session, method, url, headers={"X-API-KEY": self._api_key}, timeout=self.timeout, **kwargs)
 
     def download_events(self, start: datetime, end: datetime, target: Path) -> None:
         """The events with start <= occurred_at < end, as the catalog's CSV, into `target` (atomically)."""
