@@ -5,17 +5,23 @@ The catalog is the source of truth for what is published: the dataset is found b
 state can drift from it. A file is uploaded only when its sha1 differs from the checksum the
 catalog holds, and metadata is sent only when it differs, so an unchanged source creates no
 new version. Replacing a file keeps the resource id, so reusers' stable links keep working.
+
+A publication stopped half-way (the catalog down or killed, the run killed) leaves the earlier
+files served and is finished by the next one, which adopts a file uploaded without its role and
+puts a stale sha256 right; two publications racing (outside Dagster's pool) end with one dataset
+and one resource per role (dinum_pipelines_tests/e2e/test_fault_matrix.py tries each case).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.catalog_client import CatalogError, UdataClient
 from dinum_pipelines.lib.registry import OrganizationSpec, SchemaReference, SpatialCoverage, TemporalCoverage
 from dinum_pipelines.lib.validation_report import report_changed
 
@@ -120,11 +126,104 @@ def resource_payload(spec: CatalogDataset, path: Path, description: str, role: s
     }
 
 
-def find_dataset(client: UdataClient, spec: CatalogDataset) -> dict | None:
-    for dataset in client.iter_organization_datasets(spec.organization.slug):
-        if (dataset.get("extras") or {}).get(SLUG_EXTRA) == spec.slug and not dataset.get("deleted"):
-            return dataset
-    return None
+def find_datasets(client: UdataClient, spec: CatalogDataset) -> list[dict]:
+    """Every live dataset of the organization carrying the slug, oldest first: one, except just
+    after two publishers created it at the same moment."""
+    found = [
+        dataset for dataset in client.iter_organization_datasets(spec.organization.slug)
+        if (dataset.get("extras") or {}).get(SLUG_EXTRA) == spec.slug and not dataset.get("deleted")
+    ]
+    return sorted(found, key=lambda dataset: (dataset.get("created_at") or "", dataset["id"]))
+
+
+def _delete(remove: Callable[..., None], *ids: str) -> None:
+    """Delete something another publisher may have deleted first (404 or 410: already gone)."""
+    try:
+        remove(*ids)
+    except CatalogError as exc:
+        if exc.status not in (404, 410):
+            raise
+
+
+def _dataset(client: UdataClient, spec: CatalogDataset, payload: dict[str, Any], actions: list[str]) -> tuple[dict, bool]:
+    """The dataset to publish into, created when missing; True when this call created it.
+
+    Two publishers that both find nothing both create one (Dagster's pool keeps two runs of a
+    dataset apart, but a script or another deployment is outside it). So after creating, look
+    again: every publisher keeps the oldest and deletes the others, and all converge on one.
+    Creation dates can disagree with the order the catalog committed them in, so a publisher may
+    find the copy it filled deleted by the other: `publish` looks once more at the end.
+    """
+    found = find_datasets(client, spec)
+    created = None
+    if not found:
+        organization = client.get_organization(spec.organization.slug)
+        created = client.create_dataset({**payload, "organization": organization["id"], "extras": {SLUG_EXTRA: spec.slug}})
+        actions.append(f"created dataset {created['id']}")
+        found = find_datasets(client, spec) or [created]
+    kept, *duplicates = found
+    for duplicate in duplicates:
+        _delete(client.delete_dataset, duplicate["id"])
+        actions.append(f"deleted dataset {duplicate['id']}, a duplicate created concurrently ({kept['id']} kept)")
+    return kept, created is not None and kept["id"] == created["id"]
+
+
+def _role(resource: dict) -> str | None:
+    return (resource.get("extras") or {}).get(ROLE_EXTRA)
+
+
+def _left_without_role(resource: dict, name: str) -> bool:
+    """An upload of a file named `name` whose role was never set: an interrupted publication's,
+    or a concurrent publisher's that has not set it yet (uploads are titled with the file name)."""
+    return _role(resource) is None and resource.get("filetype") == "file" and resource.get("title") == name
+
+
+def _resources_by_role(client: UdataClient, dataset: dict, files: dict[str, Path], actions: list[str]) -> dict[str, dict]:
+    """The resource of each role: the first in the dataset carrying its `dinum:role`.
+
+    A dataset's resources are in upload order (udata appends each new one), so "the first" means
+    the same to every publisher. A role with no resource adopts the first upload left without a
+    role under the file's name rather than uploading the file again. Resources of a role beyond
+    the first, and such leftovers beyond the one adopted, are deleted. Resources someone added by
+    hand have neither a role nor one of our file names, and are left alone.
+    """
+    chosen: dict[str, dict] = {}
+    surplus: list[dict] = []
+    resources = dataset.get("resources", [])
+    for resource in resources:
+        role = _role(resource)
+        if role in chosen:
+            surplus.append(resource)
+        elif role is not None:
+            chosen[role] = resource
+    for role, path in files.items():
+        for resource in resources:
+            if not _left_without_role(resource, path.name):
+                continue
+            if role in chosen:
+                surplus.append(resource)
+            else:
+                chosen[role] = resource
+                actions.append(f"adopted resource {resource['id']} as {role}: an interrupted publication left it without its role")
+    for resource in surplus:
+        _delete(client.delete_resource, dataset["id"], resource["id"])
+        actions.append(f"deleted resource {resource['id']}, a duplicate or a leftover of an interrupted publication")
+    return chosen
+
+
+def _first_of_role(client: UdataClient, dataset_id: str, role: str, name: str, uploaded: dict, actions: list[str]) -> dict:
+    """After uploading a new file for `role`: if another publisher uploaded one before ours (with
+    the role, or not yet), that one stays and ours goes; the one uploaded first is the same for
+    every publisher, so exactly one remains, and no publisher deletes another's."""
+    rivals = [
+        resource for resource in client.get_dataset(dataset_id).get("resources", [])
+        if _role(resource) == role or _left_without_role(resource, name)
+    ]
+    first = rivals[0] if rivals else uploaded
+    if first["id"] != uploaded["id"]:
+        _delete(client.delete_resource, dataset_id, uploaded["id"])
+        actions.append(f"deleted resource {uploaded['id']}: another publisher uploaded the {role} file first ({first['id']} kept)")
+    return first
 
 
 def publish(
@@ -138,20 +237,39 @@ def publish(
 ) -> PublicationResult:
     """Create or update the dataset, then upload each file whose content changed.
 
-    `files` maps a role ("csv", "parquet") to a local file. Nothing is deleted: a failure
-    half-way leaves every earlier published file in place and downloadable. Each file's
-    `validation_extras` (see validation_report.py) are sent when they say something new.
+    `files` maps a role ("csv", "parquet") to a local file. Nothing is deleted but duplicates
+    and leftovers (see `_dataset`, `_resources_by_role`): a failure half-way leaves every earlier
+    published file in place and downloadable, and the next publication picks up where this one
+    stopped. Each file's `validation_extras` (see validation_report.py) are sent when they say
+    something new.
     """
+    def publish_once() -> tuple[PublicationResult, bool]:
+        return _publish_once(client, spec, files, temporal_coverage, resource_descriptions or {}, validation_extras)
+
+    result, created = publish_once()
+    if created and (kept := find_datasets(client, spec)) and kept[0]["id"] != result.dataset_id:
+        # A concurrent publisher's copy turned out older and ours was deleted while we filled it:
+        # publish into the one kept (its files are most likely ours already: nothing to send).
+        again, _ = publish_once()
+        deleted = f"dataset {result.dataset_id} was deleted by a concurrent publisher: published into {again.dataset_id}"
+        again.actions[:0] = [*result.actions, deleted]
+        return again
+    return result
+
+
+def _publish_once(
+    client: UdataClient,
+    spec: CatalogDataset,
+    files: dict[str, Path],
+    temporal_coverage: tuple[date, date] | None,
+    resource_descriptions: dict[str, str],
+    validation_extras: dict[str, Any] | None,
+) -> tuple[PublicationResult, bool]:
+    """One pass of `publish`; True when it created the dataset it published into."""
     actions: list[str] = []
     payload = dataset_payload(spec, temporal_coverage)
-    dataset = find_dataset(client, spec)
-    if dataset is None:
-        organization = client.get_organization(spec.organization.slug)
-        dataset = client.create_dataset(
-            {**payload, "organization": organization["id"], "extras": {SLUG_EXTRA: spec.slug}}
-        )
-        actions.append(f"created dataset {dataset['id']}")
-    else:
+    dataset, created = _dataset(client, spec, payload, actions)
+    if not created:
         changed = {key: value for key, value in payload.items() if _differs(dataset.get(key), value)}
         if changed:
             dataset = client.update_dataset(dataset["id"], changed)
@@ -159,33 +277,42 @@ def publish(
         else:
             actions.append("unchanged dataset metadata")
 
-    by_role = {(r.get("extras") or {}).get(ROLE_EXTRA): r for r in dataset.get("resources", [])}
+    existing_by_role = _resources_by_role(client, dataset, files, actions)
     resource_ids: dict[str, str] = {}
     for role, path in files.items():
-        existing = by_role.get(role)
+        existing = existing_by_role.get(role)
         sha1 = file_digest(path, "sha1")
-        wanted = resource_payload(spec, path, (resource_descriptions or {}).get(role, ""), role)
-        if existing is None or (existing.get("checksum") or {}).get("value") != sha1:
-            if existing is None:
-                resource = client.upload_resource(dataset["id"], path)
-                actions.append(f"uploaded {role} as resource {resource['id']}")
-            else:
-                resource = client.replace_resource_file(dataset["id"], existing["id"], path)
-                actions.append(f"replaced {role} file of resource {existing['id']}")
-            extras = {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}
-            resource = client.update_resource(dataset["id"], resource["id"], {**wanted, "extras": extras})
+        wanted = resource_payload(spec, path, resource_descriptions.get(role, ""), role)
+        actions_before = len(actions)
+        if existing is None:
+            resource = client.upload_resource(dataset["id"], path)
+            actions.append(f"uploaded {role} as resource {resource['id']}")
+        elif (existing.get("checksum") or {}).get("value") != sha1:
+            resource = client.replace_resource_file(dataset["id"], existing["id"], path)
+            actions.append(f"replaced {role} file of resource {existing['id']}")
         else:
             resource = existing
-            changed = {key: value for key, value in wanted.items() if _differs(existing.get(key), value)}
-            if changed:
-                resource = client.update_resource(dataset["id"], existing["id"], changed)
+        new_file = resource is not existing
+        changed = wanted if new_file else {key: value for key, value in wanted.items() if _differs(existing.get(key), value)}
+        if changed:
+            resource = client.update_resource(dataset["id"], resource["id"], changed)
+            if not new_file:
                 actions.append(f"updated {role} resource fields {sorted(changed)}")
-            else:
-                actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
+        # The role last: a run stopped before it leaves a resource the next run adopts (above).
+        # With it, the sha256 of the file now served, which a run stopped after replacing the
+        # file but before this left stale.
+        extras = {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}
+        if _differs(resource.get("extras"), extras) and not new_file:
+            actions.append(f"set the role and sha256 extras of {role}")
         if validation_extras and role not in DOCUMENTATION_ROLES and report_changed(resource.get("extras"), validation_extras):
-            client.update_resource_extras(dataset["id"], resource["id"], validation_extras)
+            extras.update(validation_extras)
             actions.append(f"updated validation report of {role}")
+        if _differs(resource.get("extras"), extras):
+            client.update_resource_extras(dataset["id"], resource["id"], extras)
+        if existing is None:
+            resource = _first_of_role(client, dataset["id"], role, path.name, resource, actions)
+        if len(actions) == actions_before:
+            actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
         resource_ids[role] = resource["id"]
-    return PublicationResult(
-        dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions
-    )
+    result = PublicationResult(dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions)
+    return result, created

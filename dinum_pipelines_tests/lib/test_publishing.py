@@ -9,7 +9,7 @@ import requests
 
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.publishing import publish
+from dinum_pipelines.lib.publishing import ROLE_EXTRA, SHA256_EXTRA, SLUG_EXTRA, dataset_payload, file_digest, find_datasets, publish
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.validation_report import MAX_ERRORS, validation_report_extras
 
@@ -90,3 +90,32 @@ def test_published_files_carry_their_schema_and_validation_report(client, tmp_pa
     resource = requests.get(f"{client.base_url}/api/1/datasets/{first.dataset_id}/resources/{first.resource_ids['csv']}/", timeout=10).json()
     assert resource["extras"]["validation-report:valid_resource"] is False
     assert resource["extras"]["validation-report:validation_date"].startswith("2026-11-25")
+
+
+def test_a_catalog_left_in_disorder_by_faults_is_put_right_in_one_publication(client, tmp_path):
+    """What interrupted or racing publications leave (see e2e/test_fault_matrix.py for how): a
+    second dataset with the slug, a file uploaded but never given its role, a role held twice, a
+    stale sha256. One publication keeps the oldest dataset, adopts the upload, keeps the first
+    resource of the role, and leaves one dataset with one resource per role."""
+    csv = tmp_path / "lieux_covoiturage.csv"
+    csv.write_text("id_lieu,insee\n76217-C-001,76217\n", encoding="utf-8")
+    parquet = tmp_path / "lieux_covoiturage.parquet"
+    parquet.write_bytes(b"PAR1 not really parquet")
+    kept = publish(client, SPEC, {"csv": csv})
+    organization = client.get_organization("insee")["id"]
+    duplicate = client.create_dataset({**dataset_payload(SPEC, None), "organization": organization, "extras": {SLUG_EXTRA: SPEC.slug}})
+    twice = client.upload_resource(kept.dataset_id, csv)
+    client.update_resource_extras(kept.dataset_id, twice["id"], {ROLE_EXTRA: "csv", SHA256_EXTRA: "stale"})
+    orphan = client.upload_resource(kept.dataset_id, parquet)  # a run killed before the role was set
+
+    again = publish(client, SPEC, {"csv": csv, "parquet": parquet})
+
+    assert [dataset["id"] for dataset in find_datasets(client, SPEC)] == [kept.dataset_id]
+    assert f"deleted dataset {duplicate['id']}, a duplicate created concurrently ({kept.dataset_id} kept)" in again.actions
+    assert again.resource_ids == {"csv": kept.resource_ids["csv"], "parquet": orphan["id"]}
+    resources = client.get_dataset(kept.dataset_id)["resources"]
+    assert sorted((r["id"], r["extras"][ROLE_EXTRA]) for r in resources) == sorted((rid, role) for role, rid in again.resource_ids.items())
+    assert {r["extras"][ROLE_EXTRA]: r["extras"][SHA256_EXTRA] for r in resources} == {
+        "csv": file_digest(csv, "sha256"), "parquet": file_digest(parquet, "sha256"),
+    }
+    assert not publish(client, SPEC, {"csv": csv, "parquet": parquet}).changed
