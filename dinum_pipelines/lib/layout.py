@@ -43,6 +43,11 @@ class CleanFiles:
     def conformance_report(self) -> Path:
         return self.directory / "conformance.json"
 
+    @property
+    def publication(self) -> Path:
+        """The raw version whose clean files the catalog last received in full (lib/pipeline.py)."""
+        return self.directory / "published.json"
+
     def published_files(self) -> dict[str, Path]:
         """The files reusers download, by role."""
         return {"csv": self.csv, "parquet": self.parquet}

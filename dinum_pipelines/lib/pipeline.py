@@ -113,11 +113,13 @@ def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
     step then sends); a passing table's profile becomes the reference for the next version.
     """
     files = layout.clean_files(spec.slug)
-    cleaning = CleaningReport.from_dict(json.loads(files.cleaning_report.read_text(encoding="utf-8")))
+    cleaning_json = json.loads(files.cleaning_report.read_text(encoding="utf-8"))
+    cleaning = CleaningReport.from_dict(cleaning_json)
     table = pq.read_table(files.parquet)
     published_profile = coherence.profile_path(files.directory)
     report = validate_dataset(table, spec, cleaning, previous=coherence.load_profile(published_profile))
-    files.quality_report.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    saved = {**report.to_dict(), "raw_sha256": cleaning_json.get("raw_sha256")}
+    files.quality_report.write_text(json.dumps(saved, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     archive_validation(files.directory, report.gx_result)
     if report.passed:
         coherence.save_profile(coherence.profile_table(table), published_profile)
@@ -145,7 +147,7 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
     published = files.published_files()
     if spec.table_schema is not None and files.conformance_report.exists():
         published["conformance"] = files.conformance_report
-    return publish(
+    result = publish(
         client,
         spec,
         published,
@@ -153,6 +155,29 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
         resource_descriptions=descriptions,
         validation_extras=_validation_extras(spec, files),
     )
+    raw_sha256 = json.loads(files.cleaning_report.read_text(encoding="utf-8")).get("raw_sha256")
+    write_json({"raw_sha256": raw_sha256, "dataset_id": result.dataset_id, "published_at": datetime.now(UTC).isoformat()}, files.publication)
+    return result
+
+
+def unfinished_publication(spec: DatasetSpec, layout: DataLayout) -> str | None:
+    """Why the latest raw version must go down the chain again though the source has not changed:
+    its clean files passed their check but never reached the catalog in full (the run stopped:
+    the catalog down, the run killed). Without this, the next runs would skip an unchanged source
+    and the catalog would keep the previous files until the administration changed its file.
+
+    None when the version was published, or was not publishable: its check blocked it or its
+    cleaning failed (those wait for a new file, as before)."""
+    raw = layout.raw_store().latest(spec.slug)
+    files = layout.clean_files(spec.slug)
+    if raw is None or not files.quality_report.exists():
+        return None
+    checked = json.loads(files.quality_report.read_text(encoding="utf-8"))
+    if checked.get("raw_sha256") != raw.sha256 or not checked.get("passed"):
+        return None
+    if files.publication.exists() and json.loads(files.publication.read_text(encoding="utf-8")).get("raw_sha256") == raw.sha256:
+        return None
+    return f"version {raw.sha256[:12]}… passed its check, but its publication did not finish"
 
 
 def _validation_extras(spec: DatasetSpec, files: CleanFiles) -> dict | None:

@@ -5,7 +5,7 @@ import dagster as dg
 
 from dinum_pipelines.defs.keys import raw_key
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
-from dinum_pipelines.lib.pipeline import ingest
+from dinum_pipelines.lib.pipeline import ingest, unfinished_publication
 from dinum_pipelines.lib.registry import DatasetSpec
 
 
@@ -16,7 +16,9 @@ class IngestConfig(dg.Config):
 
 def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     # output_required=False: when the source is unchanged the asset emits nothing, so cleaning,
-    # checks and publication are skipped in that run, and the reason is logged as an observation.
+    # checks and publication are skipped in that run, and the reason is logged as an observation;
+    # unless the last version never reached the catalog (a run stopped mid-publication): then the
+    # same version goes down the chain again.
     @dg.asset(
         key=raw_key(spec.slug),
         group_name=spec.slug,
@@ -30,13 +32,17 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         tags={"dinum/organization": spec.organization.slug},
     )
     def raw(context: dg.AssetExecutionContext, config: IngestConfig, data_folder: DataFolder, source_http: SourceHttp):
-        outcome = ingest(spec, data_folder.layout(), source_http.session(), force=config.force)
-        if outcome.unchanged_reason:
+        layout = data_folder.layout()
+        outcome = ingest(spec, layout, source_http.session(), force=config.force)
+        unfinished = unfinished_publication(spec, layout) if outcome.unchanged_reason else None
+        if outcome.unchanged_reason and unfinished is None:
             context.log.info(f"{spec.slug}: source unchanged, nothing to rebuild: {outcome.unchanged_reason}")
             context.log_event(
                 dg.AssetObservation(asset_key=raw_key(spec.slug), metadata={"unchanged": outcome.unchanged_reason})
             )
             return
+        if unfinished:
+            context.log.warning(f"{spec.slug}: source unchanged ({outcome.unchanged_reason}), but {unfinished}: publishing it again")
         version = outcome.version
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(version.sha256),
