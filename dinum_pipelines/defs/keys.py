@@ -21,3 +21,8 @@ def published_key(slug: str) -> dg.AssetKey:
 
 def job_name(slug: str) -> str:
     return f"{slug}_job"
+
+
+def publication_pool(slug: str) -> str:
+    """The Dagster pool a dataset's publication runs in (one at a time per dataset)."""
+    return f"catalog/{slug}"

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dinum_pipelines.defs.keys import clean_key, published_key
+from dinum_pipelines.defs.keys import clean_key, publication_pool, published_key
 from dinum_pipelines.defs.resources import Catalog, DataFolder
 from dinum_pipelines.lib.pipeline import publish_clean_files
 from dinum_pipelines.lib.publishing import file_digest
@@ -17,10 +17,15 @@ def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         group_name=spec.slug,
         kinds={"udata"},
         owners=spec.owners or None,
+        # One publication of a dataset at a time, whatever the number of runs: two at once would
+        # both create the dataset or both upload a file (publishing converges anyway, but the
+        # pool's limit, 1 in the instance's dagster.yaml, keeps that from happening).
+        pool=publication_pool(spec.slug),
         description=f"{spec.title}: CSV and Parquet published to the catalog, with the dataset's metadata.",
     )
     def published(context: dg.AssetExecutionContext, data_folder: DataFolder, catalog: Catalog) -> dg.MaterializeResult:
         layout = data_folder.layout()
+        context.log.info(f"{spec.slug}: publishing to the catalog at {catalog.base_url}")
         result = publish_clean_files(spec, layout, catalog.client())
         for action in result.actions:
             context.log.info(f"{spec.slug}: {action}")
