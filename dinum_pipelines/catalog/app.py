@@ -53,6 +53,7 @@ from dinum_pipelines.catalog.metrics_api import (
 )
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
+from dinum_pipelines.catalog.outages import OUTAGE_HANDLERS
 from dinum_pipelines.catalog.pages import error_page, page_routes
 from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.render import (
@@ -788,7 +789,9 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
 
     app = Starlette(
         routes=routes(),
-        exception_handlers={CatalogError: _catalog_error, HTTPException: _http_error, Exception: _unexpected_error},
+        exception_handlers={
+            CatalogError: _catalog_error, HTTPException: _http_error, **OUTAGE_HANDLERS, Exception: _unexpected_error,
+        },
         lifespan=lifespan,
     )
     app.state.store = catalog_store

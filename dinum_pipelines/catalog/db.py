@@ -324,7 +324,11 @@ def open_engine(database_url: str) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # The server handles requests in worker threads; wait for locks instead of failing at once.
         connect_args = {"check_same_thread": False, "timeout": 30}
-    engine = create_engine(url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+    # A pooled PostgreSQL connection dies with a server restart: a ping (one round trip) before
+    # lending it swaps a dead one for a new one, so no request after the restart fails.
+    engine = create_engine(
+        url, connect_args=connect_args, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=not is_sqlite
+    )
     if is_sqlite:
         _configure_sqlite(engine)
     upgrade_to_head(engine)

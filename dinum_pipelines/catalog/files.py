@@ -12,6 +12,7 @@ the data path; see bench/README.md for the figures and the nginx configuration).
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 import os
 import secrets
@@ -27,6 +28,7 @@ from urllib.parse import quote
 from starlette.responses import FileResponse, Response
 
 _PARTIAL_SUFFIX = ".part"
+_log = logging.getLogger("dinum_pipelines.catalog")
 _SNIFF_BYTES = 512
 # Compression suffixes that keep the inner format in udata's `format` ("csv.gz").
 _COMPRESSIONS = frozenset({"gz", "bz2", "xz", "zst"})
@@ -200,12 +202,20 @@ class FileStore:
     def sweep_partials(self, older_than_seconds: float = 24 * 3600) -> int:
         """Delete temporary files left by crashed uploads; returns how many were removed."""
         cutoff = time.time() - older_than_seconds
-        removed = 0
+        removed = kept = 0
         for partial in self.root.rglob(f".*{_PARTIAL_SUFFIX}"):
             try:
                 if partial.stat().st_mtime < cutoff:
                     partial.unlink()
                     removed += 1
+                else:
+                    kept += 1
             except FileNotFoundError:
                 continue
+        if removed or kept:
+            # Younger ones may be uploads in flight in another process sharing the folder.
+            _log.warning(
+                "files: %d partial file(s) of interrupted uploads removed, %d younger than %d h kept for now",
+                removed, kept, older_than_seconds // 3600,
+            )
         return removed
