@@ -6,7 +6,10 @@ no-break), codes with leading zeros or letters (01053, 2A004, 97411), accents, `
 (in Windows-1252, not in Latin-1), blank cells and CRLF line ends.
 
 The file is deterministic (same arguments, same bytes) and built column by column with
-`pyarrow.compute`, so a million rows take about 7 s. A small share of rows gets exactly one
+`pyarrow.compute`, so a million rows take about 7 s. It is written CHUNK_ROWS rows at a time,
+so memory does not grow with the file; `ChunkedDraws` serves each chunk the values that one
+numpy call over the whole file would have drawn, so the bytes do not depend on the chunk size
+(and are those the one-shot generator wrote before it was chunked). A small share of rows gets exactly one
 defect that cleaning must report (an impossible date, an amount that is not a number, a
 fraction of a room...). Their counts per column go to a JSON sidecar (`<file>.json`) next to the
 file, which the benchmark compares with the cleaning report. Other oddities are valid and must
@@ -21,6 +24,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -79,9 +83,169 @@ DEPARTEMENTS = (
 COMMUNES_PER_DEPARTEMENT = 20
 
 DEFAULT_SEED = 2024
+CHUNK_ROWS = 200_000  # about 250 MB of working memory
 DEFAULT_INVALID_RATE = 0.002
 FIRST_DAY = np.datetime64("2019-01-01")
 LAST_DAY = np.datetime64("2024-12-31")
+
+
+# --- numpy's draws over the whole file, served a chunk at a time ---
+
+_DOUBLE_SCALE = 1.0 / 9007199254740992.0  # numpy's next_double: the top 53 bits of a word
+_LOOKAHEAD_WORDS = 1 << 16
+
+
+def _copy(bit_generator: np.random.PCG64) -> np.random.PCG64:
+    copy = np.random.PCG64()
+    copy.state = bit_generator.state
+    return copy
+
+
+def _advanced(start: np.random.PCG64, words: int, half: int | None) -> np.random.PCG64:
+    """`start` moved on by `words` 64-bit words, with `half` as its buffered 32-bit half (numpy's
+    `has_uint32`, which `advance` clears) or none."""
+    moved = _copy(start).advance(words)
+    state = moved.state
+    state["has_uint32"], state["uinteger"] = (0, 0) if half is None else (1, half)
+    moved.state = state
+    return moved
+
+
+def _pending_half(bit_generator: np.random.PCG64) -> int | None:
+    state = bit_generator.state
+    return state["uinteger"] if state["has_uint32"] else None
+
+
+class _Uniform:
+    """`Generator.random(total)`: one 64-bit word per value, so chunks are plain slices. The
+    32-bit half an `integers` call left buffered stays there for the next one."""
+
+    def __init__(self, bit_generator: np.random.PCG64) -> None:
+        self.bit_generator = bit_generator
+
+    def take(self, rows: int) -> np.ndarray:
+        return (self.bit_generator.random_raw(rows) >> np.uint64(11)) * _DOUBLE_SCALE
+
+    def end_state(self, start: np.random.PCG64, total: int) -> np.random.PCG64:
+        return _advanced(start, total, _pending_half(start))
+
+
+class _Bounded:
+    """`Generator.integers(low, high, total)` for a range under 2**32, as numpy draws it: Lemire's
+    method on 32-bit halves of words (low half first, a rejected half replaced by the next one),
+    the spare half of a word kept by the bit generator for the next `integers` call.
+    Vectorized, chunk after chunk, with the same values."""
+
+    def __init__(self, bit_generator: np.random.PCG64, low: int, high: int) -> None:
+        if not 0 < high - low <= 1 << 32:
+            raise ValueError(f"integers({low}, {high}): only ranges of 1 to 2**32 values are emulated")
+        self.bit_generator, self.low = bit_generator, low
+        self.span = np.uint64(high - low)
+        self.threshold = np.uint64((1 << 32) % (high - low))
+        pending = _pending_half(bit_generator)
+        self.halves = np.array([] if pending is None else [pending], np.uint64)  # drawn, not yet used
+        self.had_pending = pending is not None
+        self.used_halves = 0
+
+    def _values(self, halves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scaled = halves * self.span
+        return scaled >> np.uint64(32), (scaled & np.uint64(0xFFFFFFFF)) >= self.threshold
+
+    def take(self, rows: int) -> np.ndarray:
+        if self.span == 1:
+            return np.full(rows, self.low, np.int64)
+        parts, missing = [], rows
+        while missing:
+            if len(self.halves) < missing:
+                words = self.bit_generator.random_raw(max(missing, _LOOKAHEAD_WORDS) // 2 + 1)
+                halves = np.stack([words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)], axis=1).ravel()
+                self.halves = np.concatenate([self.halves, halves])
+            values, accepted = self._values(self.halves)
+            kept = np.flatnonzero(accepted)[:missing]
+            end = int(kept[-1]) + 1 if len(kept) == missing else len(self.halves)
+            parts.append(values[kept])
+            missing -= len(kept)
+            self.halves, self.used_halves = self.halves[end:], self.used_halves + end
+        return np.concatenate(parts).astype(np.int64) + self.low
+
+    def end_state(self, start: np.random.PCG64, total: int) -> np.random.PCG64:
+        """Where the whole call leaves the generator: after the words it used, with the spare
+        half of the last one buffered."""
+        if self.span == 1:
+            return _copy(start)
+        counter = _Bounded(_copy(start), int(self.low), int(self.low) + int(self.span))
+        for first in range(0, total, _LOOKAHEAD_WORDS * 8):
+            counter.take(min(_LOOKAHEAD_WORDS * 8, total - first))
+        from_words = counter.used_halves - counter.had_pending
+        spare = int(counter.halves[0]) if from_words % 2 else None
+        return _advanced(start, (from_words + 1) // 2, spare)
+
+
+class _Lognormal:
+    """`Generator.lognormal(mean, sigma, total)`: the ziggurat draws words one value after the
+    other, with no buffer, so drawing a chunk at a time gives the same values."""
+
+    def __init__(self, bit_generator: np.random.PCG64, mean: float, sigma: float) -> None:
+        self.generator, self.mean, self.sigma = np.random.Generator(bit_generator), mean, sigma
+
+    def take(self, rows: int) -> np.ndarray:
+        return self.generator.lognormal(self.mean, self.sigma, rows)
+
+    def end_state(self, start: np.random.PCG64, total: int) -> np.random.PCG64:
+        bit_generator = _copy(start)
+        generator = np.random.Generator(bit_generator)
+        for first in range(0, total, _LOOKAHEAD_WORDS * 8):
+            generator.lognormal(self.mean, self.sigma, min(_LOOKAHEAD_WORDS * 8, total - first))
+        return bit_generator
+
+
+class ChunkedDraws:
+    """The draws of `np.random.default_rng(seed)` over a file of `total_rows` rows, served a chunk
+    at a time: each call of the file's code (one value per row) gets, chunk after chunk, the values
+    one call over all the rows would have given, so the file does not depend on the chunk size.
+
+    Calls are told apart by their order within a chunk, the same in every chunk. On the first
+    chunk, each new call starts where the previous call over the whole file would have ended;
+    `whole_file_draws()` gives a plain Generator there for a draw made once (a fixed table)."""
+
+    def __init__(self, seed: int, total_rows: int) -> None:
+        self.total_rows = total_rows
+        self._next_start = np.random.default_rng(seed).bit_generator
+        self._calls: list[_Uniform | _Bounded | _Lognormal] = []
+        self._position = 0
+
+    def start_chunk(self) -> None:
+        self._position = 0
+
+    def _call(self, make: Any) -> Any:
+        if self._position == len(self._calls):
+            start = self._next_start
+            call = make(_copy(start))
+            self._next_start = call.end_state(start, self.total_rows)
+            self._calls.append(call)
+        call = self._calls[self._position]
+        self._position += 1
+        return call
+
+    def integers(self, low: int, high: int, size: int) -> np.ndarray:
+        return self._call(lambda bit_generator: _Bounded(bit_generator, int(low), int(high))).take(size)
+
+    def random(self, size: int) -> np.ndarray:
+        return self._call(_Uniform).take(size)
+
+    def lognormal(self, mean: float, sigma: float, size: int) -> np.ndarray:
+        return self._call(lambda bit_generator: _Lognormal(bit_generator, mean, sigma)).take(size)
+
+    def choice(self, options: int, size: int, p: np.ndarray) -> np.ndarray:
+        """`Generator.choice(options, size, p=p)`: numpy draws uniforms and looks them up in the CDF."""
+        cdf = p.cumsum()
+        cdf /= cdf[-1]
+        return cdf.searchsorted(self.random(size), side="right").astype(np.int64)
+
+    def whole_file_draws(self) -> np.random.Generator:
+        """A Generator where the next call would start; what it draws moves the next calls on."""
+        generator = np.random.Generator(self._next_start)
+        return generator
 
 
 @dataclass(frozen=True)
@@ -114,7 +278,7 @@ def _padded(values: np.ndarray, width: int) -> pa.Array:
     return pc.utf8_lpad(_text(values), width=width, padding="0")
 
 
-def _choice(rng: np.random.Generator, weighted: tuple[tuple[str | None, float], ...], rows: int) -> pa.Array:
+def _choice(rng: ChunkedDraws | np.random.Generator, weighted: tuple[tuple[str | None, float], ...], rows: int) -> pa.Array:
     labels = pa.array([label for label, _ in weighted], pa.string())
     weights = np.array([weight for _, weight in weighted])
     return labels.take(pa.array(rng.choice(len(weighted), size=rows, p=weights / weights.sum())))
@@ -162,8 +326,13 @@ def _communes(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def build_columns(rows: int, seed: int) -> dict[str, pa.Array]:
-    """Every column as text (null = blank cell), before defects."""
-    rng = np.random.default_rng(seed)
+    """Every column of a whole file as text (null = blank cell), before defects."""
+    return build_chunk(ChunkedDraws(seed, rows), 0, rows, {})
+
+
+def build_chunk(rng: ChunkedDraws, first_row: int, rows: int, tables: dict[str, dict[str, np.ndarray]]) -> dict[str, pa.Array]:
+    """The columns of rows first_row .. first_row + rows; `tables` keeps the commune table the
+    first chunk draws for the next ones."""
     days = FIRST_DAY + rng.integers(0, (LAST_DAY - FIRST_DAY).astype(int) + 1, rows)
     cents = np.round(rng.lognormal(12.0, 1.1, rows) * 100).astype(np.int64)
     separators = pa.array(np.where(rng.random(rows) < 0.2, "\u00a0", " "))
@@ -171,7 +340,9 @@ def build_columns(rows: int, seed: int) -> dict[str, pa.Array]:
     amount_whole = pc.if_else(pa.array(grouped), _grouped(cents // 100, separators), _text(cents // 100))
     local_type = _choice(rng, LOCAL_TYPES, rows)
     built = pc.is_valid(local_type).to_numpy(zero_copy_only=False)
-    communes = _communes(rng)
+    if "communes" not in tables:
+        tables["communes"] = _communes(rng.whole_file_draws())
+    communes = tables["communes"]
     commune = rng.integers(0, len(communes["code_commune"]), rows)
 
     def blank_where(values: pa.Array, blank: np.ndarray) -> pa.Array:
@@ -183,7 +354,7 @@ def build_columns(rows: int, seed: int) -> dict[str, pa.Array]:
         pa.array(VOIE_NAMES).take(pa.array(rng.integers(0, len(VOIE_NAMES), rows))),
     )
     return {
-        "id_mutation": _join(_text(days.astype("datetime64[Y]").astype(int) + 1970), "-", _text(np.arange(1, rows + 1))),
+        "id_mutation": _join(_text(days.astype("datetime64[Y]").astype(int) + 1970), "-", _text(np.arange(first_row + 1, first_row + rows + 1))),
         "date_mutation": pc.strftime(pa.array(days), format="%d/%m/%Y"),
         "nature_mutation": _choice(rng, NATURES, rows),
         "valeur_fonciere": blank_where(_join(amount_whole, ",", _padded(cents % 100, 2)), rng.random(rows) < 0.01),
@@ -200,10 +371,10 @@ def build_columns(rows: int, seed: int) -> dict[str, pa.Array]:
 
 
 def inject_defects(
-    columns: dict[str, pa.Array], rows: int, invalid_rate: float, seed: int
+    columns: dict[str, pa.Array], rows: int, invalid_rate: float, rng: ChunkedDraws
 ) -> tuple[dict[str, pa.Array], dict[str, int], dict[str, int]]:
-    """Give `invalid_rate` of the rows one defect each; returns the columns and the counts per column."""
-    rng = np.random.default_rng(seed + 1)
+    """Give `invalid_rate` of the chunk's rows one defect each (draws from `rng`, seeded with the
+    file's seed + 1); returns the columns and the counts per column."""
     defective = rng.random(rows) < invalid_rate
     kind = np.where(defective, rng.integers(0, len(DEFECTS), rows), -1)
     # A defect only counts where the cell held a value: a blank cell stays blank.
@@ -220,23 +391,43 @@ def inject_defects(
     return columns, reported, valid_oddities
 
 
+def csv_header(encoding: str = "cp1252") -> bytes:
+    return (";".join(name for name, _ in COLUMNS) + "\r\n").encode(encoding)
+
+
 def csv_bytes(columns: dict[str, pa.Array], encoding: str = "cp1252") -> bytes:
-    """`;`-separated, CRLF, header first; no generated value needs quoting."""
-    names = [name for name, _ in COLUMNS]
+    """The chunk's lines, `;`-separated, each ended by CRLF; no generated value needs quoting."""
     lines = pc.binary_join_element_wise(
-        *(columns[name] for name in names), ";", null_handling="replace", null_replacement=""
+        *(columns[name] for name, _ in COLUMNS), ";", null_handling="replace", null_replacement=""
     )
-    body = pc.binary_join_element_wise(lines, "", "\r\n")  # each line followed by CRLF
+    body = pc.binary_join_element_wise(lines, "", "\r\n")
     offsets = np.frombuffer(body.buffers()[1], dtype=np.int32, count=len(body) + 1, offset=body.offset * 4)
     data = body.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
-    return (";".join(names) + "\r\n").encode(encoding) + data.decode("utf-8").encode(encoding)
+    return data.decode("utf-8").encode(encoding)
 
 
-def generate(path: Path, rows: int = 1_000_000, seed: int = DEFAULT_SEED, invalid_rate: float = DEFAULT_INVALID_RATE) -> dict:
-    """Write the CSV and its sidecar; returns the sidecar's content."""
-    columns, reported, valid_oddities = inject_defects(build_columns(rows, seed), rows, invalid_rate, seed)
+def generate(
+    path: Path, rows: int = 1_000_000, seed: int = DEFAULT_SEED, invalid_rate: float = DEFAULT_INVALID_RATE,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict:
+    """Write the CSV, a chunk at a time, and its sidecar; returns the sidecar's content."""
+    column_draws, defect_draws = ChunkedDraws(seed, rows), ChunkedDraws(seed + 1, rows)
+    tables: dict[str, dict[str, np.ndarray]] = {}
+    reported: dict[str, int] = {}
+    valid_oddities: dict[str, int] = {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(csv_bytes(columns))
+    with path.open("wb") as out:
+        out.write(csv_header())
+        for first_row in range(0, rows, chunk_rows):
+            size = min(chunk_rows, rows - first_row)
+            column_draws.start_chunk()
+            defect_draws.start_chunk()
+            columns = build_chunk(column_draws, first_row, size, tables)
+            columns, chunk_reported, chunk_oddities = inject_defects(columns, size, invalid_rate, defect_draws)
+            out.write(csv_bytes(columns))
+            for total, counts in ((reported, chunk_reported), (valid_oddities, chunk_oddities)):
+                for name, count in counts.items():
+                    total[name] = total.get(name, 0) + count
     record = {
         "rows": rows,
         "seed": seed,
