@@ -166,7 +166,8 @@ def usage_daily(context: dg.AssetExecutionContext, data_folder: DataFolder, usag
     )
 
 
-def _payload_file(layout: MetricsLayout) -> Path:
+def catalog_payload_file(layout: MetricsLayout) -> Path:
+    """The push `usage/tables` prepares and `usage/catalog_metrics` sends."""
     return layout.root / "metrics" / "catalog_payload.json"
 
 
@@ -187,7 +188,7 @@ def usage_tables(context: dg.AssetExecutionContext, data_folder: DataFolder) -> 
     tables = UsageTables.from_counts(read_daily_counts(daily_files))
     write_published_files(tables, layout.published_dir)
     payload = catalog_payload(tables, datetime.now(TIMEZONE).date())
-    write_atomically(_payload_file(layout), lambda path: path.write_text(json.dumps(payload), encoding="utf-8"))
+    write_atomically(catalog_payload_file(layout), lambda path: path.write_text(json.dumps(payload), encoding="utf-8"))
     days = tables.days()
     return dg.MaterializeResult(
         metadata={
@@ -244,7 +245,7 @@ def _published_names() -> dict[str, str]:
     description="Datasets', resources' and organizations' `metrics` and the metric API, replaced in one transaction.",
 )
 def catalog_metrics(context: dg.AssetExecutionContext, data_folder: DataFolder, metrics_catalog: MetricsCatalog) -> dg.MaterializeResult:
-    payload = json.loads(_payload_file(MetricsLayout(data_folder.layout().root)).read_text(encoding="utf-8"))
+    payload = json.loads(catalog_payload_file(MetricsLayout(data_folder.layout().root)).read_text(encoding="utf-8"))
     summary = metrics_catalog.client().push_metrics(payload)
     metadata: dict[str, dg.RawMetadataValue] = {
         f"{kind}_updated": dg.MetadataValue.int(count) for kind, count in summary["updated"].items()
