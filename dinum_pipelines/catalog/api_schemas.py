@@ -6,7 +6,8 @@ built from these; openapi.py assembles the document from those same objects, so 
 document says is what the code does.
 
 OpenAPI 3.0 has no `"type": ["string", "null"]` and ignores the siblings of a `$ref`: a value that
-may be null is `nullable: true` beside a type, which `nullable()` writes in one place.
+may be null is `nullable: true` beside a type, which `nullable()` writes in one place (a schema
+that may be null is inlined rather than referenced).
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ DATE_TIME: Json = {"type": "string", "format": "date-time"}
 URI: Json = {"type": "string", "format": "uri"}  # only for URLs the catalog builds itself
 ANY_OBJECT: Json = {"type": "object", "additionalProperties": True}
 COMPONENTS = "#/components/schemas/"
+# null, and nothing else: OpenAPI 3.0 has no null type, only a nullable type restricted to it.
+NULL: Json = {"type": "string", "nullable": True, "enum": [None]}
 
 
 def nullable(schema: Json) -> Json:
-    """`schema`, or null. A `$ref` is wrapped: OpenAPI 3.0 ignores a `$ref`'s siblings."""
+    """`schema`, or null. Not for a `$ref`: OpenAPI 3.0 ignores a `$ref`'s siblings, and validators
+    apply the referenced schema to null too when it is wrapped (allOf); pass the schema itself."""
     if "$ref" in schema:
-        return {"type": "object", "nullable": True, "allOf": [schema]}
+        raise ValueError("a $ref cannot be made nullable in OpenAPI 3.0: inline the schema")
+    if "type" not in schema and "anyOf" in schema:  # `nullable` needs a type beside it
+        return {**schema, "anyOf": [*schema["anyOf"], NULL]}
+    if "enum" in schema and None not in schema["enum"]:
+        return {**schema, "nullable": True, "enum": [*schema["enum"], None]}  # an enum without null refuses null
     return {**schema, "nullable": True}
 
 

@@ -608,6 +608,9 @@ def _bump_data_version(connection: Connection) -> int:
     return int(connection.execute(upsert.returning(data_version.c.version)).scalar_one())
 
 
+_MAX_SUFFIX = 12  # "-" and up to 11 digits
+
+
 def unique_slug(connection: Connection, column: Column[str], base: str) -> str:
     """`base`, or `base-1`, `base-2`... the first one not yet in `column` (deleted rows included).
 
@@ -617,11 +620,15 @@ def unique_slug(connection: Connection, column: Column[str], base: str) -> str:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{column}:{base}"})
-    taken = set(connection.scalars(select(column).where(column.startswith(base, autoescape=True))))
-    candidate, suffix = base, 0
+    # A suffix shortens the base rather than pass the column's length (a 500 on PostgreSQL for the
+    # second title of 255 slug characters); every candidate starts with `root`.
+    limit = column.type.length or len(base) + _MAX_SUFFIX  # type: ignore[attr-defined]
+    root = base[: limit - _MAX_SUFFIX]
+    taken = set(connection.scalars(select(column).where(column.startswith(root, autoescape=True))))
+    candidate, suffix = base[:limit], 0
     while candidate in taken:
         suffix += 1
-        candidate = f"{base}-{suffix}"
+        candidate = f"{base[: limit - len(str(suffix)) - 1]}-{suffix}"
     return candidate
 
 

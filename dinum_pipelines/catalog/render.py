@@ -118,6 +118,8 @@ USER_REF_PROPERTIES: Json = {
     "avatar": nullable(STRING),
     "avatar_thumbnail": nullable(STRING),
 }
+ORGANIZATION_REF: Json = obj(ORGANIZATION_REF_PROPERTIES)
+USER_REF: Json = obj(USER_REF_PROPERTIES)
 API_TOKEN_PROPERTIES: Json = {
     "id": STRING,
     "name": STRING,
@@ -175,8 +177,8 @@ SCHEMAS: dict[str, Json] = {
             "has_resources": BOOLEAN,
             "score": {"type": "number", "minimum": 0, "maximum": 1},
         }),
-        "organization": nullable(ref("OrganizationRef")),
-        "owner": nullable(ref("UserRef")),
+        "organization": nullable(ORGANIZATION_REF),
+        "owner": nullable(USER_REF),
         "temporal_coverage": nullable(TEMPORAL_COVERAGE),
         "spatial": nullable(SPATIAL),
         "license": one_of(LICENSES),
@@ -192,7 +194,7 @@ SCHEMAS: dict[str, Json] = {
     "Resource": obj(RESOURCE_PROPERTIES),
     "UploadedResource": obj({**RESOURCE_PROPERTIES, "success": BOOLEAN}),
     "ResourceWithDatasetId": obj({"resource": ref("Resource"), "dataset_id": STRING}),
-    "OrganizationRef": obj(ORGANIZATION_REF_PROPERTIES),
+    "OrganizationRef": ORGANIZATION_REF,
     "Organization": obj({
         **ORGANIZATION_REF_PROPERTIES,
         "description": STRING,
@@ -204,7 +206,7 @@ SCHEMAS: dict[str, Json] = {
         "metrics": metrics_schema(ORGANIZATION_METRICS),
         "extras": ANY_OBJECT,
     }),
-    "UserRef": obj(USER_REF_PROPERTIES),
+    "UserRef": USER_REF,
     "Me": obj({
         **USER_REF_PROPERTIES,
         "email": STRING,
