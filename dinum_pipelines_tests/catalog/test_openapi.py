@@ -1,16 +1,48 @@
-"""/api/1/swagger.json: a valid OpenAPI 3 document naming exactly the routes the app serves."""
+"""/api/1/swagger.json: a valid OpenAPI 3 document naming exactly the routes the app serves, whose
+schemas are those of the code that cleans requests and writes responses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
-from dinum_pipelines.catalog import RunningCatalog
+from dinum_pipelines.catalog import Publisher, RunningCatalog
+from dinum_pipelines.catalog.api_schemas import ref
 from dinum_pipelines.catalog.app import routes
+from dinum_pipelines.catalog.db import utcnow
 from dinum_pipelines.catalog.openapi import UNDOCUMENTED
+from dinum_pipelines.catalog.render import (
+    FREQUENCY_LIST,
+    GRANULARITY_LIST,
+    LICENSE_LIST,
+    RESOURCE_TYPE_LIST,
+    SCHEMAS,
+    Renderer,
+)
+from dinum_pipelines.catalog.validation import (
+    DATASET_CHANGES,
+    DATASET_LISTING,
+    NEW_DATASET,
+    aware_datetime,
+    boolean,
+    checksum,
+    choice,
+    free_dict,
+    http_url,
+    iso_datetime,
+    non_negative_int,
+    organization_ref,
+    resource_schema,
+    restoration,
+    spatial,
+    tags,
+    temporal_coverage,
+    text,
+)
 from dinum_pipelines_tests.catalog.conftest import Api
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -81,3 +113,121 @@ def test_parameterless_reads_answer_a_documented_status(document: dict[str, Any]
             assert str(response.status_code) in item["get"]["responses"], path
             checked += 1
     assert checked >= 6
+
+
+# The schemas cannot drift from the code: every document the Renderer writes is validated against
+# the schema the document shows for it, and every cleaner agrees with its schema on samples.
+
+URL_METHODS = {"api_url", "file_url", "permalink", "resource_target"}
+RENDERED = {  # Renderer method -> the component schema of what it writes
+    "dataset": "Dataset", "resource": "Resource", "organization_ref": "OrganizationRef",
+    "organization": "Organization", "user_ref": "UserRef", "me": "Me", "api_token": "ApiToken", "page": "DatasetPage",
+}
+
+
+def conforms(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether `value` matches `schema` as OpenAPI 3.0 reads it (nullable, formats, $refs into SCHEMAS)."""
+    validator = OAS30Validator({**schema, "components": {"schemas": SCHEMAS}}, format_checker=oas30_format_checker)
+    errors = list(validator.iter_errors(value))
+    return not errors
+
+
+def assert_conforms(value: Any, name: str) -> None:
+    validator = OAS30Validator({**ref(name), "components": {"schemas": SCHEMAS}}, format_checker=oas30_format_checker)
+    errors = [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(value)]
+    assert errors == [], f"{name}: {errors}"
+
+
+def test_every_renderer_document_has_a_schema_in_the_table() -> None:
+    documents = {name for name in vars(Renderer) if not name.startswith("_") and name not in URL_METHODS}
+    assert documents == set(RENDERED), "declare the new document's schema in render.SCHEMAS and add it to RENDERED"
+
+
+def test_every_rendered_document_matches_its_schema(catalog: RunningCatalog, api: Api, publisher: Publisher) -> None:
+    """Documents of full and of minimal records, as the store returns them, on both databases."""
+    store, render = catalog.store, Renderer(catalog.url)
+    full = api.create_dataset(
+        organization=publisher.organization_id, acronym="SIRENE", description_short="Court", license="lov2",
+        frequency="daily", frequency_date="2026-01-01", temporal_coverage="2020-01-01 - 2021-12-31",
+        spatial={"zones": ["country:fr"], "granularity": "country", "geom": {"type": "MultiPolygon", "coordinates": []}},
+        tags=["Élection 2024"], private=True, extras={"a": [1, {"b": None}]},
+    )
+    assert api.upload(full["id"], "data.csv", b"a,b\n1,2\n").status_code == 201
+    remote = api.post(f"/datasets/{full['id']}/resources/", json={
+        "title": "API", "url": "https://api.example.fr/v1?x=1", "filetype": "remote", "type": "api", "filesize": 0,
+        "checksum": {"value": "00"}, "schema": {"url": "https://schema.data.gouv.fr/x.json"}, "extras": {"k": "v"},
+    })
+    assert remote.status_code == 201, remote.text
+    minimal = api.create_dataset()  # no organization: the caller owns it
+    token, token_record = store.accounts.create_token(publisher.user_id, "ci", expires_at=utcnow())
+    user = store.accounts.require_user(publisher.user_id)
+    org = store.accounts.require_organization(publisher.organization_id)
+    records = [store.datasets.require(full["id"]), store.datasets.require(minimal["id"])]
+
+    for record in records:
+        assert_conforms(render.dataset(record), "Dataset")
+        for resource in record["resources"]:
+            assert_conforms(render.resource(resource), "Resource")
+            assert_conforms({**render.resource(resource), "success": True}, "UploadedResource")
+    assert_conforms(render.organization_ref(org), "OrganizationRef")
+    members = store.accounts.members_of(org["id"])
+    assert_conforms(render.organization({**org, "metrics": {"views": 3}}, members=members, dataset_count=2), "Organization")
+    assert_conforms(render.user_ref(user), "UserRef")
+    assert_conforms(render.me(user, store.accounts.organizations_of(user["id"])), "Me")
+    assert_conforms(Renderer.api_token(token_record), "ApiToken")
+    assert_conforms(Renderer.api_token(token_record, plain=token), "NewApiToken")
+    items = [render.dataset(record) for record in records]
+    assert_conforms(Renderer.page(items, total=5, page=2, page_size=2, page_url=lambda n: f"{catalog.url}/?page={n}"), "DatasetPage")
+    for name, data in (("Licenses", LICENSE_LIST), ("Frequencies", FREQUENCY_LIST), ("ResourceTypes", RESOURCE_TYPE_LIST),
+                       ("Granularities", GRANULARITY_LIST)):
+        assert_conforms(data, name)
+    # A closed schema catches a field added without its schema.
+    assert not conforms({**render.dataset(records[1]), "new_field": 1}, ref("Dataset"))
+
+
+@pytest.mark.parametrize(
+    ("cleaner", "samples"),
+    [
+        (text(5), ["abc", None, "", "  ", "abcdef", "a\x00b", 3, "é\tà\n"]),
+        (text(5, required=True), ["abc", None, "", "  ", "abcdef", "a\x1fb", ["a"]]),
+        (choice(["a", "b"], default="a", aliases={"old": "b"}), ["a", "old", "c", None, 1]),
+        (boolean, [True, False, None, "true", 0]),
+        (non_negative_int, [0, 5, -1, None, True, "3"]),
+        (free_dict, [{}, {"a": None}, None, [], "x"]),
+        (http_url, ["https://a.fr/b?c=d", "http://x", "ftp://a.fr", "https:/a", "a.fr", None]),
+        (iso_datetime, ["2026-01-01T10:00:00+02:00", "2026-01-01T10:00:00Z", None, "yesterday", 5]),
+        (aware_datetime, ["2030-01-01T00:00:00+00:00", None, "never"]),
+        (temporal_coverage, [{"start": "2020-01-01"}, {"start": "2020-01-01", "end": None}, None, {"end": "2020-01-01"},
+                             {"start": "soon"}, "2020-01-01 - 2021-01-01", 5]),
+        (spatial, [{"zones": ["country:fr"]}, {}, None, {"granularity": "nowhere"}, {"granularity": {}}, {"zones": [1]}, []]),
+        (tags, [["abc", "def"], None, [], "abc", [1], ["a\x00bc"]]),
+        (organization_ref, ["534fff75a3a7292c64a77de4", {"id": "x"}, None, "", {"id": ""}, 3]),
+        (checksum, [{"value": "ab"}, {"type": "md5", "value": "ab"}, None, {"type": "crc32", "value": "ab"}, {"type": "md5"}]),
+        (resource_schema, [{"name": "etalab/x"}, {"url": "https://a.fr/s.json"}, None, {}, {"name": 3}, {"url": "nope"}]),
+        (restoration, [None, "2026-01-01", True]),
+    ],
+)
+def test_cleaners_accept_what_their_schema_accepts(cleaner: Any, samples: list[Any]) -> None:
+    """On each sample, the cleaner and its documented schema agree (a drift fails here)."""
+    for sample in samples:
+        try:
+            cleaner(sample)
+            cleaned = True
+        except ValueError:
+            cleaned = False
+        assert cleaned == conforms(sample, cleaner.schema), f"{sample!r}: the cleaner {'accepts' if cleaned else 'refuses'} it"
+
+
+def test_request_bodies_and_query_parameters_come_from_the_cleaning_declarations(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+
+    def body(path: str, method: str) -> dict[str, Any]:
+        return paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+
+    assert body("/api/1/datasets/", "post") == NEW_DATASET.schema
+    assert body("/api/1/datasets/", "post")["required"] == ["title", "description"]
+    assert body("/api/1/datasets/{dataset}/", "put") == DATASET_CHANGES.schema
+    assert "required" not in DATASET_CHANGES.schema  # udata's PUT is partial
+    assert body("/api/1/datasets/{dataset}/resources/", "post")["properties"]["filetype"]["enum"] == ["remote"]
+    listed = [parameter["name"] for parameter in paths["/api/1/datasets/"]["get"]["parameters"]]
+    assert listed == [parameter.name for parameter in DATASET_LISTING.parameters]
