@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from dinum_pipelines.catalog.api_schemas import ANY_OBJECT, STRING, Json, array, obj, ref
 from dinum_pipelines.catalog.errors import ERROR_BODY, SERVER_ERROR_BODY
 from dinum_pipelines.catalog.metrics_api import EVENTS_WINDOW, METRICS_PUSH_BODY, METRICS_PUSH_SUMMARY
+from dinum_pipelines.catalog.outages import UNAVAILABLE_BODY
 from dinum_pipelines.catalog.render import SCHEMAS
 from dinum_pipelines.catalog.uploads import UPLOAD_BODY
 from dinum_pipelines.catalog.validation import (
@@ -63,9 +64,10 @@ class Operation:
     creates: str | None = None
 
 
-# Any operation may answer these: 400 for a control character in any query parameter or a bad
-# X-Fields mask, 401 for a key that is sent but invalid (even on reads, as udata), 500 (a bug).
-ALWAYS_POSSIBLE = (400, 401, 500)
+# Any operation may answer these: 400 for a control character in the path or any query parameter
+# or a bad X-Fields mask, 401 for a key that is sent but invalid (even on reads, as udata), 500 (a
+# bug), 503 (the database unavailable: outages.py).
+ALWAYS_POSSIBLE = (400, 401, 500, 503)
 WRITE_ERRORS = (403, 404, 410)
 DATASET_READ_ERRORS = (404, 410)
 DATASET = ref("Dataset")
@@ -213,7 +215,9 @@ ERROR_DESCRIPTIONS = {
     410: "Deleted",
     415: "HTML content refused",
     500: "Unexpected error (a bug): its request id is in the log",
+    503: "The database is unavailable: try again in a moment",
 }
+ERROR_SCHEMAS = {500: "ServerError", 503: "Unavailable"}  # the others answer udata's Error
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created", 204: "No content", 302: "Redirect to the file"}
 DESCRIPTION = """A udata-compatible catalog: same paths, fields and error bodies as data.gouv.fr's API.
 
@@ -271,7 +275,7 @@ def _responses(operation: Operation, links: Json) -> Json:
         success["links"] = links
     responses: Json = {str(operation.success): success}
     for status in sorted({*operation.errors, *ALWAYS_POSSIBLE}):
-        schema = ref("ServerError") if status == 500 else ref("Error")
+        schema = ref(ERROR_SCHEMAS.get(status, "Error"))
         responses[str(status)] = {"description": ERROR_DESCRIPTIONS[status], "content": {JSON: {"schema": schema}}}
     return responses
 
@@ -323,6 +327,6 @@ def openapi_document(routes: Iterable[BaseRoute], server_url: str) -> Json:
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"}},
-            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY},
+            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "Unavailable": UNAVAILABLE_BODY},
         },
     }

@@ -23,9 +23,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from dinum_pipelines.catalog.api_schemas import STRING, Json, obj
 from dinum_pipelines.catalog.pages import error_page
 
 DATABASE_UNAVAILABLE = "The catalog's database is unavailable; try again in a moment."
+# The API's 503 body, as the OpenAPI document shows it (any operation may answer it).
+UNAVAILABLE_BODY: Json = obj({"message": STRING, "status": {"type": "integer", "enum": [503]}})
 logger = logging.getLogger("dinum_pipelines.catalog")
 
 

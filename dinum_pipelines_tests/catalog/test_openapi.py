@@ -3,24 +3,29 @@ schemas are those of the code that cleans requests and writes responses."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from openapi_spec_validator import validate
+from sqlalchemy.exc import OperationalError
+from starlette.requests import Request
 from starlette.routing import Route
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog
 from dinum_pipelines.catalog.api_schemas import ref
 from dinum_pipelines.catalog.app import routes
 from dinum_pipelines.catalog.db import utcnow
-from dinum_pipelines.catalog.openapi import UNDOCUMENTED
+from dinum_pipelines.catalog.errors import NotFound, ValidationError, server_error_body
+from dinum_pipelines.catalog.openapi import UNDOCUMENTED, openapi_document
+from dinum_pipelines.catalog.outages import database_unavailable
 from dinum_pipelines.catalog.render import (
     FREQUENCY_LIST,
     GRANULARITY_LIST,
     LICENSE_LIST,
     RESOURCE_TYPE_LIST,
-    SCHEMAS,
     Renderer,
 )
 from dinum_pipelines.catalog.validation import (
@@ -125,17 +130,21 @@ RENDERED = {  # Renderer method -> the component schema of what it writes
 }
 
 
+COMPONENTS = openapi_document(routes(), "http://127.0.0.1:8000")["components"]["schemas"]
+
+
+def schema_errors(value: Any, schema: dict[str, Any]) -> list[str]:
+    """How `value` breaks `schema`, read as OpenAPI 3.0 reads it (nullable, formats, $refs to the components)."""
+    validator = OAS30Validator({**schema, "components": {"schemas": COMPONENTS}}, format_checker=oas30_format_checker)
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(value)]
+
+
 def conforms(value: Any, schema: dict[str, Any]) -> bool:
-    """Whether `value` matches `schema` as OpenAPI 3.0 reads it (nullable, formats, $refs into SCHEMAS)."""
-    validator = OAS30Validator({**schema, "components": {"schemas": SCHEMAS}}, format_checker=oas30_format_checker)
-    errors = list(validator.iter_errors(value))
-    return not errors
+    return not schema_errors(value, schema)
 
 
 def assert_conforms(value: Any, name: str) -> None:
-    validator = OAS30Validator({**ref(name), "components": {"schemas": SCHEMAS}}, format_checker=oas30_format_checker)
-    errors = [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(value)]
-    assert errors == [], f"{name}: {errors}"
+    assert schema_errors(value, ref(name)) == [], name
 
 
 def test_every_renderer_document_has_a_schema_in_the_table() -> None:
@@ -231,3 +240,13 @@ def test_request_bodies_and_query_parameters_come_from_the_cleaning_declarations
     assert body("/api/1/datasets/{dataset}/resources/", "post")["properties"]["filetype"]["enum"] == ["remote"]
     listed = [parameter["name"] for parameter in paths["/api/1/datasets/"]["get"]["parameters"]]
     assert listed == [parameter.name for parameter in DATASET_LISTING.parameters]
+
+
+def test_error_bodies_match_their_schemas() -> None:
+    assert_conforms(ValidationError({"title": ["This field is required."]}).body(), "Error")
+    assert_conforms(NotFound("Dataset not found").body(), "Error")
+    assert_conforms(server_error_body("0123abcd"), "ServerError")
+    request = Request({"type": "http", "method": "GET", "path": "/api/1/datasets/", "headers": [], "query_string": b""})
+    unavailable = asyncio.run(database_unavailable(request, OperationalError("SELECT 1", {}, Exception("gone"))))
+    assert unavailable.status_code == 503
+    assert_conforms(json.loads(bytes(unavailable.body)), "Unavailable")
