@@ -111,7 +111,6 @@ def clean(payload: Mapping[str, Any], cleaners: Mapping[str, Cleaner], *, requir
     return cleaned
 
 
-@accepts({"type": "object"})
 def require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValidationError({"payload": ["Expected a JSON object."]})
@@ -138,13 +137,6 @@ class Form:
         }
         # Open: udata's forms ignore the fields they do not know (a client may send a whole document back).
         return obj(properties, optional=set(self.cleaners) - set(self.required), closed=False)
-
-
-class Body(Protocol):
-    """What the OpenAPI document needs of a request body's declaration (a Form, a Cleaner)."""
-
-    @property
-    def schema(self) -> Json: ...
 
 
 # Cleaner factories
