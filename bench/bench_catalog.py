@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,8 @@ from urllib.parse import quote
 
 import requests
 from sqlalchemy import insert
+
+from dinum_pipelines.catalog.nodes import ensure_debian_tool, free_port, wait_until_answers
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -119,23 +119,6 @@ def search_paths(count: int, *, seed: int = 7) -> list[str]:
 # Processes
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_answers(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
 def status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -179,21 +162,6 @@ def catalog_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def ensure_debian_tool(name: str, package: str) -> str:
-    """Path of `name`, installing the Debian package when missing and we may (root with apt-get)."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"installing {package} (apt-get)...", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-    if not found:
-        raise SystemExit(f"{name} is needed: install the Debian package {package} (apt-get install {package})")
-    return found
 
 
 @contextmanager
