@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
 from dinum_pipelines.catalog.errors import (
@@ -73,7 +74,7 @@ from dinum_pipelines.catalog.response_cache import (
 )
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.catalog.uploads import ReceivedFile, receive_file
+from dinum_pipelines.catalog.uploads import ReceivedFile, receive_upload
 from dinum_pipelines.catalog.validation import (
     CONTROL_CHARACTERS,
     DATASET_LISTING,
@@ -455,9 +456,12 @@ def delete_resource(call: Call) -> Response:
     return Response(status_code=204)
 
 
-async def _stored_upload(call: Call, dataset_id: str, save: Callable[[ReceivedFile], Json]) -> Json:
-    """Receive the file, then `save` it in the database; the file is dropped if saving fails."""
-    received = await receive_file(call.request, call.store.files, dataset_id)
+async def _stored_upload(call: Call, dataset_id: str, save: Callable[[ReceivedFile], Json]) -> Json | None:
+    """Receive the file, then `save` it in the database; the file is dropped if saving fails.
+    None: the request was one part of a chunked upload, stored until the final request."""
+    received = await receive_upload(call.request, call.store.files, dataset_id)
+    if received is None:
+        return None
     try:
         return await call.in_thread(save, received)
     except BaseException:
@@ -473,6 +477,8 @@ async def upload_resource(call: Call) -> Response:
         return call.store.datasets.add_resource(dataset["id"], fields, file_key=received.stored.key)
 
     record = await _stored_upload(call, dataset["id"], save)
+    if record is None:
+        return call.respond(PART_RECEIVED)
     return call.respond({**call.render.resource(record), "success": True}, 201)
 
 
@@ -491,6 +497,8 @@ async def reupload_resource(call: Call) -> Response:
         return record
 
     record = await _stored_upload(call, resource["dataset_id"], save)
+    if record is None:
+        return call.respond(PART_RECEIVED)
     if replaced[0]:
         await call.in_thread(call.store.files.delete, replaced[0])
     return call.respond({**call.render.resource(record), "success": True})
@@ -783,6 +791,7 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         await run_in_threadpool(catalog_store.files.sweep_partials)
+        await run_in_threadpool(sweep_abandoned_parts, catalog_store.files)
         yield
         if owns_store:
             catalog_store.close()

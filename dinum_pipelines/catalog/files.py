@@ -106,13 +106,26 @@ class AtomicWriter:
         if len(self._head) < _SNIFF_BYTES:
             self._head.extend(data[: _SNIFF_BYTES - len(self._head)])
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     def commit(self) -> StoredFile:
+        return self.commit_to(self._final_path, self._key)
+
+    def commit_to(self, final_path: Path, key: str) -> StoredFile:
+        """Make the bytes visible at `final_path` instead of the path given at creation (a part of
+        a chunked upload, known only once the whole request is read); same filesystem, so still a
+        rename."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self._temp_path, self._final_path)
-        _fsync_dir(self._final_path.parent)
-        return StoredFile(self._key, self._sha1.hexdigest(), self._size, self.head)
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temp_path, final_path)
+        _fsync_dir(final_path.parent)
+        if final_path.parent != self._temp_path.parent:
+            _remove_empty_parents(self._temp_path, self._root)
+        return StoredFile(key, self._sha1.hexdigest(), self._size, self.head)
 
     def abort(self) -> None:
         if not self._file.closed:

@@ -2,7 +2,8 @@
 
 Starlette's `request.form()` spools each file to a temporary file before the handler sees it; we
 parse the stream ourselves instead, so a 200 MB upload goes to its final folder once, hashed as it
-arrives, and never sits in memory.
+arrives, and never sits in memory. The same body may be one part of udata's chunked upload
+protocol, or its final request (chunks.py): the small form fields beside the file say which.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from dinum_pipelines.catalog.api_schemas import Json, obj
+from dinum_pipelines.catalog.chunks import (
+    CHUNK_FIELDS, MAX_CHUNK_BYTES, MAX_PARTS, MAX_UPLOAD_BYTES, ChunkFields, UploadStatusError, assemble, chunk_fields,
+    store_part, sweep_abandoned_parts,
+)
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
 from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
@@ -22,8 +27,23 @@ from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
 from dinum_pipelines.lib.http import looks_like_html
 
 FILE_FIELD = "file"
-# The body receive_file reads, for the OpenAPI document (other parts are accepted and dropped).
-UPLOAD_BODY: Json = obj({FILE_FIELD: {"type": "string", "format": "binary"}}, closed=False)
+_FIELD_BYTES = 1024  # a chunk field is a number, a UUID or a file name
+_PART_FIELDS: Json = {
+    "uuid": {"type": "string", "format": "uuid", "description": "Chunked upload: the same on every part and the final request"},
+    "filename": {"type": "string", "description": "Chunked upload: the file's name (its resource's title)"},
+    "partindex": {"type": "integer", "minimum": 0, "maximum": MAX_PARTS - 1, "description": "Chunked upload: this part's rank, from 0"},
+    "partbyteoffset": {"type": "integer", "minimum": 0, "maximum": MAX_UPLOAD_BYTES, "description": "Chunked upload: where this part starts in the file"},
+    "totalparts": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS, "description": "Chunked upload: how many parts (1: a whole upload)"},
+    "chunksize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_BYTES, "description": "Chunked upload: this part's size in bytes"},
+}
+# The body receive_upload reads, for the OpenAPI document (other parts are accepted and dropped):
+# a whole file, or udata's chunked protocol: parts (`file` + every field), then the final request
+# (`uuid`, `filename`, `totalparts`, no `file`), whose answer is the resource.
+UPLOAD_BODY: Json = {
+    **obj({FILE_FIELD: {"type": "string", "format": "binary"}, **_PART_FIELDS}, optional=[FILE_FIELD, *_PART_FIELDS], closed=False),
+    "description": "A whole file in `file`; or udata's chunked upload: each part sends `file` with every other field "
+    "(answered `{\"success\": true}`), then a final request without `file` assembles them and answers the resource.",
+}
 HTML_REFUSED = "HTML files are not accepted: the upload looks like a web page (often an error page saved by mistake)."
 
 
@@ -50,10 +70,14 @@ class _PartState:
     header_name: bytes = b""
     header_value: bytes = b""
     writer: AtomicWriter | None = None  # set while the current part is the file being stored
+    field_name: str | None = None  # set while the current part is one of the chunk fields
+    field_value: bytearray = field(default_factory=bytearray)
 
 
-async def receive_file(request: Request, files: FileStore, dataset_id: str) -> ReceivedFile:
-    """Store the `file` part of the request body; 400 without one, 415 for an HTML page."""
+async def receive_upload(request: Request, files: FileStore, dataset_id: str) -> ReceivedFile | None:
+    """Store the file of the request body: the whole file, or one part of a chunked upload (then
+    None), or on a chunked upload's final request the file its parts make. 400 without a file or
+    for a wrong chunk field, 415 for an HTML page."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise field_error(FILE_FIELD, "Expected a multipart/form-data body with a 'file' field.")
@@ -62,6 +86,8 @@ async def receive_file(request: Request, files: FileStore, dataset_id: str) -> R
     writer: AtomicWriter | None = None
     filename = ""
     complete = False
+    form: dict[str, str] = {}
+    part_limit: int | None = None  # a part's announced size, once known: no byte beyond it is stored
 
     def on_part_begin() -> None:
         nonlocal part
@@ -78,25 +104,41 @@ async def receive_file(request: Request, files: FileStore, dataset_id: str) -> R
         part.header_name, part.header_value = b"", b""
 
     def on_headers_finished() -> None:
-        nonlocal writer, filename
+        nonlocal writer, filename, part_limit
         _, options = parse_options_header(part.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         sent_name = options.get(b"filename")
         if name == FILE_FIELD and sent_name is not None and writer is None:
-            sent = CONTROL_CHARACTERS.sub("", sent_name.decode("utf-8", "replace"))
-            filename = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
+            filename = client_filename(sent_name.decode("utf-8", "replace"))
+            # Where a part goes is known only once every field is read (they may follow the file):
+            # it is written like a whole file, then moved (chunks.store_part).
             writer = part.writer = files.writer(files.new_key(dataset_id, filename))
+            announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
+            part_limit = announced.chunksize if announced is not None else None
+        elif name in CHUNK_FIELDS and sent_name is None:
+            part.field_name = name
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        # Other parts (udata's chunked-upload fields) are small and not needed: dropped.
+        # Parts other than the file and the chunk fields are dropped.
         if part.writer is not None:
+            if part_limit is not None and part.writer.size + end - start > part_limit:
+                raise UploadStatusError("Chunk size mismatch")  # no need to store the rest
             # A plain write lands in the page cache in microseconds; the slow fsync runs in a
             # worker thread at commit, so the event loop is not held.
             part.writer.write(data[start:end])
+        elif part.field_name is not None:
+            part.field_value += data[start:end]
+            if len(part.field_value) > _FIELD_BYTES:
+                raise field_error(part.field_name, f"Longer than {_FIELD_BYTES} bytes.")
 
     def on_part_end() -> None:
         nonlocal complete
         complete = complete or part.writer is not None
+        if part.field_name is not None:
+            try:
+                form[part.field_name] = CONTROL_CHARACTERS.sub("", part.field_value.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise field_error(part.field_name, "Not UTF-8 text.") from None
 
     parser = MultipartParser(
         params[b"boundary"],
@@ -113,10 +155,15 @@ async def receive_file(request: Request, files: FileStore, dataset_id: str) -> R
     try:
         async for chunk in request.stream():
             parser.write(chunk)
-            if writer is not None and writer.head_complete:
+            if writer is not None and part_limit is None and writer.head_complete:
                 _refuse_html(writer)  # as soon as we can tell: no need to store 200 MB of it
         parser.finalize()
-        if writer is None or not complete:
+        if writer is not None and not complete:
+            raise field_error(FILE_FIELD, "This field is required.")
+        chunked = chunk_fields(form, has_file=writer is not None)
+        if chunked is not None:
+            return await _chunked(files, dataset_id, chunked, writer)
+        if writer is None:
             raise field_error(FILE_FIELD, "This field is required.")
         _refuse_html(writer)
         stored = await run_in_threadpool(writer.commit)
@@ -129,6 +176,21 @@ async def receive_file(request: Request, files: FileStore, dataset_id: str) -> R
             writer.abort()
         raise
     return ReceivedFile(stored, filename)
+
+
+async def _chunked(files: FileStore, dataset_id: str, fields: ChunkFields, writer: AtomicWriter | None) -> ReceivedFile | None:
+    if writer is not None:
+        await run_in_threadpool(store_part, files, dataset_id, fields, writer)
+        return None
+    # Gigabytes are copied: in a worker thread, the event loop serves other requests meanwhile.
+    stored = await run_in_threadpool(assemble, files, dataset_id, fields, _refuse_html)
+    await run_in_threadpool(sweep_abandoned_parts, files)
+    return ReceivedFile(stored, client_filename(fields.filename))
+
+
+def client_filename(sent: str) -> str:
+    """The name a client gave its file, without folders nor control characters."""
+    return CONTROL_CHARACTERS.sub("", sent).replace("\\", "/").rsplit("/", 1)[-1] or "file"
 
 
 def _refuse_html(writer: AtomicWriter) -> None:

@@ -1,0 +1,188 @@
+"""udata's chunked upload protocol on the catalog: parts in any order, retried, checked, assembled
+atomically into a resource with the file's checksum, over real HTTP on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from dinum_pipelines.catalog import RunningCatalog
+from dinum_pipelines.catalog.chunks import CHUNKS_FOLDER, sweep_abandoned_parts
+from dinum_pipelines.catalog.files import FileStore
+from dinum_pipelines_tests.catalog.conftest import Api
+
+CONTENT = b"code_commune;population\n" + b"".join(f"{n:05d};{n * 7}\n".encode() for n in range(3000))
+FILENAME = "population.csv"
+
+
+def split(content: bytes, parts: int) -> list[tuple[int, bytes]]:
+    """(offset, bytes) of each part, the last one shorter."""
+    size = -(-len(content) // parts)
+    return [(offset, content[offset:offset + size]) for offset in range(0, len(content), size)]
+
+
+class ChunkedUpload:
+    """One upload's requests, as a udata client (or the publisher) sends them."""
+
+    def __init__(self, api: Api, dataset_id: str, total: int, resource_id: str | None = None) -> None:
+        self.api = api
+        self.path = f"/datasets/{dataset_id}/" + (f"resources/{resource_id}/upload/" if resource_id else "upload/")
+        self.fields = {"uuid": str(uuid.uuid4()), "filename": FILENAME, "totalparts": str(total)}
+
+    def part(self, index: int, offset: int, data: bytes, **overrides: Any) -> requests.Response:
+        fields = {**self.fields, "partindex": index, "partbyteoffset": offset, "chunksize": len(data), **overrides}
+        return self.api.post(self.path, data=fields, files={"file": (FILENAME, data)})
+
+    def finish(self) -> requests.Response:
+        # The final request carries no file; `files` with a field only makes requests send multipart.
+        return self.api.post(self.path, files={name: (None, value) for name, value in self.fields.items()})
+
+
+def part_files(catalog: RunningCatalog) -> list[Path]:
+    return sorted(path for path in (catalog.settings.files_dir / CHUNKS_FOLDER).rglob("*") if path.is_file())
+
+
+def resources(api: Api, dataset_id: str) -> list[dict[str, Any]]:
+    return api.get(f"/datasets/{dataset_id}/").json()["resources"]
+
+
+def assert_part_received(response: requests.Response) -> None:
+    assert (response.status_code, response.json()) == (200, {"success": True}), response.text
+
+
+def test_parts_in_order_make_one_resource_with_the_files_checksum(
+    api: Api, anonymous: Api, catalog: RunningCatalog, dataset: dict[str, Any]
+) -> None:
+    parts = split(CONTENT, 3)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(upload.part(index, offset, data))
+        assert resources(api, dataset["id"]) == []  # a half-received upload is never visible
+    assert len(part_files(catalog)) == 3
+
+    response = upload.finish()
+    assert response.status_code == 201, response.text
+    resource = response.json()
+    assert resource["success"] is True and resource["title"] == FILENAME
+    assert resource["checksum"] == {"type": "sha1", "value": hashlib.sha1(CONTENT).hexdigest()}
+    assert (resource["filesize"], resource["format"], resource["filetype"]) == (len(CONTENT), "csv", "file")
+    assert anonymous.get(resource["latest"]).content == CONTENT
+    assert [item["id"] for item in resources(api, dataset["id"])] == [resource["id"]]
+    assert part_files(catalog) == []
+
+
+def test_parts_out_of_order_and_a_retried_part(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    parts = split(CONTENT, 4)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    offset, data = parts[1]
+    # A first copy of part 1 arrived damaged (the client saw no answer and sends it again).
+    assert_part_received(upload.part(1, offset, bytes(len(data))))
+    for index in (3, 1, 0, 2):
+        assert_part_received(upload.part(index, *parts[index]))
+
+    resource = upload.finish().json()
+    assert resource["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+    assert anonymous.get(resource["latest"]).content == CONTENT
+
+
+def test_a_part_of_the_wrong_size_is_refused_as_udata(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
+    upload = ChunkedUpload(api, dataset["id"], 2)
+    for announced in (10, 14):  # more bytes than announced, then fewer
+        response = upload.part(0, 0, b"x" * 12, chunksize=announced)
+        assert (response.status_code, response.json()) == (400, {"success": False, "error": "Chunk size mismatch"})
+    assert part_files(catalog) == []
+    assert sorted(path for path in catalog.settings.files_dir.rglob("*") if path.is_file()) == []
+
+
+def test_missing_parts_are_named_then_the_upload_resumes(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
+    parts = split(CONTENT, 3)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    assert_part_received(upload.part(0, *parts[0]))
+    assert_part_received(upload.part(2, *parts[2]))
+
+    response = upload.finish()
+    assert response.status_code == 400 and response.json()["success"] is False
+    assert "Missing parts 1 (of 3)" in response.json()["error"]
+    assert resources(api, dataset["id"]) == [] and len(part_files(catalog)) == 2  # kept for the resume
+
+    assert_part_received(upload.part(1, *parts[1]))
+    assert upload.finish().status_code == 201
+    never_sent = ChunkedUpload(api, dataset["id"], 2).finish()
+    assert never_sent.status_code == 400 and "No part received" in never_sent.json()["error"]
+
+
+def test_parts_that_do_not_follow_each_other_are_refused(api: Api, dataset: dict[str, Any]) -> None:
+    upload = ChunkedUpload(api, dataset["id"], 2)
+    assert_part_received(upload.part(0, 0, b"a;b\n"))
+    assert_part_received(upload.part(1, 5, b"1;2\n"))  # a one-byte gap
+    response = upload.finish()
+    assert response.status_code == 400 and "starts at byte 5" in response.json()["error"]
+
+
+def test_every_chunk_field_is_checked(api: Api, dataset: dict[str, Any]) -> None:
+    upload = ChunkedUpload(api, dataset["id"], 3)
+    cases = {
+        "uuid": {"uuid": "not-a-uuid"},
+        "partindex": {"partindex": 3},  # totalparts is 3
+        "partbyteoffset": {"partbyteoffset": -1},
+        "chunksize": {"chunksize": 0},
+        "totalparts": {"totalparts": 10**9},
+        "filename": {"filename": ""},
+    }
+    for field, override in cases.items():
+        response = upload.part(0, 0, b"a;b\n", **override)
+        assert response.status_code == 400, (field, response.text)
+        assert field in response.json()["errors"], (field, response.text)
+    response = upload.part(0, 0, b"a;b\n", partindex="first")
+    assert response.json()["errors"]["partindex"] == ["Expected an integer, got 'first'."]
+    assert resources(api, dataset["id"]) == []
+
+
+def test_a_chunked_replacement_keeps_the_resource_id(
+    api: Api, anonymous: Api, catalog: RunningCatalog, dataset: dict[str, Any]
+) -> None:
+    first = api.upload(dataset["id"], FILENAME, b"a;b\n1;2\n").json()
+    parts = split(CONTENT, 2)
+    upload = ChunkedUpload(api, dataset["id"], len(parts), resource_id=first["id"])
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(upload.part(index, offset, data))
+    assert anonymous.get(first["latest"]).content == b"a;b\n1;2\n"  # the old file until the end
+
+    response = upload.finish()
+    assert response.status_code == 200, response.text
+    replaced = response.json()
+    assert replaced["id"] == first["id"]
+    assert replaced["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest() != first["checksum"]["value"]
+    assert anonymous.get(replaced["latest"]).content == CONTENT
+    visible = [path for path in catalog.settings.files_dir.rglob("*") if path.is_file()]
+    assert [path.name for path in visible] == [FILENAME]  # the old file is gone
+
+
+def test_an_html_page_sent_in_parts_is_refused(api: Api, dataset: dict[str, Any]) -> None:
+    page = b"<!DOCTYPE html><html><body>" + b"erreur " * 200 + b"</body></html>"
+    parts = split(page, 2)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(upload.part(index, offset, data))
+    assert upload.finish().status_code == 415
+    assert resources(api, dataset["id"]) == []
+
+
+def test_abandoned_parts_are_swept_after_a_day(tmp_path: Path) -> None:
+    files = FileStore(tmp_path)
+    abandoned, in_flight = (files.root / CHUNKS_FOLDER / "d" / name for name in ("old", "new"))
+    for folder in (abandoned, in_flight):
+        folder.mkdir(parents=True)
+        (folder / "0-0").write_bytes(b"a;b\n")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in (abandoned / "0-0", abandoned):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    assert sweep_abandoned_parts(files) == 1
+    assert not abandoned.exists() and (in_flight / "0-0").exists()
