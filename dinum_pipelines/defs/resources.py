@@ -13,7 +13,7 @@ import dagster as dg
 import requests
 
 from dinum_pipelines.defs.alerts import alert_webhook_from_env
-from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.catalog_client import CHUNK_BYTES, CHUNKED_ABOVE_BYTES, UdataClient
 from dinum_pipelines.lib.http import make_session
 from dinum_pipelines.lib.layout import DataLayout
 
@@ -48,9 +48,14 @@ class Catalog(dg.ConfigurableResource):
 
     base_url: str
     api_key: str
+    # Files above this size go in udata's chunked upload protocol, in parts of `upload_chunk_bytes`.
+    upload_chunked_above_bytes: int = CHUNKED_ABOVE_BYTES
+    upload_chunk_bytes: int = CHUNK_BYTES
 
     def client(self) -> UdataClient:
-        return UdataClient(self.base_url, self.api_key)
+        return UdataClient(
+            self.base_url, self.api_key, chunked_above=self.upload_chunked_above_bytes, chunk_size=self.upload_chunk_bytes
+        )
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

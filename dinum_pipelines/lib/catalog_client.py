@@ -3,19 +3,34 @@
 It speaks to the project's own catalog and to demo.data.gouv.fr or www.data.gouv.fr alike;
 only the base URL and the API key change. The key travels in the `X-API-KEY` header and is
 never put in an error message, a log line or a repr.
+
+Files are sent from disk as they go out, never built into a body in memory: a small one as one
+streamed multipart upload, a large one with udata's chunked upload protocol (parts of a few MiB,
+each retried on its own, since storing a part twice is harmless; then a final request that has the
+catalog assemble them), so a multi-GB file survives a dropped connection without starting over.
 """
 
 from __future__ import annotations
 
+import logging
 import mimetypes
+import secrets
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 import urllib3
 
 from dinum_pipelines.lib.http import make_session
+
+CHUNKED_ABOVE_BYTES = 64 << 20
+CHUNK_BYTES = 8 << 20
+PART_ATTEMPTS = 5
+_log = logging.getLogger(__name__)
 
 
 class CatalogError(RuntimeError):
@@ -46,12 +61,91 @@ def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> req
     return response
 
 
+@dataclass(frozen=True)
+class FileSlice:
+    path: Path
+    offset: int
+    length: int
+
+
+class MultipartBody:
+    """A multipart/form-data body read from disk while it is sent: the text fields, then (if
+    any) the bytes of `file`. It has a length, so requests sends it with a Content-Length and
+    reads it block by block; one object per attempt, since sending consumes it."""
+
+    def __init__(self, fields: dict[str, str], file: FileSlice | None = None, field_name: str = "file") -> None:
+        boundary = secrets.token_hex(16)
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        head = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in fields.items()
+        )
+        tail = f"--{boundary}--\r\n".encode()
+        self._file = file
+        self._handle: BinaryIO | None = None
+        self._remaining = 0
+        if file is not None:
+            quoted = file.path.name.replace('"', "%22").replace("\r", "").replace("\n", "")
+            mime = mimetypes.guess_type(file.path.name)[0] or "application/octet-stream"
+            head += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{quoted}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n"
+            ).encode()
+            tail = b"\r\n" + tail
+        self._head, self._tail = head, tail
+        self._length = len(head) + (file.length if file else 0) + len(tail)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            return out
+        if self._file is not None and self._handle is None:
+            self._handle = self._file.path.open("rb")
+            self._handle.seek(self._file.offset)
+            self._remaining = self._file.length
+        if self._remaining:
+            assert self._handle is not None
+            block = self._handle.read(min(self._remaining, size if size > 0 else self._remaining))
+            if not block:
+                raise OSError(f"{self._file.path.name} is shorter than when its upload began")  # type: ignore[union-attr]
+            self._remaining -= len(block)
+            return block
+        if self._handle is not None:
+            self._handle.close()
+        out, self._tail = self._tail, b""
+        return out
+
+
+def _worth_sending_again(error: CatalogError) -> bool:
+    """No answer, or the catalog overloaded or failing: a part sent again may go through."""
+    return error.status == 0 or error.status == 429 or error.status >= 500
+
+
 class UdataClient:
-    def __init__(self, base_url: str, api_key: str | None, session: requests.Session | None = None, timeout: float = 120):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        session: requests.Session | None = None,
+        timeout: float = 120,
+        *,
+        chunked_above: int = CHUNKED_ABOVE_BYTES,
+        chunk_size: int = CHUNK_BYTES,
+        part_attempts: int = PART_ATTEMPTS,
+        part_backoff: float = 1.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.session = session or make_session(retries=3, backoff_factor=0.5)
         self.timeout = timeout
+        # Files above `chunked_above` bytes go in parts of `chunk_size`.
+        self.chunked_above = chunked_above
+        self.chunk_size = chunk_size
+        self.part_attempts = part_attempts
+        self.part_backoff = part_backoff
 
     def __repr__(self) -> str:
         return f"UdataClient({self.base_url!r}, api_key={'***' if self._api_key else None})"
@@ -103,9 +197,38 @@ class UdataClient:
         return self._upload(f"1/datasets/{dataset_id}/resources/{resource_id}/upload/", path)
 
     def _upload(self, path_in_api: str, path: Path) -> dict:
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        with path.open("rb") as handle:
-            return self._call("POST", path_in_api, files={"file": (path.name, handle, mime)})
+        size = path.stat().st_size
+        if size > self.chunked_above:
+            return self._upload_in_parts(path_in_api, path, size)
+        return self._post_form(path_in_api, {}, FileSlice(path, 0, size))
+
+    def _post_form(self, path_in_api: str, fields: dict[str, str], file: FileSlice | None) -> dict:
+        body = MultipartBody(fields, file)
+        return self._call("POST", path_in_api, data=body, headers={"Content-Type": body.content_type})
+
+    def _upload_in_parts(self, path_in_api: str, path: Path, size: int) -> dict:
+        """udata's chunked upload: every part (retried on its own), then the final request, whose
+        answer is the resource, as for a whole upload."""
+        total = -(-size // self.chunk_size)
+        upload = {"uuid": str(uuid.uuid4()), "filename": path.name, "totalparts": str(total)}
+        for index, offset in enumerate(range(0, size, self.chunk_size)):
+            length = min(self.chunk_size, size - offset)
+            part = {**upload, "partindex": str(index), "partbyteoffset": str(offset), "chunksize": str(length)}
+            self._send_part(path_in_api, part, FileSlice(path, offset, length), f"part {index + 1}/{total} of {path.name}")
+        return self._post_form(path_in_api, upload, None)
+
+    def _send_part(self, path_in_api: str, fields: dict[str, str], part: FileSlice, what: str) -> None:
+        for attempt in range(1, self.part_attempts + 1):
+            try:
+                self._post_form(path_in_api, fields, part)
+                return
+            except CatalogError as error:
+                if attempt == self.part_attempts or not _worth_sending_again(error):
+                    raise
+                delay = self.part_backoff * 2 ** (attempt - 1)
+                # The error names the URL and the catalog's answer, never the key (a header).
+                _log.warning("%s failed (%s); sending it again in %.1f s", what, error, delay)
+                time.sleep(delay)
 
     def update_resource(self, dataset_id: str, resource_id: str, payload: dict) -> dict:
         return self._call("PUT", f"1/datasets/{dataset_id}/resources/{resource_id}/", json=payload)
