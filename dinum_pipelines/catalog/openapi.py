@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from starlette.routing import BaseRoute, Route
 
 from dinum_pipelines.catalog.api_schemas import ANY_OBJECT, STRING, Json, array, obj, ref
+from dinum_pipelines.catalog.chunks import UPLOAD_STATUS_BODY
 from dinum_pipelines.catalog.errors import ERROR_BODY, SERVER_ERROR_BODY
 from dinum_pipelines.catalog.metrics_api import EVENTS_WINDOW, METRICS_PUSH_BODY, METRICS_PUSH_SUMMARY
 from dinum_pipelines.catalog.outages import UNAVAILABLE_BODY
@@ -62,6 +63,9 @@ class Operation:
     # The path parameter the answer's `id` is the value of: the document links this operation to
     # every operation taking that parameter (a client, or a fuzzer, follows them).
     creates: str | None = None
+    # Answers beside `success` and udata's errors, (status, description, body schema); they take
+    # the place of the default answer of their status.
+    answers: tuple[tuple[int, str, Json], ...] = ()
 
 
 # Any operation may answer these: 400 for a control character in the path or any query parameter
@@ -73,6 +77,13 @@ DATASET_READ_ERRORS = (404, 410)
 DATASET = ref("Dataset")
 RESOURCE = ref("Resource")
 ORGANIZATION = ref("Organization")
+# udata's chunked upload (chunks.py): a part answers UploadStatus, a protocol error too (a 400).
+UPLOAD_STATUS = ref("UploadStatus")
+PART_RECEIVED_ANSWER = (200, "One part of a chunked upload stored (the final request answers the resource)", UPLOAD_STATUS)
+CHUNK_ERROR_ANSWER = (
+    400, "Invalid request (the errors per field), or a chunked upload that cannot go on as sent ({success: false, error})",
+    {"anyOf": [ref("Error"), UPLOAD_STATUS]},
+)
 EXTRAS = {**ANY_OBJECT, "description": "Free keys and values (hydra's check:*, analysis:*...)"}
 OPENAPI_DOCUMENT = obj({"openapi": STRING, "info": ANY_OBJECT, "servers": array(ANY_OBJECT), "paths": ANY_OBJECT,
                         "components": ANY_OBJECT}, closed=False)
@@ -104,8 +115,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Delete a dataset (soft: 410 afterwards to all but its editors)", auth=True, success=204, errors=WRITE_ERRORS
     ),
     ("POST", "/api/1/datasets/{dataset}/upload/"): Operation(
-        "Upload a file as a new resource", ref("UploadedResource"), auth=True, body=UPLOAD_BODY, body_type=MULTIPART,
-        success=201, errors=(*WRITE_ERRORS, 415), creates="rid",
+        "Upload a file as a new resource, whole or in parts", ref("UploadedResource"), auth=True, body=UPLOAD_BODY,
+        body_type=MULTIPART, success=201, errors=(*WRITE_ERRORS, 415), creates="rid",
+        answers=(PART_RECEIVED_ANSWER, CHUNK_ERROR_ANSWER),
     ),
     ("POST", "/api/1/datasets/{dataset}/resources/"): Operation(
         "Add a remote resource", RESOURCE, auth=True, body=NEW_REMOTE_RESOURCE.schema, success=201,
@@ -124,8 +136,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Delete a resource and its file", auth=True, success=204, errors=WRITE_ERRORS
     ),
     ("POST", "/api/1/datasets/{dataset}/resources/{rid}/upload/"): Operation(
-        "Replace a resource's file (same id, new checksum)", ref("UploadedResource"), auth=True, body=UPLOAD_BODY,
-        body_type=MULTIPART, errors=(*WRITE_ERRORS, 415),
+        "Replace a resource's file (same id, new checksum), whole or in parts", ref("UploadedResource"), auth=True,
+        body=UPLOAD_BODY, body_type=MULTIPART, errors=(*WRITE_ERRORS, 415),
+        answers=(
+            (200, "The resource with its new file; for one part of a chunked upload, {success: true}",
+             {"anyOf": [ref("UploadedResource"), UPLOAD_STATUS]}),
+            CHUNK_ERROR_ANSWER,
+        ),
     ),
     ("POST", "/api/1/organizations/"): Operation(
         "Create an organization (the caller becomes its admin)", ORGANIZATION, auth=True, body=NEW_ORGANIZATION.schema,
@@ -277,6 +294,8 @@ def _responses(operation: Operation, links: Json) -> Json:
     for status in sorted({*operation.errors, *ALWAYS_POSSIBLE}):
         schema = ref(ERROR_SCHEMAS.get(status, "Error"))
         responses[str(status)] = {"description": ERROR_DESCRIPTIONS[status], "content": {JSON: {"schema": schema}}}
+    for status, description, schema in operation.answers:
+        responses[str(status)] = {**responses.get(str(status), {}), "description": description, "content": {JSON: {"schema": schema}}}
     return responses
 
 
@@ -327,6 +346,6 @@ def openapi_document(routes: Iterable[BaseRoute], server_url: str) -> Json:
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"}},
-            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "Unavailable": UNAVAILABLE_BODY},
+            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY, "Unavailable": UNAVAILABLE_BODY},
         },
     }

@@ -18,6 +18,7 @@ from dinum_pipelines.catalog import Publisher, RunningCatalog
 from dinum_pipelines.catalog.api_schemas import ref
 from dinum_pipelines.catalog.app import routes
 from dinum_pipelines.catalog.db import utcnow
+from dinum_pipelines.catalog.chunks import PART_RECEIVED, UploadStatusError
 from dinum_pipelines.catalog.errors import NotFound, ValidationError, server_error_body
 from dinum_pipelines.catalog.openapi import UNDOCUMENTED, openapi_document
 from dinum_pipelines.catalog.outages import database_unavailable
@@ -246,6 +247,8 @@ def test_error_bodies_match_their_schemas() -> None:
     assert_conforms(ValidationError({"title": ["This field is required."]}).body(), "Error")
     assert_conforms(NotFound("Dataset not found").body(), "Error")
     assert_conforms(server_error_body("0123abcd"), "ServerError")
+    assert_conforms(PART_RECEIVED, "UploadStatus")
+    assert_conforms(UploadStatusError("Chunk size mismatch").body(), "UploadStatus")
     request = Request({"type": "http", "method": "GET", "path": "/api/1/datasets/", "headers": [], "query_string": b""})
     unavailable = asyncio.run(database_unavailable(request, OperationalError("SELECT 1", {}, Exception("gone"))))
     assert unavailable.status_code == 503
