@@ -57,6 +57,7 @@ from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.outages import OUTAGE_HANDLERS
 from dinum_pipelines.catalog.pages import error_page, page_routes
 from dinum_pipelines.catalog.validation_pages import validation_routes
+from dinum_pipelines.catalog.public_address import PublicAddressMiddleware
 from dinum_pipelines.catalog.render import (
     FREQUENCY_LIST,
     GRANULARITY_LIST,
@@ -814,4 +815,6 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
     if settings.simulated_clock:
         app.add_middleware(SimulatedClock)
     app.add_middleware(RefuseUnstorablePaths)
+    if settings.public_url:
+        app.add_middleware(PublicAddressMiddleware, public_url=settings.public_url)
     return app
