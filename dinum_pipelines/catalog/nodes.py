@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,8 @@ NGINX_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "catalog-nodes
 ACCEL_PREFIX = "/_files/"
 READY_PATH = "/api/1/datasets/licenses/"
 STOP_TIMEOUT_SECONDS = 20.0
+# A line of the template's `catalog_nodes` access log format.
+_ACCESS_LOG_LINE = re.compile(r'"(?P<request>\S+ \S+) [^"]*" .* upstream=(?P<upstream>.*) upstream_status=')
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -183,6 +186,13 @@ class CatalogNodes:
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/1"
+
+    def upstreams(self) -> list[tuple[str, str]]:
+        """(method and path, node address) of every request nginx logged, in order; the address
+        reads "a, b" when node a failed and b answered."""
+        log = self.run_dir / "nginx-access.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [(found["request"], found["upstream"]) for found in map(_ACCESS_LOG_LINE.search, lines) if found]
 
     def stop(self) -> None:
         """nginx first (no new requests reach the nodes), then every node cleanly."""

@@ -13,6 +13,7 @@ stops cleanly. Last, a node killed with SIGKILL: nginx keeps answering from the 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_pub
 from dinum_pipelines.catalog.db import DATA_VERSION_MAX_AGE_SECONDS
 from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.nodes import ACCEL_PREFIX, CatalogNode, CatalogNodes, free_port, run_catalog_nodes
+from dinum_pipelines.lib.catalog_client import UdataClient
 from dinum_pipelines_tests.catalog.conftest import Api, create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.slow
@@ -226,6 +228,9 @@ def test_writes_through_one_node_are_read_and_downloads_counted_once_through_all
     assert counted(rows, RESOURCE_DOWNLOAD, "resource_id") == tally.downloads
     assert counted(rows, DATASET_VIEW, "dataset_id") == tally.views
     assert sum(tally.downloads.values()) == 2 * DOWNLOADS_PER_ROUTE * 6
+    # nginx's share went to both nodes.
+    file_downloads = {node for request, node in cluster.nodes.upstreams() if request.startswith("GET /resources/")}
+    assert file_downloads == {cluster.node_a.address, cluster.node_b.address}
 
 
 def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cluster: Cluster) -> None:
@@ -241,6 +246,7 @@ def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cl
     # database before it dies, so the counts below can be exact.
     exported_events(cluster.node_b.url, cluster.sysadmin_token, since)
 
+    logged_before_kill = len(cluster.nodes.upstreams())
     cluster.node_b.kill()
     statuses = Counter()
     for _ in range(10):
@@ -250,6 +256,10 @@ def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cl
     uploaded = publisher.upload(after["id"], "apres.csv", b"code\n1\n")
     assert statuses == {200: 20}
     assert uploaded.status_code == 201, uploaded.text
+    # The dead node cost a retry on the live one, then nginx left it alone: every answer is node A's.
+    after_kill = [node for _, node in cluster.nodes.upstreams()[logged_before_kill:]]
+    assert f"{cluster.node_b.address}, {cluster.node_a.address}" in after_kill
+    assert {node.rsplit(", ", 1)[-1] for node in after_kill} == {cluster.node_a.address}
 
     rows = exported_events(cluster.balancer_url, cluster.sysadmin_token, since)
     assert counted(rows, RESOURCE_DOWNLOAD, "resource_id")[resource["id"]] == 4 + 10
@@ -257,3 +267,23 @@ def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cl
     cluster.node_b.start()  # back in the pool once nginx's fail_timeout has passed
     time.sleep(2.5)
     assert {publisher.get(f"/datasets/{after['id']}/").status_code for _ in range(4)} == {200}
+
+
+def test_a_chunked_upload_through_nginx_is_assembled_from_parts_both_nodes_received(running_cluster: Cluster, tmp_path: Path) -> None:
+    """The publisher's own client, in parts: round robin sends them to both nodes, which keep them
+    in the shared files folder; whichever node gets the final request assembles the file."""
+    cluster = running_cluster
+    source = tmp_path / "grand-fichier.csv"
+    source.write_bytes(b"".join(b"%08d,ligne\n" % line for line in range(60_000)))  # 1.08 MB
+    part_bytes = 64 * 1024
+    client = UdataClient(cluster.balancer_url, cluster.publisher_token, chunked_above=part_bytes, chunk_size=part_bytes)
+    dataset = client.create_dataset({"title": "Fichier en parties", "description": "x", "organization": cluster.organization_id})
+    resource = client.upload_resource(dataset["id"], source)
+
+    assert resource["checksum"]["value"] == hashlib.sha1(source.read_bytes()).hexdigest()
+    assert resource["filesize"] == source.stat().st_size
+    downloaded = requests.get(cluster.on(cluster.balancer_url, resource["url"]), timeout=30)
+    assert downloaded.content == source.read_bytes()
+    part_requests = [node for request, node in cluster.nodes.upstreams() if request == f"POST /api/1/datasets/{dataset['id']}/upload/"]
+    assert len(part_requests) == -(-source.stat().st_size // part_bytes) + 1  # the parts, then the final request
+    assert set(part_requests) == {cluster.node_a.address, cluster.node_b.address}
