@@ -119,7 +119,7 @@ def store_part(files: FileStore, dataset_id: str, fields: ChunkFields, writer: A
         raise UploadStatusError("Chunk size mismatch")
     folder = parts_folder(files, dataset_id, fields.upload_id)
     name = f"{fields.partindex}-{fields.partbyteoffset}"
-    writer.commit_to(folder / name, name)
+    writer.commit_to(folder / name, name, sync_folder=False)
     # A retry sent with another offset leaves its first copy under another name.
     for earlier in folder.glob(f"{fields.partindex}-*"):
         if earlier.name != name:

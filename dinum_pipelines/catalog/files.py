@@ -78,7 +78,7 @@ class StoredFile:
 class AtomicWriter:
     """Receives a file's bytes, hashing them; `commit` makes the file visible, `abort` drops it."""
 
-    def __init__(self, final_path: Path, key: str, root: Path) -> None:
+    def __init__(self, final_path: Path, key: str, root: Path, *, hashed: bool = True) -> None:
         final_path.parent.mkdir(parents=True, exist_ok=True)
         self._final_path = final_path
         self._key = key
@@ -86,7 +86,8 @@ class AtomicWriter:
         handle, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=_PARTIAL_SUFFIX)
         self._temp_path = Path(temp_name)
         self._file: BinaryIO = os.fdopen(handle, "wb")
-        self._sha1 = hashlib.sha1()
+        # A part of a chunked upload needs no hash of its own: the assembled file gets one.
+        self._sha1 = hashlib.sha1() if hashed else None
         self._size = 0
         self._head = bytearray()
 
@@ -101,7 +102,8 @@ class AtomicWriter:
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
-        self._sha1.update(data)
+        if self._sha1 is not None:
+            self._sha1.update(data)
         self._size += len(data)
         if len(self._head) < _SNIFF_BYTES:
             self._head.extend(data[: _SNIFF_BYTES - len(self._head)])
@@ -113,19 +115,22 @@ class AtomicWriter:
     def commit(self) -> StoredFile:
         return self.commit_to(self._final_path, self._key)
 
-    def commit_to(self, final_path: Path, key: str) -> StoredFile:
+    def commit_to(self, final_path: Path, key: str, *, sync_folder: bool = True) -> StoredFile:
         """Make the bytes visible at `final_path` instead of the path given at creation (a part of
         a chunked upload, known only once the whole request is read); same filesystem, so still a
-        rename."""
+        rename. Without `sync_folder` the bytes are durable before the rename but the rename
+        itself may be lost in a crash (a chunked upload then finds the part missing and asks for
+        it again): the folder's fsync is most of a part's cost."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._temp_path, final_path)
-        _fsync_dir(final_path.parent)
+        if sync_folder:
+            _fsync_dir(final_path.parent)
         if final_path.parent != self._temp_path.parent:
             _remove_empty_parents(self._temp_path, self._root)
-        return StoredFile(key, self._sha1.hexdigest(), self._size, self.head)
+        return StoredFile(key, self._sha1.hexdigest() if self._sha1 is not None else "", self._size, self.head)
 
     def abort(self) -> None:
         if not self._file.closed:
@@ -203,8 +208,8 @@ class FileStore:
             raise ValueError(f"invalid file key {key!r}")
         return self.root.joinpath(*relative.parts)
 
-    def writer(self, key: str) -> AtomicWriter:
-        return AtomicWriter(self.path(key), key, self.root)
+    def writer(self, key: str, *, hashed: bool = True) -> AtomicWriter:
+        return AtomicWriter(self.path(key), key, self.root, hashed=hashed)
 
     def delete(self, key: str) -> None:
         """Remove a file and the folders it leaves empty (up to `root`)."""

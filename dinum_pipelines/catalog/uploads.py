@@ -112,9 +112,9 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
             filename = client_filename(sent_name.decode("utf-8", "replace"))
             # Where a part goes is known only once every field is read (they may follow the file):
             # it is written like a whole file, then moved (chunks.store_part).
-            writer = part.writer = files.writer(files.new_key(dataset_id, filename))
             announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
             part_limit = announced.chunksize if announced is not None else None
+            writer = part.writer = files.writer(files.new_key(dataset_id, filename), hashed=announced is None)
         elif name in CHUNK_FIELDS and sent_name is None:
             part.field_name = name
 
