@@ -45,6 +45,10 @@ NGINX_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "catalog-nodes
 ACCEL_PREFIX = "/_files/"
 READY_PATH = "/api/1/datasets/licenses/"
 STOP_TIMEOUT_SECONDS = 20.0
+# How long nginx leaves a node alone after a failed connection (its upstream `fail_timeout`):
+# short, so that a restarted node soon gets its share back, since while one node is left alone
+# the other one failing too means no node at all ("no live upstreams", 502).
+NODE_FAIL_TIMEOUT_SECONDS = 2
 # A line of the template's `catalog_nodes` access log format.
 _ACCESS_LOG_LINE = re.compile(r'"(?P<request>\S+ \S+) [^"]*" .* upstream=(?P<upstream>.*) upstream_status=')
 START_TIMEOUT_SECONDS = 60.0
@@ -95,7 +99,9 @@ def render_nginx_config(
     accel_prefix: str = ACCEL_PREFIX, template: Path = NGINX_TEMPLATE,
 ) -> str:
     """deploy/catalog-nodes/nginx.conf.template with its @NAME@ placeholders filled in."""
-    servers = "\n".join(f"        server {address} max_fails=1 fail_timeout=2s;" for address in node_addresses)
+    servers = "\n".join(
+        f"        server {address} max_fails=1 fail_timeout={NODE_FAIL_TIMEOUT_SECONDS}s;" for address in node_addresses
+    )
     # As root, nginx's workers would run as nobody and could not read a root-only files folder.
     user = "user root;" if os.geteuid() == 0 else ""
     values = {
@@ -193,6 +199,11 @@ class CatalogNodes:
         log = self.run_dir / "nginx-access.log"
         lines = log.read_text().splitlines() if log.exists() else []
         return [(found["request"], found["upstream"]) for found in map(_ACCESS_LOG_LINE.search, lines) if found]
+
+    def restart(self, node: CatalogNode) -> None:
+        """Start a stopped (or killed) node again; returns once nginx may send it requests again."""
+        node.start()
+        time.sleep(NODE_FAIL_TIMEOUT_SECONDS + 0.2)  # nginx's fail_timeout for the failures it saw while the node was down
 
     def stop(self) -> None:
         """nginx first (no new requests reach the nodes), then every node cleanly."""

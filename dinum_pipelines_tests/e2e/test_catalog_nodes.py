@@ -94,7 +94,7 @@ def running_cluster(cluster: Cluster) -> Cluster:
     """Both nodes up, whatever an earlier test stopped."""
     for node in cluster.nodes.nodes:
         if node.process is None or node.process.poll() is not None:
-            node.start()
+            cluster.nodes.restart(node)
     return cluster
 
 
@@ -264,9 +264,10 @@ def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cl
     rows = exported_events(cluster.balancer_url, cluster.sysadmin_token, since)
     assert counted(rows, RESOURCE_DOWNLOAD, "resource_id")[resource["id"]] == 4 + 10
 
-    cluster.node_b.start()  # back in the pool once nginx's fail_timeout has passed
-    time.sleep(2.5)
-    assert {publisher.get(f"/datasets/{after['id']}/").status_code for _ in range(4)} == {200}
+    cluster.nodes.restart(cluster.node_b)  # back in nginx's pool once its fail_timeout has passed
+    logged_before_restart = len(cluster.nodes.upstreams())
+    assert {publisher.get(f"/datasets/{after['id']}/").status_code for _ in range(6)} == {200}
+    assert cluster.node_b.address in {node for _, node in cluster.nodes.upstreams()[logged_before_restart:]}
 
 
 def test_a_chunked_upload_through_nginx_is_assembled_from_parts_both_nodes_received(running_cluster: Cluster, tmp_path: Path) -> None:
