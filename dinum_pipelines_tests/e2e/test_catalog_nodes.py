@@ -248,7 +248,7 @@ def test_a_killed_node_leaves_the_catalog_answering_through_the_other(running_cl
 
     logged_before_kill = len(cluster.nodes.upstreams())
     cluster.node_b.kill()
-    statuses = Counter()
+    statuses: Counter[int] = Counter()
     for _ in range(10):
         statuses[publisher.get(f"/datasets/{dataset['id']}/").status_code] += 1
         statuses[requests.get(file_url, timeout=10).status_code] += 1
