@@ -8,10 +8,13 @@ with a `file` and `totalparts` > 1 is one part: its size must equal `chunksize` 
 streamed in order into the file store, hashed while written, and the resource is created or
 replaced exactly as by a whole upload.
 
-Parts live on disk in `{files}/.chunks/{dataset}/{uuid}/{partindex}-{partbyteoffset}`, never in
-memory nor in the database, so an upload survives a restart and any catalog node sharing the
-files folder can take the next part. A part becomes visible by a rename, so a retried part
-replaces its earlier copy whole and a cut one is never seen; parts may arrive in any order.
+Parts live on disk in `{files}/.chunks/{dataset}/{uuid}/{partindex}-{partbyteoffset}-{size}`,
+never in memory nor in the database, so an upload survives a restart and any catalog node sharing
+the files folder can take the next part. A part becomes visible by a rename, so a retried part
+replaces its earlier copy whole and a cut one is never seen; parts may arrive in any order. Parts
+are not fsynced (the assembled file is): most are read back and deleted before they reach the
+disk, which halves a chunked upload's time; a part a host crash lost or shortened is found by its
+size at assembly and asked for again, never assembled.
 Assembly first renames the folder away, so two concurrent final requests cannot both assemble; on
 failure (a missing part...) it is renamed back and the client may send what is missing, then
 the final request again. Folders untouched for a day are swept.
@@ -118,8 +121,8 @@ def store_part(files: FileStore, dataset_id: str, fields: ChunkFields, writer: A
         writer.abort()
         raise UploadStatusError("Chunk size mismatch")
     folder = parts_folder(files, dataset_id, fields.upload_id)
-    name = f"{fields.partindex}-{fields.partbyteoffset}"
-    writer.commit_to(folder / name, name, sync_folder=False)
+    name = f"{fields.partindex}-{fields.partbyteoffset}-{fields.chunksize}"
+    writer.commit_to(folder / name, name, durable=False)
     # A retry sent with another offset leaves its first copy under another name.
     for earlier in folder.glob(f"{fields.partindex}-*"):
         if earlier.name != name:
@@ -160,12 +163,12 @@ def assemble(
 
 def _parts_in_order(folder: Path, totalparts: int) -> list[Path]:
     """The parts 0..totalparts-1, checked to follow each other byte for byte."""
-    found: dict[int, tuple[int, Path]] = {}
+    found: dict[int, tuple[int, int, Path]] = {}
     for path in folder.iterdir():
-        index, _, offset = path.name.partition("-")
-        if int(index) in found:  # two retries with different offsets raced: only a resend settles it
+        index, offset, size = map(int, path.name.split("-"))
+        if index in found:  # two retries with different offsets raced: only a resend settles it
             raise UploadStatusError(f"Part {index} was received twice with different offsets: send it again.")
-        found[int(index)] = (int(offset), path)
+        found[index] = (offset, size, path)
     missing = [index for index in range(totalparts) if index not in found]
     if missing:
         shown = ", ".join(map(str, missing[:20])) + (", ..." if len(missing) > 20 else "")
@@ -176,10 +179,12 @@ def _parts_in_order(folder: Path, totalparts: int) -> list[Path]:
     ordered: list[Path] = []
     expected_offset = 0
     for index in range(totalparts):
-        offset, path = found[index]
+        offset, size, path = found[index]
         if offset != expected_offset:
             raise UploadStatusError(f"Part {index} starts at byte {offset}, but the parts before it end at byte {expected_offset}.")
-        expected_offset += path.stat().st_size
+        if path.stat().st_size != size:
+            raise UploadStatusError(f"Part {index} was lost by the catalog (a restart?): send it again, then this request.")
+        expected_offset += size
         ordered.append(path)
     return ordered
 

@@ -115,18 +115,19 @@ class AtomicWriter:
     def commit(self) -> StoredFile:
         return self.commit_to(self._final_path, self._key)
 
-    def commit_to(self, final_path: Path, key: str, *, sync_folder: bool = True) -> StoredFile:
+    def commit_to(self, final_path: Path, key: str, *, durable: bool = True) -> StoredFile:
         """Make the bytes visible at `final_path` instead of the path given at creation (a part of
         a chunked upload, known only once the whole request is read); same filesystem, so still a
-        rename. Without `sync_folder` the bytes are durable before the rename but the rename
-        itself may be lost in a crash (a chunked upload then finds the part missing and asks for
-        it again): the folder's fsync is most of a part's cost."""
+        rename. Not `durable`: no fsync, the file may come back shorter or missing after a crash
+        (for a part, which its reader checks and can ask again, so that it need not reach the
+        disk before it is read back and deleted)."""
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
         final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._temp_path, final_path)
-        if sync_folder:
+        if durable:
             _fsync_dir(final_path.parent)
         if final_path.parent != self._temp_path.parent:
             _remove_empty_parents(self._temp_path, self._root)

@@ -117,6 +117,21 @@ def test_missing_parts_are_named_then_the_upload_resumes(api: Api, catalog: Runn
     assert never_sent.status_code == 400 and "No part received" in never_sent.json()["error"]
 
 
+def test_a_part_shortened_by_a_crash_is_asked_for_again(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
+    """Parts are not fsynced: a host crash may leave one shorter (or without its bytes)."""
+    parts = split(CONTENT, 2)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(upload.part(index, offset, data))
+    last = part_files(catalog)[-1]
+    last.write_bytes(last.read_bytes()[:10])
+
+    response = upload.finish()
+    assert response.status_code == 400 and "Part 1 was lost" in response.json()["error"]
+    assert_part_received(upload.part(1, *parts[1]))
+    assert upload.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+
+
 def test_parts_that_do_not_follow_each_other_are_refused(api: Api, dataset: dict[str, Any]) -> None:
     upload = ChunkedUpload(api, dataset["id"], 2)
     assert_part_received(upload.part(0, 0, b"a;b\n"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def big_csv(tmp_path: Path, rows: int = 30_000) -> Path:
 
 
 def uploads(proxy: FaultProxy) -> list[tuple[str, int | None]]:
+    """What the proxy did with each upload request, once it has recorded every request that
+    arrived (it records one after the client has its answer)."""
+    deadline = time.monotonic() + 5
+    while len(proxy.seen) < len(proxy.arrived) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return [(seen.action, seen.status) for seen in proxy.seen if seen.method == "POST" and "/upload/" in seen.path]
 
 
