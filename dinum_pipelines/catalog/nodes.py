@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=2, help="how many catalog nodes (default 2)")
     parser.add_argument("--host", default="127.0.0.1", help="address nginx and the nodes listen on")
     parser.add_argument("--port", type=int, default=8080, help="nginx's port, the catalog's address (default 8080)")
-    parser.add_argument("--node-ports", type=int, nargs="+", help="the nodes' ports (default: free ports)")
+    parser.add_argument("--node-ports", type=int, nargs="+", help="the nodes' ports (default: free ports; PORT+1, PORT+2... for --print-nginx-config)")
     parser.add_argument("--workers-per-node", type=int, default=1, help="server processes per node (one per core)")
     parser.add_argument("--public-url", help="the address clients reach nginx at (default: http://HOST:PORT)")
     parser.add_argument("--run-dir", default=".dinum/catalog-nodes",
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.database_url or not args.files_dir:
+    if not args.files_dir or not (args.database_url or args.print_nginx_config):
         print(f"error: --database-url and --files-dir are needed (or ${DATABASE_URL_ENV} and ${FILES_DIR_ENV})", file=sys.stderr)
         return 2
     if args.print_nginx_config:
