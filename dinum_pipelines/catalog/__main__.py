@@ -40,7 +40,8 @@ def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     if args.simulated_clock:
         settings = dataclasses.replace(settings, simulated_clock=True)
-    print(f"catalog: {settings.database_url}, files in {settings.files_dir}", file=sys.stderr)
+    shown_url = make_url(settings.database_url).render_as_string(hide_password=True)  # logs are not for secrets
+    print(f"catalog: {shown_url}, files in {settings.files_dir}", file=sys.stderr)
     serve(settings, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
 
 

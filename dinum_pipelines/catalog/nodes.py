@@ -213,11 +213,12 @@ class CatalogNodes:
             node.stop()
 
 
-def node_command(node_port: int, *, host: str, database_url: str, files_dir: Path, public_url: str, workers: int) -> list[str]:
+def node_command(node_port: int, *, host: str, public_url: str, workers: int) -> list[str]:
+    """`dinum-catalog serve` for one node; the database URL goes in its environment, not its
+    command line, where any local user could read a password in it (ps)."""
     return [
         sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--host", host, "--port", str(node_port),
-        "--workers", str(workers), "--database-url", database_url, "--files-dir", str(files_dir),
-        "--public-url", public_url,
+        "--workers", str(workers), "--public-url", public_url,
         "--no-access-log",  # nginx logs every request already
     ]
 
@@ -260,8 +261,7 @@ def run_catalog_nodes(
         catalog_nodes = [
             CatalogNode(
                 f"node-{index + 1}", host, node_port,
-                node_command(node_port, host=host, database_url=database_url, files_dir=files_dir,
-                             public_url=public_url, workers=workers_per_node),
+                node_command(node_port, host=host, public_url=public_url, workers=workers_per_node),
                 environment, run_dir / f"node-{index + 1}.log",
             )
             for index, node_port in enumerate(ports)
