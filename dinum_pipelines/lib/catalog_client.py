@@ -30,6 +30,7 @@ from dinum_pipelines.lib.http import make_session
 CHUNKED_ABOVE_BYTES = 64 << 20
 CHUNK_BYTES = 8 << 20
 PART_ATTEMPTS = 5
+_READ_BLOCK = 1 << 20  # what read() without a size returns at most: never the whole file
 _log = logging.getLogger(__name__)
 
 
@@ -108,7 +109,7 @@ class MultipartBody:
             self._remaining = self._file.length
         if self._remaining:
             assert self._handle is not None
-            block = self._handle.read(min(self._remaining, size if size > 0 else self._remaining))
+            block = self._handle.read(min(self._remaining, size if size > 0 else _READ_BLOCK))
             if not block:
                 raise OSError(f"{self._file.path.name} is shorter than when its upload began")  # type: ignore[union-attr]
             self._remaining -= len(block)
