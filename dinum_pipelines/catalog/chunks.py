@@ -38,13 +38,21 @@ from dinum_pipelines.catalog.errors import CatalogError, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile
 
 CHUNKS_FOLDER = ".chunks"
-CHUNK_FIELDS = ("uuid", "filename", "partindex", "partbyteoffset", "totalparts", "chunksize")
 # Bounds that refuse nonsense early; a part is meant to be a few MiB (the publisher sends 8).
 MAX_PARTS = 100_000
 MAX_CHUNK_BYTES = 1 << 30
 MAX_UPLOAD_BYTES = 1 << 40
 ABANDONED_AFTER_SECONDS = 24 * 3600
 _COPY_BLOCK = 1 << 20
+# The fields, as the OpenAPI document shows them (chunk_fields checks the same bounds).
+CHUNK_FIELD_SCHEMAS: Json = {
+    "uuid": {"type": "string", "format": "uuid", "description": "Chunked upload: the same on every part and the final request"},
+    "filename": {"type": "string", "description": "Chunked upload: the file's name (its resource's title)"},
+    "partindex": {"type": "integer", "minimum": 0, "maximum": MAX_PARTS - 1, "description": "Chunked upload: this part's rank, from 0"},
+    "partbyteoffset": {"type": "integer", "minimum": 0, "maximum": MAX_UPLOAD_BYTES, "description": "Chunked upload: where this part starts in the file"},
+    "totalparts": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS, "description": "Chunked upload: how many parts (1: a whole upload)"},
+    "chunksize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_BYTES, "description": "Chunked upload: this part's size in bytes"},
+}
 _log = logging.getLogger("dinum_pipelines.catalog")
 
 PART_RECEIVED: Json = {"success": True}

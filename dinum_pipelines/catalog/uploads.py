@@ -17,8 +17,7 @@ from starlette.requests import Request
 
 from dinum_pipelines.catalog.api_schemas import Json, obj
 from dinum_pipelines.catalog.chunks import (
-    CHUNK_FIELDS, MAX_CHUNK_BYTES, MAX_PARTS, MAX_UPLOAD_BYTES, ChunkFields, UploadStatusError, assemble, chunk_fields,
-    store_part, sweep_abandoned_parts,
+    CHUNK_FIELD_SCHEMAS, ChunkFields, UploadStatusError, assemble, chunk_fields, store_part, sweep_abandoned_parts,
 )
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
@@ -28,19 +27,11 @@ from dinum_pipelines.lib.http import looks_like_html
 
 FILE_FIELD = "file"
 _FIELD_BYTES = 1024  # a chunk field is a number, a UUID or a file name
-_PART_FIELDS: Json = {
-    "uuid": {"type": "string", "format": "uuid", "description": "Chunked upload: the same on every part and the final request"},
-    "filename": {"type": "string", "description": "Chunked upload: the file's name (its resource's title)"},
-    "partindex": {"type": "integer", "minimum": 0, "maximum": MAX_PARTS - 1, "description": "Chunked upload: this part's rank, from 0"},
-    "partbyteoffset": {"type": "integer", "minimum": 0, "maximum": MAX_UPLOAD_BYTES, "description": "Chunked upload: where this part starts in the file"},
-    "totalparts": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS, "description": "Chunked upload: how many parts (1: a whole upload)"},
-    "chunksize": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_BYTES, "description": "Chunked upload: this part's size in bytes"},
-}
 # The body receive_upload reads, for the OpenAPI document (other parts are accepted and dropped):
 # a whole file, or udata's chunked protocol: parts (`file` + every field), then the final request
 # (`uuid`, `filename`, `totalparts`, no `file`), whose answer is the resource.
 UPLOAD_BODY: Json = {
-    **obj({FILE_FIELD: {"type": "string", "format": "binary"}, **_PART_FIELDS}, optional=[FILE_FIELD, *_PART_FIELDS], closed=False),
+    **obj({FILE_FIELD: {"type": "string", "format": "binary"}, **CHUNK_FIELD_SCHEMAS}, optional=[FILE_FIELD, *CHUNK_FIELD_SCHEMAS], closed=False),
     "description": "A whole file in `file`; or udata's chunked upload: each part sends `file` with every other field "
     "(answered `{\"success\": true}`), then a final request without `file` assembles them and answers the resource.",
 }
@@ -115,7 +106,7 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
             announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
             part_limit = announced.chunksize if announced is not None else None
             writer = part.writer = files.writer(files.new_key(dataset_id, filename), hashed=announced is None)
-        elif name in CHUNK_FIELDS and sent_name is None:
+        elif name in CHUNK_FIELD_SCHEMAS and sent_name is None:
             part.field_name = name
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
