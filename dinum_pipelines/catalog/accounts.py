@@ -86,7 +86,8 @@ class Accounts:
     # Organizations and members
 
     def create_organization(
-        self, slug: str | None, name: str, *, acronym: str | None = None, description: str = ""
+        self, slug: str | None, name: str, *, acronym: str | None = None, description: str = "",
+        url: str | None = None, extras: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A new organization; without a `slug`, one is made from the name (unique, as udata does)."""
         if slug is not None and (slugify(slug) != slug or not slug):
@@ -99,7 +100,7 @@ class Accounts:
                 conn.execute(
                     insert(organizations).values(
                         id=org_id, slug=slug, name=name, acronym=acronym,
-                        description=description, created_at=utcnow(),
+                        description=description, url=url, extras=extras, created_at=utcnow(),
                     )
                 )
         except IntegrityError as exc:
@@ -107,7 +108,7 @@ class Accounts:
         return self.require_organization(org_id)
 
     def update_organization(self, organization_id: str, changes: dict[str, Any], *, restore: bool = False) -> dict[str, Any]:
-        """Apply cleaned `changes` (name, acronym, description, url); undo a soft delete if
+        """Apply cleaned `changes` (name, acronym, description, url, extras); undo a soft delete if
         `restore`. The slug stays: links to the organization keep working."""
         values = {**changes, **({"deleted_at": None} if restore else {})}
         if values:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -39,7 +38,6 @@ from dinum_pipelines.catalog.errors import (
     Gone,
     NotFound,
     Unauthorized,
-    ValidationError,
     field_error,
     server_error_body,
 )
@@ -77,10 +75,10 @@ from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_upload
 from dinum_pipelines.catalog.validation import (
-    CONTROL_CHARACTERS,
     DATASET_LISTING,
     NEW_TOKEN,
     ORGANIZATION_DATASET_LISTING,
+    UNSTORABLE,
     clean_dataset_changes,
     clean_new_dataset,
     clean_new_organization,
@@ -90,6 +88,7 @@ from dinum_pipelines.catalog.validation import (
     extras_keys,
     merge_extras,
     refuse_control_characters,
+    refuse_unstorable_body,
     resource_order,
 )
 
@@ -147,10 +146,7 @@ class Call:
             payload = json.loads(self.body or b"null")
         except ValueError as exc:
             raise field_error("payload", f"Invalid JSON: {exc}") from exc
-        fields = payload.items() if isinstance(payload, dict) else [("payload", payload)]
-        bad = {name: [UNSTORABLE_TEXT] for name, value in fields if _holds_unstorable_text(name) or _holds_unstorable_text(value)}
-        if bad:
-            raise ValidationError({_UNSTORABLE.sub("?", name): messages for name, messages in bad.items()})
+        refuse_unstorable_body(payload)
         return payload
 
     def respond(self, data: Any, status: int = 200) -> JSONResponse:
@@ -166,20 +162,6 @@ class Call:
         return await run_in_threadpool(function, *args)
 
 
-_UNSTORABLE = re.compile(f"{CONTROL_CHARACTERS.pattern}|[\ud800-\udfff]")
-UNSTORABLE_TEXT = "Field cannot contain control characters (NUL and the like) nor lone surrogates."
-
-
-def _holds_unstorable_text(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_holds_unstorable_text(key) or _holds_unstorable_text(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_unstorable_text(item) for item in value)
-    return False
-
-
 class RefuseUnstorablePaths:
     """A path holding a control character or a lone surrogate names nothing the catalog can
     store: a 400 (JSON for the API, a page elsewhere) before any route reads it from a database."""
@@ -188,7 +170,7 @@ class RefuseUnstorablePaths:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _UNSTORABLE.search(scope["path"]):
+        if scope["type"] == "http" and UNSTORABLE.search(scope["path"]):
             message = "The path cannot contain control characters (NUL and the like)."
             if scope["path"].startswith("/api/"):
                 response: Response = JSONResponse({"errors": {"path": [message]}, "message": "Validation error"}, 400)
@@ -520,10 +502,8 @@ def create_organization(call: Call) -> Response:
     user = call.require_user()
     fields = clean_new_organization(call.json())
     org = call.store.accounts.create_organization(
-        None, fields.pop("name"), acronym=fields.pop("acronym", None), description=fields.pop("description", None) or ""
+        None, fields.pop("name"), **{**fields, "description": fields.get("description") or ""}
     )
-    if fields:  # url, extras
-        org = call.store.accounts.update_organization(org["id"], fields)
     call.store.accounts.set_member(org["id"], user["id"], "admin")
     return call.respond(organization_document(call, org), 201)
 
@@ -640,11 +620,7 @@ def update_organization(call: Call) -> Response:
     org = editable_organization(call, restoring=asks_restoration(payload))
     refuse_deletion_by_put(payload)
     changes = clean_organization_changes(payload)
-    extras = changes.pop("extras", None)
     org = call.store.accounts.update_organization(org["id"], changes, restore=asks_restoration(payload))
-    if extras is not None:
-        call.store.accounts.transform_organization_extras(org["id"], lambda _current: extras)
-        org = call.store.accounts.organization(org["id"]) or org
     return call.respond(organization_document(call, org))
 
 

@@ -63,6 +63,31 @@ def refusing(*patterns: Json) -> Json:
     return {"not": {"type": "string", "anyOf": list(patterns)}}
 
 
+# What no database column stores: control characters, and lone surrogates (Python's json reads
+# "\ud800" into a str that no encoding can write).
+UNSTORABLE = re.compile(f"[{_CONTROL_CLASS}]|[\ud800-\udfff]")
+UNSTORABLE_TEXT = "Field cannot contain control characters (NUL and the like) nor lone surrogates."
+
+
+def holds_unstorable_text(value: Any) -> bool:
+    """True when a string in `value` (a key or a value, at any depth) matches UNSTORABLE."""
+    if isinstance(value, str):
+        return UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_unstorable_text(key) or holds_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_unstorable_text(item) for item in value)
+    return False
+
+
+def refuse_unstorable_body(payload: Any) -> None:
+    """A 400 naming each top-level field of a JSON body (or `payload`) that holds unstorable text."""
+    fields = payload.items() if isinstance(payload, dict) else [("payload", payload)]
+    bad = [name for name, value in fields if holds_unstorable_text(name) or holds_unstorable_text(value)]
+    if bad:
+        raise ValidationError({UNSTORABLE.sub("?", name): [UNSTORABLE_TEXT] for name in bad})
+
+
 def refuse_control_characters(params: Iterable[tuple[str, str]]) -> None:
     """A 400 naming every query parameter that holds a control character."""
     bad = sorted({name for name, value in params if CONTROL_CHARACTERS.search(name) or CONTROL_CHARACTERS.search(value)})
