@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import FromClause, Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -22,8 +22,6 @@ from dinum_pipelines.catalog.db import (
     Database,
     dataset_tags,
     datasets,
-    datasets_search,
-    datasets_search_ids,
     organizations,
     resources,
     unique_slug,
@@ -31,7 +29,8 @@ from dinum_pipelines.catalog.db import (
     utcnow,
 )
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
-from dinum_pipelines.catalog.ids import fold, new_object_id, new_resource_id, slugify
+from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
+from dinum_pipelines.catalog.search import Match, search_text
 
 DATASET_NOT_FOUND = "Dataset not found"
 RESOURCE_NOT_FOUND = "Resource not found"
@@ -51,7 +50,7 @@ class DatasetQuery:
     tags: tuple[str, ...] = ()
     license: str | None = None
     format: str | None = None  # a resource format, e.g. "csv" (case-insensitive)
-    sort: tuple[str, bool] | None = None  # (field, descending), field a key of SORT_KEYS; None = newest first
+    sort: tuple[str, bool] | None = None  # (field, descending), field a key of SORT_KEYS; None = by relevance with q, else newest first
     page: int = 1
     page_size: int = 20
     include_private: bool = False
@@ -97,7 +96,7 @@ class Datasets:
                         insert(datasets).values(
                             id=dataset_id, slug=slug, organization_id=organization_id, owner_id=owner_id,
                             created_at=now, last_modified=now, last_update=now, **dataset_doc(doc),
-                            search_text=_search_text(columns["title"], columns["description"]), **columns,
+                            search_text=search_text(columns["title"], columns["description"]), **columns,
                         )
                     )
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
@@ -149,7 +148,7 @@ class Datasets:
                     .where(datasets.c.id == dataset_id)
                     .values(
                         **columns, **dataset_doc({**row["doc"], **doc_changes}), last_modified=utcnow(),
-                        search_text=_search_text(title, description),
+                        search_text=search_text(title, description),
                     )
                 )
                 if "tags" in actual:
@@ -180,8 +179,7 @@ class Datasets:
             ))
         elif not query.include_private:
             conditions.append(datasets.c.private.is_(False))
-        if query.q:
-            conditions.append(_text_contains(self._db.engine.dialect.name, fold(query.q)))
+        match = Match(self._db.engine.dialect.name, query.q, datasets.c.id) if query.q else None
         if query.organization_id:
             conditions.append(datasets.c.organization_id == query.organization_id)
         for tag in query.tags:
@@ -196,13 +194,21 @@ class Datasets:
         column = SORT_KEYS[field]
         # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
         order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
+        base: FromClause = datasets
+        counted = page_conditions = conditions
+        if match is not None:
+            counted = page_conditions = [*conditions, match.condition]
+            if query.sort is None:  # relevance first; an explicit sort overrides it
+                order = [*match.order, *order]
+                if match.ranked is not None:  # the ranked matches, joined, are the condition
+                    base, page_conditions = datasets.join(match.ranked, match.ranked.c.dataset_id == datasets.c.id), conditions
         page_query = (
-            _select_with_refs().where(*conditions).order_by(*order)
+            _select_with_refs(base).where(*page_conditions).order_by(*order)
             .offset((query.page - 1) * query.page_size).limit(query.page_size)
         )
         with self._db.read() as conn:
-            total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
-            records = [_dataset_record(row) for row in conn.execute(page_query).mappings()]
+            total = conn.scalar(select(func.count()).select_from(datasets).where(*counted)) or 0
+            records = [_dataset_record(row) for row in conn.execute(page_query).mappings()] if total else []
             by_dataset = _resources_by_dataset(conn, [record["id"] for record in records])
         for record in records:
             record["resources"] = by_dataset[record["id"]]
@@ -305,21 +311,6 @@ class Datasets:
         return found
 
 
-# FTS5's trigram tokenizer indexes every 3 characters: a shorter string matches no row through it.
-_TRIGRAM = 3
-
-
-def _text_contains(dialect: str, folded: str) -> Any:
-    """`search_text` contains `folded` anywhere: udata's `q` as the catalog has always matched it,
-    through the trigram index of revision 0006 (PostgreSQL's pg_trgm serves the LIKE itself)."""
-    if dialect == "sqlite" and len(folded) >= _TRIGRAM:
-        # A quoted FTS5 phrase of trigrams matches the substring (quotes doubled inside).
-        phrase = '"' + folded.replace('"', '""') + '"'
-        rows = select(datasets_search.c.rowid).where(literal_column(datasets_search.name).match(phrase))
-        return datasets.c.id.in_(select(datasets_search_ids.c.dataset_id).where(datasets_search_ids.c.id.in_(rows)))
-    return datasets.c.search_text.contains(folded, autoescape=True)
-
-
 def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
     doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
@@ -340,19 +331,16 @@ def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
     return {"doc": doc, "format": _normal_format(doc.get("format"))}
 
 
-def _search_text(title: str, description: str) -> str:
-    return fold(f"{title}\n{description}")
-
-
 # A dataset row comes with its organization's and owner's columns (left joins), labelled with
 # these prefixes: reading a dataset is one query, not three.
 _REFERENCES = {"organization": organizations, "owner": users}
 
 
-def _select_with_refs() -> Select[Any]:
+def _select_with_refs(base: FromClause = datasets) -> Select[Any]:
+    """Datasets (from `base`: `datasets`, or it joined with what ranks them) with their references."""
     columns = [column.label(f"{name}__{column.name}") for name, table in _REFERENCES.items() for column in table.c]
     return select(datasets, *columns).select_from(
-        datasets.outerjoin(organizations, datasets.c.organization_id == organizations.c.id)
+        base.outerjoin(organizations, datasets.c.organization_id == organizations.c.id)
         .outerjoin(users, datasets.c.owner_id == users.c.id)
     )
 

@@ -38,18 +38,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    column,
     create_engine,
     event,
     inspect,
     or_,
     select,
-    table,
     text,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
 
+from dinum_pipelines.catalog.search import SEARCH_VECTOR, TEXT_SEARCH_CONFIG
 from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
 
 _log = logging.getLogger(__name__)
@@ -147,8 +146,8 @@ datasets = Table(
     Column("slug", String(255), nullable=False, unique=True),
     Column("title", String(350), nullable=False),
     Column("description", Text, nullable=False),
-    # fold(title + description): `q` searches match regardless of case and accents on every
-    # database (SQLite's lower() only knows ASCII).
+    # search.search_text(title, description): the searchable words of each, which SQLite's
+    # full-text index is filled from (PostgreSQL indexes the columns themselves).
     Column("search_text", Text, nullable=False),
     Column("organization_id", ID, ForeignKey("organizations.id")),
     Column("owner_id", ID, ForeignKey("users.id"), index=True),
@@ -176,25 +175,31 @@ datasets = Table(
     *[Index(f"ix_datasets_listed_with_{name}", name, "private", "deleted_at") for name in LISTING_FILTER_COLUMNS],
 )
 
-# The index behind `q` (revision 0006): on SQLite an FTS5 trigram table filled by triggers on
-# `datasets`, on PostgreSQL a pg_trgm GIN index on `search_text`. SQLAlchemy's metadata cannot
-# declare either, so they are listed here, left out of the schema comparison with the revisions
-# (`include_in_schema_comparison`), and checked by `missing_search_index_objects` instead.
-datasets_search = table("datasets_search", column("rowid"), column("search_text"))
-datasets_search_ids = table("datasets_search_ids", column("id"), column("dataset_id"))  # FTS5 rowid -> dataset
+# The index behind `q` (revision 0011, catalog/search.py): on SQLite an FTS5 table filled by
+# triggers on `datasets` (its rows numbered by `datasets_search_ids`, revision 0006), on PostgreSQL
+# a generated tsvector column, its GIN index and the text search configuration it uses.
+# SQLAlchemy's metadata cannot declare these, so they are listed here, left out of the schema
+# comparison with the revisions (`include_in_schema_comparison`), and checked by
+# `missing_search_index_objects` instead.
 SEARCH_INDEX_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "sqlite": {
-        "table": ("datasets_search", "datasets_search_ids"),
-        "trigger": ("datasets_search_insert", "datasets_search_update", "datasets_search_delete"),
+        "table": ("datasets_fts", "datasets_search_ids"),
+        "trigger": ("datasets_fts_insert", "datasets_fts_update", "datasets_fts_delete"),
     },
-    "postgresql": {"index": ("ix_datasets_search_text_trgm",)},
+    "postgresql": {
+        "column": (f"datasets.{SEARCH_VECTOR}",),
+        "index": (f"ix_datasets_{SEARCH_VECTOR}",),
+        "text search configuration": (TEXT_SEARCH_CONFIG,),
+    },
 }
-# FTS5's own storage for datasets_search.
+# FTS5's own storage for datasets_fts.
 _FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
 
 
-def include_in_schema_comparison(name: str | None, kind: str, _parent: Any) -> bool:
+def include_in_schema_comparison(name: str | None, kind: str, parent: Any) -> bool:
     """Alembic `include_name` hook: everything but the search index objects (see above)."""
+    if kind == "column":
+        return f"{(parent or {}).get('table_name')}.{name}" not in SEARCH_INDEX_OBJECTS["postgresql"]["column"]
     search_objects = {name for objects in SEARCH_INDEX_OBJECTS.values() for names in objects.values() for name in names}
     search_tables = {f"{table}{suffix}" for table in SEARCH_INDEX_OBJECTS["sqlite"]["table"] for suffix in ("", *_FTS5_SHADOW_SUFFIXES)}
     return not (kind in ("table", "index") and name in search_objects | search_tables)
@@ -207,6 +212,8 @@ def missing_search_index_objects(connection: Connection) -> list[str]:
         present = set(connection.execute(text("SELECT type, name FROM sqlite_master")).tuples())
     else:
         present = {("index", name) for (name,) in connection.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"))}
+        present |= {("column", f"datasets.{found['name']}") for found in inspect(connection).get_columns("datasets")}
+        present |= {("text search configuration", name) for (name,) in connection.execute(text("SELECT cfgname FROM pg_ts_config"))}
     return [f"{kind} {name}" for kind, names in expected.items() for name in names if (kind, name) not in present]
 
 

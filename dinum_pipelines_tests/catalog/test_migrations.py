@@ -79,11 +79,11 @@ def test_revisions_build_exactly_the_declared_tables(migrated_engine: Engine) ->
 def test_the_search_index_check_sees_a_missing_object(migrated_engine: Engine) -> None:
     with migrated_engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.execute(text("DROP TRIGGER datasets_search_update"))
-            expected = ["trigger datasets_search_update"]
+            connection.execute(text("DROP TRIGGER datasets_fts_update"))
+            expected = ["trigger datasets_fts_update"]
         else:
-            connection.execute(text("DROP INDEX ix_datasets_search_text_trgm"))
-            expected = ["index ix_datasets_search_text_trgm"]
+            connection.execute(text("DROP INDEX ix_datasets_search_vector"))
+            expected = ["index ix_datasets_search_vector"]
         assert missing_search_index_objects(connection) == expected
 
 
@@ -158,7 +158,7 @@ def test_opening_an_older_database_upgrades_it_and_keeps_its_data(
         assert store.datasets.search(DatasetQuery(license="lov2", format="csv"))[1] == 1
         assert store.datasets.search(DatasetQuery(license="odc-odbl"))[1] == 0
         # The search index and the views column were filled from the existing rows too.
-        assert store.datasets.search(DatasetQuery(q="ommune"))[1] == 1
+        assert store.datasets.search(DatasetQuery(q="commune"))[1] == 1
         assert store.datasets.search(DatasetQuery(q="absent"))[1] == 0
         with store.db.read() as connection:
             assert connection.scalar(select(datasets.c.views)) == 12

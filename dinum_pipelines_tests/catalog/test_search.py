@@ -44,7 +44,7 @@ def names(response_json: dict[str, Any], published: dict[str, dict[str, Any]]) -
     ("query", "expected"),
     [
         ("", ["adresses", "budget", "elus", "communes"]),  # newest first; private ones hidden
-        ("q=COMMUNES", ["adresses", "communes"]),  # title or description, case-insensitive
+        ("q=COMMUNES", ["communes", "adresses"]),  # title or description, case-insensitive; the title match first
         ("q=etat", ["budget"]),  # accents folded
         ("q=nothing-like-this", []),
         ("organization=dgfip", ["budget"]),  # by slug
@@ -140,26 +140,26 @@ def test_page_and_page_size_below_one_are_rejected(anonymous: Api, query: str) -
     assert response.json()["message"] == "Validation error" and list(response.json()["errors"]) == [field]
 
 
-# `q` matches a substring of the folded title and description, as it did before it had an index
-# (a trigram index since revision 0006: SQLite FTS5, PostgreSQL pg_trgm).
+# `q` matches words, whatever their case, accents and plural, every word of it, ranked by
+# relevance (a title match first); French queries in depth: test_search_relevance.py.
 
 
 @pytest.mark.parametrize(
     ("q", "expected"),
     [
-        ("ommun", ["adresses", "communes"]),  # inside a word
-        ("de France", ["communes"]),  # across words, the space included
-        ("e d", ["elus"]),  # "Répertoire des élus" only ("Budget de", "Communes de" have other letters before)
+        ("commune", ["communes", "adresses"]),  # the plural found, the title's match first
+        ("COMMUNES.", ["communes", "adresses"]),
+        ("de France", ["communes"]),  # "de" is a stop word
         ("l'état", ["budget"]),  # punctuation and accents
-        ("Ét", ["budget"]),  # 2 characters: below the trigram index, still a substring
-        ("es", ["adresses", "budget", "elus", "communes"]),
-        ("%", []),  # LIKE's wildcards are plain characters
+        ("ETAT", ["budget"]),
+        ("adresse communes", ["adresses"]),  # every word, in the title or the description
+        ("ommun", []),  # parts of words do not match
+        ("%", []),
         ("commu_es", []),
-        ('"communes"', []),  # FTS5's phrase quotes too
-        ("communes.", ["adresses"]),
+        ('"communes"', ["communes", "adresses"]),
     ],
 )
-def test_q_matches_a_substring(anonymous: Api, published: dict[str, dict[str, Any]], q: str, expected: list[str]) -> None:
+def test_q_matches_words(anonymous: Api, published: dict[str, dict[str, Any]], q: str, expected: list[str]) -> None:
     response = anonymous.get("/datasets/", params={"q": q})
     assert response.status_code == 200, response.text
     assert names(response.json(), published) == expected
