@@ -522,7 +522,7 @@ def _issue(column: ColumnSpec, text: pa.ChunkedArray, present: np.ndarray, typed
         expected=column.type,
         count=count,
         samples=[str(v) for v in _normalized(_take(text, positions)).to_pylist()],
-        rows=[int(p) + 1 for p in positions],
+        rows=[int(row) for row in _data_rows(typed.index, positions)],
     )
 
 
@@ -621,6 +621,136 @@ def _finding(report: CleaningReport, kind: str, severity: str, columns: list[str
     report.structure.append(StructureFinding(kind=kind, severity=severity, columns=columns, detail=detail, **figures))
 
 
+class TableCleaner:
+    """Cleans a file's text table batch after batch, with the report of the whole file at the end.
+
+    A large file is read in record batches (parsing.csv_batches) so that memory does not grow
+    with it: each batch is cleaned as it comes (`clean`), and `finish` gives the report of every
+    batch together, the same report the whole table cleaned at once would give. Each batch's
+    index is its rows' 0-based positions in the file's data; `clean` keeps it, so row numbers in
+    the report are the file's. Rows repeating a primary key are the one thing no batch can see
+    alone: `clean_table` resolves them in memory, the pipeline on disk (lib/repeats.py).
+    """
+
+    def __init__(self, labels: list[str], spec: DatasetSpec, decimal: str) -> None:
+        self.spec = spec
+        self.decimal = decimal
+        self.labels = [str(label).strip() for label in labels]
+        self.header = _locate_columns(self.labels, spec)
+        self.report = CleaningReport()
+        self._issues: dict[str, ColumnIssue] = {}
+        self._conflicting: set[str] = set()
+        self._blank_count = 0
+        self._blank_rows: list[int] = []
+        # Positions (in the file's data) of every blank row dropped, to number the kept rows.
+        self._blank_positions: list[np.ndarray] = []
+
+    def clean(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Match, trim, type and drop the blank rows of one batch (`raw`: its text, labelled as `labels`)."""
+        spec, header, labels = self.spec, self.header, self.labels
+        count = len(raw)
+        self.report.rows_in += count
+        empty = pa.chunked_array([pa.nulls(count, pa.large_string())])
+
+        def text_of(position: int) -> pa.ChunkedArray:
+            return _arrow_text(raw.iloc[:, position])
+
+        def convert(column: ColumnSpec) -> _Converted:
+            position = header.positions.get(column.name)
+            return _convert(text_of(position) if position is not None else empty, column, self.decimal, raw.index)
+
+        # The costly conversions first, so that the threads finish together.
+        ordered = sorted(spec.columns, key=lambda column: _CONVERSION_COST[column.type], reverse=True)
+        threads = max(1, min(MAX_THREADS, os.cpu_count() or 1, len(ordered)))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            converted = dict(zip((column.name for column in ordered), pool.map(convert, ordered)))
+        columns: dict[str, pd.Series] = {}
+        present = np.zeros(count, dtype=bool)
+        for column in spec.columns:
+            result = converted[column.name]
+            columns[column.name] = result.typed
+            present |= result.present
+            if result.issue:
+                self._add_issue(result.issue)
+        for position in header.extra:
+            text = _normalized(text_of(position))
+            present |= _valid(text)
+            if spec.extra_columns == "keep" or _intrinsic(labels[position], spec):
+                name = snake_case(labels[position])
+                while name in columns:
+                    name = f"{name}_"
+                columns[name] = _text_series(text, raw.index)
+        for label, position in header.repeats:
+            if label not in self._conflicting and _valid(_normalized(text_of(position))).any():
+                self._conflicting.add(label)
+        cleaned = pd.DataFrame(columns, index=raw.index, copy=False)
+        if count and not present.all():
+            blank = np.flatnonzero(~present)
+            cleaned = cleaned[present]
+            self._blank_count += len(blank)
+            self._blank_positions.append(_data_rows(raw.index, blank) - 1)
+            self._blank_rows = (self._blank_rows + [int(row) for row in _data_rows(raw.index, blank[:SAMPLE_SIZE])])[:SAMPLE_SIZE]
+        self.report.rows_out += len(cleaned)
+        return cleaned
+
+    def _add_issue(self, issue: ColumnIssue) -> None:
+        known = self._issues.get(issue.column)
+        if known is None:
+            self._issues[issue.column] = issue
+            return
+        known.count += issue.count
+        known.samples = (known.samples + issue.samples)[:SAMPLE_SIZE]
+        known.rows = (known.rows + issue.rows)[:SAMPLE_SIZE]
+
+    def data_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Data row numbers in the file (1 = the first row under the header) of cleaned rows, by
+        their positions in the cleaned table (blank rows dropped)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not self._blank_positions:
+            return positions + 1
+        blank = np.concatenate(self._blank_positions)
+        # The k-th blank row is at file position blank[k]; the kept rows before it number blank[k] - k.
+        shifted = blank - np.arange(len(blank))
+        return positions + np.searchsorted(shifted, positions, side="right") + 1
+
+    def finish(self) -> CleaningReport:
+        """The report of every batch cleaned (without the primary key's repeats: see the class)."""
+        spec, header, labels, report = self.spec, self.header, self.labels, self.report
+        report.issues = [self._issues[column.name] for column in spec.columns if column.name in self._issues]
+        report.renamed = {}
+        for column in spec.columns:
+            position = header.positions.get(column.name)
+            if position is not None and labels[position] != column.name:
+                report.renamed[labels[position]] = column.name
+        _report_columns(report, spec, header, labels)
+        taken = {column.name for column in spec.columns}
+        for position in header.extra:
+            if spec.extra_columns == "keep" or _intrinsic(labels[position], spec):
+                name = snake_case(labels[position])
+                while name in taken:
+                    name = f"{name}_"
+                taken.add(name)
+                if labels[position] != name:
+                    report.renamed[labels[position]] = name
+        repeated = sorted({label for label, _ in header.repeats})
+        if repeated:
+            conflicting = self._conflicting
+            severity = "critical" if conflicting else "warning"
+            detail = (
+                f"the header repeats {repeated}; later copies with values ({sorted(conflicting)}) cannot be published "
+                "beside the first: rename them in the source"
+                if conflicting
+                else f"the header repeats {repeated}; the later copies are empty and were dropped"
+            )
+            _finding(report, "duplicate_headers", severity, repeated, detail, count=len(header.repeats))
+        if self._blank_count:
+            _finding(
+                report, "blank_rows", "warning", [], "rows without any value were dropped",
+                count=self._blank_count, rows=list(self._blank_rows),
+            )
+        return report
+
+
 def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.DataFrame, CleaningReport]:
     """Match the file's columns to the declared ones, trim, null blanks, type every column as
     declared, and drop blank rows; how the file's shape differed is in `report.structure`.
@@ -631,71 +761,12 @@ def clean_table(raw: pd.DataFrame, spec: DatasetSpec, decimal: str) -> tuple[pd.
     accents, or named in `rename`, read as the declared column; a repeated header name dropped
     when its copy is empty, blocking otherwise.
     """
-    report = CleaningReport(rows_in=len(raw))
-    labels = [str(label).strip() for label in raw.columns]
-    header = _locate_columns(labels, spec)
-    count = len(raw)
-    empty = pa.chunked_array([pa.nulls(count, pa.large_string())])
-
-    def text_of(position: int) -> pa.ChunkedArray:
-        return _arrow_text(raw.iloc[:, position])
-
-    def convert(column: ColumnSpec) -> _Converted:
-        position = header.positions.get(column.name)
-        return _convert(text_of(position) if position is not None else empty, column, decimal, raw.index)
-
-    # The costly conversions first, so that the threads finish together.
-    ordered = sorted(spec.columns, key=lambda column: _CONVERSION_COST[column.type], reverse=True)
-    threads = max(1, min(MAX_THREADS, os.cpu_count() or 1, len(ordered)))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        converted = dict(zip((column.name for column in ordered), pool.map(convert, ordered)))
-    columns: dict[str, pd.Series] = {}
-    present = np.zeros(count, dtype=bool)
-    for column in spec.columns:
-        result = converted[column.name]
-        columns[column.name] = result.typed
-        present |= result.present
-        if result.issue:
-            report.issues.append(result.issue)
-        position = header.positions.get(column.name)
-        if position is not None and labels[position] != column.name:
-            report.renamed[labels[position]] = column.name
-    _report_columns(report, spec, header, labels)
-    for position in header.extra:
-        text = _normalized(text_of(position))
-        present |= _valid(text)
-        if spec.extra_columns == "keep" or _intrinsic(labels[position], spec):
-            name = snake_case(labels[position])
-            while name in columns:
-                name = f"{name}_"
-            columns[name] = _text_series(text, raw.index)
-            if labels[position] != name:
-                report.renamed[labels[position]] = name
-    conflicting = []
-    for label, position in header.repeats:
-        if _valid(_normalized(text_of(position))).any():
-            conflicting.append(label)
-    repeated = sorted({label for label, _ in header.repeats})
-    if repeated:
-        severity = "critical" if conflicting else "warning"
-        detail = (
-            f"the header repeats {repeated}; later copies with values ({sorted(set(conflicting))}) cannot be published "
-            "beside the first: rename them in the source"
-            if conflicting
-            else f"the header repeats {repeated}; the later copies are empty and were dropped"
-        )
-        _finding(report, "duplicate_headers", severity, repeated, detail, count=len(header.repeats))
-    cleaned = pd.DataFrame(columns, index=raw.index, copy=False)
-    if count and not present.all():
-        blank = np.flatnonzero(~present)
-        cleaned = cleaned[present]
-        _finding(
-            report, "blank_rows", "warning", [], "rows without any value were dropped",
-            count=len(blank), rows=[int(position) + 1 for position in blank[:SAMPLE_SIZE]],
-        )
+    cleaner = TableCleaner([str(label) for label in raw.columns], spec, decimal)
+    cleaned = cleaner.clean(raw)
+    report = cleaner.finish()
     if spec.primary_key:
         cleaned, report.duplicates = drop_duplicate_keys(cleaned, spec.primary_key, spec.on_duplicate_key)
-    report.rows_out = len(cleaned)
+        report.rows_out = len(cleaned)
     return cleaned, report
 
 
@@ -762,8 +833,10 @@ def drop_duplicate_keys(frame: pd.DataFrame, key: list[str], policy: str) -> tup
     return (kept if report.dropped else frame), report
 
 
-def _data_rows(index: pd.Index) -> np.ndarray:
-    """Data row numbers (1 = the first row under the header) of a frame's rows."""
+def _data_rows(index: pd.Index, positions: np.ndarray | None = None) -> np.ndarray:
+    """Data row numbers (1 = the first row under the header) of a frame's rows (those at
+    `positions`, or all): its index when that holds the source's row positions, else by position."""
+    positions = np.arange(len(index)) if positions is None else np.asarray(positions, dtype=np.int64)
     if pd.api.types.is_integer_dtype(index):
-        return np.asarray(index, dtype=np.int64) + 1
-    return np.arange(1, len(index) + 1)
+        return np.asarray(index[positions], dtype=np.int64) + 1
+    return positions + 1

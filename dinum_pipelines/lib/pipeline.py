@@ -13,24 +13,36 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
 from dinum_pipelines.lib import conformance
 from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.cleaning import CleaningReport, TableCleaner
 from dinum_pipelines.lib.conformance import ConformanceReport
-from dinum_pipelines.lib.cleaning import CleaningReport, clean_table
 from dinum_pipelines.lib.http import fetch_to_file
 from dinum_pipelines.lib.layout import CleanFiles, DataLayout
-from dinum_pipelines.lib.parsing import decimal_separator, read_source
+from dinum_pipelines.lib.parsing import decimal_separator, read_source_batches
 from dinum_pipelines.lib.publishing import PublicationResult, publish
-from dinum_pipelines.lib.quality import QualityReport, coherence, validate_dataset
+from dinum_pipelines.lib.quality import QualityReport, coherence, validate_parquet
 from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.tables import read_parquet, to_arrow, write_csv, write_json, write_parquet
-from dinum_pipelines.lib.validation_report import conformance_report_extras, validation_report_extras
+from dinum_pipelines.lib.repeats import resolve_duplicate_keys
+from dinum_pipelines.lib.tables import (
+    CleanTableWriter,
+    first_rows,
+    parquet_batches,
+    to_arrow,
+    write_json,
+)
+from dinum_pipelines.lib.validation_report import (
+    conformance_report_extras,
+    validation_report_extras,
+)
 
 CONNECT_TIMEOUT = 10.0
 
@@ -67,9 +79,12 @@ def ingest(spec: DatasetSpec, layout: DataLayout, session: requests.Session, *, 
 class CleanOutcome:
     files: CleanFiles
     raw: RawVersion
-    frame: pd.DataFrame
     report: CleaningReport
     detected: dict[str, Any]
+    # The published table's size and columns, and its first rows (for the asset's metadata).
+    row_count: int
+    columns: list[str]
+    preview: pd.DataFrame
     # The raw file judged against its Table Schema (None when the dataset declares none).
     conformance: ConformanceReport | None = None
 
@@ -97,13 +112,47 @@ def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
     judged = conformance_report(spec, local, raw)
     if judged is not None:
         write_json({**judged.to_dict(), "raw_sha256": raw.sha256}, files.conformance_report)
-    text_table, detected = read_source(local, spec.source)
-    frame, report = clean_table(text_table, spec, decimal_separator(spec.source))
-    table = to_arrow(frame, spec)
-    write_parquet(table, files.parquet)
-    write_csv(table, files.csv)
-    write_json({**report.to_dict(), "raw_sha256": raw.sha256, "detected": detected}, files.cleaning_report)
-    return CleanOutcome(files=files, raw=raw, frame=frame, report=report, detected=detected, conformance=judged)
+    text = read_source_batches(local, spec.source)
+    cleaner = TableCleaner(text.labels, spec, decimal_separator(spec.source))
+    writer = CleanTableWriter(files.parquet, files.csv)
+    try:
+        for batch in text.batches:
+            writer.write(to_arrow(cleaner.clean(batch), spec))
+        report = cleaner.finish()
+        if spec.primary_key:
+            writer = _without_duplicate_keys(spec, writer, cleaner, report)
+        writer.commit()
+    finally:
+        writer.discard()
+    write_json({**report.to_dict(), "raw_sha256": raw.sha256, "detected": text.detected}, files.cleaning_report)
+    return CleanOutcome(
+        files=files, raw=raw, report=report, detected=text.detected, row_count=report.rows_out,
+        columns=list(writer.schema.names), preview=first_rows(files.parquet), conformance=judged,
+    )
+
+
+def _without_duplicate_keys(spec: DatasetSpec, writer: CleanTableWriter, cleaner: TableCleaner, report: CleaningReport) -> CleanTableWriter:
+    """Rows repeating the primary key, found across the whole written table on disk. When the
+    policy drops some, the files are written again without them and the first writing discarded."""
+    writer.close()
+    written = writer.temporary[0]
+    dropped, report.duplicates = resolve_duplicate_keys(written, spec.primary_key, spec.on_duplicate_key, cleaner.data_rows)
+    if not dropped.size:
+        return writer
+    rewritten = CleanTableWriter(*writer.targets)
+    try:
+        start = 0
+        for table in parquet_batches(written):
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[dropped[(dropped >= start) & (dropped < start + table.num_rows)] - start] = False
+            start += table.num_rows
+            rewritten.write(table if keep.all() else table.filter(pa.array(keep)))
+    except BaseException:
+        rewritten.discard()
+        raise
+    writer.discard()
+    report.rows_out -= len(dropped)
+    return rewritten
 
 
 def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
@@ -115,26 +164,55 @@ def check_quality(spec: DatasetSpec, layout: DataLayout) -> QualityReport:
     files = layout.clean_files(spec.slug)
     cleaning_json = json.loads(files.cleaning_report.read_text(encoding="utf-8"))
     cleaning = CleaningReport.from_dict(cleaning_json)
-    table = pq.read_table(files.parquet)
     published_profile = coherence.profile_path(files.directory)
-    report = validate_dataset(table, spec, cleaning, previous=coherence.load_profile(published_profile))
+    report = validate_parquet(files.parquet, spec, cleaning, previous=coherence.load_profile(published_profile))
     saved = {**report.to_dict(), "raw_sha256": cleaning_json.get("raw_sha256")}
     files.quality_report.write_text(json.dumps(saved, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     archive_validation(files.directory, report.gx_result)
     if report.passed:
-        coherence.save_profile(coherence.profile_table(table), published_profile)
+        coherence.save_profile(coherence.profile_parquet(files.parquet), published_profile)
     return report
 
 
 def temporal_coverage(spec: DatasetSpec, files: CleanFiles) -> tuple[date, date] | None:
-    """The data's own first and last dates, when the dataset names a date column."""
+    """The data's own first and last dates, when the dataset names a date column: from the
+    Parquet footer's statistics for a date or datetime column, else read batch after batch."""
     column = spec.temporal_coverage.column
     if column is None:
         return None
-    values = pd.to_datetime(read_parquet(files.parquet)[column]).dropna()
-    if values.empty:
+    parquet = pq.ParquetFile(files.parquet)
+    field = parquet.schema_arrow.field(column)
+    if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
+        bounds = _statistics_bounds(parquet, parquet.schema_arrow.get_field_index(column))
+        if bounds is not None:
+            return bounds
+    low = high = None
+    for table in parquet_batches(files.parquet, columns=[column]):
+        values = pd.to_datetime(table.column(column).to_pandas()).dropna()
+        if not values.empty:
+            low = values.min() if low is None else min(low, values.min())
+            high = values.max() if high is None else max(high, values.max())
+    return None if low is None else (low.date(), high.date())
+
+
+def _statistics_bounds(parquet: pq.ParquetFile, index: int) -> tuple[date, date] | None:
+    """The column's first and last dates from the footer (None when a row group has no statistics)."""
+    low = high = None
+    metadata = parquet.metadata
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group).column(index)
+        statistics = chunk.statistics
+        if statistics is None:
+            return None
+        if not statistics.has_min_max:
+            if statistics.has_null_count and statistics.null_count == chunk.num_values:
+                continue  # every value missing
+            return None
+        low = statistics.min if low is None else min(low, statistics.min)
+        high = statistics.max if high is None else max(high, statistics.max)
+    if low is None:
         return None
-    return values.min().date(), values.max().date()
+    return pd.Timestamp(low).date(), pd.Timestamp(high).date()
 
 
 def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClient) -> PublicationResult:

@@ -42,16 +42,102 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
     # Dictionary-encode every column but floating-point ones: amounts, surfaces and coordinates are
     # nearly all distinct, so their dictionary is built only to be dropped (−10 % write time at 1M rows).
-    dictionary = [field.name for field in table.schema if not pa.types.is_floating(field.type)]
+    return [field.name for field in schema if not pa.types.is_floating(field.type)]
+
+
+CSV_WRITE_OPTIONS = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    dictionary = _dictionary_columns(table.schema)
     _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary))
 
 
 def write_csv(table: pa.Table, path: Path) -> None:
-    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-    _atomic_write(path, lambda tmp: pacsv.write_csv(table, tmp, write_options=options))
+    _atomic_write(path, lambda tmp: pacsv.write_csv(table, tmp, write_options=CSV_WRITE_OPTIONS))
+
+
+class CleanTableWriter:
+    """The clean Parquet and CSV files written batch after batch, so that memory does not grow with
+    the table; both go to temporary names in their folder and replace the published names only on
+    `commit`, so a reader never sees half a file and a failed run leaves the previous files.
+
+    The first batch's schema is the file's: later batches are cast to it (the cleaning step types
+    every batch alike). Each batch becomes one or more Parquet row groups.
+    """
+
+    def __init__(self, parquet: Path, csv: Path) -> None:
+        self.targets = (parquet, csv)
+        parquet.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = tuple(self._temporary_name(path) for path in self.targets)
+        self.schema: pa.Schema | None = None
+        self.rows = 0
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pacsv.CSVWriter | None = None
+
+    @staticmethod
+    def _temporary_name(path: Path) -> Path:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        return Path(name)
+
+    def write(self, table: pa.Table) -> None:
+        if self.schema is None:
+            self.schema = table.schema
+            self._parquet = pq.ParquetWriter(
+                self.temporary[0], self.schema, compression="zstd", use_dictionary=_dictionary_columns(self.schema)
+            )
+            self._csv = pacsv.CSVWriter(self.temporary[1], self.schema, write_options=CSV_WRITE_OPTIONS)
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        self._parquet.write_table(table)
+        self._csv.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        """Finish writing; the files stay under their temporary names (`temporary`) until `commit`."""
+        for writer in (self._parquet, self._csv):
+            if writer is not None:
+                writer.close()
+        self._parquet = self._csv = None
+
+    def commit(self) -> None:
+        if self.schema is None:
+            raise ValueError(f"{self.targets[0].name}: no batch was written, not even an empty one")
+        self.close()
+        for temporary, target in zip(self.temporary, self.targets):
+            os.replace(temporary, target)
+
+    def discard(self) -> None:
+        """Drop the temporary files (nothing once committed): the published names are untouched."""
+        self.close()
+        for temporary in self.temporary:
+            temporary.unlink(missing_ok=True)
+
+
+# Rows of a clean file read at a time by the steps after cleaning.
+PARQUET_BATCH_ROWS = 1 << 18
+
+
+def parquet_batches(path: Path, batch_rows: int | None = None, columns: list[str] | None = None):
+    """The Parquet file's rows as Arrow tables of at most `batch_rows` rows, in order (memory
+    bounded by one batch). At least one table, maybe empty, with the file's schema."""
+    batch_rows = batch_rows or PARQUET_BATCH_ROWS
+    parquet = pq.ParquetFile(path)
+    emitted = False
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=True):
+        emitted = True
+        yield pa.Table.from_batches([batch])
+    if not emitted:
+        yield parquet.schema_arrow.empty_table() if columns is None else parquet.schema_arrow.empty_table().select(columns)
+
+
+def first_rows(path: Path, count: int = 10) -> pd.DataFrame:
+    """The first rows of a Parquet file, without reading the rest (for previews)."""
+    return next(parquet_batches(path, count)).slice(0, count).to_pandas()
 
 
 def write_json(document: Any, path: Path) -> None:

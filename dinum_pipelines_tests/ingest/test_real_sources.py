@@ -23,9 +23,12 @@ import yaml
 from dinum_pipelines.demo.server import RunningAdministrations, ServedFile, serve_administrations
 from dinum_pipelines.lib.http import make_session
 from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib.parsing import ParseError
+from dinum_pipelines.lib import parsing
+from dinum_pipelines.lib.cleaning import clean_table
+from dinum_pipelines.lib.parsing import ParseError, decimal_separator, read_source
 from dinum_pipelines.lib.pipeline import CleanOutcome, check_quality, clean, ingest
 from dinum_pipelines.lib.registry import expand_env, parse_dataset_file
+from dinum_pipelines.lib.tables import to_arrow, write_csv
 from dinum_pipelines.lib.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
 from dinum_pipelines_tests.conftest import REAL_DATA
 
@@ -255,3 +258,36 @@ def test_table_schemas_were_fetched_once_into_the_cache(real_server, tmp_path):
     again = [r.path for r in real_server.requests_seen if r.path.endswith("__schema.json") and "stationnement" in r.path]
     assert seen and again == seen
     assert expand_env(spec.source.url).startswith(real_server.url)
+
+
+def _whole_file_reference(slug: str, outcome: CleanOutcome):
+    """The clean table and report of the raw file read and cleaned in one piece, in memory."""
+    spec = parse_dataset_file(REAL_SOURCES / f"{slug}.yaml")
+    frame, detected = read_source(DataLayout(outcome.files.directory.parent.parent).raw_store().local_path(outcome.raw), spec.source)
+    cleaned, report = clean_table(frame, spec, decimal_separator(spec.source))
+    return to_arrow(cleaned, spec), report, detected
+
+
+@pytest.mark.parametrize("slug", sorted(EXPECTED))
+def test_real_file_streamed_in_small_batches_is_cleaned_as_in_one_piece(real_server, tmp_path, monkeypatch, slug):
+    """The pipeline reads a delimited file in blocks (memory does not grow with the file); in
+    blocks of 4 KiB, every real file gives the very table, CSV bytes and report that reading and
+    cleaning it whole gives."""
+    monkeypatch.setattr(parsing, "CSV_BLOCK_BYTES", 4096)
+    outcome = _ingest_and_clean(slug, tmp_path)
+    table, report, detected = _whole_file_reference(slug, outcome)
+    published = pq.read_table(outcome.files.parquet)
+    assert published.equals(table, check_metadata=False)
+    reference_csv = tmp_path / "reference.csv"
+    write_csv(table, reference_csv)
+    assert outcome.files.csv.read_bytes() == reference_csv.read_bytes()
+    assert outcome.report.to_dict() == report.to_dict()
+    assert outcome.detected == detected
+    assert outcome.row_count == table.num_rows and outcome.columns == table.column_names
+
+
+def test_real_ragged_export_streamed_in_small_batches_is_rejected_with_the_same_line(real_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(parsing, "CSV_BLOCK_BYTES", 4096)
+    with pytest.raises(ParseError, match=REJECTED["datagouv_datasets_catalog"]):
+        _ingest_and_clean("datagouv_datasets_catalog", tmp_path)
+    assert not list((tmp_path / "clean").rglob("*.parquet*")), "a refused file leaves no clean file, not even a temporary one"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 
 from dinum_pipelines.lib.cleaning import clean_table
-from dinum_pipelines.lib.quality import QualityReport, validate_dataset
+from dinum_pipelines.lib.quality import QualityReport, validate_dataset, validate_parquet
 from dinum_pipelines.lib.quality.engine_arrow import result_differences
 from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.tables import to_arrow
+from dinum_pipelines.lib.tables import CleanTableWriter, to_arrow
 
 BASE = {
     "slug": "jeu_test",
@@ -34,13 +37,30 @@ def clean(spec: DatasetSpec, text_columns: dict[str, list]):
 
 
 def validate_both(table: pa.Table, spec: DatasetSpec, cleaning, previous=None) -> QualityReport:
-    """The Arrow engine's report, after checking plain GX returns the very same validation result."""
+    """The Arrow engine's report, after checking plain GX returns the very same validation result,
+    and so does the streaming path on the table written as the pipeline writes it (Parquet, read
+    back in batches of a few rows, uniqueness answered by DuckDB on disk)."""
     fast = validate_dataset(table, spec, cleaning, previous)
     reference = validate_dataset(table.to_pandas(), spec, cleaning, previous, engine="gx")
     differences = result_differences(reference.gx_result, fast.gx_result)
     assert differences == [], differences
     assert [o.__dict__ for o in fast.outcomes] == [o.__dict__ for o in reference.outcomes]
+    streamed = validate_streamed(table, spec, cleaning, previous)
+    assert result_differences(fast.gx_result, streamed.gx_result) == []
+    assert [o.__dict__ for o in streamed.outcomes] == [o.__dict__ for o in fast.outcomes]
+    assert streamed.row_count == fast.row_count
     return fast
+
+
+def validate_streamed(table: pa.Table, spec: DatasetSpec, cleaning, previous=None) -> QualityReport:
+    """`validate_parquet` on `table` written in batches of 3 rows and read back 2 rows at a time."""
+    with tempfile.TemporaryDirectory() as folder:
+        parquet, csv = Path(folder) / "t.parquet", Path(folder) / "t.csv"
+        writer = CleanTableWriter(parquet, csv)
+        for start in range(0, max(table.num_rows, 1), 3):
+            writer.write(table.slice(start, 3))
+        writer.commit()
+        return validate_parquet(parquet, spec, cleaning, previous, batch_rows=2)
 
 
 def check_text(spec: DatasetSpec, text_columns: dict[str, list], previous=None) -> QualityReport:

@@ -60,8 +60,8 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             data_version=dg.DataVersion(outcome.raw.sha256),
             metadata={
-                "dagster/row_count": dg.MetadataValue.int(len(outcome.frame)),
-                "dagster/column_schema": column_schema(spec, list(outcome.frame.columns)),
+                "dagster/row_count": dg.MetadataValue.int(outcome.row_count),
+                "dagster/column_schema": column_schema(spec, outcome.columns),
                 "raw_sha256": outcome.raw.sha256,
                 "unparsed_cells": dg.MetadataValue.int(unparsed),
                 "duplicate_key_rows_dropped": dg.MetadataValue.int(duplicates.dropped if duplicates else 0),
@@ -69,7 +69,7 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "renamed_columns": dg.MetadataValue.json(outcome.report.renamed),
                 "parquet": dg.MetadataValue.path(str(outcome.files.parquet)),
                 "csv": dg.MetadataValue.path(str(outcome.files.csv)),
-                "preview": dg.MetadataValue.md(outcome.frame.head(10).to_markdown(index=False)),
+                "preview": dg.MetadataValue.md(outcome.preview.to_markdown(index=False)),
                 "structure_findings": dg.MetadataValue.int(len(outcome.report.structure)),
                 **conformance,
             },

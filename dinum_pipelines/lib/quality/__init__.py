@@ -17,13 +17,20 @@ published one. `rules.compile_rules` turns all of it into GX expectations, each 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dinum_pipelines.lib.cleaning import CleaningReport, StructureFinding
-from dinum_pipelines.lib.quality.report import SAMPLE_SIZE, QualityReport, RuleOutcome, outcome_from_result
+from dinum_pipelines.lib.quality.report import (
+    SAMPLE_SIZE,
+    QualityReport,
+    RuleOutcome,
+    outcome_from_result,
+)
 from dinum_pipelines.lib.quality.rules import SCHEMA, Rule, compile_rules
 from dinum_pipelines.lib.registry import DatasetSpec
 
@@ -36,6 +43,7 @@ __all__ = [
     "parsing_outcomes",
     "run_rules",
     "validate_dataset",
+    "validate_parquet",
 ]
 
 Engine = Literal["arrow", "gx"]
@@ -126,12 +134,44 @@ def validate_dataset(
     """All of a dataset's rules on its clean table: type parsing, the compiled GX suite, and (when
     `previous`, the last published version's `coherence.TableProfile`, is given) coherence."""
     arrow = as_arrow(table)
-    suite_name = f"{spec.slug}_suite"
     rules = compile_rules(spec, arrow.schema, previous)
-    result = run_rules(table if engine == "gx" else arrow, suite_name, rules, engine)
+    result = run_rules(table if engine == "gx" else arrow, _suite_name(spec), rules, engine)
+    return _quality_report(spec, cleaning, arrow.schema, arrow.num_rows, result, previous, engine)
+
+
+def validate_parquet(
+    path: Path, spec: DatasetSpec, cleaning: CleaningReport, previous=None, batch_rows: int | None = None
+) -> QualityReport:
+    """`validate_dataset` on the clean Parquet file, read batch after batch (memory does not grow
+    with the file); uniqueness is answered on disk (repeats.py). The same report as for the
+    table held in memory with the Arrow engine."""
+    from dinum_pipelines.lib.quality.engine_arrow import (
+        PARTIAL_UNEXPECTED_COUNT,
+        validate_batches,
+    )
+    from dinum_pipelines.lib.repeats import repeated_rows
+    from dinum_pipelines.lib.tables import parquet_batches
+
+    metadata = pq.ParquetFile(path).metadata
+    schema = metadata.schema.to_arrow_schema()
+    rules = compile_rules(spec, schema, previous)
+    result = validate_batches(
+        parquet_batches(path, batch_rows), schema, _suite_name(spec), rules,
+        lambda rule: repeated_rows(path, rule.columns, PARTIAL_UNEXPECTED_COUNT),
+    )
+    return _quality_report(spec, cleaning, schema, metadata.num_rows, result, previous, "arrow")
+
+
+def _suite_name(spec: DatasetSpec) -> str:
+    return f"{spec.slug}_suite"
+
+
+def _quality_report(
+    spec: DatasetSpec, cleaning: CleaningReport, schema: pa.Schema, rows: int, result: dict, previous, engine: Engine
+) -> QualityReport:
     outcomes = parsing_outcomes(spec, cleaning) + [outcome_from_result(item) for item in result["results"]]
     if previous is not None:
         from dinum_pipelines.lib.quality.coherence import type_changes
 
-        outcomes += type_changes(previous, arrow.schema, spec.quality.coherence)
-    return QualityReport(suite_name=suite_name, row_count=arrow.num_rows, outcomes=outcomes, gx_result=result, engine=engine)
+        outcomes += type_changes(previous, schema, spec.quality.coherence)
+    return QualityReport(suite_name=_suite_name(spec), row_count=rows, outcomes=outcomes, gx_result=result, engine=engine)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dinum_pipelines.lib.quality.report import RuleOutcome
 from dinum_pipelines.lib.quality.rules import COHERENCE, Rule
@@ -66,6 +67,26 @@ def profile_table(table: pa.Table) -> TableProfile:
             field.name: ColumnProfile(logical_type(field.type), table.column(field.name).null_count / rows if rows else 0.0)
             for field in table.schema
         },
+    )
+
+
+def profile_parquet(path: Path) -> TableProfile:
+    """`profile_table` of a Parquet file, from its footer's statistics (the file is not read)."""
+    parquet = pq.ParquetFile(path)
+    metadata, schema = parquet.metadata, parquet.schema_arrow
+    rows = metadata.num_rows
+    nulls = dict.fromkeys(schema.names, 0)
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            statistics = chunk.statistics
+            if statistics is None or not statistics.has_null_count:
+                return profile_table(pq.read_table(path))  # a file written without statistics
+            nulls[chunk.path_in_schema] += statistics.null_count
+    return TableProfile(
+        rows,
+        {field.name: ColumnProfile(logical_type(field.type), nulls[field.name] / rows if rows else 0.0) for field in schema},
     )
 
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -70,18 +71,11 @@ def _valid(column: pa.ChunkedArray) -> np.ndarray:
     return valid
 
 
-def _map_output(
-    rows: int,
-    nonnull: int | None,
-    unexpected: np.ndarray,
-    values: Callable[[np.ndarray], list[Any]],
-    success: bool,
-) -> dict[str, Any]:
-    """GX's `_format_map_output` for the SUMMARY format, from the mask of unexpected rows."""
-    positions = np.flatnonzero(unexpected)
-    count = len(positions)
-    first = positions[:PARTIAL_UNEXPECTED_COUNT]
-    partial = [_python(v) if not isinstance(v, (list, dict)) else v for v in values(first)]
+def _map_result(rows: int, nonnull: int | None, count: int, first: list[int], values: list[Any], success: bool) -> dict[str, Any]:
+    """GX's `_format_map_output` for the SUMMARY format: `count` unexpected rows among `rows`
+    (`nonnull` of them not missing; None for a rule on missing values), the first of them at
+    `first` holding `values`."""
+    partial = [_python(v) if not isinstance(v, (list, dict)) else v for v in values]
     total = count / rows * 100 if rows > 0 else None
     if nonnull is None:
         nonmissing = total
@@ -149,27 +143,6 @@ def _per_value(condition: Callable[[pa.ChunkedArray], np.ndarray], column: pa.Ch
     return verdicts[pc.fill_null(encoded.indices, 0).to_numpy()]
 
 
-def _column_map(rule: Rule, table: pa.Table, condition: Callable[[pa.ChunkedArray], np.ndarray]) -> dict[str, Any]:
-    """A column map expectation: `condition` gives the valid rows among the non-missing ones."""
-    column = table.column(rule.kwargs["column"])
-    rows = len(column)
-    valid = _valid(column)
-    nonnull = int(valid.sum())
-    unexpected = valid & ~condition(column) if nonnull else np.zeros(rows, dtype=bool)
-    count = int(unexpected.sum())
-    success = True if rows == 0 or nonnull == 0 else _mostly(nonnull, count, rule.kwargs.get("mostly", 1.0))
-    return _map_output(rows, nonnull, unexpected, lambda p: pc.take(column, pa.array(p, pa.int64())).to_pylist(), success)
-
-
-def _not_null(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    column = table.column(rule.kwargs["column"])
-    rows = len(column)
-    unexpected = ~_valid(column)
-    count = int(unexpected.sum())
-    success = True if rows == 0 else (rows - count) / rows >= rule.kwargs.get("mostly", 1.0)
-    return _map_output(rows, None, unexpected, lambda p: [None] * len(p), success)
-
-
 def _bound(value: Any, arrow_type: pa.DataType) -> Any:
     if isinstance(value, str) and (pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type)):
         parsed = datetime.fromisoformat(value)
@@ -231,22 +204,6 @@ COLUMN_CONDITIONS: dict[str, Callable[[dict[str, Any], pa.ChunkedArray], np.ndar
 }
 
 
-def _pair_map(rule: Rule, table: pa.Table, condition: Callable[[pa.ChunkedArray, pa.ChunkedArray, np.ndarray], np.ndarray]) -> dict[str, Any]:
-    a, b = table.column(rule.kwargs["column_A"]), table.column(rule.kwargs["column_B"])
-    rows = len(a)
-    domain = _valid(a) & _valid(b)  # ignore_row_if="either_value_is_missing"
-    nonnull = int(domain.sum())
-    unexpected = domain & ~condition(a, b, domain)
-    count = int(unexpected.sum())
-    success = True if rows == 0 or nonnull == 0 else _mostly(nonnull, count, rule.kwargs.get("mostly", 1.0))
-
-    def values(positions: np.ndarray) -> list[Any]:
-        index = pa.array(positions, pa.int64())
-        return [[_python(x), _python(y)] for x, y in zip(pc.take(a, index).to_pylist(), pc.take(b, index).to_pylist())]
-
-    return _map_output(rows, nonnull, unexpected, values, success)
-
-
 def _in_france(a: pa.ChunkedArray, b: pa.ChunkedArray, domain: np.ndarray) -> np.ndarray:
     longitude = pc.fill_null(pc.cast(a, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
     latitude = pc.fill_null(pc.cast(b, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
@@ -257,33 +214,19 @@ PAIR_CONDITIONS = {
     "expect_column_pair_values_to_be_in_france": _in_france,
     "expect_column_pair_values_to_not_be_name_and_birth_date": lambda a, b, domain: np.zeros(len(a), dtype=bool),
 }
-
-
-def _compound_unique(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    names = rule.kwargs["column_list"]
-    keys = table.select(names)
-    rows = keys.num_rows
-    missing = np.ones(rows, dtype=bool)
-    for name in names:
-        missing &= ~_valid(keys.column(name))  # ignore_row_if="all_values_are_missing"
-    domain = ~missing
-    indexed = keys.append_column("__row", pa.array(np.arange(rows))).filter(pa.array(domain))
-    counts = indexed.group_by(names, use_threads=False).aggregate([("__row", "count")])
-    repeated = counts.filter(pc.greater(counts.column("__row_count"), 1)).drop_columns(["__row_count"])
-    unexpected = np.zeros(rows, dtype=bool)
-    if repeated.num_rows:
-        marked = indexed.join(repeated.append_column("__repeated", pa.array(np.ones(repeated.num_rows, dtype=bool))), names)
-        hit = marked.filter(pc.fill_null(marked.column("__repeated"), False)).column("__row")
-        unexpected[hit.to_numpy()] = True
-    nonnull = int(domain.sum())
-    count = int(unexpected.sum())
-    success = True if rows == 0 or nonnull == 0 else _mostly(nonnull, count, rule.kwargs.get("mostly", 1.0))
-
-    def values(positions: np.ndarray) -> list[Any]:
-        taken = keys.take(pa.array(positions, pa.int64())).to_pylist()
-        return [{name: _python(row[name]) for name in names} for row in taken]
-
-    return _map_output(rows, nonnull, unexpected, values, success)
+UNIQUE = "expect_column_values_to_be_unique"
+COMPOUND_UNIQUE = "expect_compound_columns_to_be_unique"
+NOT_NULL = "expect_column_values_to_not_be_null"
+# Expectations answered from the table's size, columns or counts: no row is named.
+METRICS = frozenset({
+    "expect_table_row_count_to_be_between",
+    "expect_table_columns_to_match_set",
+    "expect_column_proportion_of_non_null_values_to_be_between",
+})
+SUPPORTED = frozenset({*METRICS, *COLUMN_CONDITIONS, *PAIR_CONDITIONS, UNIQUE, COMPOUND_UNIQUE, NOT_NULL})
+# A uniqueness expectation's answer over the whole table: how many rows fail, and the positions
+# of the first PARTIAL_UNEXPECTED_COUNT of them (sorted).
+Repeats = Callable[[Rule], tuple[int, np.ndarray]]
 
 
 def _metric_between(kwargs: dict[str, Any], observed: Any) -> bool:
@@ -293,20 +236,8 @@ def _metric_between(kwargs: dict[str, Any], observed: Any) -> bool:
     return bool(above and below)
 
 
-def _row_count(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    return {"success": _metric_between(rule.kwargs, table.num_rows), "result": {"observed_value": table.num_rows}}
-
-
-def _non_null_proportion(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    column = table.column(rule.kwargs["column"])
-    if len(column) == 0:
-        return {"success": False, "result": {"observed_value": None}}
-    observed = int(_valid(column).sum()) / len(column)
-    return {"success": _metric_between(rule.kwargs, observed), "result": {"observed_value": observed}}
-
-
-def _columns_match_set(rule: Rule, table: pa.Table) -> dict[str, Any]:
-    actual, expected = set(table.column_names), set(rule.kwargs["column_set"])
+def _columns_match_set(rule: Rule, names: list[str]) -> dict[str, Any]:
+    actual, expected = set(names), set(rule.kwargs["column_set"])
     observed = sorted(actual)
     extra, missing = sorted(actual - expected), sorted(expected - actual)
     if not extra and not missing:
@@ -320,57 +251,210 @@ def _columns_match_set(rule: Rule, table: pa.Table) -> dict[str, Any]:
     return {"success": success, "result": {"observed_value": observed, "details": {"mismatched": mismatched}}}
 
 
-TABLE_HANDLERS: dict[str, Callable[[Rule, pa.Table], dict[str, Any]]] = {
-    "expect_table_row_count_to_be_between": _row_count,
-    "expect_table_columns_to_match_set": _columns_match_set,
-    "expect_column_proportion_of_non_null_values_to_be_between": _non_null_proportion,
-    "expect_column_values_to_not_be_null": _not_null,
-    "expect_compound_columns_to_be_unique": _compound_unique,
-}
-UNIQUE = "expect_column_values_to_be_unique"
-SUPPORTED = frozenset({*TABLE_HANDLERS, *COLUMN_CONDITIONS, *PAIR_CONDITIONS, UNIQUE})
+def _compound_key_repeats(rule: Rule, table: pa.Table) -> np.ndarray:
+    """Rows (not all missing) whose combination of values another such row has, in memory.
+
+    As pandas (GX's engine) compares rows, a missing value equals a missing value and -0.0
+    equals 0.0: each column becomes the codes of its distinct values (missing: -1), and the rows
+    are grouped on the codes (Arrow's joins never match a missing key)."""
+    names = rule.kwargs["column_list"]
+    keys = table.select(names)
+    rows = keys.num_rows
+    codes = {}
+    for name in names:
+        column = keys.column(name)
+        if pa.types.is_floating(column.type):
+            column = pc.add(column, 0.0)  # -0.0 + 0.0 is 0.0
+        encoded = pc.dictionary_encode(column.combine_chunks()) if len(column) else pa.array([], pa.dictionary(pa.int32(), column.type))
+        codes[name] = pc.fill_null(encoded.indices, -1)
+    coded = pa.table(codes)
+    indexed = coded.append_column("__row", pa.array(np.arange(rows))).filter(pa.array(_compound_domain(names, keys)))
+    counts = indexed.group_by(names, use_threads=False).aggregate([("__row", "count")])
+    repeated = counts.filter(pc.greater(counts.column("__row_count"), 1)).drop_columns(["__row_count"])
+    unexpected = np.zeros(rows, dtype=bool)
+    if repeated.num_rows:
+        marked = indexed.join(repeated.append_column("__repeated", pa.array(np.ones(repeated.num_rows, dtype=bool))), names)
+        hit = marked.filter(pc.fill_null(marked.column("__repeated"), False)).column("__row")
+        unexpected[hit.to_numpy()] = True
+    return unexpected
 
 
-def evaluate(rule: Rule, table: pa.Table, encodings: ColumnEncodings | None = None) -> dict[str, Any]:
-    """One rule's `{"success", "result"}` on `table`, as GX computes them; `encodings` shares
-    column encodings between the rules of one validation."""
-    missing = [name for name in rule.columns if name not in table.column_names]
-    if missing:
-        raise KeyError(f"column(s) {missing} not found in the table")
-    if rule.type in TABLE_HANDLERS:
-        return TABLE_HANDLERS[rule.type](rule, table)
-    if rule.type in PAIR_CONDITIONS:
-        return _pair_map(rule, table, PAIR_CONDITIONS[rule.type])
-    encodings = encodings or ColumnEncodings(table)
-    name = rule.kwargs["column"]
-    if rule.type == UNIQUE:
-        return _column_map(rule, table, lambda values: _unique(values, encodings.of(name)))
-    condition = COLUMN_CONDITIONS[rule.type]
-    return _column_map(rule, table, lambda values: _per_value(lambda v: condition(rule.kwargs, v), values, encodings.of(name)))
+def _compound_domain(names: list[str], table: pa.Table) -> np.ndarray:
+    missing = np.ones(table.num_rows, dtype=bool)
+    for name in names:
+        missing &= ~_valid(table.column(name))  # ignore_row_if="all_values_are_missing"
+    return ~missing
 
 
-def _expectation_result(rule: Rule, index: int, table: pa.Table, encodings: ColumnEncodings) -> dict[str, Any]:
-    config = rule.config()
-    config["meta"]["index"] = index
-    config["id"] = None
-    try:
-        outcome = evaluate(rule, table, encodings)
-        exception = {"raised_exception": False, "exception_traceback": None, "exception_message": None}
-    except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
-        outcome = {"success": False, "result": {}}
-        exception = {"raised_exception": True, "exception_traceback": None, "exception_message": f"{type(exc).__name__}: {exc}"}
-    return {"success": outcome["success"], "expectation_config": config, "result": outcome["result"], "meta": {}, "exception_info": exception}
+def repeats_in_memory(table: pa.Table) -> Repeats:
+    """The uniqueness answers for a table held in memory (the streaming path asks DuckDB: repeats.py)."""
+    encodings = ColumnEncodings(table)
+
+    def repeats(rule: Rule) -> tuple[int, np.ndarray]:
+        if rule.type == UNIQUE:
+            column = table.column(rule.kwargs["column"])
+            unexpected = _valid(column) & ~_unique(column, encodings.of(rule.kwargs["column"]))
+        else:
+            unexpected = _compound_key_repeats(rule, table)
+        positions = np.flatnonzero(unexpected)
+        return len(positions), positions[:PARTIAL_UNEXPECTED_COUNT]
+
+    return repeats
 
 
-def validate_with_arrow(table: pa.Table, suite_name: str, rules: list[Rule]) -> dict[str, Any]:
-    """Run `rules` on `table`; the validation result in GX's JSON format (SUMMARY)."""
+class _Tally:
+    """One expectation's figures over the batches seen so far: rows, rows not missing, unexpected
+    rows and the first of them with their values, or the error that stopped it."""
+
+    def __init__(self, rule: Rule, index: int, repeats: Repeats) -> None:
+        self.rule, self.index = rule, index
+        self.rows = self.nonnull = self.count = 0
+        self.first: list[int] = []
+        self.values: list[Any] = []
+        self.error: str | None = None
+        # Uniqueness is answered over the whole table before the batches pass (their values are
+        # then picked up as the batches holding the first repeated rows go by).
+        self.repeated: np.ndarray | None = None
+        if rule.type in (UNIQUE, COMPOUND_UNIQUE):
+            self.count, self.repeated = repeats(rule)
+
+    def _pick(self, hits: np.ndarray, values: Callable[[np.ndarray], list[Any]], offset: int) -> None:
+        room = PARTIAL_UNEXPECTED_COUNT - len(self.first)
+        if room > 0 and len(hits):
+            taken = hits[:room]
+            self.first += [int(p) + offset for p in taken]
+            self.values += values(taken)
+
+    def _map(self, rows: int, nonnull: int, unexpected: np.ndarray | None, values: Callable[[np.ndarray], list[Any]], offset: int) -> None:
+        self.rows += rows
+        self.nonnull += nonnull
+        if self.repeated is not None:  # uniqueness: the rows were found beforehand
+            local = self.repeated[(self.repeated >= offset) & (self.repeated < offset + rows)] - offset
+            self._pick(local, values, offset)
+            return
+        hits = np.flatnonzero(unexpected)
+        self.count += len(hits)
+        self._pick(hits, values, offset)
+
+    def feed(self, table: pa.Table, offset: int, encodings: ColumnEncodings) -> None:
+        """Add one batch (its first row is the table's row `offset`)."""
+        if self.error is not None:
+            return
+        try:
+            self._feed(table, offset, encodings)
+        except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _feed(self, table: pa.Table, offset: int, encodings: ColumnEncodings) -> None:
+        rule, kwargs, rows = self.rule, self.rule.kwargs, table.num_rows
+        if rule.type in METRICS:
+            self.rows += rows
+            if rule.type == "expect_column_proportion_of_non_null_values_to_be_between":
+                self.nonnull += int(_valid(table.column(kwargs["column"])).sum())
+            return
+        if rule.type in PAIR_CONDITIONS:
+            a, b = table.column(kwargs["column_A"]), table.column(kwargs["column_B"])
+            domain = _valid(a) & _valid(b)  # ignore_row_if="either_value_is_missing"
+
+            def pairs(positions: np.ndarray) -> list[Any]:
+                index = pa.array(positions, pa.int64())
+                return [[_python(x), _python(y)] for x, y in zip(pc.take(a, index).to_pylist(), pc.take(b, index).to_pylist())]
+
+            self._map(rows, int(domain.sum()), domain & ~PAIR_CONDITIONS[rule.type](a, b, domain), pairs, offset)
+            return
+        if rule.type == COMPOUND_UNIQUE:
+            names = kwargs["column_list"]
+            keys = table.select(names)
+
+            def combinations(positions: np.ndarray) -> list[Any]:
+                taken = keys.take(pa.array(positions, pa.int64())).to_pylist()
+                return [{name: _python(row[name]) for name in names} for row in taken]
+
+            self._map(rows, int(_compound_domain(names, keys).sum()), None, combinations, offset)
+            return
+        column = table.column(kwargs["column"])
+
+        def cells(positions: np.ndarray) -> list[Any]:
+            return pc.take(column, pa.array(positions, pa.int64())).to_pylist()
+
+        valid = _valid(column)
+        if rule.type == NOT_NULL:
+            self._map(rows, 0, ~valid, lambda positions: [None] * len(positions), offset)
+        elif rule.type == UNIQUE:
+            self._map(rows, int(valid.sum()), None, cells, offset)
+        else:
+            condition = COLUMN_CONDITIONS[rule.type]
+            nonnull = int(valid.sum())
+            if nonnull:
+                passed = _per_value(lambda v: condition(kwargs, v), column, encodings.of(kwargs["column"]))
+                unexpected = valid & ~passed
+            else:
+                unexpected = np.zeros(rows, dtype=bool)
+            self._map(rows, nonnull, unexpected, cells, offset)
+
+    def outcome(self, names: list[str]) -> dict[str, Any]:
+        """`{"success", "result"}` as GX computes them on the whole table."""
+        rule, kwargs, rows = self.rule, self.rule.kwargs, self.rows
+        if rule.type == "expect_table_row_count_to_be_between":
+            return {"success": _metric_between(kwargs, rows), "result": {"observed_value": rows}}
+        if rule.type == "expect_table_columns_to_match_set":
+            return _columns_match_set(rule, names)
+        if rule.type == "expect_column_proportion_of_non_null_values_to_be_between":
+            if rows == 0:
+                return {"success": False, "result": {"observed_value": None}}
+            observed = self.nonnull / rows
+            return {"success": _metric_between(kwargs, observed), "result": {"observed_value": observed}}
+        mostly = kwargs.get("mostly", 1.0)
+        if rule.type == NOT_NULL:
+            success = True if rows == 0 else (rows - self.count) / rows >= mostly
+            return _map_result(rows, None, self.count, self.first, self.values, success)
+        success = True if rows == 0 or self.nonnull == 0 else _mostly(self.nonnull, self.count, mostly)
+        return _map_result(rows, self.nonnull, self.count, self.first, self.values, success)
+
+    def result(self, names: list[str]) -> dict[str, Any]:
+        config = self.rule.config()
+        config["meta"]["index"] = self.index
+        config["id"] = None
+        if self.error is None:
+            outcome = self.outcome(names)
+            exception = {"raised_exception": False, "exception_traceback": None, "exception_message": None}
+        else:
+            outcome = {"success": False, "result": {}}
+            exception = {"raised_exception": True, "exception_traceback": None, "exception_message": self.error}
+        return {"success": outcome["success"], "expectation_config": config, "result": outcome["result"], "meta": {}, "exception_info": exception}
+
+
+def validate_batches(
+    batches: Iterable[pa.Table], schema: pa.Schema, suite_name: str, rules: list[Rule], repeats: Repeats
+) -> dict[str, Any]:
+    """Run `rules` on a table that comes in consecutive batches (of `schema`), holding one batch
+    at a time; `repeats` answers the uniqueness expectations over the whole table. The validation
+    result in GX's JSON format (SUMMARY), the same as for the whole table at once."""
     unsupported = sorted({rule.type for rule in rules} - SUPPORTED)
     if unsupported:
         raise ValueError(f"the Arrow engine does not evaluate {unsupported}; run them with engine='gx'")
     started = datetime.now().astimezone()
-    encodings = ColumnEncodings(table)
+    names = list(schema.names)
+    tallies = []
+    for index, rule in enumerate(rules):
+        missing = [name for name in rule.columns if name not in names]
+        if missing:
+            tally = _Tally(rule, index, lambda rule: (0, np.empty(0, dtype=np.int64)))
+            tally.error = "KeyError: " + str(KeyError(f"column(s) {missing} not found in the table"))
+        else:
+            try:
+                tally = _Tally(rule, index, repeats)
+            except (pa.ArrowException, ValueError, TypeError) as exc:
+                tally = _Tally(rule, index, lambda rule: (0, np.empty(0, dtype=np.int64)))
+                tally.error = f"{type(exc).__name__}: {exc}"
+        tallies.append(tally)
+    offset = 0
     with ThreadPoolExecutor(max_workers=MAX_THREADS) as pool:
-        results = list(pool.map(lambda item: _expectation_result(item[1], item[0], table, encodings), enumerate(rules)))
+        for table in batches:
+            encodings = ColumnEncodings(table)
+            list(pool.map(_Tally.feed, tallies, repeat(table), repeat(offset), repeat(encodings)))
+            offset += table.num_rows
+    results = [tally.result(names) for tally in tallies]
     successful = sum(bool(r["success"]) for r in results)
     return {
         "success": successful == len(results),
@@ -391,6 +475,10 @@ def validate_with_arrow(table: pa.Table, suite_name: str, rules: list[Rule]) -> 
         "id": None,
     }
 
+
+def validate_with_arrow(table: pa.Table, suite_name: str, rules: list[Rule]) -> dict[str, Any]:
+    """Run `rules` on `table`; the validation result in GX's JSON format (SUMMARY)."""
+    return validate_batches([table], table.schema, suite_name, rules, repeats_in_memory(table))
 
 def _comparable(value: Any) -> Any:
     """A result as JSON would carry it (NaN as null, dates as ISO strings, tuples as lists)."""
