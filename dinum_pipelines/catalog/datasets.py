@@ -179,37 +179,38 @@ class Datasets:
             ))
         elif not query.include_private:
             conditions.append(datasets.c.private.is_(False))
-        match = Match(self._db.engine.dialect.name, query.q, datasets.c.id) if query.q else None
+        match = Match(self._db.engine.dialect.name, query.q, datasets) if query.q else None
         if query.organization_id:
             conditions.append(datasets.c.organization_id == query.organization_id)
         for tag in query.tags:
-            tagged = select(dataset_tags.c.dataset_id).where(dataset_tags.c.tag == slugify(tag))
-            conditions.append(datasets.c.id.in_(tagged))
+            conditions.append(_listed_in(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag), per_row=match is not None))
         if query.license:
             conditions.append(datasets.c.license == query.license)
         if query.format:
-            with_format = select(resources.c.dataset_id).where(resources.c.format == _normal_format(query.format))
-            conditions.append(datasets.c.id.in_(with_format))
+            with_format = resources.c.format == _normal_format(query.format)
+            conditions.append(_listed_in(resources.c.dataset_id, with_format, per_row=match is not None))
         field, descending = query.sort or ("created_at", True)
         column = SORT_KEYS[field]
         # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
         order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-        base: FromClause = datasets
-        counted = page_conditions = conditions
+        source: FromClause = datasets
         if match is not None:
-            counted = page_conditions = [*conditions, match.condition]
-            if query.sort is None:  # relevance first; an explicit sort overrides it
-                order = [*match.order, *order]
-                if match.ranked is not None:  # the ranked matches, joined, are the condition
-                    base, page_conditions = datasets.join(match.ranked, match.ranked.c.dataset_id == datasets.c.id), conditions
-        page_query = (
-            _select_with_refs(base).where(*page_conditions).order_by(*order)
+            source = match.source
+            conditions.append(match.condition)
+            if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
+                order = [*match.order, datasets.c.id.desc()]
+        # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
+        page_ids = (
+            select(datasets.c.id).select_from(source).where(*conditions).order_by(*order)
             .offset((query.page - 1) * query.page_size).limit(query.page_size)
         )
         with self._db.read() as conn:
-            total = conn.scalar(select(func.count()).select_from(datasets).where(*counted)) or 0
-            records = [_dataset_record(row) for row in conn.execute(page_query).mappings()] if total else []
-            by_dataset = _resources_by_dataset(conn, [record["id"] for record in records])
+            total = conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
+            ids = list(conn.scalars(page_ids)) if total else []
+            rows = conn.execute(_select_with_refs().where(datasets.c.id.in_(ids))).mappings() if ids else []
+            by_id = {row["id"]: _dataset_record(row) for row in rows}
+            records = [by_id[dataset_id] for dataset_id in ids]
+            by_dataset = _resources_by_dataset(conn, ids)
         for record in records:
             record["resources"] = by_dataset[record["id"]]
         return records, total
@@ -311,6 +312,16 @@ class Datasets:
         return found
 
 
+def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool) -> Any:
+    """The dataset's id is among the `dataset_id`s of the rows meeting `condition` (a tag's, a
+    format's). `per_row` when few datasets are candidates (the matches of `q`): each is looked up in
+    the (condition, dataset_id) index instead of SQLite listing every tagged dataset first (40,000
+    for a format at 100,000 datasets)."""
+    if per_row:
+        return select(dataset_id).where(condition, dataset_id == datasets.c.id).exists()
+    return datasets.c.id.in_(select(dataset_id).where(condition))
+
+
 def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
     doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
@@ -336,11 +347,10 @@ def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
 _REFERENCES = {"organization": organizations, "owner": users}
 
 
-def _select_with_refs(base: FromClause = datasets) -> Select[Any]:
-    """Datasets (from `base`: `datasets`, or it joined with what ranks them) with their references."""
+def _select_with_refs() -> Select[Any]:
     columns = [column.label(f"{name}__{column.name}") for name, table in _REFERENCES.items() for column in table.c]
     return select(datasets, *columns).select_from(
-        base.outerjoin(organizations, datasets.c.organization_id == organizations.c.id)
+        datasets.outerjoin(organizations, datasets.c.organization_id == organizations.c.id)
         .outerjoin(users, datasets.c.owner_id == users.c.id)
     )
 
