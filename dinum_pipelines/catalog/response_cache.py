@@ -24,6 +24,7 @@ showed: a cached answer is still a view to count.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_ENTRIES = 2048
@@ -119,12 +121,19 @@ def anonymous_cache_key(scope: Scope, data_version: Callable[[], int | None]) ->
 
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# What app.py caches (the dataset listing, a dataset): the requests worth waiting for another's
+# answer. Never a download, which a second reader must not wait for.
+COALESCED_PATH = re.compile(r"^/api/1/datasets/(?:[^/]+/)?$")
 
 
 class AnonymousCacheMiddleware:
     """ASGI middleware answering an anonymous GET from the cache when it holds the request's key.
 
     `on_hit(answer, scope)` runs for every answer served (the view a dataset GET records).
+    Requests for an answer that another request of this process is computing wait for it on the
+    event loop: as first answers (a start, a write) they used to wait in `single_flight`, each
+    holding one of the process's 16 request threads, so that a few popular cold answers (a
+    listing, a common search) kept every other cold answer queued behind them.
     """
 
     def __init__(
@@ -139,15 +148,41 @@ class AnonymousCacheMiddleware:
         self.cache = cache
         self.data_version = data_version
         self.on_hit = on_hit
+        self._in_flight: dict[Hashable, anyio.Event] = {}  # only touched on the event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            key = anonymous_cache_key(scope, self.data_version)
-            answer = self.cache.get(key) if key is not None else None
-            if answer is not None:
-                self.on_hit(answer, scope)
-                headers = [*JSON_HEADERS, (b"content-length", str(len(answer.body)).encode())]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": answer.body})
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        key = anonymous_cache_key(scope, self.data_version)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if await self._answer_from_cache(key, scope, send):
+            return
+        if not COALESCED_PATH.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        flight = self._in_flight.get(key)
+        if flight is not None:  # its first reader is computing it: wait here, holding no thread
+            await flight.wait()
+            if await self._answer_from_cache(key, scope, send):
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # it was not cached (an error): compute our own
+            return
+        self._in_flight[key] = flight = anyio.Event()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            del self._in_flight[key]
+            flight.set()
+
+    async def _answer_from_cache(self, key: Hashable, scope: Scope, send: Send) -> bool:
+        answer = self.cache.get(key)
+        if answer is None:
+            return False
+        self.on_hit(answer, scope)
+        headers = [*JSON_HEADERS, (b"content-length", str(len(answer.body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        return True

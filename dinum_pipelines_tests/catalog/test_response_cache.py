@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -165,3 +166,28 @@ def test_readers_asking_at_once_for_an_uncached_answer_wait_for_one_computation(
     assert computed == ["search", "require"]
     views = [e for e in catalog.store.events.list() if e["kind"] == DATASET_VIEW and e["dataset_id"] == dataset["id"]]
     assert len(views) == 5  # the readers who waited still viewed it
+
+
+def test_readers_waiting_for_one_first_answer_do_not_hold_up_the_others(catalog, api, anonymous, publisher, monkeypatch):
+    """30 readers wait for one slow first answer (more than the 16 request threads): another first
+    answer is still computed at once, since the waiting happens on the event loop, not in a thread."""
+    api.create_dataset(title="Alpha", organization=publisher.organization_id)
+    release = threading.Event()
+    original = catalog.store.datasets.search
+
+    def held(query):
+        if query.q == "lent":
+            release.wait(20)
+        return original(query)
+
+    monkeypatch.setattr(catalog.store.datasets, "search", held)
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        waiting = [pool.submit(anonymous.get, "/datasets/?q=lent") for _ in range(30)]
+        time.sleep(0.5)  # every reader has arrived
+        started = time.monotonic()
+        other = anonymous.get("/datasets/?q=alpha")
+        elapsed = time.monotonic() - started
+        release.set()
+        assert [future.result().status_code for future in waiting] == [200] * 30
+    assert other.status_code == 200 and [d["title"] for d in other.json()["data"]] == ["Alpha"]
+    assert elapsed < 5, f"a different first answer waited {elapsed:.1f} s behind the held one"
