@@ -7,6 +7,10 @@ the catalog API key is a secret and only ever travels through `dg.EnvVar`.
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +20,7 @@ from dinum_pipelines.defs.alerts import alert_webhook_from_env
 from dinum_pipelines.lib.catalog_client import CHUNK_BYTES, CHUNKED_ABOVE_BYTES, UdataClient
 from dinum_pipelines.lib.http import make_session
 from dinum_pipelines.lib.layout import DataLayout
+from dinum_pipelines.lib.shared_clean import SharedCleanStore
 
 DEFAULT_DATA_DIR = ".dinum/data"
 DEFAULT_CATALOG_URL = "http://127.0.0.1:8090"
@@ -23,14 +28,48 @@ CATALOG_API_KEY_VAR = "DINUM_CATALOG_API_KEY"
 
 
 class DataFolder(dg.ConfigurableResource):
-    """The folder holding raw versions and clean files (see `lib/layout.py`)."""
+    """The folder holding raw versions and clean files (see `lib/layout.py`).
+
+    With `clean_store_url` (the Celery deployment, where a dataset's steps run on different
+    machines), the clean files live in that store and each step works on a private copy of its
+    dataset's folder (`dataset_layout`); the raw store must then be shared too."""
 
     root: str
     raw_store_url: str | None = None
     raw_keep_versions: int | None = None
+    clean_store_url: str | None = None
 
     def layout(self) -> DataLayout:
         return DataLayout(Path(self.root).resolve(), self.raw_store_url, self.raw_keep_versions)
+
+    @contextmanager
+    def dataset_layout(self, slug: str) -> Iterator[DataLayout]:
+        """The layout a step of dataset `slug` reads and writes: `layout()` itself by default;
+        with a clean store, a fresh folder under `<root>/steps/` holding a copy of the dataset's
+        clean folder, pushed back to the store when the step ends, then removed."""
+        layout = self.layout()
+        if not self.clean_store_url:
+            yield layout
+            return
+        if not self.raw_store_url:
+            raise ValueError(
+                "DINUM_CLEAN_STORE_URL is set but DINUM_RAW_STORE_URL is not: steps on several machines "
+                "need the raw store on shared storage too"
+            )
+        work = layout.root / "steps" / f"{slug}-{uuid.uuid4().hex}"
+        step_layout = DataLayout(work, layout.raw_url, layout.raw_keep_versions, raw_cache=layout.root / "raw_cache")
+        try:
+            with SharedCleanStore(self.clean_store_url).checkout(slug, step_layout.clean_files(slug).directory):
+                yield step_layout
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def location(self, slug: str, path: Path) -> str:
+        """Where a file at the top of the dataset's clean folder is kept, for metadata: its path, or its URL
+        in the clean store (a step's local copy is gone once the step ends)."""
+        if not self.clean_store_url:
+            return str(path)
+        return SharedCleanStore(self.clean_store_url).location(slug, path.name)
 
 
 class SourceHttp(dg.ConfigurableResource):
@@ -64,6 +103,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             root=os.environ.get("DINUM_DATA_DIR", DEFAULT_DATA_DIR),
             raw_store_url=os.environ.get("DINUM_RAW_STORE_URL") or None,
             raw_keep_versions=int(os.environ["DINUM_RAW_KEEP_VERSIONS"]) if os.environ.get("DINUM_RAW_KEEP_VERSIONS") else None,
+            clean_store_url=os.environ.get("DINUM_CLEAN_STORE_URL") or None,
         ),
         "source_http": SourceHttp(),
         "catalog": Catalog(

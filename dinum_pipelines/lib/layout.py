@@ -60,12 +60,15 @@ class DataLayout:
     raw_url: str | None = None
     # Raw versions kept per dataset; None keeps every version.
     raw_keep_versions: int | None = None
+    # Local copies of a remote raw store's versions, when not `<root>/raw_cache` (a worker's steps
+    # each get their own root, see defs/resources.py, but share the worker's cache).
+    raw_cache: Path | None = None
 
     def raw_store(self) -> RawStore:
         return RawStore(
             self.raw_url or self.root / "raw",
             keep_versions=self.raw_keep_versions,
-            local_cache=self.root / "raw_cache",
+            local_cache=self.raw_cache or self.root / "raw_cache",
         )
 
     def clean_files(self, slug: str) -> CleanFiles:

@@ -35,7 +35,8 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"{spec.title}: cleaned and typed (French numbers and dates, codes as text).",
     )
     def clean_table(context: dg.AssetExecutionContext, data_folder: DataFolder) -> dg.MaterializeResult:
-        outcome = clean(spec, data_folder.layout())
+        with data_folder.dataset_layout(spec.slug) as layout:
+            outcome = clean(spec, layout)
         unparsed = sum(issue.count for issue in outcome.report.issues)
         for issue in outcome.report.issues:
             context.log.warning(f"{spec.slug}: {issue.describe()}")
@@ -49,13 +50,13 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         if judged is not None:
             context.log.info(
                 f"{spec.slug}: the source file is {'conformant' if judged.valid else 'not conformant'} to its schema "
-                f"({len(judged.faults)} fault(s): {judged.counts_by_code()}); report in {outcome.files.conformance_report}"
+                f"({len(judged.faults)} fault(s): {judged.counts_by_code()}); report in {data_folder.location(spec.slug, outcome.files.conformance_report)}"
             )
             conformance = {
                 "conformance_valid": dg.MetadataValue.bool(judged.valid),
                 "conformance_errors": dg.MetadataValue.int(len(judged.faults)),
                 "conformance_counts": dg.MetadataValue.json(judged.counts_by_code()),
-                "conformance_report": dg.MetadataValue.path(str(outcome.files.conformance_report)),
+                "conformance_report": dg.MetadataValue.path(data_folder.location(spec.slug, outcome.files.conformance_report)),
             }
         return dg.MaterializeResult(
             data_version=dg.DataVersion(outcome.raw.sha256),
@@ -67,8 +68,8 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "duplicate_key_rows_dropped": dg.MetadataValue.int(duplicates.dropped if duplicates else 0),
                 "detected": dg.MetadataValue.json(outcome.detected),
                 "renamed_columns": dg.MetadataValue.json(outcome.report.renamed),
-                "parquet": dg.MetadataValue.path(str(outcome.files.parquet)),
-                "csv": dg.MetadataValue.path(str(outcome.files.csv)),
+                "parquet": dg.MetadataValue.path(data_folder.location(spec.slug, outcome.files.parquet)),
+                "csv": dg.MetadataValue.path(data_folder.location(spec.slug, outcome.files.csv)),
                 "preview": dg.MetadataValue.md(outcome.preview.to_markdown(index=False)),
                 "structure_findings": dg.MetadataValue.int(len(outcome.report.structure)),
                 **conformance,

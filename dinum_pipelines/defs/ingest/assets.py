@@ -1,12 +1,30 @@
 """The raw asset of a dataset: the administration's file, downloaded only when it changed."""
 
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from dinum_pipelines.defs.keys import raw_key
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
 from dinum_pipelines.lib.pipeline import ingest, unfinished_publication
+from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
+
+
+def stored_during_this_run(context: dg.AssetExecutionContext, version: RawVersion | None) -> bool:
+    """Whether the latest raw version was stored after this run was created: by an earlier
+    attempt of this very step that died before reporting it (its worker killed, in the Celery
+    deployment, after the download was stored), or by another run of the dataset started in the
+    meantime. For this run that version is new, not "unchanged": skipping it could leave it never
+    cleaned nor published (when the other run is the dead attempt); publishing it twice converges."""
+    if version is None:
+        return False
+    record = context.instance.get_run_record_by_id(context.run_id)
+    if record is None:
+        return False
+    created = record.create_timestamp
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return datetime.fromisoformat(version.fetched_at) >= created
 
 
 class IngestConfig(dg.Config):
@@ -32,9 +50,11 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         tags={"dinum/organization": spec.organization.slug},
     )
     def raw(context: dg.AssetExecutionContext, config: IngestConfig, data_folder: DataFolder, source_http: SourceHttp):
-        layout = data_folder.layout()
-        outcome = ingest(spec, layout, source_http.session(), force=config.force)
-        unfinished = unfinished_publication(spec, layout) if outcome.unchanged_reason else None
+        with data_folder.dataset_layout(spec.slug) as layout:
+            outcome = ingest(spec, layout, source_http.session(), force=config.force)
+            unfinished = unfinished_publication(spec, layout) if outcome.unchanged_reason else None
+        if outcome.unchanged_reason and unfinished is None and stored_during_this_run(context, outcome.version):
+            unfinished = "an earlier attempt of this step stored it and stopped before reporting it"
         if outcome.unchanged_reason and unfinished is None:
             context.log.info(f"{spec.slug}: source unchanged, nothing to rebuild: {outcome.unchanged_reason}")
             context.log_event(

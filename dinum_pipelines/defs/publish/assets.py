@@ -24,18 +24,19 @@ def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"{spec.title}: CSV and Parquet published to the catalog, with the dataset's metadata.",
     )
     def published(context: dg.AssetExecutionContext, data_folder: DataFolder, catalog: Catalog) -> dg.MaterializeResult:
-        layout = data_folder.layout()
         context.log.info(f"{spec.slug}: publishing to the catalog at {catalog.base_url}")
-        result = publish_clean_files(spec, layout, catalog.client())
+        with data_folder.dataset_layout(spec.slug) as layout:
+            result = publish_clean_files(spec, layout, catalog.client())
+            files = layout.clean_files(spec.slug).published_files()
+            digests = {f"{role}_sha256": file_digest(path, "sha256") for role, path in files.items()}
         for action in result.actions:
             context.log.info(f"{spec.slug}: {action}")
-        files = layout.clean_files(spec.slug).published_files()
         metadata = {
             "dataset_id": result.dataset_id,
             "changed": dg.MetadataValue.bool(result.changed),
             "actions": dg.MetadataValue.json(result.actions),
             **{f"{role}_resource_id": rid for role, rid in result.resource_ids.items()},
-            **{f"{role}_sha256": file_digest(path, "sha256") for role, path in files.items()},
+            **digests,
         }
         if result.dataset_url:
             metadata["dataset_page"] = dg.MetadataValue.url(result.dataset_url)

@@ -98,10 +98,12 @@ def build_quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
         description=f"Declared rules of {spec.slug} (Great Expectations); critical failures block publication.",
     )
     def quality_rules(data_folder: DataFolder) -> dg.AssetCheckResult:
-        layout = data_folder.layout()
-        report = check_quality(spec, layout)
+        with data_folder.dataset_layout(spec.slug) as layout:
+            report = check_quality(spec, layout)
         return check_result(
-            report, str(layout.clean_files(spec.slug).quality_report), str(layout.data_docs_site / "index.html")
+            report,
+            data_folder.location(spec.slug, layout.clean_files(spec.slug).quality_report),
+            str(data_folder.layout().data_docs_site / "index.html"),
         )
 
     return quality_rules
