@@ -12,6 +12,7 @@ import dagster as dg
 
 from dinum_pipelines.defs.alerts import build_failure_alert_sensor
 from dinum_pipelines.defs.clean.assets import build_clean_asset
+from dinum_pipelines.defs.deployment import dataset_job_options
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
 from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
 from dinum_pipelines.defs.keys import job_name
@@ -30,6 +31,7 @@ QUALITY_REPORT_JOB = "quality_report_job"
 
 def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
     assets, checks, jobs = [], [], {}
+    options = dataset_job_options()
     for slug, spec in registry.items():
         assets += [build_raw_asset(spec), build_clean_asset(spec), build_published_asset(spec)]
         checks.append(build_quality_check(spec))
@@ -37,6 +39,9 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
             job_name(slug),
             selection=dg.AssetSelection.groups(slug),
             description=f"Pull, clean, check and publish {spec.title}.",
+            # The run queue limits runs per administration by this tag (deploy/celery/dagster.yaml).
+            tags={"dinum/organization": spec.organization.slug},
+            **options,
         )
     check_keys = [key for check in checks for key in check.check_keys]
     report_job = dg.define_asset_job(
