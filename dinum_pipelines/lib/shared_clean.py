@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
+from fsspec.asyn import AsyncFileSystem
 
 TEMPORARY_MARK = ".tmp-"
 # Pushed in this order, after every other file (data files, validations/): the reports name the
@@ -95,15 +96,27 @@ class SharedCleanStore:
         after `pull`), and delete from the store those the step deleted. Returns what was sent."""
         after = _snapshot(directory)
         changed = sorted((relative for relative, state in after.items() if before.get(relative) != state), key=_push_rank)
-        for relative in changed:
-            final = self._key(slug, relative)
-            temporary = f"{final}{TEMPORARY_MARK}{uuid.uuid4().hex}"
-            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)  # a local folder needs it, S3 ignores it
-            self.fs.put_file(str(directory / relative), temporary)
-            self.fs.mv(temporary, final)
+        data = [relative for relative in changed if _push_rank(relative)[0] == 0]
+        # The data files together (an object store's client sends them concurrently), then each
+        # report on its own, in order.
+        for batch in [data] * bool(data) + [[relative] for relative in changed if relative not in data]:
+            self._send(slug, directory, batch)
         for relative in sorted(set(before) - set(after)):
             self.fs.rm_file(self._key(slug, relative))
         return changed
+
+    def _send(self, slug: str, directory: Path, batch: list[str]) -> None:
+        finals = [self._key(slug, relative) for relative in batch]
+        temporaries = [f"{final}{TEMPORARY_MARK}{uuid.uuid4().hex}" for final in finals]
+        for parent in {final.rsplit("/", 1)[0] for final in finals}:
+            self.fs.makedirs(parent, exist_ok=True)  # a local folder needs it, S3 ignores it
+        self.fs.put([str(directory / relative) for relative in batch], temporaries)
+        if isinstance(self.fs, AsyncFileSystem) and len(batch) > 1:
+            self.fs.copy(temporaries, finals)
+            self.fs.rm(temporaries)
+        else:
+            for temporary, final in zip(temporaries, finals, strict=True):
+                self.fs.mv(temporary, final)
 
     @contextmanager
     def checkout(self, slug: str, directory: Path) -> Iterator[Path]:
