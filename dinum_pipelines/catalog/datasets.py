@@ -191,22 +191,37 @@ class Datasets:
             conditions.append(_listed_in(resources.c.dataset_id, with_format, per_row=match is not None))
         field, descending = query.sort or ("created_at", True)
         column = SORT_KEYS[field]
-        # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
-        order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-        source: FromClause = datasets
-        if match is not None:
-            source = match.source
+        offset, limit = (query.page - 1) * query.page_size, query.page_size
+        if match is None:
+            # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
+            order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
+            count = select(func.count()).select_from(datasets).where(*conditions)
+            page_ids = select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit)
+        else:
+            # The matches counted in the pass that ranks them (every match is read to rank it), in a
+            # subquery: SQLite refuses bm25() beside a window function.
             conditions.append(match.condition)
+            count = select(func.count()).select_from(match.source).where(*conditions)
+            matches = (
+                select(datasets.c.id, column.label("sort_key"), *match.columns)
+                .select_from(match.source).where(*conditions).subquery("matches")
+            )
             if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
-                order = [*match.order, datasets.c.id.desc()]
+                order = [*match.order(matches), matches.c.id.desc()]
+            else:
+                order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
+            page_ids = (
+                select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
+            )
         # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
-        page_ids = (
-            select(datasets.c.id).select_from(source).where(*conditions).order_by(*order)
-            .offset((query.page - 1) * query.page_size).limit(query.page_size)
-        )
         with self._db.read() as conn:
-            total = conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
-            ids = list(conn.scalars(page_ids)) if total else []
+            if match is None:
+                total = conn.scalar(count) or 0
+                ids = list(conn.scalars(page_ids)) if total else []
+            else:
+                page = conn.execute(page_ids).all()
+                ids = [row.id for row in page]
+                total = page[0].total if page else conn.scalar(count) or 0  # past the last page: counted apart
             rows = conn.execute(_select_with_refs().where(datasets.c.id.in_(ids))).mappings() if ids else []
             by_id = {row["id"]: _dataset_record(row) for row in rows}
             records = [by_id[dataset_id] for dataset_id in ids]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Join, Table, bindparam, case, column, func, literal_column, select, table
+from sqlalchemy import ColumnElement, FromClause, Join, Label, Table, bindparam, case, column, func, literal_column, select, table
 from sqlalchemy.ext.compiler import compiles
 
 from dinum_pipelines.catalog.ids import fold
@@ -107,8 +107,8 @@ def _render_cross_join(join: _CrossJoin, compiler: Any, **kw: Any) -> str:
 
 
 class Match:
-    """What a search for `q` adds to a dataset query: `condition`, and `order`, the relevance
-    ORDER BY. On SQLite the query must select from `source` (the matches, then `datasets`); on
+    """What a search for `q` adds to a dataset query: `condition`, and the `columns` that `order`
+    ranks the matches by. On SQLite the query must select from `source` (the matches, then `datasets`); on
     PostgreSQL `source` is `datasets` itself.
     """
 
@@ -120,11 +120,12 @@ class Match:
             self.condition: ColumnElement[bool] = vector.op("@@")(query)
             title_hit = func.ts_filter(vector, literal_column("'{a}'::\"char\"[]")).op("@@")(query)
             score = func.ts_rank_cd(literal_column(f"'{_PG_WEIGHTS}'::float4[]"), vector, query)
-            self.order: list[Any] = [case((title_hit, 1), else_=0).desc(), score.desc()]
+            self._rank_by(case((title_hit, 1), else_=0), score, lower_scores_first=False)
             return
         words = terms(q)
         if not words:  # nothing searchable in q (stop words, punctuation): nothing matches
-            self.condition, self.order = datasets.c.id.is_(None), []
+            self.condition = datasets.c.id.is_(None)
+            self._rank_by(literal_column("0"), literal_column("0"), lower_scores_first=True)
             return
         # Terms are letters and digits only: quoting them is enough for FTS5's syntax.
         expression = " AND ".join(f'"{word}"' for word in words)
@@ -136,4 +137,12 @@ class Match:
         self.condition = fts.match(expression)
         in_title = select(datasets_fts.c.rowid).where(fts.match(f"title : ({expression})"))
         score = func.bm25(fts, _BM25_TITLE_WEIGHT, _BM25_DESCRIPTION_WEIGHT)
-        self.order = [case((datasets_fts.c.rowid.in_(in_title), 1), else_=0).desc(), score.asc()]  # bm25: lower is better
+        self._rank_by(case((datasets_fts.c.rowid.in_(in_title), 1), else_=0), score, lower_scores_first=True)  # bm25: lower is better
+
+    def _rank_by(self, title_hit: ColumnElement[int], score: ColumnElement[float], *, lower_scores_first: bool) -> None:
+        self.columns: list[Label[Any]] = [title_hit.label("title_hit"), score.label("score")]
+        self.lower_scores_first = lower_scores_first
+
+    def order(self, ranked: Any) -> list[Any]:
+        """The relevance ORDER BY, on a subquery of the query that selected `columns`."""
+        return [ranked.c.title_hit.desc(), ranked.c.score.asc() if self.lower_scores_first else ranked.c.score.desc()]
