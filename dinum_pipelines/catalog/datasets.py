@@ -202,8 +202,9 @@ class Datasets:
             # subquery: SQLite refuses bm25() beside a window function.
             conditions.append(match.condition)
             count = select(func.count()).select_from(match.source).where(*conditions)
+            sort_key = [column.label("sort_key")] if query.sort else []  # a column to read only when sorted by it
             matches = (
-                select(datasets.c.id, column.label("sort_key"), *match.columns)
+                select(datasets.c.id, *sort_key, *match.columns)
                 .select_from(match.source).where(*conditions).subquery("matches")
             )
             if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it

@@ -86,6 +86,9 @@ DEFAULT_LICENSE = "notspecified"  # udata's built-in default licence
 LISTING_SORT_COLUMNS = ("created_at", "last_update", "last_modified", "title", "views")
 # `id`: the ids that `tag`, `format` and `q` select, checked as live and public (revision 0009).
 LISTING_FILTER_COLUMNS = ("organization_id", "license", "id")
+# The filters' columns after `id`'s: a search checks each of its matches against them without
+# reading the match's row (revision 0011; q with a licence: 3x faster at 100,000 datasets).
+_BY_ID_COLUMNS = {"id": ("organization_id", "license")}
 _LIVE = text("deleted_at IS NULL")  # not soft-deleted
 RESOURCE_ID = String(36)  # UUID strings
 
@@ -172,7 +175,10 @@ datasets = Table(
     # The filters on a column, listing columns next: without statistics SQLite prefers an index
     # matching two equalities to one matching one, so `organization = ?` alone lost to a listing
     # index and the count read every row (18 ms at 10,000 datasets; revision 0006).
-    *[Index(f"ix_datasets_listed_with_{name}", name, "private", "deleted_at") for name in LISTING_FILTER_COLUMNS],
+    *[
+        Index(f"ix_datasets_listed_with_{name}", name, "private", "deleted_at", *_BY_ID_COLUMNS.get(name, ()))
+        for name in LISTING_FILTER_COLUMNS
+    ],
 )
 
 # The index behind `q` (revision 0011, catalog/search.py): on SQLite an FTS5 table filled by

@@ -12,6 +12,8 @@ matched tens of thousands of rows in arbitrary order. It is replaced by:
   it), a text search configuration `french_unaccent` (French snowball stemmer after unaccent), a
   stored generated column `search_vector` (title weight A, description B) and a GIN index on it.
   The generated column fills itself for existing rows and follows every write.
+- Both: the index on `id` gets the filter columns (`organization_id`, `license`) after the
+  listing ones, so that a search checks its matches against the filters from the index alone.
 - SQLite: `search_text` now holds search.search_text(title, description) (recomputed here for
   existing rows), and an FTS5 table `datasets_fts` (title, description; unicode61 tokenizer)
   filled from it by triggers; `datasets_search_ids` (revision 0006) still numbers the datasets.
@@ -81,9 +83,21 @@ def _rewrite_search_text(connection: sa.Connection, compute: object) -> None:
         )
 
 
+# Searches read each match's filter columns from the id's index (db.py).
+_BY_ID_INDEX = "ix_datasets_listed_with_id"
+_BY_ID_BEFORE = ("id", "private", "deleted_at")
+_BY_ID_AFTER = (*_BY_ID_BEFORE, "organization_id", "license")
+
+
+def _replace_by_id_index(columns: tuple[str, ...]) -> None:
+    op.drop_index(_BY_ID_INDEX, table_name="datasets")
+    op.create_index(_BY_ID_INDEX, "datasets", list(columns))
+
+
 def upgrade() -> None:
     connection = op.get_bind()
     _rewrite_search_text(connection, search_text)
+    _replace_by_id_index(_BY_ID_AFTER)
     if connection.dialect.name == "sqlite":
         for name in _OLD_SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
@@ -113,6 +127,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     connection = op.get_bind()
+    _replace_by_id_index(_BY_ID_BEFORE)
     _rewrite_search_text(connection, lambda title, description: fold(f"{title}\n{description}"))
     if connection.dialect.name == "sqlite":
         for name in SQLITE_TRIGGERS:
