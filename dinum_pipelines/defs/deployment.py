@@ -4,9 +4,10 @@ deployment of deploy/celery/ (`DINUM_EXECUTOR=celery`).
 On Celery each step is a task on the broker that any worker may take, so each job also gets a
 `RetryPolicy`: a step that fails on a worker (a source or the catalog unreachable for a while,
 its clean files not readable yet) is tried again, on whichever worker is free. A worker killed
-mid-step is not a step failure Dagster sees: its task, acknowledged only at the end
-(`task_acks_late`, deploy/celery/celery.yaml), goes back to the broker and another worker runs
-the step again. Without the variable nothing changes: the default executor, no retry policy.
+mid-step is not a step failure Dagster sees (dagster-celery reports a lost task as a failed run,
+not a failed step): its task, acknowledged only at the end (`task_acks_late`,
+`task_reject_on_worker_lost`, deploy/celery/celery.yaml), goes back to the broker and another
+worker runs the step again. Without the variable nothing changes: the default executor, no retry policy.
 """
 
 from __future__ import annotations
