@@ -32,6 +32,7 @@ from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
 from dinum_pipelines.lib.repeats import resolve_duplicate_keys
+from dinum_pipelines.lib.streams import prefetched
 from dinum_pipelines.lib.tables import (
     CleanTableWriter,
     first_rows,
@@ -114,15 +115,21 @@ def clean(spec: DatasetSpec, layout: DataLayout) -> CleanOutcome:
         write_json({**judged.to_dict(), "raw_sha256": raw.sha256}, files.conformance_report)
     text = read_source_batches(local, spec.source)
     cleaner = TableCleaner(text.labels, spec, decimal_separator(spec.source))
+    # Reading, cleaning and writing overlap: a thread reads ahead, another cleans ahead of the
+    # writers, one batch waiting between each (the cleaner is only touched by its thread until
+    # the last batch is through).
+    read = prefetched(text.batches, depth=1, name="clean-reader")
+    cleaned = prefetched((to_arrow(cleaner.clean(batch), spec) for batch in read), depth=1, name="clean-cleaner")
     writer = CleanTableWriter(files.parquet, files.csv)
     try:
-        for batch in text.batches:
-            writer.write(to_arrow(cleaner.clean(batch), spec))
+        for table in cleaned:
+            writer.write(table)
         report = cleaner.finish()
         if spec.primary_key:
             writer = _without_duplicate_keys(spec, writer, cleaner, report)
         writer.commit()
     finally:
+        cleaned.close()  # stops the threads when the writing failed
         writer.discard()
     write_json({**report.to_dict(), "raw_sha256": raw.sha256, "detected": text.detected}, files.cleaning_report)
     return CleanOutcome(

@@ -274,6 +274,7 @@ def test_real_file_streamed_in_small_batches_is_cleaned_as_in_one_piece(real_ser
     blocks of 4 KiB, every real file gives the very table, CSV bytes and report that reading and
     cleaning it whole gives."""
     monkeypatch.setattr(parsing, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(parsing, "CSV_BATCH_ROWS", 1)  # every block cleaned on its own
     outcome = _ingest_and_clean(slug, tmp_path)
     table, report, detected = _whole_file_reference(slug, outcome)
     published = pq.read_table(outcome.files.parquet)
@@ -288,6 +289,7 @@ def test_real_file_streamed_in_small_batches_is_cleaned_as_in_one_piece(real_ser
 
 def test_real_ragged_export_streamed_in_small_batches_is_rejected_with_the_same_line(real_server, tmp_path, monkeypatch):
     monkeypatch.setattr(parsing, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(parsing, "CSV_BATCH_ROWS", 1)
     with pytest.raises(ParseError, match=REJECTED["datagouv_datasets_catalog"]):
         _ingest_and_clean("datagouv_datasets_catalog", tmp_path)
     assert not list((tmp_path / "clean").rglob("*.parquet*")), "a refused file leaves no clean file, not even a temporary one"

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from dinum_pipelines.lib.conformance.report import ConformanceReport
 from dinum_pipelines.lib.conformance.schema import Field, Schema
 from dinum_pipelines.lib.conformance.source import RawBatch, RawTable, open_source
 from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.streams import prefetched
 
 _TYPE_NAMES = {
     "string": "une chaîne de caractères",
@@ -197,7 +197,7 @@ def _only(cells: pa.Array, judged: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(cells.type, len(cells), [validity, offsets, data])
 
 
-_CONTROL_BYTES = np.array([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], dtype=np.uint8)
+_CONTROL_BYTES = np.array([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], dtype=np.uint8)
 
 
 def _may_be_damaged(array: pa.Array) -> bool:
@@ -450,40 +450,6 @@ class Validator:
         return faults
 
 
-def prefetched(batches: Iterator[RawBatch], depth: int = 2) -> Iterator[RawBatch]:
-    """The batches, read ahead by a thread while the caller judges the previous ones (Arrow's CSV
-    reader releases the GIL); at most `depth` batches wait, so memory stays bounded. A consumer
-    that stops early (an error) stops the reader too."""
-    queue: Queue = Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                queue.put(batch)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            queue.put(exc)
-        finally:
-            queue.put(done)
-
-    thread = threading.Thread(target=read, name="conformance-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            while not queue.empty():
-                queue.get_nowait()
-            thread.join(timeout=0.05)
-
-
 def _is_na(value: Any) -> bool:
     return value is None or value is pd.NaT or (isinstance(value, float) and value != value)
 
@@ -517,7 +483,7 @@ def validate_table(
     """Every fault of `table` against `schema`."""
     validator = Validator(schema, table.labels, fast=fast, renames=renames, lookups=lookups)
     try:
-        for batch in prefetched(table.batches):
+        for batch in prefetched(table.batches, name="conformance-reader"):
             validator.feed(batch)
     finally:
         validator.close()
