@@ -14,6 +14,7 @@ and one resource per role (dinum_pipelines_tests/e2e/test_fault_matrix.py tries 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,12 +75,28 @@ class PublicationResult:
         return any(not a.startswith("unchanged") for a in self.actions)
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as handle:
+# What a publication needs of a file: its sha1 (udata's checksum) and its sha256 (our extra).
+DIGESTS = ("sha1", "sha256")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digests(path: str, inode: int, size: int, modified_ns: int) -> dict[str, str]:
+    digests = {algorithm: hashlib.new(algorithm) for algorithm in DIGESTS}
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(chunk)
+    return {algorithm: digest.hexdigest() for algorithm, digest in digests.items()}
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """The file's sha1 or sha256. Both come from one reading, kept while the file's size and
+    modification time stay the same: a multi-GB clean file is read once for its digests, not
+    once per digest and per caller (a file written again is a new inode: read again)."""
+    if algorithm not in DIGESTS:
+        raise ValueError(f"{algorithm}: only {DIGESTS} are computed")
+    status = path.stat()
+    return _file_digests(str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns)[algorithm]
 
 
 def dataset_payload(spec: CatalogDataset, temporal_coverage: tuple[date, date] | None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ THREADS = 2
 POSITION = "__dinum_position"
 
 
-def _name(column: str) -> str:
+def quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
@@ -47,8 +47,9 @@ def _literal(text: str) -> str:
 
 
 @contextmanager
-def _database(parquet: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection where view `t` is the Parquet file with each row's position."""
+def parquet_database(parquet: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection where view `t` is the Parquet file with each row's position
+    (`POSITION`), under the memory limit, spilling into a folder beside the file."""
     with tempfile.TemporaryDirectory(prefix=".repeats-", dir=parquet.parent) as spill:
         connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": spill})
         try:
@@ -62,15 +63,15 @@ def _database(parquet: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _same(left: str, right: str, columns: Sequence[str]) -> str:
-    return " AND ".join(f"{left}.{_name(c)} IS NOT DISTINCT FROM {right}.{_name(c)}" for c in columns)
+    return " AND ".join(f"{left}.{quoted(c)} IS NOT DISTINCT FROM {right}.{quoted(c)}" for c in columns)
 
 
-def _scalar(connection: duckdb.DuckDBPyConnection, query: str) -> Any:
+def scalar(connection: duckdb.DuckDBPyConnection, query: str) -> Any:
     # fetchall, not fetchone: DuckDB refuses further work while a result is not fetched to its end.
     return connection.execute(query).fetchall()[0][0]
 
 
-def _positions(connection: duckdb.DuckDBPyConnection, query: str) -> np.ndarray:
+def positions(connection: duckdb.DuckDBPyConnection, query: str) -> np.ndarray:
     table = connection.sql(query).to_arrow_table()
     return table.column(0).to_numpy() if table.num_rows else np.empty(0, dtype=np.int64)
 
@@ -93,14 +94,14 @@ def resolve_duplicate_keys(
     give them for the whole table; `data_rows` numbers positions as the source's data rows."""
     schema = pq.read_schema(parquet)
     columns = [name for name in schema.names]
-    keys = ", ".join(_name(c) for c in key)
-    with _database(parquet) as db:
+    keys = ", ".join(quoted(c) for c in key)
+    with parquet_database(parquet) as db:
         db.execute(f"CREATE TEMP TABLE repeated AS SELECT {keys} FROM t GROUP BY ALL HAVING count(*) > 1")
-        if _scalar(db, "SELECT count(*) FROM repeated") == 0:
+        if scalar(db, "SELECT count(*) FROM repeated") == 0:
             return np.empty(0, dtype=np.int64), None
         db.execute(f"CREATE TEMP TABLE r AS SELECT t.* FROM t JOIN repeated ON {_same('t', 'repeated', key)}")
         order = {"keep_last": f"{POSITION} DESC"}.get(policy, POSITION)
-        partition = {"drop_identical": ", ".join(_name(c) for c in columns)}.get(policy, keys)
+        partition = {"drop_identical": ", ".join(quoted(c) for c in columns)}.get(policy, keys)
         if policy == "keep_all":
             db.execute(f"CREATE TEMP TABLE dropped AS SELECT {POSITION} FROM r WHERE false")
         else:
@@ -108,14 +109,14 @@ def resolve_duplicate_keys(
                 f"CREATE TEMP TABLE dropped AS SELECT {POSITION} FROM ("
                 f"SELECT {POSITION}, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS n FROM r) WHERE n > 1"
             )
-        dropped = np.sort(_positions(db, f"SELECT {POSITION} FROM dropped"))
+        dropped = np.sort(positions(db, f"SELECT {POSITION} FROM dropped"))
         db.execute(f"CREATE TEMP TABLE kept AS SELECT * FROM r ANTI JOIN dropped USING ({POSITION})")
         db.execute(
             f"CREATE TEMP TABLE conflicts AS SELECT {keys}, min({POSITION}) AS first FROM kept GROUP BY ALL HAVING count(*) > 1"
         )
         conflicting_rows = f"SELECT kept.{POSITION} FROM kept JOIN conflicts ON {_same('kept', 'conflicts', key)}"
-        conflicting = _scalar(db, f"SELECT count(*) FROM ({conflicting_rows})")
-        first_conflicting = _positions(db, f"{conflicting_rows} ORDER BY 1 LIMIT {SAMPLE_SIZE}")
+        conflicting = scalar(db, f"SELECT count(*) FROM ({conflicting_rows})")
+        first_conflicting = positions(db, f"{conflicting_rows} ORDER BY 1 LIMIT {SAMPLE_SIZE}")
         # Each key as its group's first row writes it (-0.0 stays -0.0: the group holds 0.0).
         samples = db.execute(
             f"SELECT {keys} FROM kept SEMI JOIN (SELECT first FROM conflicts ORDER BY first LIMIT {SAMPLE_SIZE}) AS f "
@@ -133,9 +134,9 @@ def resolve_duplicate_keys(
 
 def _present(column: str, arrow_type: pa.DataType) -> str:
     """SQL: the column holds a value (pandas counts a float NaN as missing, as GX does)."""
-    condition = f"{_name(column)} IS NOT NULL"
+    condition = f"{quoted(column)} IS NOT NULL"
     if pa.types.is_floating(arrow_type):
-        condition += f" AND NOT isnan({_name(column)})"
+        condition += f" AND NOT isnan({quoted(column)})"
     return condition
 
 
@@ -146,13 +147,13 @@ def repeated_rows(parquet: Path, columns: Sequence[str], limit: int) -> tuple[in
     schema = pq.read_schema(parquet)
     present = [_present(c, schema.field(c).type) for c in columns]
     domain = present[0] if len(columns) == 1 else " OR ".join(f"({p})" for p in present)
-    names = ", ".join(_name(c) for c in columns)
-    with _database(parquet) as db:
+    names = ", ".join(quoted(c) for c in columns)
+    with parquet_database(parquet) as db:
         db.execute(f"CREATE TEMP VIEW considered AS SELECT {names}, {POSITION} FROM t WHERE {domain}")
         db.execute(f"CREATE TEMP TABLE repeated AS SELECT {names} FROM considered GROUP BY ALL HAVING count(*) > 1")
-        if _scalar(db, "SELECT count(*) FROM repeated") == 0:
+        if scalar(db, "SELECT count(*) FROM repeated") == 0:
             return 0, np.empty(0, dtype=np.int64)
         rows = f"SELECT considered.{POSITION} FROM considered JOIN repeated ON {_same('considered', 'repeated', columns)}"
-        count = _scalar(db, f"SELECT count(*) FROM ({rows})")
-        first = _positions(db, f"{rows} ORDER BY 1 LIMIT {int(limit)}")
+        count = scalar(db, f"SELECT count(*) FROM ({rows})")
+        first = positions(db, f"{rows} ORDER BY 1 LIMIT {int(limit)}")
     return int(count), first

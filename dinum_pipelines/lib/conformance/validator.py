@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from dinum_pipelines.lib.cleaning import string_bytes
 from dinum_pipelines.lib.conformance import custom_checks
@@ -34,6 +35,7 @@ from dinum_pipelines.lib.conformance.report import ConformanceReport
 from dinum_pipelines.lib.conformance.schema import Field, Schema
 from dinum_pipelines.lib.conformance.source import RawBatch, RawTable, open_source
 from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.repeats import POSITION, parquet_database, positions, quoted
 from dinum_pipelines.lib.streams import prefetched
 
 _TYPE_NAMES = {
@@ -109,25 +111,70 @@ def _constraint_expectation(field: Field, name: str) -> str:
     }.get(name, f"ne respecte pas la contrainte {name} ({value})")
 
 
-@dataclass
 class _KeyLog:
-    """Key values of rows, batch after batch, for checks across the whole file."""
+    """Key values of rows, batch after batch, for the checks across the whole file.
 
-    rows: list[np.ndarray] = dataclass_field(default_factory=list)
-    columns: list[list[pa.Array]] = dataclass_field(default_factory=list)
+    They go to a temporary Parquet file, not to memory (the keys of a file of tens of millions of
+    rows are gigabytes), and the checks ask DuckDB over it (lib/repeats.py: it spills to disk
+    beyond its memory limit); the rows it names are then read back in batches, so each fault
+    shows its values exactly as the typed keys hold them. Rows are appended in file order.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def column(self, name: str) -> str:
+        """The SQL column holding field `name` (fields are stored by position: any name is safe)."""
+        return quoted(f"k{self.names.index(name)}")
 
     def add(self, rows: np.ndarray, keys: Sequence[pa.Array]) -> None:
-        self.rows.append(rows)
-        self.columns.append(list(keys))
+        table = pa.table({"row": pa.array(rows, pa.int64()), **{f"k{i}": key for i, key in enumerate(keys)}})
+        if self._writer is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="dinum-keys-")
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(Path(self._folder.name) / "keys.parquet", self._schema)
+        elif table.schema != self._schema:
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
 
-    def frame(self, names: Sequence[str]) -> pd.DataFrame:
-        if not self.rows:
-            return pd.DataFrame({"row": np.empty(0, dtype=np.int64), **{name: [] for name in names}})
-        data: dict[str, Any] = {"row": np.concatenate(self.rows)}
-        for index, name in enumerate(names):
-            chunks = [columns[index] for columns in self.columns]
-            data[name] = pa.chunked_array(chunks, type=chunks[0].type).to_pandas()
-        return pd.DataFrame(data)
+    @property
+    def path(self) -> Path | None:
+        """The keys written so far (None when no row had keys)."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        return Path(self._folder.name) / "keys.parquet"
+
+    def frames(self, names: Sequence[str], positions: np.ndarray | None = None) -> Iterator[pd.DataFrame]:
+        """The rows (all, or those at `positions`, sorted) as frames of `row` and the fields
+        `names`, a batch at a time, in file order."""
+        path = self.path
+        if path is None:
+            return
+        columns = ["row", *(f"k{self.names.index(name)}" for name in names)]
+        start = 0
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+            table = pa.Table.from_batches([batch])
+            if positions is not None:
+                wanted = positions[(positions >= start) & (positions < start + table.num_rows)] - start
+                start += table.num_rows
+                if not wanted.size:
+                    continue
+                table = table.take(pa.array(wanted))
+            frame = pd.DataFrame({"row": table.column("row").to_numpy()})
+            for name, column in zip(names, columns[1:]):
+                frame[name] = table.column(column).to_pandas()
+            yield frame
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+        self._writer = self._folder = None
 
 
 @dataclass
@@ -247,7 +294,7 @@ class Validator:
             | {name for key in self.foreign_keys for name in key.fields}
             | {name for key in self.foreign_keys if not key.resource for name in key.reference_fields if name in present}
         )
-        self.key_log = _KeyLog()
+        self.key_log = _KeyLog(self.key_fields)
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, os.cpu_count() or 1)))
         self.checks, self.check_warnings = custom_checks.compile_checks(schema, present)
 
@@ -354,16 +401,17 @@ class Validator:
     def finish(self) -> list[Fault]:
         """The faults found across the whole file (keys), once every batch was fed."""
         faults: list[Fault] = []
-        if self.key_fields:
-            frame = self.key_log.frame(self.key_fields)
-            for name in self.unique_fields:
-                faults.extend(self._repeats(frame, [name], "unique-error"))
-            if self.primary_key:
-                faults.extend(self._repeats(frame, list(self.primary_key), "primary-key"))
-            for key in self.unique_keys:
-                faults.extend(self._repeats(frame, list(key), "unique-keys"))
-            for key in self.foreign_keys:
-                faults.extend(self._foreign(frame, key))
+        if self.key_fields and self.key_log.path is not None:
+            with parquet_database(self.key_log.path) as db:
+                for name in self.unique_fields:
+                    faults.extend(self._repeats(db, [name], "unique-error"))
+                if self.primary_key:
+                    faults.extend(self._repeats(db, list(self.primary_key), "primary-key"))
+                for key in self.unique_keys:
+                    faults.extend(self._repeats(db, list(key), "unique-keys"))
+                for key in self.foreign_keys:
+                    faults.extend(self._foreign(db, key))
+        self.key_log.discard()
         faults.sort(key=Fault.sort_key)
         return faults
 
@@ -371,12 +419,14 @@ class Validator:
         position = self.header.position_of(name)
         return position + 1 if position is not None else None
 
-    def _repeats(self, frame: pd.DataFrame, names: list[str], code: str) -> list[Fault]:
+    def _repeats(self, db, names: list[str], code: str) -> list[Fault]:
+        """Rows repeating the values of `names` in an earlier row (the earliest such row named);
+        for keys, rows whose key is all empty too. As pandas groups them: empty equals empty."""
         faults: list[Fault] = []
-        keys = frame[names]
+        columns = [self.key_log.column(name) for name in names]
         if code != "unique-error":
-            empty = keys.isna().all(axis=1).to_numpy()
-            for row in frame["row"].to_numpy()[empty]:
+            empty = " AND ".join(f"{column} IS NULL" for column in columns)
+            for row in positions(db, f"SELECT row FROM t WHERE {empty} ORDER BY row"):
                 faults.append(
                     Fault(
                         code=code,
@@ -385,17 +435,20 @@ class Validator:
                         note='cells composing the primary keys are all "None"',
                     )
                 )
-            frame, keys = frame[~empty], keys[~empty]
+            domain = f"NOT ({empty})"
         else:
-            present = keys[names[0]].notna().to_numpy()
-            frame, keys = frame[present], keys[present]
-        if not len(frame) or not keys.duplicated().any():
+            domain = f"{columns[0]} IS NOT NULL"
+        repeated = db.sql(
+            f"SELECT {POSITION}, earlier FROM (SELECT {POSITION}, lag(row) OVER (PARTITION BY {', '.join(columns)} ORDER BY row) AS earlier "
+            f"FROM t WHERE {domain}) WHERE earlier IS NOT NULL ORDER BY {POSITION}"
+        ).to_arrow_table()
+        if not repeated.num_rows:
             return faults
-        previous = frame.groupby(names, sort=False, dropna=False)["row"].shift(1)
-        repeated = previous.notna().to_numpy()
-        for row, earlier, values in zip(
-            frame["row"].to_numpy()[repeated], previous.to_numpy()[repeated], keys[repeated].itertuples(index=False)
-        ):
+        earlier_rows = iter(repeated.column("earlier").to_numpy())
+        found = ((int(frame_row), int(next(earlier_rows)), values)
+                 for frame in self.key_log.frames(names, repeated.column(POSITION).to_numpy())
+                 for frame_row, values in zip(frame["row"].to_numpy(), frame[names].itertuples(index=False)))
+        for row, earlier, values in found:
             shown = ", ".join("" if _is_na(value) else show_value(value) for value in values)
             if code == "unique-error":
                 faults.append(
@@ -421,20 +474,32 @@ class Validator:
                 )
         return faults
 
-    def _foreign(self, frame: pd.DataFrame, key: Any) -> list[Fault]:
+    def _foreign(self, db, key: Any) -> list[Fault]:
         names = list(key.fields)
         if key.resource:
             lookup = self.lookups.get(key.resource, {}).get(tuple(key.reference_fields))
             if lookup is None:
                 return []
+            frames = self.key_log.frames(names)
         else:
-            if not set(key.reference_fields) <= set(frame.columns):
+            if not set(key.reference_fields) <= set(self.key_log.names):
                 return []
-            lookup = {tuple(None if _is_na(v) else v for v in values) for values in frame[list(key.reference_fields)].itertuples(index=False)}
+            # Rows whose key (not all empty) no row holds in the referenced fields, empty equal to empty.
+            fields = [self.key_log.column(name) for name in names]
+            referenced = [self.key_log.column(name) for name in key.reference_fields]
+            same = " AND ".join(f"r.{ref} IS NOT DISTINCT FROM t.{field}" for field, ref in zip(fields, referenced))
+            missing = positions(
+                db,
+                f"SELECT {POSITION} FROM t WHERE NOT ({' AND '.join(f'{field} IS NULL' for field in fields)}) "
+                f"AND NOT EXISTS (SELECT 1 FROM t AS r WHERE {same}) ORDER BY {POSITION}",
+            )
+            lookup = None
+            frames = self.key_log.frames(names, missing)
         faults = []
-        for row, values in zip(frame["row"].to_numpy(), frame[names].itertuples(index=False)):
+        rows_and_values = ((row, values) for frame in frames for row, values in zip(frame["row"].to_numpy(), frame[names].itertuples(index=False)))
+        for row, values in rows_and_values:
             cells = tuple(None if _is_na(value) else value for value in values)
-            if all(value is None for value in cells) or cells in lookup:
+            if all(value is None for value in cells) or (lookup is not None and cells in lookup):
                 continue
             shown = ", ".join("" if value is None else show_value(value) for value in cells)
             target = key.resource or "cette table"
@@ -466,9 +531,10 @@ def key_values(table: RawTable, schema: Schema, fields: Sequence[str], *, fast: 
             validator.feed(batch)
     finally:
         validator.close()
-    frame = validator.key_log.frame(validator.key_fields)
-    for values in frame[list(fields)].itertuples(index=False):
-        collected.add(tuple(None if _is_na(value) else value for value in values))
+    for frame in validator.key_log.frames(list(fields)):
+        for values in frame[list(fields)].itertuples(index=False):
+            collected.add(tuple(None if _is_na(value) else value for value in values))
+    validator.key_log.discard()
     return collected
 
 
