@@ -69,10 +69,10 @@ class SharedCleanStore:
 
     def files(self, slug: str) -> list[str]:
         """The folder's files, relative to it (temporary keys of a push in progress left out)."""
-        prefix = self._key(slug)
+        prefix = self._key(slug) + "/"
         found = []
         for key in self.fs.find(prefix):
-            relative = key[len(prefix) :].lstrip("/")
+            relative = key[len(prefix) :] if key.startswith(prefix) else ""  # not another slug starting the same
             if relative and TEMPORARY_MARK not in relative.rsplit("/", 1)[-1]:
                 found.append(relative)
         return sorted(found)
