@@ -12,8 +12,8 @@ the same file, already in the page cache:
   cleaned, checked with the dataset's rules (a uniqueness rule among them, answered on disk), and
   published to a `dinum-catalog serve` process (SQLite) with its chunked uploads.
 
-Printed per size: seconds, peak RSS of each process (VmHWM / ru_maxrss of the largest process of
-the run), the catalog's peak RSS, ratios to pyarrow, and whether the cleaning report equals the
+Printed per size: seconds, peak RSS of each process (VmHWM), the catalog's peak RSS, ratios to
+pyarrow, and whether the cleaning report equals the
 generator's record (its injected defects, column by column) and the catalog holds both files with
 the published checksums. Target: the run's peak at most RUN_PEAK_TARGET_MIB at every size.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,10 +41,10 @@ import requests
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from bench_catalog import OUT_DIR, catalog_process  # noqa: E402
-from bench_parse_clean import ensure_file, report_mismatches  # noqa: E402
+from bench_catalog import OUT_DIR, catalog_process, status_kib
+from bench_parse_clean import ensure_file, report_mismatches
 
-from dinum_pipelines.catalog.nodes import free_port, wait_until_answers  # noqa: E402
+from dinum_pipelines.catalog.nodes import free_port, wait_until_answers
 
 RUN_PEAK_TARGET_MIB = 1536
 RUN_TIME_TARGET = 3.0
@@ -101,8 +100,19 @@ def file_server(directory: Path) -> Iterator[str]:
 
 
 def _peak_mib() -> float:
-    """This process's peak RSS so far (VmHWM)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS so far: VmHWM, of this program only (ru_maxrss would also count
+    the parent's memory at the fork before this program was executed)."""
+    return status_kib(os.getpid(), "VmHWM") / 1024
+
+
+def warm(path: Path) -> None:
+    """Read the file once, as right after a download leaves it in the page cache (unless it is
+    larger than a third of the machine's memory), a block at a time."""
+    if path.stat().st_size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 3:
+        return
+    with path.open("rb") as handle:
+        while handle.read(1 << 24):
+            pass
 
 
 def worker_pyarrow(path: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +166,8 @@ def worker_run(home: Path) -> dict[str, Any]:
 
     import dagster as dg
 
-    from dinum_pipelines.defs.keys import job_name
     from dinum_pipelines.definitions import build_definitions
+    from dinum_pipelines.defs.keys import job_name
 
     logging.getLogger("dagster").setLevel(logging.ERROR)
     defs = build_definitions()
@@ -213,18 +223,22 @@ def published_matches(catalog_url: str, data_dir: Path) -> list[str]:
 
 
 def measure(rows: int, out_dir: Path, references: bool) -> tuple[list[str], bool]:
-    from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
+    from dinum_pipelines.catalog import (
+        CatalogSettings,
+        CatalogStore,
+        bootstrap_publisher,
+    )
 
     path, sidecar = ensure_file(rows, out_dir)
     record = json.loads(sidecar.read_text(encoding="utf-8"))
-    path.read_bytes() if record["bytes"] < (4 << 30) else None  # into the page cache, as right after a download
+    warm(path)
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=out_dir) as home_name:
         home = Path(home_name)
         if references:
             results["pyarrow"] = run_worker("pyarrow", "--file", str(path), "--record", str(sidecar))
             utf8 = utf8_copy(path, record["encoding"])
-            utf8.read_bytes() if record["bytes"] < (4 << 30) else None
+            warm(utf8)
             results["duckdb"] = run_worker("duckdb", "--file", str(utf8), "--record", str(sidecar), "--parquet", str(home / "duckdb.parquet"))
             (home / "duckdb.parquet").unlink(missing_ok=True)
         settings = CatalogSettings.in_directory(home / "catalog")
