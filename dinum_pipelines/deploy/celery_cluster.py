@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import yaml
@@ -77,6 +78,13 @@ def _bin(name: str) -> str:
     """A command installed beside this Python (the project's virtualenv)."""
     candidate = Path(sys.executable).with_name(name)
     return str(candidate) if candidate.exists() else name
+
+
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -222,10 +230,10 @@ class CeleryCluster:
             raise
 
     def _start(self) -> None:
-        broker = make_url(self.broker_url.replace("amqp://", "postgresql://", 1).replace("pyamqp://", "postgresql://", 1))
-        if not _reachable(broker.host or "127.0.0.1", broker.port or 5672):
+        broker = urlsplit(self.broker_url)
+        if not _reachable(broker.hostname or "127.0.0.1", broker.port or 5672):
             raise DeploymentError(
-                f"RabbitMQ is not reachable at {broker.host}:{broker.port or 5672}: the Celery broker is needed; "
+                f"RabbitMQ is not reachable at {broker.hostname}:{broker.port or 5672}: the Celery broker is needed; "
                 f"start it or set {BROKER_URL_VAR}"
             )
         ensure_postgres_database(self.postgres_url)
@@ -410,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"home (each process's folder, logs in logs/): {cluster.home}")
     print(f"instance: PostgreSQL {make_url(cluster.postgres_url).render_as_string(hide_password=True)}; DAGSTER_HOME {cluster.dagster_home}")
-    print(f"broker: {make_url(cluster.broker_url.replace('amqp://', 'postgresql://', 1)).render_as_string(hide_password=True).replace('postgresql://', 'amqp://', 1)}")
+    print(f"broker: {without_password(cluster.broker_url)}")
     stores = cluster.shared_env.get("DINUM_RAW_STORE_URL"), cluster.shared_env.get("DINUM_CLEAN_STORE_URL")
     print(f"raw store: {stores[0]}; clean files: {stores[1]}" + (f" (moto's S3 server at {cluster.s3_endpoint})" if cluster.s3_endpoint else ""))
     print(f"workers: {', '.join(f'{name} in {cluster.worker_directory(name)}' for name in cluster.worker_names)}")
