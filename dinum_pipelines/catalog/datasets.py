@@ -202,9 +202,10 @@ class Datasets:
             # subquery: SQLite refuses bm25() beside a window function.
             conditions.append(match.condition)
             count = select(func.count()).select_from(match.source).where(*conditions)
-            sort_key = [column.label("sort_key")] if query.sort else []  # a column to read only when sorted by it
+            # Only what orders the page: the sort column, or the relevance (a score for every match).
+            ordering = [column.label("sort_key")] if query.sort else match.columns
             matches = (
-                select(datasets.c.id, *sort_key, *match.columns)
+                select(datasets.c.id, *ordering)
                 .select_from(match.source).where(*conditions).subquery("matches")
             )
             if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it

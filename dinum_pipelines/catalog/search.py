@@ -14,7 +14,8 @@ holds every word first, then by the engine's relevance score.
   the same function, and are ranked by bm25 with the title weighted over the description.
 
 The two stemmers differ (snowball is more aggressive), so a few words match on one engine and
-not on the other; the rules the relevance tests pin hold on both.
+not on the other; the rules the relevance tests pin hold on both. `search_text` is stored: a
+change to `terms` needs a revision that recomputes it for existing rows, as 0011 does.
 """
 
 from __future__ import annotations
