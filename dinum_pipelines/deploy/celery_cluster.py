@@ -252,14 +252,18 @@ class CeleryCluster:
             **postgres_env(self.postgres_url),
             **self.env,
         }
+        control = self.home / "control"
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(INSTANCE_SETTINGS, self.dagster_home / "dagster.yaml")
+        # The instance's tables are created here, once: processes starting together on an empty
+        # database would race to create them (and one would fail on a duplicate type).
+        with self.instance():
+            pass
         if not all(stores.values()):
             self._start_moto()
         for name in self.worker_names:
             self._start_worker(name)
         grpc_port = free_port()
-        control = self.home / "control"
-        self.dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(INSTANCE_SETTINGS, self.dagster_home / "dagster.yaml")
         workspace = control / "workspace.yaml"
         workspace.write_text(
             yaml.safe_dump({"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": LOCATION_NAME}}]}),
