@@ -144,6 +144,13 @@ def repeated_rows(parquet: Path, columns: Sequence[str], limit: int) -> tuple[in
     """How many rows a uniqueness expectation on `columns` fails, and the first `limit` of them
     (positions, sorted). One column: rows holding a value another row holds. Several: rows not
     all missing whose combination of values (missing ones included) another such row has."""
+    try:
+        return _repeated_rows(parquet, columns, limit)
+    except duckdb.Error as exc:  # a type DuckDB cannot compare: the rule is reported as not evaluable
+        raise ValueError(f"uniqueness of {list(columns)} could not be computed: {exc}") from None
+
+
+def _repeated_rows(parquet: Path, columns: Sequence[str], limit: int) -> tuple[int, np.ndarray]:
     schema = pq.read_schema(parquet)
     present = [_present(c, schema.field(c).type) for c in columns]
     domain = present[0] if len(columns) == 1 else " OR ".join(f"({p})" for p in present)
