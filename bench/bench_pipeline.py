@@ -262,11 +262,14 @@ def measure(rows: int, out_dir: Path, references: bool) -> tuple[list[str], bool
             results["run"] = run_worker("run", "--home", str(home), env=env)
             catalog_peak = catalog.peak_mib()
             problems = list(results["run"]["failures"])
-            cleaning = json.loads((home / "data" / "clean" / SLUG / "cleaning.json").read_text(encoding="utf-8"))
-            from dinum_pipelines.lib.cleaning import CleaningReport
+            cleaning = home / "data" / "clean" / SLUG / "cleaning.json"
+            if cleaning.exists():
+                from dinum_pipelines.lib.cleaning import CleaningReport
 
-            problems += report_mismatches(CleaningReport.from_dict(cleaning), record)
-            problems += published_matches(catalog.url, home / "data")
+                problems += report_mismatches(CleaningReport.from_dict(json.loads(cleaning.read_text(encoding="utf-8"))), record)
+                problems += published_matches(catalog.url, home / "data")
+            else:
+                problems.append("the run wrote no cleaning report")
     run = results["run"]
     lines = [f"DVF-like CSV: {rows:,} rows, {record['bytes'] / 1e9:.2f} GB ({record['encoding']}, '{record['delimiter']}')", ""]
     lines.append("| process | s | peak RSS MiB | × pyarrow time | × pyarrow peak |")

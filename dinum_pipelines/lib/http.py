@@ -152,7 +152,7 @@ def fetch_to_file(
     *,
     previous: Validators | None = None,
     timeout: tuple[float, float] = (10.0, 60.0),
-    max_bytes: int = 2 * 1024**3,
+    max_bytes: int | None = None,
     expect_html: bool = False,
 ) -> Download:
     """GET `url` into a new temporary file inside `directory` (the caller moves or deletes it)."""
@@ -172,7 +172,7 @@ def fetch_to_file(
         declared = response.headers.get("content-length")
         # Content-Length counts the bytes on the wire (compressed ones when there is a Content-Encoding).
         expected_size = int(declared) if declared and declared.isdigit() else None
-        if expected_size is not None and expected_size > max_bytes:
+        if max_bytes is not None and expected_size is not None and expected_size > max_bytes:
             raise FetchError(f"{url}: file is {expected_size} bytes, over the {max_bytes}-byte limit")
         body = _Body(response, url)
         digest = hashlib.sha256()
@@ -190,7 +190,7 @@ def fetch_to_file(
                                 "the source is probably down or has moved"
                             )
                         size += len(chunk)
-                        if size > max_bytes:
+                        if max_bytes is not None and size > max_bytes:
                             raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit")
                         digest.update(chunk)
                         out.write(chunk)

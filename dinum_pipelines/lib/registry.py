@@ -120,7 +120,9 @@ class SourceSpec(_Strict):
     spreadsheet: SpreadsheetOptions = SpreadsheetOptions()
     xml: XmlOptions = XmlOptions()
     timeout_seconds: float = Field(default=60, gt=0)
-    max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # No limit by default: the pipeline's memory does not grow with the file, so a source of any
+    # size goes through (issue 13). A dataset may set one, against a server that never ends a body.
+    max_bytes: int | None = Field(default=None, gt=0)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
