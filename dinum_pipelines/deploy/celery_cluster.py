@@ -304,6 +304,13 @@ class CeleryCluster:
                 os.killpg(process.popen.pid, signal.SIGKILL)
             process.popen.wait()
 
+    def delete_queue(self) -> None:
+        """Remove this deployment's queue from the broker (a throwaway deployment's, after `stop`)."""
+        from kombu import Connection
+
+        with Connection(self.broker_url) as connection:
+            connection.default_channel.queue_delete(self.queue)
+
     def kill_worker(self, name: str) -> None:
         """SIGKILL a worker and its pool's processes at once: its machine lost, nothing cleaned up."""
         os.killpg(self.worker(name).popen.pid, signal.SIGKILL)

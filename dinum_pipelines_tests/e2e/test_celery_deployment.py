@@ -187,11 +187,12 @@ def test_twenty_datasets_on_three_workers_one_killed_mid_step(tmp_path, postgres
                 proxy.release(upload, cut=True)
 
                 deadline = time.monotonic() + RUN_TIMEOUT
+                slug_of = {run_id: slug for slug, run_id in run_ids.items()}
                 while time.monotonic() < deadline:
-                    runs = {slug: instance.get_run_by_id(run_id) for slug, run_id in run_ids.items()}
+                    runs = {slug_of[run.run_id]: run for run in instance.get_runs(dg.RunsFilter(run_ids=list(run_ids.values())))}
                     if all(run.is_finished for run in runs.values()):
                         break
-                    time.sleep(1)
+                    time.sleep(2)
                 finished = time.monotonic()
                 statuses = {slug: run.status for slug, run in runs.items()}
                 takers_after = _worker_of(cluster, instance, run_ids[killed_slug], killed_step)
@@ -211,6 +212,7 @@ def test_twenty_datasets_on_three_workers_one_killed_mid_step(tmp_path, postgres
                 }
         finally:
             cluster.stop()
+            cluster.delete_queue()
 
         print(
             f"\nCelery deployment: started in {ready - started:.1f} s; {DATASETS} runs finished {finished - ready:.1f} s after "
