@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench check-defs ui clean
+.PHONY: install demo test bench check-defs ui celery clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ check-defs: $(STAMP)
 ## The Dagster UI on the demo's instance (run `make demo` first, in another terminal).
 ui: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/.dinum/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+## The deployment on several machines, on this one: S3 (moto), Dagster on PostgreSQL, three Celery workers.
+celery: $(STAMP)
+	$(BIN)/python -m dinum_pipelines.deploy.celery_cluster up
 
 clean:
 	rm -rf .dinum
