@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from dinum_pipelines.lib.cleaning import SAMPLE_SIZE, DuplicateKeys
 
 # DuckDB's share of the streaming path's memory budget; beyond it, its operators spill.
-MEMORY_LIMIT = "512MB"
+MEMORY_LIMIT = "256MB"
 THREADS = 2
 POSITION = "__dinum_position"
 

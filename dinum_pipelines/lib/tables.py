@@ -126,7 +126,9 @@ def parquet_batches(path: Path, batch_rows: int | None = None, columns: list[str
     """The Parquet file's rows as Arrow tables of at most `batch_rows` rows, in order (memory
     bounded by one batch). At least one table, maybe empty, with the file's schema."""
     batch_rows = batch_rows or PARQUET_BATCH_ROWS
-    parquet = pq.ParquetFile(path)
+    # pre_buffer (pyarrow's default) keeps every column chunk it read until the file is closed:
+    # reading the 30M-row clean file in batches grew to 1.4 GB with it, stayed at 0.3 GB without.
+    parquet = pq.ParquetFile(path, pre_buffer=False)
     emitted = False
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=True):
         emitted = True

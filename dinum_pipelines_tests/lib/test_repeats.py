@@ -51,7 +51,7 @@ def written(frame: pd.DataFrame, folder, rows_per_group: int = 37):
 
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("key", [["code"], ["code", "nombre"], ["montant", "jour"]])
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_duplicate_keys_resolved_on_disk_as_in_memory(tmp_path, seed, key, policy):
     frame = random_frame(seed)
     # Blank rows were dropped before: the frame's index holds the source's row positions.
