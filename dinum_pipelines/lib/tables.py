@@ -2,7 +2,9 @@
 
 Both go through Arrow: Parquet keeps real types (dates as dates, codes as strings), and Arrow's
 CSV writer is an order of magnitude faster than `DataFrame.to_csv` on large tables. Files are
-written to a temporary name and renamed, so a reader never sees half a file.
+written to a temporary name and renamed, so a reader never sees half a file. The pipeline writes
+them batch after batch (`CleanTableWriter`) and reads them back the same way (`parquet_batches`),
+so no step holds a whole table.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ published one. `rules.compile_rules` turns all of it into GX expectations, each 
 - `gx_custom.py`: the custom GX expectations (reference checks, value by value);
 - `engine_gx.py`: plain GX on pandas, the reference; `engine_arrow.py`: the same rules
   vectorised on Arrow, with GX's result format, 50-130× faster on 20k-100k rows (see its docstring and
-  bench/bench_quality.py). Pipelines use the Arrow engine; tests compare it with GX;
+  bench/bench_quality.py). Pipelines use the Arrow engine on the clean Parquet, batch after batch
+  (`validate_parquet`); tests compare it with GX, and the batched run with the whole table's;
 - `report.py`: `QualityReport`, the serialisable outcome every consumer reads.
 """
 
