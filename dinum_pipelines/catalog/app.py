@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
+from dinum_pipelines.catalog.dcat import catalog_rdf, dataset_rdf
 from dinum_pipelines.catalog.errors import (
     AUTHENTICATION_REQUIRED,
     CatalogError,
@@ -729,6 +730,11 @@ def routes() -> list[BaseRoute]:
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
         page_routes(),
         validation_routes(),
+        # The DCAT-AP export (dcat.py), at udata's paths: the catalog, and each dataset.
+        [Route(path, threaded(handler), methods=["GET"]) for path, handler in (
+            ("/catalog", catalog_rdf), ("/catalog.{format}", catalog_rdf),
+            ("/datasets/{dataset}/rdf", dataset_rdf), ("/datasets/{dataset}/rdf.{format}", dataset_rdf),
+        )],
         # Usage metrics (metrics_api.py): the log export, the pipeline's push, the metric API.
         _route(f"{v1}/events/", {"GET": export_events}),
         _route(f"{v1}/metrics/", {"PUT": push_metrics}),
