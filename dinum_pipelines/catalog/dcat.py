@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
+from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from starlette.responses import Response
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound, field_error
 from dinum_pipelines.catalog.ids import slugify
+from dinum_pipelines.lib.vocabularies import FREQUENCIES as FREQUENCY_IDS
 from dinum_pipelines.lib.vocabularies import LICENSES
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ LOCN = Namespace("http://www.w3.org/ns/locn#")
 GEOSPARQL = Namespace("http://www.opengis.net/ont/geosparql#")
 EU_FREQUENCY = Namespace("http://publications.europa.eu/resource/authority/frequency/")
 EU_FILE_TYPE = Namespace("http://publications.europa.eu/resource/authority/file-type/")
+ELI = Namespace("http://data.europa.eu/eli/ontology#")
 IANA_MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
 HVD_LEGISLATION = URIRef("http://data.europa.eu/eli/reg_impl/2023/138/oj")
 HVD_TAG = "hvd"
@@ -116,6 +118,8 @@ FREQUENCIES: dict[str, str] = {
     "unknown": "UNKNOWN",
 }
 
+FREQUENCY_LABELS = {key: label for key, (label, _delta) in FREQUENCY_IDS.items()}
+
 # Resource formats -> EU file-type codes (the others get no dct:format, only their media type).
 FILE_TYPES: dict[str, str] = {
     "csv": "CSV", "json": "JSON", "geojson": "GEOJSON", "parquet": "PARQUET", "xlsx": "XLSX", "xls": "XLS",
@@ -168,6 +172,18 @@ class DcatBuilder:
         if value is not None:
             self.graph.add((subject, predicate, value))
 
+    def typed(self, iri: URIRef, *classes: URIRef, scheme: str | None = None, label: str | None = None) -> URIRef:
+        """`iri` with its classes (and, for a concept of an EU vocabulary, its scheme and a label,
+        which skos:Concept's shape requires): a harvester, or SHACL on the data graph alone, reads
+        the ranges DCAT-AP expects without fetching them."""
+        for cls in classes:
+            self.graph.add((iri, RDF.type, cls))
+        if scheme is not None:
+            self.graph.add((iri, RDF.type, SKOS.Concept))
+            self.graph.add((iri, SKOS.inScheme, URIRef(scheme.rstrip("/"))))
+            self.graph.set((iri, SKOS.prefLabel, Literal(label or iri.rsplit("/", 1)[-1], lang="en")))
+        return iri
+
     # IRIs, as the JSON API renders them (render.py)
 
     def dataset_iri(self, record: Json) -> URIRef:
@@ -200,7 +216,7 @@ class DcatBuilder:
         self.graph.add((iri, RDF.type, DCAT.Catalog))
         self.graph.add((iri, DCTERMS.title, Literal(CATALOG_TITLE)))
         self.graph.add((iri, DCTERMS.description, Literal(f"{CATALOG_TITLE} : les jeux de données publiés par ce catalogue.")))
-        self.graph.add((iri, FOAF.homepage, site))
+        self.graph.add((iri, FOAF.homepage, self.typed(site, FOAF.Document)))
         self.graph.add((site, RDF.type, FOAF.Agent))
         self.graph.add((site, FOAF.name, Literal(CATALOG_TITLE)))
         self.graph.add((iri, DCTERMS.publisher, site))
@@ -214,7 +230,7 @@ class DcatBuilder:
         g.add((iri, DCTERMS.identifier, Literal(record["id"])))
         g.add((iri, DCTERMS.title, Literal(record["title"])))
         g.add((iri, DCTERMS.description, Literal(record.get("description") or record["title"])))
-        g.add((iri, DCAT.landingPage, self.dataset_page(record)))
+        g.add((iri, DCAT.landingPage, self.typed(self.dataset_page(record), FOAF.Document)))
         self.add(iri, DCTERMS.publisher, self.agent(record.get("organization"), record.get("owner")))
         self.add(iri, DCTERMS.issued, _datetime(record.get("created_at")))
         self.add(iri, DCTERMS.modified, _datetime(record.get("last_update") or record.get("last_modified")))
@@ -223,12 +239,15 @@ class DcatBuilder:
             g.add((iri, DCAT.keyword, Literal(tag)))
         frequency = FREQUENCIES.get(record.get("frequency") or "unknown")
         if frequency:
-            g.add((iri, DCTERMS.accrualPeriodicity, EU_FREQUENCY[frequency]))
+            g.add((iri, DCTERMS.accrualPeriodicity, self.typed(
+                EU_FREQUENCY[frequency], DCTERMS.Frequency, scheme=EU_FREQUENCY,
+                label=FREQUENCY_LABELS.get(record.get("frequency") or "unknown"),
+            )))
         self.temporal(iri, record.get("temporal_coverage"))
         self.spatial(iri, record.get("spatial"))
         hvd = HVD_TAG in {slugify(tag) for tag in tags}
         if hvd:
-            g.add((iri, DCATAP.applicableLegislation, HVD_LEGISLATION))
+            g.add((iri, DCATAP.applicableLegislation, self.typed(HVD_LEGISLATION, ELI.LegalResource)))
         for resource in record.get("resources") or []:
             g.add((iri, DCAT.distribution, self.distribution(resource, record.get("license"), hvd=hvd)))
         return iri
@@ -260,22 +279,24 @@ class DcatBuilder:
     def distribution(self, resource: Json, license_id: str | None, *, hvd: bool) -> URIRef:
         g, iri = self.graph, self.permalink(resource)
         g.add((iri, RDF.type, DCAT.Distribution))
-        g.add((iri, DCAT.accessURL, iri))
+        g.add((iri, DCAT.accessURL, self.typed(iri, RDFS.Resource)))
         target = (
             f"{self.base_url}/resources/{resource['file_key']}" if resource.get("file_key") else resource.get("url")
         )
         if target:
-            g.add((iri, DCAT.downloadURL, URIRef(target)))
+            g.add((iri, DCAT.downloadURL, self.typed(URIRef(target), RDFS.Resource)))
         self.add(iri, DCTERMS.title, Literal(resource["title"]) if resource.get("title") else None)
         self.add(iri, DCTERMS.description, Literal(resource["description"]) if resource.get("description") else None)
         file_type = FILE_TYPES.get((resource.get("format") or "").lower())
-        self.add(iri, DCTERMS["format"], EU_FILE_TYPE[file_type] if file_type else None)
+        if file_type:
+            g.add((iri, DCTERMS["format"], self.typed(EU_FILE_TYPE[file_type], DCTERMS.MediaTypeOrExtent, scheme=EU_FILE_TYPE)))
         mime = resource.get("mime")
         if mime and "/" in mime and " " not in mime:
-            g.add((iri, DCAT.mediaType, URIRef(IANA_MEDIA_TYPES + mime)))
+            g.add((iri, DCAT.mediaType, self.typed(URIRef(IANA_MEDIA_TYPES + mime), DCTERMS.MediaType)))
         if resource.get("filesize") is not None:
-            # DCAT-AP 3.0.0's shape wants xsd:decimal here (sh:datatype is exact: a
-            # nonNegativeInteger, DCAT's range, is reported as a violation).
+            # xsd:decimal, as DCAT-AP 3.0.0's mandatory shapes (html/shacl/shapes.ttl) want: sh:datatype
+            # is exact, so DCAT's own xsd:nonNegativeInteger is a violation there (the release's
+            # single-file dcat-ap-SHACL.ttl asks for nonNegativeInteger instead: they disagree).
             g.add((iri, DCAT.byteSize, Literal(str(int(resource["filesize"])), datatype=XSD.decimal)))
         self.checksum(iri, resource.get("checksum"))
         licence = licence_iri(license_id)
@@ -285,7 +306,7 @@ class DcatBuilder:
         self.add(iri, DCTERMS.issued, _datetime(resource.get("created_at")))
         self.add(iri, DCTERMS.modified, _datetime(resource.get("last_modified")))
         if hvd:
-            g.add((iri, DCATAP.applicableLegislation, HVD_LEGISLATION))
+            g.add((iri, DCATAP.applicableLegislation, self.typed(HVD_LEGISLATION, ELI.LegalResource)))
         return iri
 
     def checksum(self, distribution: URIRef, checksum: Json | None) -> None:
@@ -295,7 +316,7 @@ class DcatBuilder:
         node = BNode()
         self.graph.add((distribution, SPDX.checksum, node))
         self.graph.add((node, RDF.type, SPDX.Checksum))
-        self.graph.add((node, SPDX.algorithm, algorithm))
+        self.graph.add((node, SPDX.algorithm, self.typed(algorithm, SPDX.ChecksumAlgorithm)))
         self.graph.add((node, SPDX.checksumValue, Literal(checksum["value"], datatype=XSD.hexBinary)))
 
     def paginate(self, catalog: URIRef, *, path: str, extension: str | None, page: int, page_size: int, total: int) -> None:

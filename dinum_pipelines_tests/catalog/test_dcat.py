@@ -4,9 +4,11 @@ shapes, read in place from ../shared/dcat-ap/ (the data graph alone: no network)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pyshacl import validate
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib import namespace as ns
@@ -14,10 +16,12 @@ from rdflib import namespace as ns
 from dinum_pipelines.catalog import Publisher
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.conftest import REPO_ROOT
+from dinum_pipelines_tests.e2e.test_demo_end_to_end import Demo
 
 # ns.DCAT rather than DCAT imported: pytest inspects module globals, and rdflib warns about that.
 SHAPES_DIR = REPO_ROOT.parent / "shared" / "dcat-ap"
 MANDATORY_SHAPES = SHAPES_DIR / "3.0.0__html__shacl__shapes.ttl"
+RANGE_SHAPES = SHAPES_DIR / "3.0.0__html__shacl__range.ttl"  # the classes of values: met too
 DCATAP = Namespace("http://data.europa.eu/r5r/")
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
@@ -27,14 +31,15 @@ MEDIA_TYPES = {"ttl": "text/turtle", "rdf": "application/rdf+xml", "jsonld": "ap
 CSV = b"code,nom\n75056,Paris\n13055,Marseille\n"
 
 
-def shapes_graph() -> Graph:
-    if not MANDATORY_SHAPES.is_file():
+def shapes_graph(path: Path = MANDATORY_SHAPES) -> Graph:
+    if not path.is_file():
         pytest.skip("../shared/dcat-ap/ is not present on this machine")
-    return Graph().parse(MANDATORY_SHAPES, format="turtle")
+    return Graph().parse(path, format="turtle")
 
 
-def assert_conforms(data: Graph) -> None:
-    conforms, _report, text = validate(data, shacl_graph=shapes_graph(), inference="none", allow_warnings=True)
+def assert_conforms(data: Graph, shapes: Path = MANDATORY_SHAPES) -> None:
+    """0 violations of `shapes` (pyshacl on the data graph alone: no network, no inference)."""
+    conforms, _report, text = validate(data, shacl_graph=shapes_graph(shapes), inference="none", allow_warnings=True)
     assert conforms, text
 
 
@@ -87,6 +92,7 @@ def test_catalog_export_in_three_formats_validates(anonymous: Api, catalog_datas
     assert len(set(sizes.values())) == 1, sizes
     graph = graphs["ttl"]
     assert_conforms(graph)
+    assert_conforms(graph, RANGE_SHAPES)
 
     catalog = URIRef(f"{base}/catalog")
     assert (catalog, ns.RDF.type, ns.DCAT.Catalog) in graph
@@ -170,3 +176,22 @@ def test_dataset_rdf(anonymous: Api, catalog_datasets: dict[str, dict[str, Any]]
     assert anonymous.get(f"{base}/datasets/000000000000000000000000/rdf").status_code == 404
     assert anonymous.get(f"{base}/datasets/{catalog_datasets['private']['id']}/rdf").status_code == 404
 
+
+
+@pytest.mark.slow
+def test_the_demo_catalog_export_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The must-show: the demo (its registry run by the pipeline into a catalog, as
+    e2e/test_demo_end_to_end.py does) exported in DCAT-AP conforms to the mandatory shapes."""
+    demo = Demo(tmp_path, monkeypatch)
+    try:
+        outcomes = demo.run()
+        published = [slug for slug, outcome in outcomes.items() if outcome.status == "published"]
+        assert published
+        graph = parsed(requests.get(f"{demo.catalog.url}/catalog", timeout=30), "ttl")
+        datasets = set(graph.objects(URIRef(f"{demo.catalog.url}/catalog"), ns.DCAT.dataset))
+        assert len(datasets) == len(published)
+        assert all(list(graph.objects(dataset, ns.DCAT.distribution)) for dataset in datasets)
+        assert_conforms(graph)
+        assert_conforms(graph, RANGE_SHAPES)
+    finally:
+        demo.stop()
