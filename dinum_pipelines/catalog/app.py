@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property, partial
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dinum_pipelines.catalog import tabular
 from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
@@ -543,6 +545,49 @@ def serve_file(call: Call) -> Response:
     return call.store.files.response(resource["file_key"], media_type=resource.get("mime") or None)
 
 
+def _table_file(call: Call) -> tuple[Json, Path]:
+    """The Parquet file serving the path's resource: its own file if it is Parquet; for another
+    hosted file (the pipeline's CSV), the Parquet of the same dataset with the same stem. NotFound
+    when there is none, or when the resource's dataset is not visible to the caller."""
+    resource = call.store.datasets.resource(call.params["rid"])
+    if resource is None or not resource.get("file_key"):
+        raise NotFound("Resource not found")
+    dataset = visible_dataset(call, resource["dataset_id"])
+    stem = PurePosixPath(resource["file_key"]).stem
+    candidates = [resource] + [
+        other for other in dataset["resources"]
+        if other.get("file_key") and PurePosixPath(other["file_key"]).stem == stem
+    ]
+    for candidate in candidates:
+        if PurePosixPath(candidate["file_key"]).suffix.lower() == ".parquet":
+            path = call.store.files.path(candidate["file_key"])
+            if path.is_file():
+                return resource, path
+    raise NotFound("No tabular data for this resource: it has no Parquet file")
+
+
+def resource_rows(call: Call) -> Response:
+    """`/api/resources/{rid}/data/`: api-tabular's row API over the resource's Parquet (tabular.py).
+    Errors in udata's body with the status (404), api-tabular's (400)."""
+    try:
+        resource, path = _table_file(call)
+    except (NotFound, Gone) as exc:
+        return JSONResponse({"message": exc.message, "status": 404}, 404)
+    query, data, total = tabular.rows(path, call.query.multi_items())
+    base = f"{call.render.base_url}/api/resources/{resource['id']}"
+    last_page = query.page * query.page_size >= total
+    return call.respond({
+        "data": data,
+        "links": {
+            "profile": f"{base}/profile/",
+            "swagger": f"{base}/swagger/",
+            "next": None if last_page else call.page_url(query.page + 1),
+            "prev": call.page_url(query.page - 1) if query.page > 1 else None,
+        },
+        "meta": {"page": query.page, "page_size": query.page_size, "total": total},
+    })
+
+
 # Extras (v2): merged, never replaced, and no clock moves (hydra-style reports are not data changes).
 
 
@@ -738,6 +783,8 @@ def routes() -> list[BaseRoute]:
         # Usage metrics (metrics_api.py): the log export, the pipeline's push, the metric API.
         _route(f"{v1}/events/", {"GET": export_events}),
         _route(f"{v1}/metrics/", {"PUT": push_metrics}),
+        # The row API over each published table's Parquet (tabular.py), at api-tabular's path.
+        _route("/api/resources/{rid}/data/", {"GET": resource_rows}),
         _route("/api/{model}/data/", {"GET": metric_data}),
         _route("/api/{model}/data/csv/", {"GET": metric_data_csv}),
     ]
