@@ -192,13 +192,23 @@ def rows(path: Path, items: Sequence[tuple[str, str]]) -> tuple[RowQuery, list[d
     try:
         types = schema(connection, path)
         query = parse(connection, types, items)
-        source = "read_parquet(?, file_row_number = true)"
+        # The row's position in the file: DuckDB's `file_row_number`, unless the file has a column
+        # of that name (then a window over the scan, which loses filter pushdown: rare enough).
+        position = "__row_position"
+        while position in types:
+            position += "_"
+        if "file_row_number" in types:
+            source = f"(SELECT *, row_number() OVER () - 1 AS {quote(position)} FROM read_parquet(?))"
+        else:
+            source = f"(SELECT *, file_row_number AS {quote(position)} FROM read_parquet(?, file_row_number = true))"
         where = f" WHERE {' AND '.join(query.conditions)}" if query.conditions else ""
-        order = ", ".join([*query.order, "file_row_number"])
+        # Without a sort, the file's order: DuckDB keeps it (preserve_insertion_order) and the
+        # LIMIT stops the scan early; with one, the position breaks ties so that pages are stable.
+        order = f" ORDER BY {', '.join([*query.order, quote(position)])}" if query.order else ""
         total = connection.execute(f"SELECT count(*) FROM {source}{where}", [str(path), *query.parameters]).fetchone()
         selected = ", ".join(quote(name) for name in query.columns)
         page = connection.execute(
-            f"SELECT file_row_number + 1, {selected} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"SELECT {quote(position)} + 1, {selected} FROM {source}{where}{order} LIMIT ? OFFSET ?",
             [str(path), *query.parameters, query.page_size, (query.page - 1) * query.page_size],
         ).fetchall()
     finally:

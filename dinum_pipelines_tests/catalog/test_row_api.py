@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dinum_pipelines.catalog import tabular
 from dinum_pipelines_tests.catalog.conftest import Api
 
 ROWS = 57
@@ -206,3 +208,14 @@ def test_not_found_and_bad_requests(anonymous: Api, published: dict[str, str]) -
     assert rows(anonymous, rid, page_size=1000)["meta"]["page_size"] == 1000
     # A value is bound, never spliced into the SQL: quotes are just characters to match.
     assert rows(anonymous, rid, nom__exact="x' OR '1'='1")["meta"]["total"] == 0
+
+
+def test_a_column_named_like_duckdbs_row_number(tmp_path: Path) -> None:
+    """A file whose own column is called `file_row_number` (DuckDB's option's name) is served too."""
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"file_row_number": [7, 8, 9], "__row_position": ["a", "b", "c"]}), path)
+    _query, data, total = tabular.rows(path, [("file_row_number__greater", "8"), ("__row_position__sort", "desc")])
+    assert total == 2 and data == [
+        {"__id": 3, "file_row_number": 9, "__row_position": "c"}, {"__id": 2, "file_row_number": 8, "__row_position": "b"},
+    ]
+    assert tabular.rows(path, [("page", "2"), ("page_size", "2")])[1] == [{"__id": 3, "file_row_number": 9, "__row_position": "c"}]
