@@ -219,3 +219,13 @@ def test_a_column_named_like_duckdbs_row_number(tmp_path: Path) -> None:
         {"__id": 3, "file_row_number": 9, "__row_position": "c"}, {"__id": 2, "file_row_number": 8, "__row_position": "b"},
     ]
     assert tabular.rows(path, [("page", "2"), ("page_size", "2")])[1] == [{"__id": 3, "file_row_number": 9, "__row_position": "c"}]
+
+
+def test_a_private_datasets_rows_are_for_its_editors(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    private = api.create_dataset(title="Secret", organization=dataset["organization"]["id"], private=True)
+    response = api.upload(private["id"], "secret.parquet", parquet_bytes(DF.head(3)))
+    assert response.status_code == 201, response.text
+    rid = response.json()["id"]
+    assert rows(api, rid)["meta"]["total"] == 3
+    hidden = anonymous.get(f"/api/resources/{rid}/data/")
+    assert hidden.status_code == 404 and hidden.json()["status"] == 404
