@@ -42,7 +42,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from bench_catalog import OUT_DIR, catalog_process, status_kib
-from bench_parse_clean import ensure_file, report_mismatches
+from bench_parse_clean import ensure_file, report_mismatches, run_pyarrow
 
 from dinum_pipelines.catalog.nodes import free_port, wait_until_answers
 
@@ -113,19 +113,6 @@ def warm(path: Path) -> None:
     with path.open("rb") as handle:
         while handle.read(1 << 24):
             pass
-
-
-def worker_pyarrow(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    import pyarrow.csv as pacsv
-
-    start = time.perf_counter()
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(encoding=record["encoding"]),
-        parse_options=pacsv.ParseOptions(delimiter=record["delimiter"]),
-    )
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mib": _peak_mib(), "rows": table.num_rows}
 
 
 def utf8_copy(path: Path, encoding: str) -> Path:
@@ -203,22 +190,20 @@ def run_worker(kind: str, *arguments: str, env: dict[str, str] | None = None) ->
 
 def published_matches(catalog_url: str, data_dir: Path) -> list[str]:
     """Differences between the clean files on disk and what the catalog holds (empty: equal)."""
-    publication = data_dir / "clean" / SLUG / "published.json"
+    clean = data_dir / "clean" / SLUG
+    publication = clean / "published.json"
     if not publication.exists():
         return ["the run recorded no publication"]
     dataset_id = json.loads(publication.read_text(encoding="utf-8"))["dataset_id"]
-    datasets = [requests.get(f"{catalog_url}/api/1/datasets/{dataset_id}/", timeout=30).json()]
-    resources = {r["title"]: r for r in datasets[0]["resources"]}
+    dataset = requests.get(f"{catalog_url}/api/1/datasets/{dataset_id}/", timeout=30).json()
+    published = {resource["title"]: resource for resource in dataset["resources"]}
     problems = []
-    clean = data_dir / "clean" / SLUG
     for name in (f"{SLUG}.csv", f"{SLUG}.parquet"):
-        resource_ = resources.get(name)
-        if resource_ is None:
-            problems.append(f"{name} not published")
-            continue
         size = (clean / name).stat().st_size
-        if resource_.get("filesize") != size:
-            problems.append(f"{name}: {resource_.get('filesize')} bytes in the catalog, {size} on disk")
+        if name not in published:
+            problems.append(f"{name} not published")
+        elif published[name].get("filesize") != size:
+            problems.append(f"{name}: {published[name].get('filesize')} bytes in the catalog, {size} on disk")
     return problems
 
 
@@ -315,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         record = json.loads(args.record.read_text(encoding="utf-8")) if args.record else {}
         result = {
-            "pyarrow": lambda: worker_pyarrow(args.file, record),
+            "pyarrow": lambda: run_pyarrow(args.file, record),
             "duckdb": lambda: worker_duckdb(args.file, record, args.parquet),
             "run": lambda: worker_run(args.home),
         }[args.worker]()

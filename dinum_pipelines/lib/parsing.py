@@ -518,6 +518,7 @@ def _csv_batches(path: Path, options: CsvOptions, name: str, reading: _CsvReadin
         return frame
 
     gathered: list[pa.RecordBatch] = []
+    gathered_rows = 0
     try:
         with pacsv.open_csv(
             path, read_options=reading.read_options, parse_options=reading.parse_options, convert_options=reading.convert_options
@@ -525,8 +526,9 @@ def _csv_batches(path: Path, options: CsvOptions, name: str, reading: _CsvReadin
             for batch in reader:
                 if batch.num_rows:
                     gathered.append(batch)
-                if sum(b.num_rows for b in gathered) >= CSV_BATCH_ROWS:
-                    frame, gathered = frame_of(gathered), []
+                    gathered_rows += batch.num_rows
+                if gathered_rows >= CSV_BATCH_ROWS:
+                    frame, gathered, gathered_rows = frame_of(gathered), [], 0
                     offset += len(frame)
                     yield frame
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:

@@ -93,7 +93,7 @@ def resolve_duplicate_keys(
     """The positions of the rows to drop (sorted) and the report, as `drop_duplicate_keys` would
     give them for the whole table; `data_rows` numbers positions as the source's data rows."""
     schema = pq.read_schema(parquet)
-    columns = [name for name in schema.names]
+    columns = list(schema.names)
     keys = ", ".join(quoted(c) for c in key)
     with parquet_database(parquet) as db:
         db.execute(f"CREATE TEMP TABLE repeated AS SELECT {keys} FROM t GROUP BY ALL HAVING count(*) > 1")

@@ -140,9 +140,8 @@ class _KeyLog:
             table = table.cast(self._schema)
         self._writer.write_table(table)
 
-    @property
-    def path(self) -> Path | None:
-        """The keys written so far (None when no row had keys)."""
+    def written(self) -> Path | None:
+        """The keys written so far, the file closed for reading (None when no row had keys)."""
         if self._writer is None:
             return None
         self._writer.close()
@@ -151,7 +150,7 @@ class _KeyLog:
     def frames(self, names: Sequence[str], positions: np.ndarray | None = None) -> Iterator[pd.DataFrame]:
         """The rows (all, or those at `positions`, sorted) as frames of `row` and the fields
         `names`, a batch at a time, in file order."""
-        path = self.path
+        path = self.written()
         if path is None:
             return
         columns = ["row", *(f"k{self.names.index(name)}" for name in names)]
@@ -401,8 +400,9 @@ class Validator:
     def finish(self) -> list[Fault]:
         """The faults found across the whole file (keys), once every batch was fed."""
         faults: list[Fault] = []
-        if self.key_fields and self.key_log.path is not None:
-            with parquet_database(self.key_log.path) as db:
+        written = self.key_log.written() if self.key_fields else None
+        if written is not None:
+            with parquet_database(written) as db:
                 for name in self.unique_fields:
                     faults.extend(self._repeats(db, [name], "unique-error"))
                 if self.primary_key:
