@@ -77,6 +77,7 @@ from dinum_pipelines.catalog.response_cache import (
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_upload
+from dinum_pipelines.catalog.versions import render_version
 from dinum_pipelines.catalog.validation import (
     DATASET_LISTING,
     NEW_TOKEN,
@@ -436,8 +437,7 @@ def update_resource(call: Call) -> Response:
 def delete_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
     resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
-    file_key = call.store.datasets.delete_resource(resource["id"])
-    if file_key:
+    for file_key in call.store.datasets.delete_resource(resource["id"]):
         call.store.files.delete(file_key)
     return Response(status_code=204)
 
@@ -469,24 +469,19 @@ async def upload_resource(call: Call) -> Response:
 
 
 async def reupload_resource(call: Call) -> Response:
-    """Replace a resource's file: same id, new URL and checksum; the old file goes once the new one is in."""
+    """Replace a resource's file: same id, new URL and checksum; the old file stays, an earlier version (versions.py)."""
 
     def editable_resource() -> Json:
         return call.store.datasets.resource_of(editable_dataset(call)["id"], call.params["rid"])
 
     resource = await call.in_thread(editable_resource)
-    replaced: list[str | None] = []
 
     def save(received: ReceivedFile) -> Json:
-        record, old_key = call.store.datasets.replace_file(resource["id"], received.stored.key, received.resource_fields())
-        replaced.append(old_key)
-        return record
+        return call.store.datasets.replace_file(resource["id"], received.stored.key, received.resource_fields())
 
     record = await _stored_upload(call, resource["dataset_id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
-    if replaced[0]:
-        await call.in_thread(call.store.files.delete, replaced[0])
     return call.respond({**call.render.resource(record), "success": True})
 
 
@@ -543,6 +538,32 @@ def serve_file(call: Call) -> Response:
             dataset_id=resource["dataset_id"], resource_id=resource["id"],
         )
     return call.store.files.response(resource["file_key"], media_type=resource.get("mime") or None)
+
+
+def resource_versions(call: Call) -> Response:
+    """A resource's versions, newest first, under its dataset's visibility (versions.py)."""
+    dataset = visible_dataset(call)
+    resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
+    rows = call.store.versions.of_resource(resource)
+    return call.respond([render_version(call.render.base_url, resource, row) for row in rows])
+
+
+def serve_version(call: Call) -> Response:
+    """`/datasets/r/{rid}/versions/{n}`: a version's file, at a URL later publications leave
+    working; counted as a download of the resource, as its other URLs are."""
+    resource = call.store.datasets.resource(call.params["rid"])
+    if resource is None:
+        raise NotFound("Resource not found")
+    visible_dataset(call, resource["dataset_id"])
+    row = call.store.versions.version(resource, call.params["number"])
+    if row is None or not call.store.files.path(row["file_key"]).is_file():
+        raise NotFound("Version not found")
+    if call.request.method == "GET":
+        call.store.events.record(
+            RESOURCE_DOWNLOAD, channel=download_channel(call.request), user_agent=call.user_agent,
+            dataset_id=resource["dataset_id"], resource_id=resource["id"],
+        )
+    return call.store.files.response(row["file_key"], media_type=row["mime"] or None)
 
 
 def _table_file(call: Call) -> tuple[Json, Path]:
@@ -762,6 +783,8 @@ def routes() -> list[BaseRoute]:
         _route(f"{dataset}/resources/", {"POST": create_remote_resource, "PUT": reorder_resources}),
         _route(f"{resource}/", {"GET": get_resource, "PUT": update_resource, "DELETE": delete_resource}),
         _route(f"{resource}/upload/", stream={"POST": reupload_resource}),
+        _route(f"{resource}/versions/", {"GET": resource_versions}),
+        [Route("/datasets/r/{rid}/versions/{number:int}", threaded(serve_version), methods=["GET"])],
         _route(f"{v1}/organizations/", {"POST": create_organization}),
         _route(f"{v1}/organizations/{{org}}/", {"GET": get_organization, "PUT": update_organization, "DELETE": delete_organization}),
         _route(f"{v1}/organizations/{{org}}/datasets/", {"GET": organization_datasets}),

@@ -31,6 +31,13 @@ from dinum_pipelines.catalog.db import (
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
 from dinum_pipelines.catalog.search import Match, search_text
+from dinum_pipelines.catalog.versions import (
+    delete_versions,
+    record_extras,
+    record_replacement,
+    record_upload,
+    without_previous_summary,
+)
 
 DATASET_NOT_FOUND = "Dataset not found"
 RESOURCE_NOT_FOUND = "Resource not found"
@@ -247,6 +254,8 @@ class Datasets:
                     file_key=file_key, created_at=now, last_modified=now, **_resource_doc(dict(fields)),
                 )
             )
+            if file_key:
+                record_upload(conn, resource_id, dataset_id, file_key, fields)
             _touch(conn, dataset_id, now)
         return self._require_resource(resource_id)
 
@@ -281,17 +290,19 @@ class Datasets:
                 _touch(conn, row["dataset_id"], now)
         return self._require_resource(resource_id), bool(actual)
 
-    def replace_file(self, resource_id: str, file_key: str, file_fields: Mapping[str, Any]) -> tuple[Record, str | None]:
-        """Point the resource at a new stored file; returns it and the key of the file it replaced."""
+    def replace_file(self, resource_id: str, file_key: str, file_fields: Mapping[str, Any]) -> Record:
+        """Point the resource at a new stored file, a new version; the replaced file stays (versions.py)."""
         now = utcnow()
         with self._db.write() as conn:
             row = _resource_row(conn, resource_id)
+            doc = without_previous_summary({**row["doc"], **file_fields})
             conn.execute(
                 update(resources).where(resources.c.id == resource_id)
-                .values(file_key=file_key, **_resource_doc({**row["doc"], **file_fields}), last_modified=now)
+                .values(file_key=file_key, **_resource_doc(doc), last_modified=now)
             )
+            record_replacement(conn, row, file_key, doc)
             _touch(conn, row["dataset_id"], now)
-        return self._require_resource(resource_id), row["file_key"]
+        return self._require_resource(resource_id)
 
     def transform_resource_doc_field(self, resource_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
         """Replace `doc[field]` by `transform(doc[field])` atomically; no clock moves (extras, metrics)."""
@@ -299,15 +310,18 @@ class Datasets:
             row = _resource_row(conn, resource_id)
             value = transform(row["doc"].get(field))
             conn.execute(update(resources).where(resources.c.id == resource_id).values(**_resource_doc({**row["doc"], field: value})))
+            if field == "extras":
+                record_extras(conn, row["file_key"], value)
         return value
 
-    def delete_resource(self, resource_id: str) -> str | None:
-        """Remove the resource; returns the key of its stored file, for the caller to delete."""
+    def delete_resource(self, resource_id: str) -> set[str]:
+        """Remove the resource and its versions; returns the keys of their stored files, for the caller to delete."""
         with self._db.write() as conn:
             row = _resource_row(conn, resource_id)
+            keys = set(delete_versions(conn, resource_id))
             conn.execute(delete(resources).where(resources.c.id == resource_id))
             _touch(conn, row["dataset_id"], utcnow())
-        return row["file_key"]
+        return keys | ({row["file_key"]} if row["file_key"] else set())
 
     def reorder_resources(self, dataset_id: str, resource_ids: list[str]) -> list[Record]:
         """udata's reorder: the list must name every resource of the dataset exactly once."""

@@ -249,6 +249,24 @@ resources = Table(
     Index("ix_resources_format_dataset", "format", "dataset_id"),
 )
 
+# Every file a hosted resource has had, the current one included (catalog/versions.py): a
+# replaced file stays stored and downloadable at its version's URL (revision 0012).
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("resource_id", RESOURCE_ID, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("dataset_id", ID, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("file_key", String(512), nullable=False, unique=True),
+    Column("sha1", String(40), nullable=False),
+    Column("sha256", String(64)),
+    Column("filesize", BigInteger, nullable=False),
+    Column("mime", String(255)),
+    Column("format", String(64)),
+    Column("changes", JSON),  # the publisher's summary of what changed since the version before
+)
+
 # Raw usage log, one row per dataset view or file download, written in the request itself. The
 # metrics pipeline aggregates it (as data.gouv.fr aggregates its HAProxy logs); no foreign keys,
 # so events outlive the objects they mention.

@@ -24,6 +24,7 @@ from dinum_pipelines.catalog.metrics_api import EVENTS_WINDOW, METRICS_PUSH_BODY
 from dinum_pipelines.catalog.outages import UNAVAILABLE_BODY
 from dinum_pipelines.catalog.render import SCHEMAS
 from dinum_pipelines.catalog.uploads import UPLOAD_BODY
+from dinum_pipelines.catalog.versions import VERSION_SCHEMA
 from dinum_pipelines.catalog.validation import (
     DATASET_CHANGES,
     DATASET_LISTING,
@@ -143,6 +144,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
              {"anyOf": [ref("UploadedResource"), UPLOAD_STATUS]}),
             CHUNK_ERROR_ANSWER,
         ),
+    ),
+    ("GET", "/api/1/datasets/{dataset}/resources/{rid}/versions/"): Operation(
+        "A hosted resource's files, newest first: each with its stable URL and what changed since the one before",
+        array(ref("ResourceVersion")), errors=DATASET_READ_ERRORS,
     ),
     ("POST", "/api/1/organizations/"): Operation(
         "Create an organization (the caller becomes its admin)", ORGANIZATION, auth=True, body=NEW_ORGANIZATION.schema,
@@ -346,6 +351,7 @@ def openapi_document(routes: Iterable[BaseRoute], server_url: str) -> Json:
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"}},
-            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY, "Unavailable": UNAVAILABLE_BODY},
+            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY,
+                        "ResourceVersion": VERSION_SCHEMA, "Unavailable": UNAVAILABLE_BODY},
         },
     }

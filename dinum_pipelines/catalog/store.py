@@ -12,6 +12,7 @@ from dinum_pipelines.catalog.db import Database
 from dinum_pipelines.catalog.events import Events
 from dinum_pipelines.catalog.files import FileStore
 from dinum_pipelines.catalog.settings import CatalogSettings
+from dinum_pipelines.catalog.versions import ResourceVersions
 
 
 class CatalogStore:
@@ -21,6 +22,7 @@ class CatalogStore:
         self.files = FileStore(settings.files_dir, accel_redirect_prefix=settings.accel_redirect_prefix)
         self.accounts = Accounts(self.db)
         self.datasets = Datasets(self.db)
+        self.versions = ResourceVersions(self.db)
         self.events = Events(self.db)
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ def test_large_upload_is_streamed_intact(api: Api, dataset: dict[str, Any]) -> N
     assert api.get(resource["url"]).content == content
 
 
-def test_replace_keeps_the_id_and_removes_the_old_file(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
+def test_replace_keeps_the_id_and_the_old_file_as_a_version(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
     first = api.upload(dataset["id"], "communes.csv", CSV).json()
     before = api.get(f"/datasets/{dataset['id']}/").json()
     new_content = CSV + b"75056;Paris\n"
@@ -74,7 +74,7 @@ def test_replace_keeps_the_id_and_removes_the_old_file(api: Api, catalog: Runnin
     assert replaced["latest"] == first["latest"]
     assert api.get(first["latest"]).content == new_content
     assert api.get(first["url"]).status_code == 404
-    assert len(stored_files(catalog)) == 1
+    assert len(stored_files(catalog)) == 2  # the old file is version 1 (test_versions.py)
     after = api.get(f"/datasets/{dataset['id']}/").json()
     assert after["last_update"] > before["last_update"]
     assert len(after["resources"]) == 1
