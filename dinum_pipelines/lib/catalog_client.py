@@ -239,3 +239,10 @@ class UdataClient:
 
     def update_resource_extras(self, dataset_id: str, resource_id: str, extras: dict) -> dict:
         return self._call("PUT", f"2/datasets/{dataset_id}/resources/{resource_id}/extras/", json=extras)
+
+    def download(self, url: str, destination: Path) -> None:
+        """A published file (a resource's `url`), streamed to `destination` block by block."""
+        response = send(self.session, "GET", url, timeout=self.timeout, stream=True)
+        with response, destination.open("wb") as handle:
+            for block in response.iter_content(_READ_BLOCK):
+                handle.write(block)

@@ -21,6 +21,7 @@ import requests
 
 from dinum_pipelines.lib import conformance
 from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.changes import table_changes
 from dinum_pipelines.lib.cleaning import CleaningReport, TableCleaner
 from dinum_pipelines.lib.conformance import ConformanceReport
 from dinum_pipelines.lib.http import fetch_to_file
@@ -238,6 +239,7 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
         published,
         temporal_coverage=temporal_coverage(spec, files),
         resource_descriptions=descriptions,
+        compare_tables=lambda before, after: table_changes(before, after, spec.primary_key).as_extra(),
         validation_extras=_validation_extras(spec, files),
     )
     raw_sha256 = json.loads(files.cleaning_report.read_text(encoding="utf-8")).get("raw_sha256")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,13 @@ from dinum_pipelines.lib.validation_report import report_changed
 SLUG_EXTRA = "dinum:slug"
 ROLE_EXTRA = "dinum:role"
 SHA256_EXTRA = "dinum:sha256"
+# What changed in the table since the file published before (lib/changes.py); the catalog keeps
+# it with the new file's version (catalog/versions.py), udata keeps it as any extra.
+CHANGES_EXTRA = "dinum:changes"
+# The file a publication's change summary compares with the one the catalog serves.
+TABLE_ROLE = "parquet"
+# (the previous published table, the new one) -> the `dinum:changes` extra.
+CompareTables = Callable[[Path, Path], dict[str, Any]]
 
 
 class CatalogDataset(Protocol):
@@ -69,6 +77,8 @@ class PublicationResult:
     dataset_url: str | None
     resource_ids: dict[str, str]
     actions: list[str] = field(default_factory=list)
+    # What changed in the table since the published one; None when its file did not change.
+    changes: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
@@ -251,6 +261,7 @@ def publish(
     temporal_coverage: tuple[date, date] | None = None,
     resource_descriptions: dict[str, str] | None = None,
     validation_extras: dict[str, Any] | None = None,
+    compare_tables: CompareTables | None = None,
 ) -> PublicationResult:
     """Create or update the dataset, then upload each file whose content changed.
 
@@ -258,10 +269,13 @@ def publish(
     and leftovers (see `_dataset`, `_resources_by_role`): a failure half-way leaves every earlier
     published file in place and downloadable, and the next publication picks up where this one
     stopped. Each file's `validation_extras` (see validation_report.py) are sent when they say
-    something new.
+    something new. With `compare_tables`, a new table file is compared with the one the catalog
+    serves before it is replaced, and what changed goes with each new data file (CHANGES_EXTRA).
     """
     def publish_once() -> tuple[PublicationResult, bool]:
-        return _publish_once(client, spec, files, temporal_coverage, resource_descriptions or {}, validation_extras)
+        return _publish_once(
+            client, spec, files, temporal_coverage, resource_descriptions or {}, validation_extras, compare_tables
+        )
 
     result, created = publish_once()
     if created and (kept := find_datasets(client, spec)) and kept[0]["id"] != result.dataset_id:
@@ -281,6 +295,7 @@ def _publish_once(
     temporal_coverage: tuple[date, date] | None,
     resource_descriptions: dict[str, str],
     validation_extras: dict[str, Any] | None,
+    compare_tables: CompareTables | None = None,
 ) -> tuple[PublicationResult, bool]:
     """One pass of `publish`; True when it created the dataset it published into."""
     actions: list[str] = []
@@ -295,6 +310,7 @@ def _publish_once(
             actions.append("unchanged dataset metadata")
 
     existing_by_role = _resources_by_role(client, dataset, files, actions)
+    changes = _table_changes(client, existing_by_role.get(TABLE_ROLE), files.get(TABLE_ROLE), compare_tables, actions)
     resource_ids: dict[str, str] = {}
     for role, path in files.items():
         existing = existing_by_role.get(role)
@@ -324,6 +340,8 @@ def _publish_once(
         if validation_extras and role not in DOCUMENTATION_ROLES and report_changed(resource.get("extras"), validation_extras):
             extras.update(validation_extras)
             actions.append(f"updated validation report of {role}")
+        if changes is not None and role not in DOCUMENTATION_ROLES and (new_file or _differs(resource.get("extras"), {CHANGES_EXTRA: changes})):
+            extras[CHANGES_EXTRA] = changes
         if _differs(resource.get("extras"), extras):
             client.update_resource_extras(dataset["id"], resource["id"], extras)
         if existing is None:
@@ -331,5 +349,28 @@ def _publish_once(
         if len(actions) == actions_before:
             actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
         resource_ids[role] = resource["id"]
-    result = PublicationResult(dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions)
+    result = PublicationResult(
+        dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions, changes=changes,
+    )
     return result, created
+
+
+def _table_changes(
+    client: UdataClient, published: dict | None, table: Path | None, compare: CompareTables | None, actions: list[str]
+) -> dict[str, Any] | None:
+    """What changed from the table file the catalog serves to `table`, when `table` is new: the
+    served file is downloaded beside it (streamed, then deleted) and compared. The local clean
+    folder keeps only the latest files, and the catalog is the source of truth anyway. A summary
+    that cannot be had (the file unreachable) is left out: the publication goes on without it."""
+    if compare is None or table is None or published is None or published.get("filetype") != "file":
+        return None
+    if (published.get("checksum") or {}).get("value") == file_digest(table, "sha1"):
+        return None
+    with tempfile.TemporaryDirectory(prefix=".published-", dir=table.parent) as folder:
+        previous = Path(folder) / table.name
+        try:
+            client.download(published["url"], previous)
+        except CatalogError as exc:
+            actions.append(f"no change summary: the published {TABLE_ROLE} file could not be read ({exc})")
+            return None
+        return compare(previous, table)

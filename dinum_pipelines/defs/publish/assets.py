@@ -40,6 +40,8 @@ def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         }
         if result.dataset_url:
             metadata["dataset_page"] = dg.MetadataValue.url(result.dataset_url)
+        if result.changes is not None:  # what the catalog shows in the dataset's history
+            metadata["changes"] = dg.MetadataValue.json(result.changes)
         return dg.MaterializeResult(metadata=metadata)
 
     return published
