@@ -274,7 +274,8 @@ def dataset_page(page: PageRequest) -> Response:
         )
     dataset = page.render.dataset(record)
     return page.html(
-        "dataset.html", dataset=dataset, chart=downloads_chart(dataset["metrics"]["resources_downloads_by_months"])
+        "dataset.html", dataset=dataset, chart=downloads_chart(dataset["metrics"]["resources_downloads_by_months"]),
+        history=page.store.versions.history(page.render.base_url, record["resources"]),
     )
 
 

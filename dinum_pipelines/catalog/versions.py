@@ -197,6 +197,21 @@ class ResourceVersions:
     def version(self, resource: Mapping[str, Any], number: int) -> Json | None:
         return next((row for row in self.of_resource(resource) if row["version"] == number), None)
 
+    def history(self, base_url: str, resources: list[Mapping[str, Any]]) -> list[Json]:
+        """The dataset page's history (templates/_history.html): each hosted resource with its
+        versions, newest first, as the API lists them plus their summary in French."""
+        by_resource = self.of_resources(resources)
+        return [
+            {
+                "resource_id": resource["id"], "title": resource.get("title") or resource["id"],
+                "versions": [
+                    {**render_version(base_url, resource, row), "summary": french_summary(row["version"], row["changes"])}
+                    for row in by_resource[resource["id"]]
+                ],
+            }
+            for resource in resources if by_resource[resource["id"]]
+        ]
+
 
 def version_url(base_url: str, resource_id: str, number: int) -> str:
     return f"{base_url}/datasets/r/{resource_id}/versions/{number}"

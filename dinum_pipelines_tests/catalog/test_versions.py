@@ -6,6 +6,7 @@ their versions private, and a refused replacement changes nothing."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
@@ -14,7 +15,9 @@ from dinum_pipelines.catalog import Publisher, RunningCatalog
 from dinum_pipelines.catalog.api_schemas import ref
 from dinum_pipelines.catalog.db import resource_versions
 from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
+from dinum_pipelines.catalog.pages import human_size
 from dinum_pipelines.catalog.versions import clean_changes, french_summary
+from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.catalog.test_openapi import schema_errors
 
@@ -151,3 +154,33 @@ def test_summaries_are_kept_only_in_their_shape_and_said_in_french() -> None:
     assert french_summary(2, without_key) == "1 ligne (avant : 2) ; colonnes retirées : y, z"
     assert french_summary(1, None) == "Première version"
     assert french_summary(3, None) == "Pas de résumé des changements"
+
+
+def test_the_dataset_page_shows_each_resource_history(
+    chromium: Path, api: Api, anonymous: Api, catalog: RunningCatalog, dataset: dict[str, Any]
+) -> None:
+    resource = api.upload(dataset["id"], "communes.csv", CONTENTS[0]).json()
+    extras_path = f"/api/2/datasets/{dataset['id']}/resources/{resource['id']}/extras/"
+    summaries = [
+        {**SUMMARY, "rows_before": 1, "rows_after": 2, "rows_added": 1, "rows_removed": 0},
+        {**SUMMARY, "rows_added": 12, "rows_removed": 3, "rows_modified": 5, "columns_added": ["population"]},
+    ]
+    for content, summary in zip(CONTENTS[1:], summaries, strict=True):
+        assert api.upload(dataset["id"], "communes.csv", content, resource_id=resource["id"]).status_code == 200
+        assert api.put(extras_path, json={"dinum:changes": summary}).status_code == 200
+
+    page = browser.dump_dom(f"{catalog.url}/datasets/{dataset['slug']}/")
+    history = page.by_id("historique")
+    [entry] = history.find_all("article", class_="history")
+    assert entry.attrs["data-resource-id"] == resource["id"] and entry.find("h3").text == "communes.csv"
+    rows = entry.find_all("tr", class_="version")
+    assert [(row.attrs["data-version"], row.attrs["data-latest"]) for row in rows] == [("3", "true"), ("2", "false"), ("1", "false")]
+    assert [row.find("td", class_="changes").text for row in rows] == [
+        "+12 lignes, −3 lignes, 5 modifiées ; colonnes ajoutées : population",
+        "+1 ligne, −0 ligne, 0 modifiée",
+        "Première version",
+    ]
+    assert [row.find("td", class_="size").text for row in rows] == [human_size(len(content)) for content in reversed(CONTENTS)]
+    for row, content in zip(rows, reversed(CONTENTS), strict=True):
+        assert row.find("code", class_="checksum").attrs["title"] == hashlib.sha1(content).hexdigest()
+        assert anonymous.get(row.find("a", class_="version-download").attrs["href"]).content == content
