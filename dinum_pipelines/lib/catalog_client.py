@@ -240,9 +240,11 @@ class UdataClient:
     def update_resource_extras(self, dataset_id: str, resource_id: str, extras: dict) -> dict:
         return self._call("PUT", f"2/datasets/{dataset_id}/resources/{resource_id}/extras/", json=extras)
 
-    def download(self, url: str, destination: Path) -> None:
-        """A published file (a resource's `url`), streamed to `destination` block by block."""
-        response = send(self.session, "GET", url, timeout=self.timeout, stream=True)
+    def download(self, url: str, destination: Path, *, user_agent: str | None = None) -> None:
+        """A published file (a resource's `url`), streamed to `destination` block by block;
+        `user_agent` instead of the session's, to tell the catalog's usage log who reads it."""
+        headers = {"User-Agent": user_agent} if user_agent else {}
+        response = send(self.session, "GET", url, headers=headers, timeout=self.timeout, stream=True)
         with response, destination.open("wb") as handle:
             for block in response.iter_content(_READ_BLOCK):
                 handle.write(block)

@@ -35,6 +35,9 @@ SHA256_EXTRA = "dinum:sha256"
 CHANGES_EXTRA = "dinum:changes"
 # The file a publication's change summary compares with the one the catalog serves.
 TABLE_ROLE = "parquet"
+# Who downloads the served table to compare it: the publisher itself, not a reuser, so the usage
+# metrics must not count it ("bot" is in lib/metrics_bots.yaml, as data.gouv.fr's udata-hydra is).
+COMPARISON_USER_AGENT = "dinum-pipelines change-summary bot (reads the file it is about to replace)"
 # (the previous published table, the new one) -> the `dinum:changes` extra.
 CompareTables = Callable[[Path, Path], dict[str, Any]]
 
@@ -369,7 +372,7 @@ def _table_changes(
     with tempfile.TemporaryDirectory(prefix=".published-", dir=table.parent) as folder:
         previous = Path(folder) / table.name
         try:
-            client.download(published["url"], previous)
+            client.download(published["url"], previous, user_agent=COMPARISON_USER_AGENT)
         except CatalogError as exc:
             actions.append(f"no change summary: the published {TABLE_ROLE} file could not be read ({exc})")
             return None

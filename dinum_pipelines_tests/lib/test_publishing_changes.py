@@ -14,10 +14,18 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.lib.catalog_client import UdataClient
 from dinum_pipelines.lib.changes import table_changes
-from dinum_pipelines.lib.publishing import CHANGES_EXTRA, ProducedDataset, PublicationResult, publish
+from dinum_pipelines.lib.metrics import DEFAULT_BOTS_FILE, BotFilter
+from dinum_pipelines.lib.publishing import (
+    CHANGES_EXTRA,
+    COMPARISON_USER_AGENT,
+    ProducedDataset,
+    PublicationResult,
+    publish,
+)
 from dinum_pipelines.lib.registry import OrganizationSpec
 
 SPEC = ProducedDataset(
@@ -55,7 +63,9 @@ def versions(client: UdataClient, result: PublicationResult, role: str) -> list[
     return requests.get(url, timeout=10).json()
 
 
-def test_each_new_file_carries_what_changed_since_the_served_one(client: UdataClient, tmp_path: Path) -> None:
+def test_each_new_file_carries_what_changed_since_the_served_one(
+    client: UdataClient, catalog: RunningCatalog, tmp_path: Path
+) -> None:
     first = publish_table(client, files(tmp_path / "v1", ["01", "02", "03"], [10, 20, 30]))
     assert first.changes is None  # nothing published before
 
@@ -66,6 +76,10 @@ def test_each_new_file_carries_what_changed_since_the_served_one(client: UdataCl
     }
     for role in ("csv", "parquet"):
         assert [version["changes"] for version in versions(client, second, role)] == [second.changes, None]
+    # The publisher read the served Parquet once, as a bot the usage metrics leave out.
+    catalog.store.events.flush()
+    [read] = [event for event in catalog.store.events.list(kind=RESOURCE_DOWNLOAD) if event["resource_id"] == second.resource_ids["parquet"]]
+    assert read["user_agent"] == COMPARISON_USER_AGENT and BotFilter.from_file(DEFAULT_BOTS_FILE).is_bot(read["user_agent"])
 
     again = publish_table(client, files(tmp_path / "v2-again", ["01", "02", "04"], [10, 25, 40]))
     assert again.changes is None and not again.changed
