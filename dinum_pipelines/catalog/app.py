@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -45,6 +45,8 @@ from dinum_pipelines.catalog.errors import (
     server_error_body,
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, PERMALINK_MARK, RESOURCE_DOWNLOAD
+from dinum_pipelines.catalog.files import safe_filename
+from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.metrics_api import (
     SimulatedClock,
     export_events,
@@ -53,11 +55,9 @@ from dinum_pipelines.catalog.metrics_api import (
     organization_metrics_of,
     push_metrics,
 )
-from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.outages import OUTAGE_HANDLERS
 from dinum_pipelines.catalog.pages import error_page, page_routes
-from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.public_address import PublicAddressMiddleware
 from dinum_pipelines.catalog.render import (
     FREQUENCY_LIST,
@@ -95,6 +95,8 @@ from dinum_pipelines.catalog.validation import (
     refuse_unstorable_body,
     resource_order,
 )
+from dinum_pipelines.catalog.validation_pages import validation_routes
+from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
 
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
@@ -523,6 +525,17 @@ def resource_permalink(call: Call) -> Response:
     return RedirectResponse(target, status_code=302)
 
 
+def starts_the_file(range_header: str | None) -> bool:
+    """Whether a GET is a download to count: a whole file, or a range from its first byte. HTTP
+    Range requests (answered by FileResponse, or nginx) let DuckDB, Polars or pyarrow read a
+    Parquet file's footer and only the row groups a query needs; one query makes many such
+    requests, none of which is a download, and a resumed download is the same download."""
+    if range_header is None:
+        return True
+    first = range_header.partition("=")[2].split(",")[0].strip()
+    return first.startswith("0-") or first == "0"
+
+
 def serve_file(call: Call) -> Response:
     """A hosted file (a resource's `url`). Only keys of current resources are served, so replaced
     files and half-written uploads never are."""
@@ -530,7 +543,7 @@ def serve_file(call: Call) -> Response:
     path = call.store.files.path(resource["file_key"]) if resource else None
     if resource is None or path is None or not path.is_file():
         raise NotFound("File not found")
-    if call.request.method == "GET":
+    if call.request.method == "GET" and starts_the_file(call.request.headers.get("range")):
         via_permalink = call.query.get(PERMALINK_MARK[0]) == PERMALINK_MARK[1]
         call.store.events.record(
             RESOURCE_DOWNLOAD, channel="permalink" if via_permalink else download_channel(call.request),
@@ -587,13 +600,28 @@ def _table_file(call: Call) -> tuple[Json, Path]:
     raise NotFound("No tabular data for this resource: it has no Parquet file")
 
 
+def _tabular_resource(call: Call) -> tuple[Json, Path]:
+    """The resource and its Parquet for the row API; each call is one use of the data, counted
+    on the "tabular" channel (api-tabular's traffic is data.gouv.fr's too)."""
+    resource, path = _table_file(call)
+    call.store.events.record(
+        RESOURCE_DOWNLOAD, channel="tabular", user_agent=call.user_agent,
+        dataset_id=resource["dataset_id"], resource_id=resource["id"],
+    )
+    return resource, path
+
+
+def _not_found(exc: NotFound | Gone) -> Response:
+    return JSONResponse({"message": exc.message, "status": 404}, 404)
+
+
 def resource_rows(call: Call) -> Response:
     """`/api/resources/{rid}/data/`: api-tabular's row API over the resource's Parquet (tabular.py).
     Errors in udata's body with the status (404), api-tabular's (400)."""
     try:
-        resource, path = _table_file(call)
+        resource, path = _tabular_resource(call)
     except (NotFound, Gone) as exc:
-        return JSONResponse({"message": exc.message, "status": 404}, 404)
+        return _not_found(exc)
     query, data, total = tabular.rows(path, call.query.multi_items())
     base = f"{call.render.base_url}/api/resources/{resource['id']}"
     last_page = query.page * query.page_size >= total
@@ -607,6 +635,50 @@ def resource_rows(call: Call) -> Response:
         },
         "meta": {"page": query.page, "page_size": query.page_size, "total": total},
     })
+
+
+def _resource_export(call: Call, fmt: str) -> Response:
+    """`/data/csv/` and `/data/json/`: the whole selection, streamed (tabular.Export)."""
+    try:
+        resource, path = _tabular_resource(call)
+    except (NotFound, Gone) as exc:
+        return _not_found(exc)
+    selection = tabular.export(path, call.query.multi_items(), call.store.files.root / ".tabular-spill")
+    filename = safe_filename(f"{PurePosixPath(resource.get('title') or resource['id']).stem}-selection.{fmt}")
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "csv":
+        return StreamingResponse(selection.csv_chunks(), media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(selection.json_chunks(), media_type="application/json", headers=headers)
+
+
+def resource_rows_csv(call: Call) -> Response:
+    return _resource_export(call, "csv")
+
+
+def resource_rows_json(call: Call) -> Response:
+    return _resource_export(call, "json")
+
+
+def resource_swagger(call: Call) -> Response:
+    """`/api/resources/{rid}/swagger/`: this resource's columns, types and operators (OpenAPI 3)."""
+    try:
+        resource, path = _table_file(call)
+    except (NotFound, Gone) as exc:
+        return _not_found(exc)
+    return JSONResponse(tabular.swagger(path, resource["id"], call.render.base_url))
+
+
+def resource_profile(call: Call) -> Response:
+    """`/api/resources/{rid}/profile/`: the column profile the pipeline computed at publication
+    (the `dinum:profile` extra, csv-detective's shape), as api-tabular's profile endpoint."""
+    try:
+        resource, _path = _table_file(call)
+    except (NotFound, Gone) as exc:
+        return _not_found(exc)
+    profile = (resource.get("extras") or {}).get(PROFILE_EXTRA)
+    if profile is None:
+        return JSONResponse({"message": "No profile was published for this resource", "status": 404}, 404)
+    return JSONResponse({"profile": profile, "dataset_id": resource["dataset_id"], "indexes": None})
 
 
 # Extras (v2): merged, never replaced, and no clock moves (hydra-style reports are not data changes).
@@ -808,6 +880,10 @@ def routes() -> list[BaseRoute]:
         _route(f"{v1}/metrics/", {"PUT": push_metrics}),
         # The row API over each published table's Parquet (tabular.py), at api-tabular's path.
         _route("/api/resources/{rid}/data/", {"GET": resource_rows}),
+        _route("/api/resources/{rid}/data/csv/", {"GET": resource_rows_csv}),
+        _route("/api/resources/{rid}/data/json/", {"GET": resource_rows_json}),
+        _route("/api/resources/{rid}/swagger/", {"GET": resource_swagger}),
+        _route("/api/resources/{rid}/profile/", {"GET": resource_profile}),
         _route("/api/{model}/data/", {"GET": metric_data}),
         _route("/api/{model}/data/csv/", {"GET": metric_data_csv}),
     ]

@@ -1,5 +1,7 @@
 """The row API: `GET /api/resources/{rid}/data/`, the rows of a published table, with
-data.gouv.fr's api-tabular query syntax so that reusers' existing code works unchanged.
+data.gouv.fr's api-tabular query syntax so that reusers' existing code works unchanged; the whole
+filtered selection as CSV or JSON (`/data/csv/`, `/data/json/`); and the resource's own OpenAPI
+document (`/swagger/`).
 
 Why a module of its own, and why DuckDB: api-tabular loads each CSV into PostgreSQL and serves it
 through PostgREST, which is why it caps files at 100 MB. The pipeline already publishes every
@@ -8,43 +10,59 @@ columns asked for and skips row groups by their statistics, whatever the file's 
 step and no copy of the data in the catalog's database. This module turns the query string into
 one parameterised SQL statement over `read_parquet(path)` (values are always bound, identifiers
 quoted, columns checked against the file's schema) and the result into api-tabular's answer
-`{data, links, meta}`; app.py only finds the resource's file and wires the route.
+`{data, links, meta}`; app.py only finds the resource's file and wires the routes.
 
-Syntax (as api-tabular): `col__exact`, `__differs`, `__contains`, `__notcontains` (both
+Syntax (as api-tabular): `col__exact`, `__differs` (IS DISTINCT FROM, as api-tabular's
+`isdistinct`: a null differs from any value), `__contains`, `__notcontains` (both
 case-insensitive, on the value's text), `__in=a,b`, `__notin`, `__less` (<=), `__greater` (>=),
 `__strictly_less`, `__strictly_greater`, `__isnull`, `__isnotnull`, `col__sort=asc|desc` (nulls
 last ascending, first descending, as PostgreSQL), `columns=a,b`, `page` (from 1), `page_size`
-(default 20, at most 1,000: more is a 400, as api-tabular answers). Comparisons follow SQL: a null
-matches no comparison (`__differs`, `__notin` and `__notcontains` included), only `__isnull`.
-Bad parameters are a 400 in api-tabular's body naming the column or operator.
+(default 20, at most 1,000: more is a 400, as api-tabular answers). Other comparisons follow SQL:
+a null matches none of them (`__notin` and `__notcontains` included), only `__isnull` and
+`__differs`. Aggregation: `col__groupby`, `col__count` (non-null values), `col__sum`, `col__avg`
+(numbers only), `col__min`, `col__max`; each aggregate comes back as a column named `col__op`,
+which `col__op__sort` may sort on; filters apply before grouping; `columns` cannot be combined
+with aggregates (api-tabular's rule). Bad parameters are a 400 in api-tabular's body naming the
+column or operator.
+
+Exports stream in constant memory: DuckDB hands over record batches, each written out and
+dropped before the next is read; a sort spills to disk beyond `EXPORT_MEMORY_LIMIT`. They carry
+the file's own columns (no `__id`), so an export without a filter is the published CSV itself.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import math
-import uuid
-from collections.abc import Mapping, Sequence
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.csv as pacsv
 
 from dinum_pipelines.catalog.metrics_api import MetricApiError
+from dinum_pipelines.lib.duckdb_values import (
+    is_numeric,
+    jsonable,
+    python_type,
+)
+from dinum_pipelines.lib.repeats import quoted as quote
+from dinum_pipelines.lib.tables import CSV_WRITE_OPTIONS
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 10**12  # a page beyond the rows is an empty page, not an error; this only bounds the integer
 INVALID = "Invalid query string"
 ROW_ID = "__id"  # api-tabular's row id: here the row's position in the file, from 1
+EXPORT_BATCH_ROWS = 65_536
+EXPORT_MEMORY_LIMIT = "256MB"  # per export; a sort beyond it spills to DuckDB's temporary folder
 
 # operator -> SQL template over {c} (the quoted column) and {v} (a bound, cast value).
 COMPARISONS = {
     "exact": "{c} = {v}",
-    "differs": "{c} <> {v}",
+    "differs": "{c} IS DISTINCT FROM {v}",
     "less": "{c} <= {v}",
     "greater": "{c} >= {v}",
     "strictly_less": "{c} < {v}",
@@ -53,31 +71,41 @@ COMPARISONS = {
 TEXT_OPERATORS = {"contains": "", "notcontains": "NOT "}
 LIST_OPERATORS = {"in": "", "notin": "NOT "}
 NULL_OPERATORS = {"isnull": "IS NULL", "isnotnull": "IS NOT NULL"}
-OPERATORS = sorted([*COMPARISONS, *TEXT_OPERATORS, *LIST_OPERATORS, *NULL_OPERATORS, "sort"])
+AGGREGATES = {"count": "count", "sum": "sum", "avg": "avg", "min": "min", "max": "max"}
+NUMERIC_AGGREGATES = ("sum", "avg")
+GROUP_BY = "groupby"
+OPERATORS = sorted([*COMPARISONS, *TEXT_OPERATORS, *LIST_OPERATORS, *NULL_OPERATORS, *AGGREGATES, GROUP_BY, "sort"])
 RESERVED = ("page", "page_size", "columns")
-
 
 def bad_request(detail: str) -> MetricApiError:
     return MetricApiError(400, INVALID, detail)
 
 
-def quote(identifier: str) -> str:
-    """A DuckDB identifier, double-quoted with inner quotes doubled: any column name is safe."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 @dataclass
 class RowQuery:
     """A parsed query string: WHERE conditions with their bound parameters, ORDER BY terms, the
-    selected columns and the page."""
+    selected columns (or the groups and aggregates) and the page."""
 
     columns: list[str]
     conditions: list[str] = field(default_factory=list)
     parameters: list[Any] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    group_by: list[str] = field(default_factory=list)
+    aggregates: list[tuple[str, str]] = field(default_factory=list)  # (answer's column name, SQL)
     page: int = 1
     page_size: int = DEFAULT_PAGE_SIZE
     with_row_id: bool = True
+
+    @property
+    def aggregated(self) -> bool:
+        return bool(self.group_by or self.aggregates)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [*self.group_by, *(name for name, _sql in self.aggregates)] if self.aggregated else self.columns
+
+    def where(self) -> str:
+        return f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
 
 
 def schema(connection: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
@@ -108,6 +136,12 @@ def _checked_value(connection: duckdb.DuckDBPyConnection, key: str, value: str, 
     return value
 
 
+def _sort_term(key: str, name: str, value: str) -> str:
+    if value not in ("asc", "desc"):
+        raise bad_request(f"{key}: sort must be asc or desc, not {value!r}")
+    return f"{quote(name)} ASC NULLS LAST" if value == "asc" else f"{quote(name)} DESC NULLS FIRST"
+
+
 def parse(
     connection: duckdb.DuckDBPyConnection, types: Mapping[str, str], items: Sequence[tuple[str, str]]
 ) -> RowQuery:
@@ -127,21 +161,30 @@ def parse(
         page_size=_int_parameter(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
         with_row_id=with_row_id,
     )
+    sorts: list[tuple[str, str, str]] = []  # checked once the aggregates' names are known
     for key, value in items:
         if key in RESERVED:
             continue
         name, separator, operator = key.rpartition("__")
         if not separator:
             raise bad_request(f"{key}: expected column__operator; operators: {OPERATORS}")
+        if operator == "sort":
+            sorts.append((key, name, value))
+            continue
         if name not in types:
             raise bad_request(f"{key}: unknown column {name!r}; known: {list(types)}")
         if operator not in OPERATORS:
             raise bad_request(f"{key}: unknown operator {operator!r}; known: {OPERATORS}")
         column, column_type = quote(name), types[name]
-        if operator == "sort":
-            if value not in ("asc", "desc"):
-                raise bad_request(f"{key}: sort must be asc or desc, not {value!r}")
-            result.order.append(f"{column} ASC NULLS LAST" if value == "asc" else f"{column} DESC NULLS FIRST")
+        if operator == GROUP_BY:
+            if name not in result.group_by:
+                result.group_by.append(name)
+        elif operator in AGGREGATES:
+            if operator in NUMERIC_AGGREGATES and not is_numeric(column_type):
+                raise bad_request(f"{key}: {operator} needs a numeric column; {name!r} is {column_type}")
+            label = f"{name}__{operator}"
+            if label not in dict(result.aggregates):
+                result.aggregates.append((label, f"{AGGREGATES[operator]}({column})"))
         elif operator in NULL_OPERATORS:
             result.conditions.append(f"{column} {NULL_OPERATORS[operator]}")
         elif operator in TEXT_OPERATORS:
@@ -158,64 +201,226 @@ def parse(
             _checked_value(connection, key, value, column_type)
             result.conditions.append(COMPARISONS[operator].format(c=column, v=f"CAST(? AS {column_type})"))
             result.parameters.append(value)
+    if result.aggregated and "columns" in query:
+        raise bad_request("columns: cannot be combined with aggregation (groupby, count, sum, avg, min, max)")
+    sortable = result.output_columns if result.aggregated else list(types)
+    for key, name, value in sorts:
+        if name not in sortable:
+            what = "a group or an aggregate of this query" if result.aggregated else "a column"
+            raise bad_request(f"{key}: {name!r} is not {what}; sortable: {sortable}")
+        result.order.append(_sort_term(key, name, value))
     return result
 
 
-def jsonable(value: Any) -> Any:
-    """A DuckDB value as JSON: numbers as numbers (NaN and infinities as null), dates and times
-    as ISO 8601 strings, binary as base64, nested values recursively."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(item) for item in value]
-    return str(value)
+def _position_source(types: Mapping[str, str]) -> tuple[str, str]:
+    """(the row-position column's name, a FROM source over `read_parquet(?)` that has it): DuckDB's
+    `file_row_number`, unless the file has a column of that name (then a window over the scan,
+    which loses filter pushdown: rare enough)."""
+    position = "__row_position"
+    while position in types:
+        position += "_"
+    if "file_row_number" in types:
+        return position, f"(SELECT *, row_number() OVER () - 1 AS {quote(position)} FROM read_parquet(?))"
+    return position, f"(SELECT *, file_row_number AS {quote(position)} FROM read_parquet(?, file_row_number = true))"
+
+
+def _aggregate_select(query: RowQuery) -> str:
+    """The grouped SELECT (no ORDER BY, no LIMIT) over `read_parquet(?)`."""
+    terms = [quote(name) for name in query.group_by] + [f"{sql} AS {quote(label)}" for label, sql in query.aggregates]
+    group = f" GROUP BY {', '.join(quote(name) for name in query.group_by)}" if query.group_by else ""
+    return f"SELECT {', '.join(terms)} FROM read_parquet(?){query.where()}{group}"
+
+
+def _aggregate_order(query: RowQuery) -> str:
+    """Asked-for sorts, then the groups themselves, so that pages are stable."""
+    terms = [*query.order, *(f"{quote(name)} ASC NULLS LAST" for name in query.group_by)]
+    return f" ORDER BY {', '.join(terms)}" if terms else ""
+
+
+def _records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [{name: jsonable(value) for name, value in zip(columns, row, strict=True)} for row in rows]
 
 
 def rows(path: Path, items: Sequence[tuple[str, str]]) -> tuple[RowQuery, list[dict[str, Any]], int]:
-    """One page of the file's rows matching the query, and how many match in all. A connection of
-    its own per call (an in-memory DuckDB opens in about a millisecond), closed on return."""
+    """One page of the file's rows (or groups) matching the query, and how many match in all. A
+    connection of its own per call (an in-memory DuckDB opens in about a millisecond), closed on
+    return."""
     connection = duckdb.connect()
     try:
         types = schema(connection, path)
         query = parse(connection, types, items)
-        # The row's position in the file: DuckDB's `file_row_number`, unless the file has a column
-        # of that name (then a window over the scan, which loses filter pushdown: rare enough).
-        position = "__row_position"
-        while position in types:
-            position += "_"
-        if "file_row_number" in types:
-            source = f"(SELECT *, row_number() OVER () - 1 AS {quote(position)} FROM read_parquet(?))"
-        else:
-            source = f"(SELECT *, file_row_number AS {quote(position)} FROM read_parquet(?, file_row_number = true))"
-        where = f" WHERE {' AND '.join(query.conditions)}" if query.conditions else ""
+        page = [query.page_size, (query.page - 1) * query.page_size]
+        if query.aggregated:
+            grouped = _aggregate_select(query)
+            parameters = [str(path), *query.parameters]
+            total = connection.execute(f"SELECT count(*) FROM ({grouped})", parameters).fetchone()
+            answer = connection.execute(f"{grouped}{_aggregate_order(query)} LIMIT ? OFFSET ?", [*parameters, *page])
+            return query, _records(query.output_columns, answer.fetchall()), int(total[0]) if total else 0
+        position, source = _position_source(types)
         # Without a sort, the file's order: DuckDB keeps it (preserve_insertion_order) and the
         # LIMIT stops the scan early; with one, the position breaks ties so that pages are stable.
         order = f" ORDER BY {', '.join([*query.order, quote(position)])}" if query.order else ""
-        total = connection.execute(f"SELECT count(*) FROM {source}{where}", [str(path), *query.parameters]).fetchone()
+        total = connection.execute(f"SELECT count(*) FROM {source}{query.where()}", [str(path), *query.parameters]).fetchone()
         selected = ", ".join(quote(name) for name in query.columns)
-        page = connection.execute(
-            f"SELECT {quote(position)} + 1, {selected} FROM {source}{where}{order} LIMIT ? OFFSET ?",
-            [str(path), *query.parameters, query.page_size, (query.page - 1) * query.page_size],
+        found = connection.execute(
+            f"SELECT {quote(position)} + 1, {selected} FROM {source}{query.where()}{order} LIMIT ? OFFSET ?",
+            [str(path), *query.parameters, *page],
         ).fetchall()
     finally:
         connection.close()
-    data = []
-    for row_id, *values in page:
-        record = {ROW_ID: row_id} if query.with_row_id else {}
-        record.update((name, jsonable(value)) for name, value in zip(query.columns, values, strict=True))
-        data.append(record)
+    columns = [ROW_ID, *query.columns] if query.with_row_id else query.columns
+    data = _records(columns, [row if query.with_row_id else row[1:] for row in found])
     return query, data, int(total[0]) if total else 0
+
+
+@dataclass
+class Export:
+    """A whole filtered selection, checked before the response starts (a bad query is still a
+    400), and streamed by iterating `chunks`."""
+
+    connection: duckdb.DuckDBPyConnection
+    query: RowQuery
+    relation: duckdb.DuckDBPyRelation
+
+    def _reader(self) -> Iterator[Any]:
+        """The record-batch reader first (its schema even when no row matches), then its batches;
+        the connection is closed when they are exhausted or the client goes."""
+        try:
+            reader = self.relation.to_arrow_reader(EXPORT_BATCH_ROWS)
+            yield reader
+            yield from reader
+        finally:
+            self.connection.close()
+
+    def csv_chunks(self) -> Iterator[bytes]:
+        """CSV as the pipeline writes its published files (same writer, same options)."""
+        batches = self._reader()
+        buffer = io.BytesIO()
+        writer = pacsv.CSVWriter(buffer, next(batches).schema, write_options=CSV_WRITE_OPTIONS)  # writes the header
+        for batch in batches:
+            writer.write_batch(batch)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    def json_chunks(self) -> Iterator[bytes]:
+        """One JSON array of objects, as `/data/`'s `data` (without `__id`)."""
+        batches = self._reader()
+        next(batches)
+        opening = b"["
+        for batch in batches:
+            records = _records(batch.schema.names, list(zip(*(column.to_pylist() for column in batch.columns), strict=True)))
+            if records:
+                yield opening + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records).encode()
+                opening = b",\n"
+        yield b"[]" if opening == b"[" else b"]"
+
+
+def export(path: Path, items: Sequence[tuple[str, str]], temporary_folder: Path | None = None) -> Export:
+    """The selection for `/data/csv/` and `/data/json/`: every matching row (or group), no page."""
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"SET memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        if temporary_folder is not None:
+            connection.execute(f"SET temp_directory = '{str(temporary_folder).replace(chr(39), chr(39) * 2)}'")
+        types = schema(connection, path)
+        query = parse(connection, types, [(key, value) for key, value in items if key not in ("page", "page_size")])
+        if query.aggregated:
+            sql = f"{_aggregate_select(query)}{_aggregate_order(query)}"
+        elif query.order:  # ties in the file's order, as the pages
+            position, source = _position_source(types)
+            selected = ", ".join(quote(name) for name in query.columns)
+            sql = f"SELECT {selected} FROM {source}{query.where()} ORDER BY {', '.join([*query.order, quote(position)])}"
+        else:
+            selected = ", ".join(quote(name) for name in query.columns)
+            sql = f"SELECT {selected} FROM read_parquet(?){query.where()}"
+        relation = connection.sql(sql, params=[str(path), *query.parameters])
+    except BaseException:
+        connection.close()
+        raise
+    return Export(connection, query, relation)
+
+
+# The resource's OpenAPI document: which operators apply to which column, as api-tabular's.
+_JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number"}
+_OPERATOR_WORDS = {
+    "exact": "equal to the value", "differs": "different from the value (or null)",
+    "less": "less than or equal to the value", "greater": "greater than or equal to the value",
+    "strictly_less": "strictly less than the value", "strictly_greater": "strictly greater than the value",
+    "contains": "containing the text (case-insensitive)", "notcontains": "not containing the text (case-insensitive)",
+    "in": "one of the comma-separated values", "notin": "none of the comma-separated values",
+    "isnull": "empty", "isnotnull": "not empty", "sort": "sorted: asc or desc", GROUP_BY: "grouped by this column",
+    "count": "count of non-empty values", "sum": "sum", "avg": "mean", "min": "minimum", "max": "maximum",
+}
+_NO_VALUE = ("isnull", "isnotnull", GROUP_BY, *AGGREGATES)
+
+
+def column_operators(column_type: str) -> list[str]:
+    kind = python_type(column_type)
+    if kind == "json":
+        return ["isnull", "isnotnull"]
+    operators = ["exact", "differs", "isnull", "isnotnull", "in", "notin", "sort", GROUP_BY, "count"]
+    if kind != "bool":
+        operators += ["less", "greater", "strictly_less", "strictly_greater", "min", "max"]
+    if kind in ("string", "date", "datetime"):
+        operators += ["contains", "notcontains"]
+    if kind in ("int", "float"):
+        operators += list(NUMERIC_AGGREGATES)
+    return operators
+
+
+def swagger(path: Path, rid: str, base_url: str) -> dict[str, Any]:
+    """An OpenAPI 3 document for this resource's `/data/`, `/data/csv/` and `/data/json/`: one
+    query parameter per column and operator that applies to its type, and the row's schema."""
+    connection = duckdb.connect()
+    try:
+        types = schema(connection, path)
+    finally:
+        connection.close()
+    parameters: list[dict[str, Any]] = [
+        {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}, "description": "Page, from 1"},
+        {"name": "page_size", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "description": f"Rows per page (default {DEFAULT_PAGE_SIZE})"},
+        {"name": "columns", "in": "query", "required": False, "schema": {"type": "string"}, "style": "form",
+         "explode": False, "description": "Columns to return, comma-separated"},
+    ]
+    for name, column_type in types.items():
+        for operator in column_operators(column_type):
+            parameter: dict[str, Any] = {
+                "name": f"{name}__{operator}", "in": "query", "required": False,
+                "description": f"{name}: {_OPERATOR_WORDS[operator]}", "schema": {"type": "string"},
+            }
+            if operator in _NO_VALUE:
+                parameter.update(schema={"type": "boolean"}, allowEmptyValue=True)
+            elif operator == "sort":
+                parameter["schema"] = {"type": "string", "enum": ["asc", "desc"]}
+            parameters.append(parameter)
+    row = {name: {"type": _JSON_TYPES.get(python_type(column_type), "string"), "nullable": True, "x-duckdb-type": column_type}
+           for name, column_type in types.items()}
+    errors = {"400": {"description": INVALID}, "404": {"description": "Resource not found"}}
+
+    def operation(summary: str, content: dict[str, Any]) -> dict[str, Any]:
+        return {"get": {"summary": summary, "parameters": parameters,
+                        "responses": {"200": {"description": "successful operation", "content": content}, **errors}}}
+
+    data_path = f"/api/resources/{rid}/data/"
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Tabular API", "version": "1.0.0",
+                 "description": f"The rows of resource {rid}, filtered, sorted, aggregated and paged (api-tabular's syntax)."},
+        "servers": [{"url": base_url}],
+        "paths": {
+            data_path: operation("Rows of the resource, one page", {"application/json": {"schema": {"$ref": "#/components/schemas/ResourceData"}}}),
+            f"{data_path}csv/": operation("The whole selection as CSV", {"text/csv": {}}),
+            f"{data_path}json/": operation("The whole selection as a JSON array", {"application/json": {}}),
+        },
+        "components": {"schemas": {
+            "Resource": {"type": "object", "properties": {ROW_ID: {"type": "integer"}, **row}},
+            "ResourceData": {"type": "object", "properties": {
+                "data": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}},
+                "links": {"type": "object", "properties": {key: {"type": "string", "nullable": True} for key in ("profile", "swagger", "next", "prev")}},
+                "meta": {"type": "object", "properties": {key: {"type": "integer"} for key in ("page", "page_size", "total")}},
+            }},
+        }},
+    }

@@ -22,8 +22,8 @@ DATASET_VIEW = "dataset.view"
 RESOURCE_DOWNLOAD = "resource.download"
 # web: the catalog's HTML page, or a file fetched by a browser; api: the JSON API, or a file
 # fetched by a program; permalink: a file reached through its stable link /api/1/datasets/r/{id}.
-CHANNELS = ("web", "api", "permalink")
-VIEW_CHANNELS = ("web", "api")  # a dataset view never goes through a resource's stable link
+CHANNELS = ("web", "api", "permalink", "tabular")
+VIEW_CHANNELS = ("web", "api")  # a dataset view never goes through a resource's stable link nor the row API
 DOWNLOAD_CHANNELS = CHANNELS
 
 # The catalog's usage-log export (GET /api/1/events/), column by column.
@@ -103,6 +103,7 @@ _CHANNEL_WORDS = {
     "web": "from the catalog's web pages or a browser",
     "api": "through the API or by a program",
     "permalink": "through the file's stable link (/api/1/datasets/r/{id})",
+    "tabular": "through the row API (/api/resources/{id}/data/, one per call)",
 }
 _ID_WORDS = {
     "dataset_id": "catalog id of the dataset",

@@ -23,6 +23,7 @@ from dinum_pipelines.lib import conformance
 from dinum_pipelines.lib.catalog_client import UdataClient
 from dinum_pipelines.lib.changes import table_changes
 from dinum_pipelines.lib.cleaning import CleaningReport, TableCleaner
+from dinum_pipelines.lib.column_profile import PROFILE_EXTRA, column_profile
 from dinum_pipelines.lib.conformance import ConformanceReport
 from dinum_pipelines.lib.http import fetch_to_file
 from dinum_pipelines.lib.layout import CleanFiles, DataLayout
@@ -240,7 +241,7 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
         temporal_coverage=temporal_coverage(spec, files),
         resource_descriptions=descriptions,
         compare_tables=lambda before, after: table_changes(before, after, spec.primary_key).as_extra(),
-        validation_extras=_validation_extras(spec, files),
+        validation_extras=_data_extras(spec, files, published),
     )
     raw_sha256 = json.loads(files.cleaning_report.read_text(encoding="utf-8")).get("raw_sha256")
     write_json({"raw_sha256": raw_sha256, "dataset_id": result.dataset_id, "published_at": datetime.now(UTC).isoformat()}, files.publication)
@@ -265,6 +266,12 @@ def unfinished_publication(spec: DatasetSpec, layout: DataLayout) -> str | None:
     if files.publication.exists() and json.loads(files.publication.read_text(encoding="utf-8")).get("raw_sha256") == raw.sha256:
         return None
     return f"version {raw.sha256[:12]}… passed its check, but its publication did not finish"
+
+
+def _data_extras(spec: DatasetSpec, files: CleanFiles, published: dict[str, Path]) -> dict:
+    """The extras of the published data files: their validation report and their column profile."""
+    descriptions = {column.name: column.description for column in spec.columns}
+    return {**(_validation_extras(spec, files) or {}), PROFILE_EXTRA: column_profile(published["parquet"], descriptions)}
 
 
 def _validation_extras(spec: DatasetSpec, files: CleanFiles) -> dict | None:

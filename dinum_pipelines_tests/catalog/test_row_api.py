@@ -3,7 +3,13 @@ pandas as the oracle on the same frame for every operator, sort, column selectio
 on both backends; and its 404 and 400 answers.
 
 Comparisons follow SQL, as api-tabular's PostgREST does: a null cell matches no comparison
-(`__differs`, `__notin`, `__notcontains` included), so the oracle masks nulls out explicitly."""
+(`__notin`, `__notcontains` included), so the oracle masks nulls out explicitly; `__differs` is
+api-tabular's `isdistinct`, which a null matches.
+
+Also here: aggregation against pandas' groupby, the CSV and JSON exports against pandas' filter
+and the pipeline's own CSV writer, the per-resource OpenAPI document (every parameter it lists is
+accepted), the profile, usage counting on the `tabular` channel, and HTTP Range requests on the
+Parquet file read remotely by pyarrow."""
 
 from __future__ import annotations
 
@@ -13,13 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from dinum_pipelines.catalog import tabular
-from dinum_pipelines_tests.catalog.conftest import Api
+from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
+from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
+from dinum_pipelines.lib.tables import write_csv
+from dinum_pipelines_tests.catalog.conftest import Api, RunningCatalog
 
 ROWS = 57
 
@@ -103,7 +113,7 @@ def oracle_cases() -> list[tuple[str, str, pd.Series]]:
         contains = as_text.str.lower().str.contains(needle.lower(), regex=False)
         cases += [
             (f"{column}__exact", text, present & (series == typed)),
-            (f"{column}__differs", text, present & (series != typed)),
+            (f"{column}__differs", text, ~(present & (series == typed))),
             (f"{column}__less", text, present & (series <= typed)),
             (f"{column}__greater", text, present & (series >= typed)),
             (f"{column}__strictly_less", text, present & (series < typed)),
@@ -229,3 +239,189 @@ def test_a_private_datasets_rows_are_for_its_editors(api: Api, anonymous: Api, d
     assert rows(api, rid)["meta"]["total"] == 3
     hidden = anonymous.get(f"/api/resources/{rid}/data/")
     assert hidden.status_code == 404 and hidden.json()["status"] == 404
+
+
+AGGREGATES: dict[str, Callable[[pd.Series], Any]] = {
+    "count": lambda s: int(s.count()),
+    "sum": lambda s: s.sum(min_count=1),  # SQL: the sum of no value is null, not 0
+    "avg": lambda s: s.mean(),
+    "min": lambda s: s.min(),
+    "max": lambda s: s.max(),
+}
+
+
+def aggregated(df: pd.DataFrame, groups: list[str], aggregates: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """pandas' answer: one record per group (nulls a group of their own, as SQL), groups sorted
+    ascending with nulls last, each aggregate named `column__operator`."""
+    keyed = df.assign(__key=list(zip(*([as_json(v) for v in df[g]] for g in groups), strict=True)) if groups else [()] * len(df))
+    keys = sorted(set(keyed["__key"]), key=lambda key: [(value is None, value or 0 if not isinstance(value, str) else value) for value in key])
+    records = []
+    for key in keys or [()]:
+        part = keyed[keyed["__key"] == key] if groups else keyed
+        record: dict[str, Any] = dict(zip(groups, key, strict=True))
+        for column, operator in aggregates:
+            record[f"{column}__{operator}"] = as_json(AGGREGATES[operator](part[column].dropna()))
+        records.append(record)
+    return records
+
+
+def approximately(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: pytest.approx(value) if isinstance(value, float) else value for key, value in record.items()} for record in records]
+
+
+def test_aggregation_matches_pandas(anonymous: Api, published: dict[str, str]) -> None:
+    rid = published["communes.parquet"]
+    every = [(column, operator) for column in ("n", "x") for operator in AGGREGATES] + [
+        ("code", "count"), ("code", "min"), ("jour", "max"), ("nom", "count"),
+    ]
+    for groups in ([], ["nom"], ["jour"], ["nom", "n"]):
+        params = {f"{g}__groupby": "" for g in groups} | {f"{c}__{o}": "" for c, o in every} | {"page_size": 1000}
+        answer = rows(anonymous, rid, **params)
+        wanted = aggregated(DF, groups, every)
+        assert answer["data"] == approximately(wanted), groups
+        assert answer["meta"]["total"] == len(wanted)
+        assert all("__id" not in record for record in answer["data"])
+
+    # Filters apply before grouping; an aggregate can be sorted on; groups are paged.
+    mask = DF["x"].notna() & (DF["x"] > 0)
+    wanted = sorted(aggregated(DF[mask.astype(bool)], ["nom"], [("n", "sum")]),
+                    key=lambda r: (r["n__sum"] is not None, -(r["n__sum"] or 0)))  # desc, nulls first
+    params = {"x__strictly_greater": "0", "nom__groupby": "", "n__sum": "", "n__sum__sort": "desc", "page_size": 4}
+    first, second = rows(anonymous, rid, **params), rows(anonymous, rid, **params, page=2)
+    assert [r["n__sum"] for r in first["data"] + second["data"]] == [r["n__sum"] for r in wanted[:8]]
+    assert first["meta"]["total"] == len(wanted) and first["links"]["next"]
+    # groupby alone: the distinct values
+    assert [r["nom"] for r in rows(anonymous, rid, nom__groupby="", page_size=1000)["data"]] == [
+        r["nom"] for r in aggregated(DF, ["nom"], [])
+    ]
+
+    for params, named in (
+        ({"nom__sum": ""}, "nom__sum"),  # a sum of text
+        ({"jour__avg": ""}, "jour__avg"),
+        ({"nom__groupby": "", "columns": "nom"}, "columns"),  # api-tabular's rule
+        ({"nom__groupby": "", "code__sort": "asc"}, "code__sort"),  # not a group of this query
+        ({"n__median": ""}, "median"),
+    ):
+        response = anonymous.get(f"/api/resources/{rid}/data/", params=params)
+        assert response.status_code == 400, (params, response.text)
+        assert named in response.json()["errors"][0]["detail"], (params, response.text)
+
+
+def test_exports_stream_the_whole_selection(anonymous: Api, published: dict[str, str], tmp_path: Path) -> None:
+    rid = published["communes.parquet"]
+    # Unfiltered, the export is the table as the pipeline writes its CSV (same writer, same options).
+    local = tmp_path / "communes.csv"
+    write_csv(pq.read_table(io.BytesIO(parquet_bytes(DF))), local)
+    whole = anonymous.get(f"/api/resources/{rid}/data/csv/")
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("text/csv")
+    assert whole.content == local.read_bytes()
+    assert "attachment" in whole.headers["content-disposition"]
+
+    # Filtered and sorted: pandas' filter of the same rows.
+    params = {"nom__contains": "a", "n__greater": "0", "x__sort": "desc"}
+    mask = (DF["nom"].notna() & DF["nom"].str.lower().str.contains("a", regex=False) & DF["n"].notna() & (DF["n"] >= 0)).astype(bool)
+    ordered = DF[mask].assign(__id=lambda d: d.index).sort_values(
+        ["x", "__id"], ascending=[False, True], na_position="first", kind="mergesort"
+    ).drop(columns="__id")
+    exported = pd.read_csv(io.BytesIO(anonymous.get(f"/api/resources/{rid}/data/csv/", params=params).content), dtype={"code": str})
+    oracle = pd.read_csv(io.StringIO(ordered.to_csv(index=False)), dtype={"code": str})
+    assert len(exported) == int(mask.sum()) > 0
+    pd.testing.assert_frame_equal(exported, oracle, check_dtype=False)
+
+    # JSON: the same rows as the paged API, without __id, pages ignored.
+    as_json_export = anonymous.get(f"/api/resources/{rid}/data/json/", params={**params, "page_size": 2})
+    assert as_json_export.status_code == 200 and as_json_export.headers["content-type"] == "application/json"
+    paged = rows(anonymous, rid, **params, page_size=1000)["data"]
+    assert as_json_export.json() == [{k: v for k, v in row.items() if k != "__id"} for row in paged]
+
+    # Aggregates export too; an empty selection is a header (CSV) or [] (JSON); a bad query is a 400.
+    grouped = anonymous.get(f"/api/resources/{rid}/data/csv/", params={"jour__groupby": "", "n__count": ""})
+    assert grouped.text.splitlines()[0] == '"jour","n__count"' and len(grouped.text.splitlines()) == 1 + DF["jour"].nunique(dropna=False)
+    assert anonymous.get(f"/api/resources/{rid}/data/csv/", params={"code__exact": "nope"}).text == local.read_text().splitlines()[0] + "\n"
+    assert anonymous.get(f"/api/resources/{rid}/data/json/", params={"code__exact": "nope"}).json() == []
+    bad = anonymous.get(f"/api/resources/{rid}/data/csv/", params={"n__less": "abc"})
+    assert bad.status_code == 400 and "n__less" in bad.json()["errors"][0]["detail"]
+    assert anonymous.get(f"/api/resources/{published['seul.csv']}/data/json/").status_code == 404
+
+
+def test_swagger_lists_each_column_and_every_listed_parameter_works(anonymous: Api, published: dict[str, str]) -> None:
+    rid = published["communes.parquet"]
+    document = anonymous.get(f"/api/resources/{rid}/swagger/").json()
+    assert document["openapi"].startswith("3.")
+    data_path = f"/api/resources/{rid}/data/"
+    assert set(document["paths"]) == {data_path, f"{data_path}csv/", f"{data_path}json/"}
+    properties = document["components"]["schemas"]["Resource"]["properties"]
+    assert {name: properties[name]["type"] for name in DF.columns} == {
+        "code": "string", "nom": "string", "n": "integer", "x": "number", "jour": "string",
+    }
+    names = [parameter["name"] for parameter in document["paths"][data_path]["get"]["parameters"]]
+    assert {"n__sum", "x__avg", "jour__contains", "code__groupby", "nom__sort"} <= set(names)
+    assert "nom__sum" not in names and "jour__avg" not in names
+    samples = {"code": "00037", "nom": "Paris 0", "n": "2", "x": "0.5", "jour": "2020-02-01"}
+    for parameter in document["paths"][data_path]["get"]["parameters"]:
+        name = parameter["name"]
+        if name in ("page", "page_size"):
+            value = "2"
+        elif name == "columns":
+            value = "code,x"
+        elif name.endswith("__sort"):
+            value = "desc"
+        elif parameter.get("allowEmptyValue"):
+            value = ""
+        else:
+            value = samples[name.rpartition("__")[0]]
+        response = anonymous.get(data_path, params={name: value})
+        assert response.status_code == 200, (name, response.text)
+    assert anonymous.get(f"/api/resources/{published['seul.csv']}/swagger/").status_code == 404
+
+
+def test_the_profile_is_the_one_published_with_the_file(api: Api, anonymous: Api, dataset: dict[str, Any], published: dict[str, str]) -> None:
+    rid = published["communes.parquet"]
+    missing = anonymous.get(f"/api/resources/{rid}/profile/")
+    assert missing.status_code == 404 and missing.json()["message"]
+    profile = {"total_lines": ROWS, "columns": {"code": {"python_type": "string"}}, "profile": {"code": {"nb_distinct": 3}}}
+    response = api.put(f"/api/2/datasets/{dataset['id']}/resources/{rid}/extras/", json={PROFILE_EXTRA: profile})
+    assert response.status_code == 200, response.text
+    answer = anonymous.get(f"/api/resources/{rid}/profile/")
+    assert answer.status_code == 200 and answer.json()["profile"] == profile
+
+
+def test_every_call_is_counted_on_the_tabular_channel(catalog: RunningCatalog, anonymous: Api, published: dict[str, str]) -> None:
+    rid = published["communes.parquet"]
+    before = len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD))
+    rows(anonymous, rid)
+    rows(anonymous, rid, page=2)
+    anonymous.get(f"/api/resources/{rid}/data/csv/")
+    anonymous.get(f"/api/resources/{rid}/data/json/", params={"n__groupby": ""})
+    anonymous.get(f"/api/resources/{rid}/data/", params={"n__less": "abc"})  # refused: counted, as any call
+    anonymous.get(f"/api/resources/{rid}/swagger/")  # documentation is not a use of the data
+    events = catalog.store.events.list(kind=RESOURCE_DOWNLOAD)[before:]
+    assert [(event["channel"], event["resource_id"]) for event in events] == [("tabular", rid)] * 5
+
+
+def test_the_parquet_file_answers_range_requests(catalog: RunningCatalog, api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    """What DuckDB, Polars or pyarrow do to query a remote Parquet file: its footer, then only the
+    byte ranges of the row groups and columns asked for. One such query is not a download."""
+    big = pd.DataFrame({"n": range(200_000), "label": [f"ligne {i % 977}" for i in range(200_000)]})
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(big, preserve_index=False), buffer, row_group_size=20_000)
+    whole = buffer.getvalue()
+    uploaded = api.upload(dataset["id"], "grand.parquet", whole)
+    assert uploaded.status_code == 201, uploaded.text
+    url = uploaded.json()["url"]
+    before = len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD))
+    part = anonymous.get(url, headers={"Range": "bytes=4-103"})
+    assert part.status_code == 206 and part.content == whole[4:104]
+    assert part.headers["content-range"] == f"bytes 4-103/{len(whole)}"
+    tail = anonymous.get(url, headers={"Range": "bytes=-8"})
+    assert tail.status_code == 206 and tail.content == whole[-8:] and tail.content.endswith(b"PAR1")
+    assert anonymous.get(url, headers={"Range": f"bytes={len(whole) + 10}-"}).status_code == 416
+    head = anonymous.session.head(url)
+    assert head.headers["accept-ranges"] == "bytes" and int(head.headers["content-length"]) == len(whole)
+
+    with fsspec.filesystem("http").open(url, block_size=4096, cache_type="none") as remote:
+        table = pq.read_table(remote, columns=["n"], filters=[("n", ">=", 190_000)])
+    assert table.column("n").to_pylist() == list(range(190_000, 200_000))
+    assert len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD)) == before  # ranges are not downloads
+    assert anonymous.get(url, headers={"Range": "bytes=0-99"}).content == whole[:100]  # a download's start is one
+    assert len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD)) == before + 1

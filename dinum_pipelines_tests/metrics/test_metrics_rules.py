@@ -121,7 +121,7 @@ def test_monthly_and_total_tables_are_sums_of_the_days(tmp_path: Path) -> None:
     assert tables[("datasets", None)].to_dict("records")[0]["visit"] == 10
     assert tables[("resources", None)].to_dict("records") == [{
         "resource_id": "r1", "dataset_id": "d1", "download_resource": 3,
-        "download_resource_web": 0, "download_resource_api": 0, "download_resource_permalink": 3,
+        "download_resource_web": 0, "download_resource_api": 0, "download_resource_permalink": 3, "download_resource_tabular": 0,
     }]
     assert tables[("organizations", "day")]["visit_dataset"].tolist() == [2, 3, 5]
     for (level, period), frame in tables.tables.items():

@@ -127,7 +127,7 @@ def check_everything(expected: Expected, datasets: list[dict[str, Any]], anonymo
             assert row["visit"] == expected.count(period=day, kind="dataset.view", dataset_id=dataset["id"])
             for channel in ("web", "api"):
                 assert row[f"visit_{channel}"] == expected.count(period=day, kind="dataset.view", channel=channel, dataset_id=dataset["id"])
-            for channel in ("web", "api", "permalink"):
+            for channel in ("web", "api", "permalink", "tabular"):
                 assert row[f"download_resource_{channel}"] == expected.count(
                     period=day, kind="resource.download", channel=channel, dataset_id=dataset["id"]
                 )
