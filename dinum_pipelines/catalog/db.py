@@ -325,6 +325,55 @@ organization_metrics = Table(
     Column("metrics", JSON, nullable=False),
 )
 
+# Change notifications (catalog/notifications.py, webhooks.py, feeds.py; revision 0013): one row
+# per publication (a file uploaded or replaced, a remote resource added or moved, a dataset
+# created, changed or deleted), read by the Atom feeds; the reusers' webhook subscriptions; and
+# one delivery per publication and subscription, which the delivery thread claims when it is due.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("dataset_id", ID, nullable=False, index=True),
+    Column("organization_id", ID, index=True),
+    Column("resource_id", RESOURCE_ID),
+    # Whether the dataset was public and live when it changed: only those changes are in the feeds.
+    Column("public", Boolean, nullable=False),
+    # The webhook body (URLs absolute, as the publishing request named the catalog).
+    Column("payload", JSON, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("dataset_id", ID, index=True),  # exactly one of the two
+    Column("organization_id", ID, index=True),
+    # The HMAC-SHA256 key of the signatures, kept to sign: shown to the subscriber once, never again.
+    Column("secret", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", RESOURCE_ID, primary_key=True),  # a UUID: the X-Dinum-Delivery header
+    Column("webhook_id", ID, ForeignKey("webhooks.id"), nullable=False, index=True),
+    Column("change_id", Integer, ForeignKey("changes.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    # One {"at", "status_code", "error", "duration_ms"} per attempt, oldest first.
+    Column("attempts", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # When a pending delivery is due; a claim moves it past the attempt (a lease), so that a
+    # delivery claimed by a process that died is tried again once the lease is over.
+    Column("next_attempt_at", UtcDateTime),
+    Column("delivered_at", UtcDateTime),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
 # Connections kept open per process: one per request thread (app.REQUEST_THREADS) plus the
 # usage-log writer and a spare. SQLAlchemy's default (5, and 10 more opened and closed on demand)
 # under 40 request threads made requests queue for a connection and reopen one (SQLite: its

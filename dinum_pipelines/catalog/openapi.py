@@ -22,6 +22,7 @@ from dinum_pipelines.catalog.chunks import UPLOAD_STATUS_BODY
 from dinum_pipelines.catalog.errors import ERROR_BODY, SERVER_ERROR_BODY
 from dinum_pipelines.catalog.metrics_api import EVENTS_WINDOW, METRICS_PUSH_BODY, METRICS_PUSH_SUMMARY
 from dinum_pipelines.catalog.outages import UNAVAILABLE_BODY
+from dinum_pipelines.catalog.notifications import NEW_WEBHOOK_SCHEMA, WEBHOOK_SCHEMAS
 from dinum_pipelines.catalog.render import SCHEMAS
 from dinum_pipelines.catalog.uploads import UPLOAD_BODY
 from dinum_pipelines.catalog.versions import VERSION_SCHEMA
@@ -189,6 +190,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/api/1/me/api_tokens/{token_id}/"): Operation(
         "Revoke an API token", auth=True, success=204, errors=(404,), tag="me"
     ),
+    ("GET", "/api/1/me/webhooks/"): Operation("The caller's webhook subscriptions", array(ref("Webhook")), auth=True, tag="me"),
+    ("POST", "/api/1/me/webhooks/"): Operation(
+        "Subscribe a URL to a dataset's or an organization's publications: each is POSTed there, signed with "
+        "the secret of this answer (shown once) in X-Dinum-Signature: sha256=<hex HMAC-SHA256 of the raw body>",
+        ref("NewWebhook"), auth=True, body=NEW_WEBHOOK_SCHEMA, success=201, tag="me", creates="webhook_id",
+    ),
+    ("DELETE", "/api/1/me/webhooks/{webhook_id}/"): Operation(
+        "Unsubscribe (pending deliveries are dropped)", auth=True, success=204, errors=(404,), tag="me"
+    ),
+    ("GET", "/api/1/me/webhooks/{webhook_id}/deliveries/"): Operation(
+        "A subscription's deliveries, newest first, with every attempt", array(ref("WebhookDelivery")), auth=True,
+        errors=(404,), tag="me",
+    ),
     ("GET", "/api/2/datasets/resources/{rid}/"): Operation(
         "A resource by its id alone, with its dataset's id (udata v2)", ref("ResourceWithDatasetId"),
         errors=DATASET_READ_ERRORS,
@@ -227,6 +241,7 @@ PATH_PARAMETERS = {
     "rid": "A resource's id",
     "org": "An organization's id or slug",
     "token_id": "An API token's id",
+    "webhook_id": "A webhook subscription's id",
 }
 ERROR_DESCRIPTIONS = {
     400: "Invalid request (the errors per field)",
@@ -351,7 +366,7 @@ def openapi_document(routes: Iterable[BaseRoute], server_url: str) -> Json:
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"}},
-            "schemas": {**SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY,
+            "schemas": {**SCHEMAS, **WEBHOOK_SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY,
                         "ResourceVersion": VERSION_SCHEMA, "Unavailable": UNAVAILABLE_BODY},
         },
     }

@@ -279,12 +279,18 @@ def dataset_page(page: PageRequest) -> Response:
     )
 
 
-def organization_page(page: PageRequest) -> Response:
+def public_organization(page: PageRequest) -> Json:
+    """The organization the path names (id or slug): 404 if there is none, 410 if it was deleted."""
     org = page.store.accounts.organization(page.request.path_params["org"])
     if org is None:
         raise NotFound("Cette organisation n'existe pas.")
     if org["deleted_at"] is not None:
         raise Gone("Cette organisation a été supprimée.")
+    return org
+
+
+def organization_page(page: PageRequest) -> Response:
+    org = public_organization(page)
     number = page.page_number()
     records, total = page.store.datasets.search(DatasetQuery(organization_id=org["id"], page=number, page_size=PAGE_SIZE))
     members = page.store.accounts.members_of(org["id"])

@@ -38,10 +38,15 @@ class CatalogSettings:
     accel_redirect_prefix: str | None = None
     # Table Schemas (*.json) offered by the /valider/ page; None: only uploaded or linked schemas.
     schemas_dir: Path | None = None
-    # Whether /valider/ may fetch a file or schema from a loopback or private address. Off for a
-    # deployment (a visitor must not make the catalog read its own network); on for the demo and
-    # the tests, whose administrations are served on 127.0.0.1.
+    # Whether /valider/ may fetch a file or schema from a loopback or private address, and a
+    # webhook be delivered to one. Off for a deployment (a visitor must not make the catalog read,
+    # nor post to, its own network); on for the demo and the tests, served on 127.0.0.1.
     fetch_private_urls: bool = False
+    # Webhook deliveries (webhooks.py): the wait before the first retry (doubled at each retry),
+    # the attempts in all, and how long one attempt may take.
+    webhook_retry_seconds: float = 30.0
+    webhook_attempts: int = 6
+    webhook_timeout_seconds: float = 10.0
 
     @classmethod
     def in_directory(

@@ -11,6 +11,7 @@ from dinum_pipelines.catalog.datasets import Datasets
 from dinum_pipelines.catalog.db import Database
 from dinum_pipelines.catalog.events import Events
 from dinum_pipelines.catalog.files import FileStore
+from dinum_pipelines.catalog.notifications import Notifications
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.versions import ResourceVersions
 
@@ -24,6 +25,7 @@ class CatalogStore:
         self.datasets = Datasets(self.db)
         self.versions = ResourceVersions(self.db)
         self.events = Events(self.db)
+        self.notifications = Notifications(self.db, self.datasets)
 
     def close(self) -> None:
         self.events.close()  # writes the queued usage events first
