@@ -55,6 +55,10 @@ from dinum_pipelines.catalog.metrics_api import (
     organization_metrics_of,
     push_metrics,
 )
+from dinum_pipelines.catalog.feeds import feed_routes
+from dinum_pipelines.catalog import notifications
+from dinum_pipelines.catalog.notifications import clean_new_webhook, dataset_update_event, delivery_document, webhook_document
+from dinum_pipelines.catalog.webhooks import WebhookDeliverer, refuse_private_url
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines.catalog.outages import OUTAGE_HANDLERS
 from dinum_pipelines.catalog.pages import error_page, page_routes
@@ -375,6 +379,7 @@ def create_dataset(call: Call) -> Response:
     record = call.store.datasets.create(
         fields, owner_id=None if organization_id else user["id"], organization_id=organization_id
     )
+    call.store.notifications.record(call.render, notifications.DATASET_CREATED, record["id"])
     return call.respond(call.render.dataset(record), 201)
 
 
@@ -399,13 +404,16 @@ def update_dataset(call: Call) -> Response:
     reference = changes.pop("organization", None)
     if reference is not None and organization_id_for(call, reference) != dataset["organization_id"]:
         raise field_error("organization", "The organization of a dataset cannot be changed; transfer it instead.")
-    record, _changed = call.store.datasets.update(dataset["id"], changes, restore=asks_restoration(payload))
+    record, changed = call.store.datasets.update(dataset["id"], changes, restore=asks_restoration(payload))
+    if changed:
+        call.store.notifications.record(call.render, dataset_update_event(dataset, record), record["id"])
     return call.respond(call.render.dataset(record))
 
 
 def delete_dataset(call: Call) -> Response:
     dataset = editable_dataset(call)
     call.store.datasets.soft_delete(dataset["id"])
+    call.store.notifications.record(call.render, notifications.DATASET_DELETED, dataset["id"])
     return Response(status_code=204)
 
 
@@ -420,6 +428,7 @@ def get_resource(call: Call) -> Response:
 def create_remote_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
     record = call.store.datasets.add_resource(dataset["id"], clean_new_remote_resource(call.json()))
+    call.store.notifications.record(call.render, notifications.RESOURCE_CREATED, dataset["id"], record)
     return call.respond(call.render.resource(record), 201)
 
 
@@ -433,6 +442,8 @@ def update_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
     resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
     record, _changed = call.store.datasets.update_resource(resource["id"], clean_resource_changes(call.json(), resource))
+    if record.get("url") != resource.get("url"):  # a remote resource moved (a hosted file's URL is not stored)
+        call.store.notifications.record(call.render, notifications.RESOURCE_UPDATED, dataset["id"], record)
     return call.respond(call.render.resource(record))
 
 
@@ -467,6 +478,7 @@ async def upload_resource(call: Call) -> Response:
     record = await _stored_upload(call, dataset["id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
+    await call.in_thread(call.store.notifications.record, call.render, notifications.RESOURCE_CREATED, dataset["id"], record)
     return call.respond({**call.render.resource(record), "success": True}, 201)
 
 
@@ -484,6 +496,7 @@ async def reupload_resource(call: Call) -> Response:
     record = await _stored_upload(call, resource["dataset_id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
+    await call.in_thread(call.store.notifications.record, call.render, notifications.RESOURCE_UPDATED, resource["dataset_id"], record)
     return call.respond({**call.render.resource(record), "success": True})
 
 
@@ -809,6 +822,49 @@ def revoke_token(call: Call) -> Response:
     return Response(status_code=204)
 
 
+# Webhook subscriptions (notifications.py; webhooks.py delivers)
+
+
+def list_webhooks(call: Call) -> Response:
+    rows = call.store.notifications.subscriptions(call.require_user()["id"])
+    return call.respond([webhook_document(call.render, row) for row in rows])
+
+
+def create_webhook(call: Call) -> Response:
+    """Subscribe to a dataset or an organization the caller may see; the secret is in this answer only."""
+    user = call.require_user()
+    url, kind, reference = clean_new_webhook(call.json())
+    target_id = _subscribable(call, kind, reference)
+    if not call.store.settings.fetch_private_urls:
+        refuse_private_url(url)
+    row, secret = call.store.notifications.subscribe(user["id"], url, **{f"{kind}_id": target_id})
+    return call.respond(webhook_document(call.render, row, secret=secret), 201)
+
+
+def _subscribable(call: Call, kind: str, reference: str) -> str:
+    """The id of the dataset or organization named, if the caller may see it (a private dataset:
+    its editors only); a 400 naming the field otherwise, the same whether it exists or not."""
+    if kind == "dataset":
+        dataset = call.store.datasets.get(reference)
+        if dataset and not dataset["deleted"] and (not dataset["private"] or can_edit(call.store, call.user, dataset)):
+            return str(dataset["id"])
+    else:
+        org = call.store.accounts.organization(reference)
+        if org and org["deleted_at"] is None:
+            return str(org["id"])
+    raise field_error(kind, f"Unknown {kind} '{reference}'.")
+
+
+def delete_webhook(call: Call) -> Response:
+    call.store.notifications.unsubscribe(call.require_user()["id"], call.params["webhook_id"])
+    return Response(status_code=204)
+
+
+def list_webhook_deliveries(call: Call) -> Response:
+    rows = call.store.notifications.deliveries(call.require_user()["id"], call.params["webhook_id"])
+    return call.respond([delivery_document(row) for row in rows])
+
+
 # Reference lists (udata's shapes)
 
 
@@ -863,12 +919,16 @@ def routes() -> list[BaseRoute]:
         _route(f"{v1}/me/", {"GET": me}),
         _route(f"{v1}/me/api_tokens/", {"GET": list_tokens, "POST": create_token}),
         _route(f"{v1}/me/api_tokens/{{token_id}}/", {"DELETE": revoke_token}),
+        _route(f"{v1}/me/webhooks/", {"GET": list_webhooks, "POST": create_webhook}),
+        _route(f"{v1}/me/webhooks/{{webhook_id}}/", {"DELETE": delete_webhook}),
+        _route(f"{v1}/me/webhooks/{{webhook_id}}/deliveries/", {"GET": list_webhook_deliveries}),
         _route(f"{v2}/datasets/resources/{{rid}}/", {"GET": resource_without_dataset}),
         _route(f"{v2}/datasets/{{dataset}}/extras/", _extras_handlers(_dataset_extras)),
         _route(f"{v2}/datasets/{{dataset}}/resources/{{rid}}/extras/", _extras_handlers(_resource_extras)),
         _route(f"{v2}/organizations/{{org}}/extras/", _extras_handlers(_organization_extras)),
         [Route("/resources/{key:path}", threaded(serve_file), methods=["GET"])],
         page_routes(),
+        feed_routes(),  # the Atom feeds (feeds.py)
         validation_routes(),
         # The DCAT-AP export (dcat.py), at udata's paths: the catalog, and each dataset.
         [Route(path, threaded(handler), methods=["GET"]) for path, handler in (
@@ -921,7 +981,10 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         await run_in_threadpool(catalog_store.files.sweep_partials)
         await run_in_threadpool(sweep_abandoned_parts, catalog_store.files)
+        deliverer = WebhookDeliverer(catalog_store)  # webhooks.py
+        deliverer.start()
         yield
+        deliverer.stop()
         if owns_store:
             catalog_store.close()
 
