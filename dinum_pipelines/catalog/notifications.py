@@ -186,9 +186,9 @@ def delivery_document(row: Mapping[str, Any]) -> Json:
 class Notifications:
     """The change log, the subscriptions and their delivery histories, as stored."""
 
-    def __init__(self, db: Database, datasets_: Datasets) -> None:
+    def __init__(self, db: Database, dataset_store: Datasets) -> None:
         self._db = db
-        self._datasets = datasets_
+        self._datasets = dataset_store
         # Set when a change queued deliveries: the delivery thread of this process wakes at once
         # (another process's finds them at its next poll).
         self.queued = threading.Event()

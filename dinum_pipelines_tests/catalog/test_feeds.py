@@ -16,6 +16,7 @@ import pytest
 
 from dinum_pipelines.catalog import Publisher, feeds
 from dinum_pipelines_tests.catalog.conftest import Api
+from dinum_pipelines_tests.catalog.test_chunked_uploads import ChunkedUpload, split
 
 NS = {"atom": "http://www.w3.org/2005/Atom"}
 FIRST, SECOND, THIRD = b"siren,nom\n1,A\n", b"siren,nom\n1,A\n2,B\n", b"siren,nom\n1,A\n2,B\n3,C\n"
@@ -80,6 +81,29 @@ def test_each_publication_is_an_entry_newest_first(api: Api, anonymous: Api, pub
     assert entries(feed(anonymous, f"/organizations/{publisher.organization_slug}/feed.atom")) == found
     assert entries(feed(anonymous, f"/organizations/{publisher.organization_id}/feed.atom")) == found
     assert entries(feed(anonymous, "/feed.atom")) == found
+
+
+def test_a_chunked_upload_and_a_moved_remote_resource_are_one_entry_each(
+    api: Api, anonymous: Api, dataset: dict[str, Any]
+) -> None:
+    """The parts of a chunked upload publish nothing; its final request publishes the file. A remote
+    resource's new URL is a publication, a new description alone is not."""
+    upload = ChunkedUpload(api, dataset["id"], 2)
+    for index, (offset, data) in enumerate(split(SECOND, 2)):
+        assert upload.part(index, offset, data).status_code == 200
+    resource = upload.finish().json()
+    remote = api.post(f"/datasets/{dataset['id']}/resources/", json={
+        "title": "Documentation", "url": "https://www.insee.fr/sirene.pdf", "filetype": "remote", "format": "pdf",
+    }).json()
+    api.put(f"/datasets/{dataset['id']}/resources/{remote['id']}/", json={"description": "La notice"})
+    api.put(f"/datasets/{dataset['id']}/resources/{remote['id']}/", json={"url": "https://www.insee.fr/sirene-2.pdf"})
+
+    found = entries(feed(anonymous, f"/datasets/{dataset['slug']}/feed.atom"))
+    assert [entry["event"] for entry in found] == ["resource.updated", "resource.created", "resource.created", "dataset.created"]
+    assert [entry["links"]["enclosure"]["href"] for entry in found[:3]] == [
+        "https://www.insee.fr/sirene-2.pdf", "https://www.insee.fr/sirene.pdf", resource["url"],
+    ]
+    assert hashlib.sha1(SECOND).hexdigest() in found[2]["summary"]
 
 
 def test_private_and_deleted_datasets_stay_out_of_the_feeds(api: Api, anonymous: Api, publisher: Publisher) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, serve_in_thread
+from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.webhooks import WebhookDeliverer
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, Api, settings_for
@@ -160,6 +160,25 @@ def test_a_receiver_that_cannot_be_reached_gets_every_attempt_then_a_failure(
     assert all(attempt["status_code"] is None for attempt in delivery["history"])
     assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is None
     assert_conforms(delivery, "WebhookDelivery")
+
+
+def test_a_delivery_survives_a_restart(catalog_settings: CatalogSettings, receiver: ScriptedServer) -> None:
+    """Deliveries wait in the database: a catalog stopped between two attempts leaves the retry to
+    the next catalog started on the same database."""
+    receiver.plan(Reply(503), Reply(200))
+    slow_retry = dataclasses.replace(catalog_settings, webhook_retry_seconds=1)
+    with serve_in_thread(slow_retry) as first:
+        publisher = bootstrap_publisher(first.store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
+        api = Api(first, publisher.token)
+        webhook = subscribe(api, f"{receiver.url}/restart", organization="insee")
+        api.create_dataset(organization=publisher.organization_id)
+        wait_for(lambda: received(receiver, "/restart"))
+    assert len(received(receiver, "/restart")) == 1  # stopped before the retry was due
+    with serve_in_thread(catalog_settings) as second:
+        api = Api(second, publisher.token)
+        [delivery] = wait_for(lambda: [d for d in deliveries(api, webhook) if d["status"] == "delivered"])
+    assert [attempt["status_code"] for attempt in delivery["history"]] == [503, 200]
+    assert len({request["x-dinum-delivery"] for request in received(receiver, "/restart")}) == 1
 
 
 def test_unsubscribing_stops_the_deliveries(api: Api, dataset: dict[str, Any], receiver: ScriptedServer) -> None:
