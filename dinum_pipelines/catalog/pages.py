@@ -29,6 +29,7 @@ from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound
 from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.metrics_api import organization_metrics_of
+from dinum_pipelines.catalog.previews import FILTER_OPERATORS, table_previews
 from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
@@ -172,6 +173,7 @@ environment.filters["human_size"] = human_size
 environment.filters["french_date"] = french_date
 environment.globals.update(
     FREQUENCY_LABELS=FREQUENCY_LABELS, CRITERION_LABELS=CRITERION_LABELS, LICENSES=LICENSES, CRITERIA=CRITERIA,
+    FILTER_OPERATORS=FILTER_OPERATORS,
 )
 
 
@@ -276,6 +278,7 @@ def dataset_page(page: PageRequest) -> Response:
     return page.html(
         "dataset.html", dataset=dataset, chart=downloads_chart(dataset["metrics"]["resources_downloads_by_months"]),
         history=page.store.versions.history(page.render.base_url, record["resources"]),
+        previews=table_previews(page.store, page.render.base_url, record, page.request.query_params),
     )
 
 

@@ -114,6 +114,15 @@ def schema(connection: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
+def file_types(path: Path) -> dict[str, str]:
+    """`schema` on a connection of its own."""
+    connection = duckdb.connect()
+    try:
+        return schema(connection, path)
+    finally:
+        connection.close()
+
+
 def _int_parameter(query: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     raw = query.get(name)
     if raw is None:
@@ -373,11 +382,7 @@ def column_operators(column_type: str) -> list[str]:
 def swagger(path: Path, rid: str, base_url: str) -> dict[str, Any]:
     """An OpenAPI 3 document for this resource's `/data/`, `/data/csv/` and `/data/json/`: one
     query parameter per column and operator that applies to its type, and the row's schema."""
-    connection = duckdb.connect()
-    try:
-        types = schema(connection, path)
-    finally:
-        connection.close()
+    types = file_types(path)
     parameters: list[dict[str, Any]] = [
         {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}, "description": "Page, from 1"},
         {"name": "page_size", "in": "query", "required": False,

@@ -10,18 +10,22 @@ import hashlib
 import json
 import subprocess
 import sys
+from urllib.parse import urlencode
 
 import dagster as dg
+import pandas as pd
 import pytest
 import requests
 
 from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines.catalog.settings import CatalogSettings
+from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher, run_datasets
 from dinum_pipelines.demo.server import serve_administrations
-from dinum_pipelines.definitions import build_definitions
+from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
 from dinum_pipelines.lib.layout import DataLayout
 from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines_tests import browser
 
 GOOD = ("subventions_associations", "bornes_recharge")
 BAD = "effectifs_ecoles"
@@ -187,3 +191,70 @@ def test_make_demo_command_prints_summary_and_catalog_url(tmp_path):
     assert link.startswith("http://127.0.0.1:") and "/valider/?url=" in link
     assert (tmp_path / ".env").exists()
     assert (tmp_path / "home" / "dagster_home").is_dir()
+
+
+def test_published_tables_carry_their_profile_and_their_page_shows_the_data(demo):
+    """Issue 14, part 2: the profile the pipeline computed at publication (pandas as the oracle on
+    the clean Parquet), and the dataset page as a browser renders it: the preview's rows are the
+    row API's, its filter and pages work through the page's URL, the columns show their type,
+    description and profile, and the "use the data" calls name this resource."""
+    browser.ensure_chromium()
+    demo.run()
+    datasets = published_by_slug(demo)
+    slug = GOOD[0]
+    spec = demo.registry[slug]
+    files = demo.layout.clean_files(slug)
+    frame = pd.read_parquet(files.parquet)
+    by_role = {r["extras"]["dinum:role"]: r for r in datasets[slug]["resources"]}
+    for role in ("csv", "parquet"):
+        profile = by_role[role]["extras"][PROFILE_EXTRA]
+        assert profile["total_lines"] == len(frame)
+        assert list(profile["columns"]) == list(frame.columns)
+        for column in frame.columns:
+            shown = profile["profile"][column]
+            assert shown["nb_missing_values"] == int(frame[column].isna().sum()), column
+            assert shown["nb_distinct"] == int(frame[column].nunique()), column
+            counts = frame[column].value_counts()
+            assert [top["count"] for top in shown["tops"]] == [int(n) for n in counts[counts > 1].head(5)], column
+        declared = {c.name: c.description for c in spec.columns}
+        assert {name: c["description"] for name, c in profile["columns"].items()} == {name: declared.get(name, "") for name in frame.columns}
+
+    parquet_id = by_role["parquet"]["id"]
+    page = browser.dump_dom(f"{demo.catalog.url}/datasets/{datasets[slug]['slug']}/")
+    preview = page.by_id(f"apercu-{parquet_id}")
+    api_rows = requests.get(f"{demo.catalog.url}/api/resources/{parquet_id}/data/", params={"page_size": 10}, timeout=10).json()
+    shown_rows = preview.find("table", class_="preview-table").find("tbody").find_all("tr")
+    assert [row.attrs["data-row-id"] for row in shown_rows] == [str(r["__id"]) for r in api_rows["data"]]
+    first = shown_rows[0].find_all("td")
+    assert [cell.text for cell in first[1:]] == ["" if v is None else str(v) for k, v in api_rows["data"][0].items() if k != "__id"]
+    assert preview.find("h2").find(class_="count").text == f"{len(frame)} lignes"
+    columns = {row.attrs["data-column"]: row for row in preview.find("table", class_="columns-table").find_all("tr", class_="column")}
+    assert list(columns) == list(frame.columns)
+    some = next(c for c in spec.columns if c.description)
+    assert columns[some.name].find(class_="description").text == " ".join(some.description.split())
+    assert columns[some.name].find(class_="nulls").text == str(int(frame[some.name].isna().sum()))
+    assert parquet_id in preview.find("code", class_="snippet-curl").text
+    assert f"/api/1/datasets/r/{parquet_id}" in preview.find("code", class_="snippet-duckdb").text
+
+    # Filter and sort through the page's URL: the same rows as the row API's answer to that query.
+    column = frame.columns[0]
+    value = str(frame[column].dropna().iloc[0])
+    query = {"apercu": parquet_id, "colonne": column, "operateur": "exact", "valeur": value, "tri": f"{frame.columns[1]}:desc"}
+    filtered = browser.dump_dom(f"{demo.catalog.url}/datasets/{datasets[slug]['slug']}/?{urlencode(query)}").by_id(f"apercu-{parquet_id}")
+    api_filtered = requests.get(
+        f"{demo.catalog.url}/api/resources/{parquet_id}/data/",
+        params={f"{column}__exact": value, f"{frame.columns[1]}__sort": "desc", "page_size": 10}, timeout=10,
+    ).json()
+    assert [r.attrs["data-row-id"] for r in filtered.find("table", class_="preview-table").find("tbody").find_all("tr")] == [
+        str(r["__id"]) for r in api_filtered["data"]
+    ]
+    assert filtered.find("a", class_="api-call").attrs["href"].endswith(urlencode({f"{column}__exact": value, f"{frame.columns[1]}__sort": "desc"}))
+    second = browser.dump_dom(f"{demo.catalog.url}/datasets/{datasets[slug]['slug']}/?apercu={parquet_id}&page_apercu=2").by_id(f"apercu-{parquet_id}")
+    api_second = requests.get(f"{demo.catalog.url}/api/resources/{parquet_id}/data/", params={"page_size": 10, "page": 2}, timeout=10).json()
+    assert [r.attrs["data-row-id"] for r in second.find("table", class_="preview-table").find("tbody").find_all("tr")] == [
+        str(r["__id"]) for r in api_second["data"]
+    ]
+    refused = browser.dump_dom(
+        f"{demo.catalog.url}/datasets/{datasets[slug]['slug']}/?{urlencode({**query, 'operateur': 'greater', 'colonne': frame.columns[-1], 'valeur': 'pas une valeur'})}"
+    )
+    assert refused.by_id(f"apercu-{parquet_id}").find(class_="preview-error").text.startswith("Filtre refusé")
