@@ -377,9 +377,9 @@ def create_dataset(call: Call) -> Response:
     reference = fields.pop("organization", None)
     organization_id = organization_id_for(call, reference) if reference else None
     record = call.store.datasets.create(
-        fields, owner_id=None if organization_id else user["id"], organization_id=organization_id
+        fields, owner_id=None if organization_id else user["id"], organization_id=organization_id,
+        notify=call.store.notifications.publication(call.render, notifications.DATASET_CREATED),
     )
-    call.store.notifications.record(call.render, notifications.DATASET_CREATED, record["id"])
     return call.respond(call.render.dataset(record), 201)
 
 
@@ -404,16 +404,16 @@ def update_dataset(call: Call) -> Response:
     reference = changes.pop("organization", None)
     if reference is not None and organization_id_for(call, reference) != dataset["organization_id"]:
         raise field_error("organization", "The organization of a dataset cannot be changed; transfer it instead.")
-    record, changed = call.store.datasets.update(dataset["id"], changes, restore=asks_restoration(payload))
-    if changed:
-        call.store.notifications.record(call.render, dataset_update_event(dataset, record), record["id"])
+    published = call.store.notifications.publication(call.render, lambda changed: dataset_update_event(dataset, changed))
+    record, _changed = call.store.datasets.update(dataset["id"], changes, restore=asks_restoration(payload), notify=published)
     return call.respond(call.render.dataset(record))
 
 
 def delete_dataset(call: Call) -> Response:
     dataset = editable_dataset(call)
-    call.store.datasets.soft_delete(dataset["id"])
-    call.store.notifications.record(call.render, notifications.DATASET_DELETED, dataset["id"])
+    call.store.datasets.soft_delete(
+        dataset["id"], notify=call.store.notifications.publication(call.render, notifications.DATASET_DELETED)
+    )
     return Response(status_code=204)
 
 
@@ -427,8 +427,10 @@ def get_resource(call: Call) -> Response:
 
 def create_remote_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
-    record = call.store.datasets.add_resource(dataset["id"], clean_new_remote_resource(call.json()))
-    call.store.notifications.record(call.render, notifications.RESOURCE_CREATED, dataset["id"], record)
+    record = call.store.datasets.add_resource(
+        dataset["id"], clean_new_remote_resource(call.json()),
+        notify=call.store.notifications.publication(call.render, notifications.RESOURCE_CREATED),
+    )
     return call.respond(call.render.resource(record), 201)
 
 
@@ -441,9 +443,10 @@ def reorder_resources(call: Call) -> Response:
 def update_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
     resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
-    record, _changed = call.store.datasets.update_resource(resource["id"], clean_resource_changes(call.json(), resource))
-    if record.get("url") != resource.get("url"):  # a remote resource moved (a hosted file's URL is not stored)
-        call.store.notifications.record(call.render, notifications.RESOURCE_UPDATED, dataset["id"], record)
+    record, _changed = call.store.datasets.update_resource(
+        resource["id"], clean_resource_changes(call.json(), resource),
+        notify=call.store.notifications.publication(call.render, notifications.RESOURCE_UPDATED),  # a new URL only
+    )
     return call.respond(call.render.resource(record))
 
 
@@ -473,12 +476,14 @@ async def upload_resource(call: Call) -> Response:
 
     def save(received: ReceivedFile) -> Json:
         fields = {"title": received.filename, "description": None, "type": "main", "extras": {}, **received.resource_fields()}
-        return call.store.datasets.add_resource(dataset["id"], fields, file_key=received.stored.key)
+        return call.store.datasets.add_resource(
+            dataset["id"], fields, file_key=received.stored.key,
+            notify=call.store.notifications.publication(call.render, notifications.RESOURCE_CREATED),
+        )
 
     record = await _stored_upload(call, dataset["id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
-    await call.in_thread(call.store.notifications.record, call.render, notifications.RESOURCE_CREATED, dataset["id"], record)
     return call.respond({**call.render.resource(record), "success": True}, 201)
 
 
@@ -491,12 +496,14 @@ async def reupload_resource(call: Call) -> Response:
     resource = await call.in_thread(editable_resource)
 
     def save(received: ReceivedFile) -> Json:
-        return call.store.datasets.replace_file(resource["id"], received.stored.key, received.resource_fields())
+        return call.store.datasets.replace_file(
+            resource["id"], received.stored.key, received.resource_fields(),
+            notify=call.store.notifications.publication(call.render, notifications.RESOURCE_UPDATED),
+        )
 
     record = await _stored_upload(call, resource["dataset_id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
-    await call.in_thread(call.store.notifications.record, call.render, notifications.RESOURCE_UPDATED, resource["dataset_id"], record)
     return call.respond({**call.render.resource(record), "success": True})
 
 

@@ -46,6 +46,10 @@ _DATASET_COLUMNS = ("title", "description", "private", "license")
 _SLUG_ATTEMPTS = 5
 
 Record = dict[str, Any]
+# A publication's hook (notifications.py): called inside the transaction that makes the change,
+# with the ids of its dataset and resource (None for a dataset's own change), so that the change
+# and its notification are committed together or not at all.
+Notify = Callable[[Connection, str, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,9 @@ class Datasets:
 
     # Datasets
 
-    def create(self, fields: Mapping[str, Any], *, owner_id: str | None, organization_id: str | None) -> Record:
+    def create(
+        self, fields: Mapping[str, Any], *, owner_id: str | None, organization_id: str | None, notify: Notify | None = None
+    ) -> Record:
         """Store a new dataset from cleaned `fields`; its slug comes from the title, made unique."""
         now = utcnow()
         columns, doc = _split(fields)
@@ -107,6 +113,8 @@ class Datasets:
                         )
                     )
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
+                    if notify:
+                        notify(conn, dataset_id, None)
                 break
             except IntegrityError:
                 # Another writer took the slug between our check and our insert: on PostgreSQL,
@@ -136,7 +144,9 @@ class Datasets:
             raise NotFound(DATASET_NOT_FOUND)
         return record
 
-    def update(self, dataset_id: str, changes: Mapping[str, Any], *, restore: bool = False) -> tuple[Record, bool]:
+    def update(
+        self, dataset_id: str, changes: Mapping[str, Any], *, restore: bool = False, notify: Notify | None = None
+    ) -> tuple[Record, bool]:
         """Apply cleaned `changes` (and undo a soft delete if `restore`); `last_modified` moves
         only if a value actually changed."""
         with self._db.write() as conn:
@@ -160,6 +170,8 @@ class Datasets:
                 )
                 if "tags" in actual:
                     _write_tags(conn, dataset_id, actual["tags"])
+            if notify and (actual or restored):
+                notify(conn, dataset_id, None)
         return self.require(dataset_id), bool(actual) or restored
 
     def transform_doc_field(self, dataset_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
@@ -170,10 +182,12 @@ class Datasets:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(**dataset_doc({**row["doc"], field: value})))
         return value
 
-    def soft_delete(self, dataset_id: str) -> None:
+    def soft_delete(self, dataset_id: str, *, notify: Notify | None = None) -> None:
         now = utcnow()
         with self._db.write() as conn:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
+            if notify:
+                notify(conn, dataset_id, None)
 
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
         """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
@@ -241,7 +255,9 @@ class Datasets:
 
     # Resources
 
-    def add_resource(self, dataset_id: str, fields: Mapping[str, Any], *, file_key: str | None = None) -> Record:
+    def add_resource(
+        self, dataset_id: str, fields: Mapping[str, Any], *, file_key: str | None = None, notify: Notify | None = None
+    ) -> Record:
         """Append a resource (cleaned `fields`) to the dataset; the dataset's `last_update` moves."""
         now = utcnow()
         resource_id = new_resource_id()
@@ -257,6 +273,8 @@ class Datasets:
             if file_key:
                 record_upload(conn, resource_id, dataset_id, file_key, fields)
             _touch(conn, dataset_id, now)
+            if notify:
+                notify(conn, dataset_id, resource_id)
         return self._require_resource(resource_id)
 
     def resource(self, resource_id: str) -> Record | None:
@@ -276,8 +294,11 @@ class Datasets:
             row = conn.execute(select(resources).where(resources.c.file_key == file_key)).mappings().first()
         return None if row is None else _resource_record(row)
 
-    def update_resource(self, resource_id: str, changes: Mapping[str, Any]) -> tuple[Record, bool]:
-        """Apply cleaned metadata `changes`; clocks move only if a value actually changed."""
+    def update_resource(
+        self, resource_id: str, changes: Mapping[str, Any], *, notify: Notify | None = None
+    ) -> tuple[Record, bool]:
+        """Apply cleaned metadata `changes`; clocks move only if a value actually changed. A new URL
+        (a remote resource's) is a publication: `notify` hears of it, not of other changes."""
         with self._db.write() as conn:
             row = _resource_row(conn, resource_id)
             actual = {name: value for name, value in changes.items() if row["doc"].get(name) != value}
@@ -288,9 +309,13 @@ class Datasets:
                     .values(**_resource_doc({**row["doc"], **actual}), last_modified=now)
                 )
                 _touch(conn, row["dataset_id"], now)
+                if notify and "url" in actual:
+                    notify(conn, row["dataset_id"], resource_id)
         return self._require_resource(resource_id), bool(actual)
 
-    def replace_file(self, resource_id: str, file_key: str, file_fields: Mapping[str, Any]) -> Record:
+    def replace_file(
+        self, resource_id: str, file_key: str, file_fields: Mapping[str, Any], *, notify: Notify | None = None
+    ) -> Record:
         """Point the resource at a new stored file, a new version; the replaced file stays (versions.py)."""
         now = utcnow()
         with self._db.write() as conn:
@@ -302,6 +327,8 @@ class Datasets:
             )
             record_replacement(conn, row, file_key, doc)
             _touch(conn, row["dataset_id"], now)
+            if notify:
+                notify(conn, row["dataset_id"], resource_id)
         return self._require_resource(resource_id)
 
     def transform_resource_doc_field(self, resource_id: str, field: str, transform: Callable[[Any], Any]) -> Any:
@@ -411,6 +438,13 @@ def _resource_record(row: RowMapping) -> Record:
     for name in ("id", "dataset_id", "position", "file_key", "created_at", "last_modified"):
         record[name] = row[name]
     return record
+
+
+def records_in(conn: Connection, dataset_id: str, resource_id: str | None) -> tuple[Record, Record | None]:
+    """The dataset (without its organization's and owner's rows) and one of its resources, as
+    `conn`'s transaction sees them (a publication's hook)."""
+    resource = _resource_record(_resource_row(conn, resource_id)) if resource_id else None
+    return _dataset_record(_dataset_row(conn, dataset_id)), resource
 
 
 def _dataset_row(conn: Connection, dataset_id: str) -> RowMapping:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -491,6 +491,15 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+_AFTER_COMMIT = "dinum_after_commit"
+
+
+def after_commit(connection: Connection, callback: Callable[[], None]) -> None:
+    """Run `callback` once the Database.write transaction of `connection` has committed (never if
+    it rolls back): what a transaction wants others to know of only once it is there to be seen."""
+    connection.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 class Database:
     """An engine plus `read()` and `write()` transactions (write ones lock SQLite up front)."""
 
@@ -517,15 +526,22 @@ class Database:
     def write(self, *, changes_data: bool = True) -> Iterator[Connection]:
         """A transaction committed on normal exit, rolled back on an exception.
 
-        It moves the data version unless `changes_data` is False (the usage log's inserts).
+        It moves the data version unless `changes_data` is False (the usage log's inserts), and
+        runs what `after_commit` registered once it has committed.
         """
         with self._write_lock, self.engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            with connection.begin():
-                yield connection
-                version = _bump_data_version(connection) if changes_data else None
+            try:
+                with connection.begin():
+                    yield connection
+                    version = _bump_data_version(connection) if changes_data else None
+                committed = connection.info.get(_AFTER_COMMIT, [])
+            finally:
+                connection.info.pop(_AFTER_COMMIT, None)  # the DBAPI connection goes back to the pool
         if version is not None:
             self._version.saw(version)
+        for callback in committed:
+            callback()
 
     def data_version(self) -> int:
         """The number of writes to what the API shows, as committed now (one query)."""

@@ -2,16 +2,12 @@
 
 A reuser who mirrors a dataset wants to hear when it changes rather than poll it. Each
 publication (a file uploaded or replaced, a remote resource added or pointed elsewhere, a dataset
-created, changed, made public or deleted) is recorded as one `changes` row by the request that made
-it, with the body its webhooks will POST (URLs absolute, as that request named the catalog). In the
-same transaction as that row go the `webhook_deliveries` of the subscriptions that should hear of
-it, so a change is in the feeds exactly when its deliveries are queued; the delivery thread
-(webhooks.py) sends them off the request path.
-
-The change itself is committed first, by the storage method that made it (datasets.py owns its
-transactions): the log row follows in a second one. A process that dies between the two loses the
-notification of that one change, never the change; a failure to record is logged and does not fail
-the request, whose publication did happen.
+created, changed, made public or deleted) is recorded as one `changes` row, with the body its
+webhooks will POST (URLs absolute, as the publishing request named the catalog), and with the
+`webhook_deliveries` of the subscriptions that should hear of it. The storage method that makes the
+change writes them in its own transaction (`publication` gives it the hook, datasets.Notify): a
+change is committed with its feed entry and its queued deliveries, or not at all. The delivery
+thread (webhooks.py) sends them off the request path, woken once they are committed.
 
 Who hears of what: the feeds are public, so they list the changes of datasets that were public when
 they changed and still are (a private or deleted dataset never shows, and a private dataset made
@@ -21,11 +17,10 @@ hears of every change of a public dataset, and of a private one only if the subs
 
 from __future__ import annotations
 
-import logging
 import secrets
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +28,10 @@ from sqlalchemy import delete, false, insert, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from dinum_pipelines.catalog.api_schemas import COUNT, DATE_TIME, STRING, URI, Json, array, nullable, obj
-from dinum_pipelines.catalog.datasets import Datasets
+from dinum_pipelines.catalog.datasets import Notify, records_in
 from dinum_pipelines.catalog.db import (
     Database,
+    after_commit,
     changes,
     datasets,
     organization_members,
@@ -60,7 +56,6 @@ FEED_SIZE = 50
 HISTORY_SIZE = 100  # the deliveries a subscriber sees, newest first
 WEBHOOK_NOT_FOUND = "Webhook not found"
 MAX_URL_LENGTH = 2000
-_log = logging.getLogger(__name__)
 
 
 def is_public(dataset: Mapping[str, Any]) -> bool:
@@ -186,45 +181,45 @@ def delivery_document(row: Mapping[str, Any]) -> Json:
 class Notifications:
     """The change log, the subscriptions and their delivery histories, as stored."""
 
-    def __init__(self, db: Database, dataset_store: Datasets) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._datasets = dataset_store
         # Set when a change queued deliveries: the delivery thread of this process wakes at once
         # (another process's finds them at its next poll).
         self.queued = threading.Event()
 
     # The change log
 
-    def record(self, render: Renderer, event: str, dataset_id: str, resource: Json | None = None) -> None:
-        """Log a publication of the dataset (as it is now) and queue its webhook deliveries."""
-        try:
-            self._record(render, event, dataset_id, resource)
-        except Exception:
-            _log.exception("the %s of dataset %s was not logged: no feed entry nor webhook for it", event, dataset_id)
+    def publication(self, render: Renderer, event: str | Callable[[Json], str]) -> Notify:
+        """The hook a storage method (datasets.py) calls inside the transaction of a publication:
+        the change logged and its deliveries queued with it, or none of it. `event` may be a
+        function of the dataset as changed (a dataset update: made public or not)."""
 
-    def _record(self, render: Renderer, event: str, dataset_id: str, resource: Json | None) -> None:
-        dataset = self._datasets.require(dataset_id)
+        def notify(conn: Connection, dataset_id: str, resource_id: str | None) -> None:
+            dataset, resource = records_in(conn, dataset_id, resource_id)
+            self._log(conn, render, event if isinstance(event, str) else event(dataset), dataset, resource)
+
+        return notify
+
+    def _log(self, conn: Connection, render: Renderer, event: str, dataset: Json, resource: Json | None) -> None:
         public = not dataset["private"] and (event == DATASET_DELETED or not dataset["deleted"])
         now = utcnow()
-        body = change_body(render, event, dataset, resource, now)
-        with self._db.write(changes_data=False) as conn:  # the change itself moved the data version
-            change_id = conn.execute(
-                insert(changes).values(
-                    occurred_at=now, event=event, dataset_id=dataset["id"], organization_id=dataset["organization_id"],
-                    resource_id=resource["id"] if resource else None, public=public, payload=body,
-                ).returning(changes.c.id)
-            ).scalar_one()
-            subscribers = _subscribers(conn, dataset, public)
-            if subscribers:
-                conn.execute(insert(webhook_deliveries), [
-                    {
-                        "id": str(uuid.uuid4()), "webhook_id": webhook_id, "change_id": change_id, "status": PENDING,
-                        "attempts": [], "created_at": now, "next_attempt_at": now,
-                    }
-                    for webhook_id in subscribers
-                ])
+        change_id = conn.execute(
+            insert(changes).values(
+                occurred_at=now, event=event, dataset_id=dataset["id"], organization_id=dataset["organization_id"],
+                resource_id=resource["id"] if resource else None, public=public,
+                payload=change_body(render, event, dataset, resource, now),
+            ).returning(changes.c.id)
+        ).scalar_one()
+        subscribers = _subscribers(conn, dataset, public)
         if subscribers:
-            self.queued.set()
+            conn.execute(insert(webhook_deliveries), [
+                {
+                    "id": str(uuid.uuid4()), "webhook_id": webhook_id, "change_id": change_id, "status": PENDING,
+                    "attempts": [], "created_at": now, "next_attempt_at": now,
+                }
+                for webhook_id in subscribers
+            ])
+            after_commit(conn, self.queued.set)
 
     def feed(
         self, *, dataset_id: str | None = None, organization_id: str | None = None, before: int | None = None,

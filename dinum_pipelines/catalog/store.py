@@ -25,7 +25,7 @@ class CatalogStore:
         self.datasets = Datasets(self.db)
         self.versions = ResourceVersions(self.db)
         self.events = Events(self.db)
-        self.notifications = Notifications(self.db, self.datasets)
+        self.notifications = Notifications(self.db)
 
     def close(self) -> None:
         self.events.close()  # writes the queued usage events first

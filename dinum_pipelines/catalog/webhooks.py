@@ -111,14 +111,18 @@ class WebhookDeliverer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        failing = False
         with requests.Session() as session:
             while not self._stopping.is_set():
                 self._queued.clear()
                 try:
                     self.deliver_due(session)
                     wait = self._seconds_to_next_due()
+                    failing = False
                 except Exception:
-                    _log.exception("webhook deliveries failed; trying again in %s s", POLL_SECONDS)
+                    if not failing:  # once per outage (the database down, say), not at every poll
+                        _log.exception("webhook deliveries failed; trying again every %s s", POLL_SECONDS)
+                    failing = True
                     wait = POLL_SECONDS
                 self._queued.wait(wait)
 

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from dinum_pipelines.catalog import Publisher, feeds
+from dinum_pipelines.catalog import Publisher, RunningCatalog, feeds, notifications
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.catalog.test_chunked_uploads import ChunkedUpload, split
 
@@ -104,6 +104,22 @@ def test_a_chunked_upload_and_a_moved_remote_resource_are_one_entry_each(
         "https://www.insee.fr/sirene-2.pdf", "https://www.insee.fr/sirene.pdf", resource["url"],
     ]
     assert hashlib.sha1(SECOND).hexdigest() in found[2]["summary"]
+
+
+def test_a_change_and_its_entry_are_committed_together(
+    api: Api, anonymous: Api, dataset: dict[str, Any], catalog: RunningCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change log is written in the transaction of the change: when it cannot be, the upload
+    fails whole (no resource, no stored file), and nothing was announced."""
+    def unavailable(*_args: Any) -> None:
+        raise RuntimeError("the change log cannot be written")
+
+    monkeypatch.setattr(notifications, "change_body", unavailable)  # the catalog is served by this process
+    assert api.upload(dataset["id"], "sirene.csv", FIRST).status_code == 500
+    monkeypatch.undo()
+    assert api.get(f"/datasets/{dataset['id']}/").json()["resources"] == []
+    assert [path.name for path in catalog.settings.files_dir.rglob("*.csv")] == []
+    assert [entry["event"] for entry in entries(feed(anonymous, f"/datasets/{dataset['id']}/feed.atom"))] == ["dataset.created"]
 
 
 def test_private_and_deleted_datasets_stay_out_of_the_feeds(api: Api, anonymous: Api, publisher: Publisher) -> None:
