@@ -81,7 +81,6 @@ from dinum_pipelines.catalog.response_cache import (
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.uploads import ReceivedFile, receive_upload
-from dinum_pipelines.catalog.versions import render_version
 from dinum_pipelines.catalog.validation import (
     DATASET_LISTING,
     NEW_TOKEN,
@@ -100,6 +99,7 @@ from dinum_pipelines.catalog.validation import (
     resource_order,
 )
 from dinum_pipelines.catalog.validation_pages import validation_routes
+from dinum_pipelines.catalog.versions import render_version
 from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
 
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
@@ -663,7 +663,7 @@ def _resource_export(call: Call, fmt: str) -> Response:
         resource, path = _tabular_resource(call)
     except (NotFound, Gone) as exc:
         return _not_found(exc)
-    selection = tabular.export(path, call.query.multi_items(), call.store.files.root / ".tabular-spill")
+    selection = tabular.export(path, call.query.multi_items())
     filename = safe_filename(f"{PurePosixPath(resource.get('title') or resource['id']).stem}-selection.{fmt}")
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "csv":

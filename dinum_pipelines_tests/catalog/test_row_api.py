@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -425,3 +426,69 @@ def test_the_parquet_file_answers_range_requests(catalog: RunningCatalog, api: A
     assert len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD)) == before  # ranges are not downloads
     assert anonymous.get(url, headers={"Range": "bytes=0-99"}).content == whole[:100]  # a download's start is one
     assert len(catalog.store.events.list(kind=RESOURCE_DOWNLOAD)) == before + 1
+
+
+MILLION = 1_000_000
+
+
+def million_rows() -> pd.DataFrame:
+    """1M DVF-like rows: codes kept as text, a skewed category, prices, nullable surfaces, dates."""
+    rng = np.random.default_rng(1_000_000)
+    return pd.DataFrame({
+        "code_commune": pd.Series(np.char.zfill(rng.integers(1000, 96000, MILLION).astype("U5"), 5)),
+        "nature": pd.Series(np.array(["Vente", "Echange", "Adjudication"])[rng.choice(3, MILLION, p=[.9, .07, .03])]),
+        "valeur": np.round(rng.lognormal(12, 1, MILLION), 2),
+        "surface": pd.array(np.where(rng.random(MILLION) < .3, None, rng.integers(9, 400, MILLION)), dtype="Int64"),
+        "jour": pd.Series(pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, MILLION), unit="D")).dt.date,
+    })
+
+
+@pytest.mark.parametrize("catalog_settings", ["sqlite"], indirect=True)  # the rows come from the file, not the database
+def test_a_million_rows_match_pandas(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    df = million_rows()
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buffer, row_group_size=131_072)
+    uploaded = api.upload(dataset["id"], "dvf.parquet", buffer.getvalue())
+    assert uploaded.status_code == 201, uploaded.text
+    rid = uploaded.json()["id"]
+    present = df["surface"].notna()
+    for params, mask in (
+        ({"code_commune__exact": "75056"}, df["code_commune"] == "75056"),
+        ({"nature__differs": "Vente"}, df["nature"] != "Vente"),
+        ({"valeur__greater": "500000", "valeur__strictly_less": "510000"}, (df["valeur"] >= 500000) & (df["valeur"] < 510000)),
+        ({"surface__less": "20"}, present & (df["surface"] <= 20)),
+        ({"surface__isnull": ""}, ~present),
+        ({"code_commune__in": "01001,13055,69123"}, df["code_commune"].isin(["01001", "13055", "69123"])),
+        ({"code_commune__contains": "055"}, df["code_commune"].str.contains("055", regex=False)),
+        ({"jour__strictly_greater": "2024-01-01"}, df["jour"] > dt.date(2024, 1, 1)),
+    ):
+        mask = mask.fillna(False).astype(bool)
+        answer = rows(anonymous, rid, **params, page_size=1000)
+        assert answer["meta"]["total"] == int(mask.sum()), params
+        assert [row["__id"] for row in answer["data"]] == [int(i) + 1 for i in df.index[mask][:1000]], params
+
+    # A sort and a page deep into it.
+    ordered = df.assign(__id=np.arange(1, MILLION + 1)).sort_values(["valeur", "__id"], ascending=[False, True], kind="mergesort")
+    deep = rows(anonymous, rid, valeur__sort="desc", page=37, page_size=1000)
+    assert [row["__id"] for row in deep["data"]] == ordered["__id"].iloc[36_000:37_000].tolist()
+    assert [row["valeur"] for row in deep["data"]] == ordered["valeur"].iloc[36_000:37_000].tolist()
+
+    # Aggregation by a category.
+    answer = rows(anonymous, rid, nature__groupby="", valeur__sum="", valeur__avg="", surface__count="", surface__max="", jour__min="")
+    grouped = df.groupby("nature").agg(s=("valeur", "sum"), a=("valeur", "mean"), c=("surface", "count"), m=("surface", "max"), j=("jour", "min"))
+    assert answer["data"] == [
+        {"nature": nature, "valeur__sum": pytest.approx(row.s), "valeur__avg": pytest.approx(row.a), "surface__count": int(row.c),
+         "surface__max": int(row.m), "jour__min": row.j.isoformat()}
+        for nature, row in grouped.sort_index().iterrows()
+    ]
+
+    # The CSV export of a filtered selection is pandas' filter of the same rows.
+    mask = (df["nature"] == "Echange") & (df["valeur"] >= 300000)
+    exported = pd.read_csv(io.BytesIO(anonymous.get(f"/api/resources/{rid}/data/csv/", params={"nature__exact": "Echange", "valeur__greater": "300000"}).content),
+                           dtype={"code_commune": str})
+    expected_rows = df[mask].reset_index(drop=True)
+    assert len(exported) == int(mask.sum()) > 1000
+    pd.testing.assert_frame_equal(
+        exported.assign(jour=pd.to_datetime(exported["jour"]).dt.date),
+        expected_rows, check_dtype=False,
+    )
