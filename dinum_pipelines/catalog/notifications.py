@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, false, insert, or_, select
+from sqlalchemy import delete, false, func, insert, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from dinum_pipelines.catalog.api_schemas import COUNT, DATE_TIME, STRING, URI, Json, array, nullable, obj
@@ -56,6 +56,7 @@ FEED_SIZE = 50
 HISTORY_SIZE = 100  # the deliveries a subscriber sees, newest first
 WEBHOOK_NOT_FOUND = "Webhook not found"
 MAX_URL_LENGTH = 2000
+MAX_SUBSCRIPTIONS = 100  # per user
 
 
 def is_public(dataset: Mapping[str, Any]) -> bool:
@@ -246,10 +247,13 @@ class Notifications:
     def subscribe(
         self, user_id: str, url: str, *, dataset_id: str | None = None, organization_id: str | None = None
     ) -> tuple[RowMapping, str]:
-        """A new subscription and its secret (the key of its signatures)."""
+        """A new subscription and its secret (the key of its signatures). A user has at most
+        MAX_SUBSCRIPTIONS: each publication costs a request per subscription."""
         secret = secrets.token_hex(32)
         webhook_id = new_object_id()
         with self._db.write(changes_data=False) as conn:
+            if conn.scalar(select(func.count()).select_from(webhooks).where(webhooks.c.user_id == user_id)) >= MAX_SUBSCRIPTIONS:
+                raise field_error("url", f"At most {MAX_SUBSCRIPTIONS} subscriptions per user: delete one first.")
             conn.execute(insert(webhooks).values(
                 id=webhook_id, user_id=user_id, url=url, dataset_id=dataset_id, organization_id=organization_id,
                 secret=secret, created_at=utcnow(),

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.catalog import notifications
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.webhooks import WebhookDeliverer
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, Api, settings_for
@@ -252,6 +253,18 @@ def test_a_bad_subscription_is_a_400_naming_the_field(api: Api) -> None:
         assert response.status_code == 400, (body, response.text)
         assert field in response.json()["errors"], (body, response.text)
     assert api.get("/me/webhooks/").json() == []
+
+
+def test_a_user_has_a_bounded_number_of_subscriptions(
+    api: Api, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notifications, "MAX_SUBSCRIPTIONS", 2)  # the catalog is served by this process
+    for number in range(2):
+        subscribe(api, f"http://127.0.0.1:9/{number}", dataset=dataset["id"])
+    refused = api.post("/me/webhooks/", json={"url": "http://127.0.0.1:9/2", "dataset": dataset["id"]})
+    assert refused.status_code == 400 and refused.json()["errors"]["url"] == ["At most 2 subscriptions per user: delete one first."]
+    api.delete(f"/me/webhooks/{api.get('/me/webhooks/').json()[0]['id']}/")
+    subscribe(api, "http://127.0.0.1:9/2", dataset=dataset["id"])
 
 
 def test_a_deployment_refuses_private_addresses(catalog: RunningCatalog, publisher: Publisher, dataset: dict[str, Any]) -> None:
