@@ -591,7 +591,7 @@ def serve_version(call: Call) -> Response:
     row = call.store.versions.version(resource, call.params["number"])
     if row is None or not call.store.files.path(row["file_key"]).is_file():
         raise NotFound("Version not found")
-    if call.request.method == "GET":
+    if call.request.method == "GET" and starts_the_file(call.request.headers.get("range")):
         call.store.events.record(
             RESOURCE_DOWNLOAD, channel=download_channel(call.request), user_agent=call.user_agent,
             dataset_id=resource["dataset_id"], resource_id=resource["id"],

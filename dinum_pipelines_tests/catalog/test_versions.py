@@ -61,6 +61,8 @@ def test_a_resource_replaced_twice_has_three_downloadable_versions(
     assert versions[2]["created_at"] <= versions[1]["created_at"] <= versions[0]["created_at"]
     assert anonymous.get(resource["latest"]).content == CONTENTS[2]  # the stable link: the latest
     assert anonymous.get(f"/datasets/r/{resource['id']}/versions/4").status_code == 404
+    middle = anonymous.get(versions[1]["url"], headers={"Range": "bytes=5-"})  # a reader's Range request: not a download
+    assert middle.status_code == 206 and middle.content == CONTENTS[1][5:]
 
     catalog.store.events.flush()
     downloads = catalog.store.events.list(kind=RESOURCE_DOWNLOAD)
