@@ -16,6 +16,7 @@ import requests
 
 from dinum_pipelines.defs.keys import job_name, published_key
 from dinum_pipelines.demo.runner import QUIET_RUN_CONFIG
+from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.e2e.test_demo_end_to_end import Demo, demo  # noqa: F401 (fixture)
 
 SLUG = "bornes_recharge"
@@ -66,3 +67,12 @@ def test_a_second_publication_keeps_the_first_files_and_says_what_changed(demo: 
         assert old.status_code == 200 and old.content == first_bytes[role]
         assert demo.download(resource_id) == (files.csv if role == "csv" else files.parquet).read_bytes()
     assert removed["id_station_itinerance"].encode() in first_bytes["csv"]
+
+    # The dataset page says it in French, for each file.
+    page = browser.parse_html(requests.get(dataset["page"], timeout=10).text)
+    histories = page.by_id("historique").find_all("article", class_="history")
+    assert {entry.attrs["data-resource-id"] for entry in histories} == {second["csv_resource_id"], second["parquet_resource_id"]}
+    for entry in histories:
+        assert [row.find("td", class_="changes").text for row in entry.find_all("tr", class_="version")] == [
+            "+1 ligne, −1 ligne, 1 modifiée", "Première version",
+        ]
