@@ -24,9 +24,10 @@ SLUG = "bornes_recharge"
 pytestmark = pytest.mark.slow
 
 
-def run_job(demo: Demo) -> dict[str, Any]:
+def run_job(running: Demo) -> dict[str, Any]:
     """Run the dataset's job; the published asset's metadata."""
-    result = demo.defs.resolve_job_def(job_name(SLUG)).execute_in_process(instance=demo.instance, run_config=QUIET_RUN_CONFIG)
+    job = running.defs.resolve_job_def(job_name(SLUG))
+    result = job.execute_in_process(instance=running.instance, run_config=QUIET_RUN_CONFIG)
     assert result.success
     [published] = [
         event.materialization for event in result.get_asset_materialization_events()
@@ -35,7 +36,7 @@ def run_job(demo: Demo) -> dict[str, Any]:
     return {name: value.value for name, value in published.metadata.items()}
 
 
-def test_a_second_publication_keeps_the_first_files_and_says_what_changed(demo: Demo) -> None:
+def test_a_second_publication_keeps_the_first_files_and_says_what_changed(demo: Demo) -> None:  # noqa: F811 (the fixture)
     first = run_job(demo)
     assert "changes" not in first  # nothing to compare with yet
     files = demo.layout.clean_files(SLUG)
