@@ -29,9 +29,9 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from dinum_pipelines.catalog.api_schemas import BOOLEAN, COUNT, DATE_TIME, STRING, URI, Json, array, nullable, obj
 from dinum_pipelines.catalog.db import Database, resource_versions, utcnow
+# The extras the publisher sets (one name for both sides).
+from dinum_pipelines.lib.publishing import CHANGES_EXTRA, SHA256_EXTRA
 
-CHANGES_EXTRA = "dinum:changes"
-SHA256_EXTRA = "dinum:sha256"
 _COUNTS = ("rows_before", "rows_after", "rows_added", "rows_removed", "rows_modified")
 _LISTS = ("key", "columns_added", "columns_removed")
 _MAX_NAMES = 1000  # columns named in one summary: a table has far fewer
