@@ -135,7 +135,7 @@ WEBHOOK_SCHEMAS: dict[str, Json] = {
     }),
     "WebhookDelivery": obj({
         "id": {**STRING, "description": "The X-Dinum-Delivery header of its requests"},
-        "event": STRING,
+        "event": {"type": "string", "enum": list(EVENTS)},
         "status": {"type": "string", "enum": [PENDING, DELIVERED, FAILED]},
         "attempts": COUNT,
         "created_at": DATE_TIME,
