@@ -607,16 +607,9 @@ def _table_file(call: Call) -> tuple[Json, Path]:
     if resource is None or not resource.get("file_key"):
         raise NotFound("Resource not found")
     dataset = visible_dataset(call, resource["dataset_id"])
-    stem = PurePosixPath(resource["file_key"]).stem
-    candidates = [resource] + [
-        other for other in dataset["resources"]
-        if other.get("file_key") and PurePosixPath(other["file_key"]).stem == stem
-    ]
-    for candidate in candidates:
-        if PurePosixPath(candidate["file_key"]).suffix.lower() == ".parquet":
-            path = call.store.files.path(candidate["file_key"])
-            if path.is_file():
-                return resource, path
+    table = tabular.table_of(resource, dataset["resources"])
+    if table is not None and (path := call.store.files.path(table["file_key"])).is_file():
+        return resource, path
     raise NotFound("No tabular data for this resource: it has no Parquet file")
 
 

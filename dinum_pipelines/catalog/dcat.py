@@ -11,7 +11,12 @@ shapes in ../shared/dcat-ap/ (dinum_pipelines_tests/catalog/test_dcat.py): a dat
 URI, a distribution its resource's stable URL (the permalink), publishers are `foaf:Agent`s named
 by their page, licences and frequencies are IRIs (the EU frequency vocabulary, the licence's own
 page as udata does), datasets tagged `hvd` carry the High-Value Datasets regulation as
-`dcatap:applicableLegislation`. Only public, live datasets are exported.
+`dcatap:applicableLegislation` and their category as `dcatap:hvdCategory` from data.gouv.fr's
+category tags (`mobilite`, `statistiques`...: udata's TAG_TO_EU_HVD_CATEGORIES). Each table the
+row API serves is a `dcat:DataService` (its endpoint, its own OpenAPI document, the dataset it
+serves, a contact point), which the table's distributions name as `dcat:accessService`, so an
+HVD dataset meets the HVD shapes' "API access" requirement. Only public, live datasets are
+exported.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from starlette.responses import Response
 
+from dinum_pipelines.catalog import tabular
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound, field_error
 from dinum_pipelines.catalog.ids import slugify
@@ -48,6 +54,17 @@ ELI = Namespace("http://data.europa.eu/eli/ontology#")
 IANA_MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
 HVD_LEGISLATION = URIRef("http://data.europa.eu/eli/reg_impl/2023/138/oj")
 HVD_TAG = "hvd"
+# udata's EU_HVD_CATEGORIES, keyed by the slug of their French label (the tag data.gouv.fr puts on HVD datasets).
+HVD_CATEGORIES = {
+    "meteorologiques": ("http://data.europa.eu/bna/c_164e0bf5", "Meteorological"),
+    "entreprises-et-propriete-dentreprises": ("http://data.europa.eu/bna/c_a9135398", "Companies and company ownership"),
+    "geospatiales": ("http://data.europa.eu/bna/c_ac64a52d", "Geospatial"),
+    "mobilite": ("http://data.europa.eu/bna/c_b79e35eb", "Mobility"),
+    "observation-de-la-terre-et-environnement": ("http://data.europa.eu/bna/c_dd313021", "Earth observation and environment"),
+    "statistiques": ("http://data.europa.eu/bna/c_e1da4e07", "Statistics"),
+}
+HVD_CATEGORY_SCHEME = "http://data.europa.eu/bna/asd487ae75"
+VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 CATALOG_TITLE = "Catalogue de données publiques"
 
 # extension -> (rdflib serializer, media type); udata's formats. `json` and `xml` are aliases.
@@ -164,7 +181,7 @@ class DcatBuilder:
         self.graph = Graph()
         for prefix, namespace in (
             ("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("dcatap", DCATAP), ("spdx", SPDX),
-            ("hydra", HYDRA), ("locn", LOCN), ("geo", GEOSPARQL),
+            ("hydra", HYDRA), ("locn", LOCN), ("geo", GEOSPARQL), ("vcard", VCARD),
         ):
             self.graph.bind(prefix, namespace)
 
@@ -222,6 +239,8 @@ class DcatBuilder:
         self.graph.add((iri, DCTERMS.publisher, site))
         for record in datasets:
             self.graph.add((iri, DCAT.dataset, self.dataset(record)))
+        for service in set(self.graph.subjects(RDF.type, DCAT.DataService)):
+            self.graph.add((iri, DCAT.service, service))
         return iri
 
     def dataset(self, record: Json) -> URIRef:
@@ -245,12 +264,62 @@ class DcatBuilder:
             )))
         self.temporal(iri, record.get("temporal_coverage"))
         self.spatial(iri, record.get("spatial"))
-        hvd = HVD_TAG in {slugify(tag) for tag in tags}
+        slugs = {slugify(tag) for tag in tags}
+        hvd = HVD_TAG in slugs
+        categories = [self.typed(URIRef(uri), scheme=HVD_CATEGORY_SCHEME, label=label)
+                      for slug, (uri, label) in HVD_CATEGORIES.items() if slug in slugs] if hvd else []
+        contact = self.contact_point(record.get("organization"))
         if hvd:
             g.add((iri, DCATAP.applicableLegislation, self.typed(HVD_LEGISLATION, ELI.LegalResource)))
-        for resource in record.get("resources") or []:
-            g.add((iri, DCAT.distribution, self.distribution(resource, record.get("license"), hvd=hvd)))
+            for category in categories:
+                g.add((iri, DCATAP.hvdCategory, category))
+            self.add(iri, DCAT.contactPoint, contact)
+        resources = record.get("resources") or []
+        services = {}
+        for resource in resources:
+            table = tabular.table_of(resource, resources)
+            if table is not None and table["id"] not in services:
+                services[table["id"]] = self.data_service(iri, table, record.get("license"), contact, categories if hvd else None)
+            distribution = self.distribution(resource, record.get("license"), hvd=hvd)
+            g.add((iri, DCAT.distribution, distribution))
+            if table is not None:
+                g.add((distribution, DCAT.accessService, services[table["id"]]))
         return iri
+
+    def contact_point(self, organization: Json | None) -> URIRef | None:
+        """The organization as a vcard:Organization: its name and its page on the catalog."""
+        if organization is None:
+            return None
+        iri = URIRef(f"{self.base_url}/organizations/{organization['slug']}/#contact")
+        self.graph.add((iri, RDF.type, VCARD.Kind))  # named: SHACL on the data graph alone does no RDFS inference
+        self.graph.add((iri, RDF.type, VCARD.Organization))
+        self.graph.set((iri, VCARD.fn, Literal(organization["name"])))
+        self.graph.set((iri, VCARD.hasURL, self.typed(URIRef(f"{self.base_url}/organizations/{organization['slug']}/"), RDFS.Resource)))
+        return iri
+
+    def data_service(
+        self, dataset: URIRef, table: Json, license_id: str | None, contact: URIRef | None, categories: list[URIRef] | None,
+    ) -> URIRef:
+        """The row API over one published table (tabular.py), as a dcat:DataService."""
+        g = self.graph
+        endpoint = URIRef(f"{self.base_url}/api/resources/{table['id']}/data/")
+        description = URIRef(f"{self.base_url}/api/resources/{table['id']}/swagger/")
+        g.add((endpoint, RDF.type, DCAT.DataService))
+        g.add((endpoint, DCTERMS.title, Literal(f"API tabulaire : {table.get('title') or table['id']}")))
+        g.add((endpoint, DCAT.endpointURL, self.typed(endpoint, RDFS.Resource)))
+        g.add((endpoint, DCAT.endpointDescription, self.typed(description, RDFS.Resource)))
+        g.add((endpoint, FOAF.page, self.typed(description, FOAF.Document)))
+        g.add((endpoint, DCAT.servesDataset, dataset))
+        self.add(endpoint, DCAT.contactPoint, contact)
+        licence = licence_iri(license_id)
+        if licence is not None:
+            g.add((endpoint, DCTERMS.license, licence))
+            g.add((licence, RDF.type, DCTERMS.LicenseDocument))
+        if categories is not None:
+            g.add((endpoint, DCATAP.applicableLegislation, self.typed(HVD_LEGISLATION, ELI.LegalResource)))
+            for category in categories:
+                g.add((endpoint, DCATAP.hvdCategory, category))
+        return endpoint
 
     def temporal(self, dataset: URIRef, coverage: Json | None) -> None:
         if not coverage or not coverage.get("start"):

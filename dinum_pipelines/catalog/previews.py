@@ -64,10 +64,6 @@ class Preview:
     snippets: dict[str, str] = field(default_factory=dict)
 
 
-def _parquet_resources(record: Json) -> list[Json]:
-    return [r for r in record["resources"] if r.get("file_key") and PurePosixPath(r["file_key"]).suffix.lower() == ".parquet"]
-
-
 def _asked(query: Mapping[str, str], resource_id: str, first: bool) -> Json:
     """The filter, sort and page the page's query asks of this table (the first table when the
     query names none)."""
@@ -116,13 +112,12 @@ def _snippets(base_url: str, resource: Json, csv_resource: Json | None) -> dict[
 def table_previews(store: CatalogStore, base_url: str, record: Json, query: Mapping[str, str]) -> list[Preview]:
     """One preview per published Parquet of the dataset (the pipeline's CSV is the same table)."""
     previews = []
-    for index, resource in enumerate(_parquet_resources(record)):
+    for index, resource in enumerate(r for r in record["resources"] if tabular.is_parquet(r)):
         path = store.files.path(resource["file_key"])
         if not path.is_file():
             continue
         stem = PurePosixPath(resource["file_key"]).stem
-        csv_resource = next((r for r in record["resources"] if r.get("file_key") and PurePosixPath(r["file_key"]).stem == stem
-                             and PurePosixPath(r["file_key"]).suffix.lower() == ".csv"), None)
+        csv_resource = next((r for r in record["resources"] if not tabular.is_parquet(r) and tabular.same_table(r, resource)), None)
         profile = (resource.get("extras") or {}).get(PROFILE_EXTRA) or (csv_resource or {}).get("extras", {}).get(PROFILE_EXTRA)
         asked = _asked(query, resource["id"], index == 0)
         items = _api_items(asked)

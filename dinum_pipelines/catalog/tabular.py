@@ -39,7 +39,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
@@ -132,6 +132,25 @@ def connect() -> duckdb.DuckDBPyConnection:
             _database = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)})
             _database_pid = os.getpid()
         return _database.cursor()
+
+
+def is_parquet(resource: Mapping[str, Any]) -> bool:
+    return bool(resource.get("file_key")) and PurePosixPath(resource["file_key"]).suffix.lower() == ".parquet"
+
+
+def same_table(resource: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Two hosted files of one table: the pipeline publishes `x.csv` and `x.parquet` side by side."""
+    return bool(resource.get("file_key") and other.get("file_key")) and (
+        PurePosixPath(resource["file_key"]).stem == PurePosixPath(other["file_key"]).stem
+    )
+
+
+def table_of(resource: Mapping[str, Any], resources: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The Parquet resource whose rows the row API serves for `resource`: itself if it is Parquet;
+    for another hosted file (the pipeline's CSV), the dataset's Parquet of the same table."""
+    if is_parquet(resource):
+        return resource
+    return next((other for other in resources if is_parquet(other) and same_table(resource, other)), None)
 
 
 def file_types(path: Path) -> dict[str, str]:

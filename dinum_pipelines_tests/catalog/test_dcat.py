@@ -4,9 +4,12 @@ shapes, read in place from ../shared/dcat-ap/ (the data graph alone: no network)
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
 from pyshacl import validate
@@ -22,6 +25,8 @@ from dinum_pipelines_tests.e2e.test_demo_end_to_end import Demo
 SHAPES_DIR = REPO_ROOT.parent / "shared" / "dcat-ap"
 MANDATORY_SHAPES = SHAPES_DIR / "3.0.0__html__shacl__shapes.ttl"
 RANGE_SHAPES = SHAPES_DIR / "3.0.0__html__shacl__range.ttl"  # the classes of values: met too
+HVD_SHAPES = SHAPES_DIR / "3.0.0-hvd__shacl__hvd-SHACL.ttl"  # for High-Value Datasets' own graphs
+MOBILITY = URIRef("http://data.europa.eu/bna/c_b79e35eb")
 DCATAP = Namespace("http://data.europa.eu/r5r/")
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
@@ -176,6 +181,53 @@ def test_dataset_rdf(anonymous: Api, catalog_datasets: dict[str, dict[str, Any]]
     assert anonymous.get(f"{base}/datasets/000000000000000000000000/rdf").status_code == 404
     assert anonymous.get(f"{base}/datasets/{catalog_datasets['private']['id']}/rdf").status_code == 404
 
+
+
+def parquet_bytes() -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"code": ["75056", "13055"], "nom": ["Paris", "Marseille"]}), buffer)
+    return buffer.getvalue()
+
+
+def test_an_hvd_dataset_meets_the_hvd_shapes_and_its_table_is_a_data_service(
+    api: Api, anonymous: Api, publisher: Publisher,
+) -> None:
+    """A dataset tagged `hvd` and `mobilite` (data.gouv.fr's category tag) with the pipeline's CSV
+    and Parquet: its graph conforms to the HVD shapes as well as the mandatory and range ones; the
+    row API over its table is a dcat:DataService the two distributions name as their access
+    service, and that service answers. Without a category tag, the HVD shapes refuse it."""
+    base = anonymous.catalog.url
+    dataset = api.create_dataset(
+        title="Bornes de recharge", organization=publisher.organization_id, license="lov2", frequency="monthly",
+        tags=["hvd", "mobilite"],
+    )
+    uploaded = {name: api.upload(dataset["id"], name, content).json() for name, content in (("bornes.csv", CSV), ("bornes.parquet", parquet_bytes()))}
+    graph = parsed(anonymous.get(f"{base}/datasets/{dataset['id']}/rdf.ttl"), "ttl")
+    assert_conforms(graph, HVD_SHAPES)
+    assert_conforms(graph)
+    assert_conforms(graph, RANGE_SHAPES)
+
+    dataset_iri = URIRef(f"{base}/api/1/datasets/{dataset['id']}/")
+    assert graph.value(dataset_iri, DCATAP.hvdCategory) == MOBILITY
+    [service] = set(graph.subjects(ns.RDF.type, ns.DCAT.DataService))
+    table = uploaded["bornes.parquet"]["id"]
+    assert service == URIRef(f"{base}/api/resources/{table}/data/")
+    assert graph.value(service, ns.DCAT.endpointURL) == service
+    assert graph.value(service, ns.DCAT.endpointDescription) == URIRef(f"{base}/api/resources/{table}/swagger/")
+    assert graph.value(service, ns.DCAT.servesDataset) == dataset_iri
+    assert graph.value(service, DCATAP.hvdCategory) == MOBILITY
+    for resource in uploaded.values():
+        assert graph.value(URIRef(resource["latest"]), ns.DCAT.accessService) == service
+    assert anonymous.get(str(service)).json()["meta"]["total"] == 2
+    assert anonymous.get(str(graph.value(service, ns.DCAT.endpointDescription))).json()["openapi"].startswith("3.")
+    catalog = parsed(anonymous.get(f"{base}/catalog.ttl"), "ttl")
+    assert (URIRef(f"{base}/catalog"), ns.DCAT.service, service) in catalog
+
+    # The HVD shapes are not vacuous: without its category tag the dataset is refused.
+    assert api.put(f"/datasets/{dataset['id']}/", json={"tags": ["hvd"]}).status_code == 200
+    untagged = parsed(anonymous.get(f"{base}/datasets/{dataset['id']}/rdf.ttl"), "ttl")
+    conforms, _report, text = validate(untagged, shacl_graph=shapes_graph(HVD_SHAPES), inference="none", allow_warnings=True)
+    assert not conforms and "hvdCategory" in text
 
 
 @pytest.mark.slow
