@@ -43,6 +43,7 @@ from bench_uploads import sampled_rss
 from dinum_pipelines.catalog import tabular
 
 P95_TARGET_MS = 100
+WARM_PATHS = 60
 CHUNK_ROWS = 500_000
 ROW_GROUP_ROWS = 131_072
 NATURES = np.array(["Vente", "Vente en l'état futur d'achèvement", "Echange", "Adjudication", "Expropriation", "Vente terrain à bâtir"])
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = CatalogSettings.in_directory(home)
         with CatalogStore(settings) as store:
             publisher = bootstrap_publisher(store, org_slug="bench", org_name="Bench", email="bench@example.org", name="Bench Bot")
-        queries = query_mix(600)
+        queries = query_mix(1200)
         with catalog_process(settings.database_url, settings.files_dir, workers=args.workers) as catalog:
             started = time.perf_counter()
             resource = upload_file(catalog.url, publisher.token, publisher.organization_id, table)
@@ -169,16 +170,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = requests.get(catalog.url + paths[0], timeout=60).json()
             assert first["data"] == tabular.rows(served, queries[0])[1], "the API and the floor disagree"
             load = LOAD_CLIENTS[args.client]
-            load(catalog.url, paths[:12], concurrency=min(args.concurrency, 4), duration=1)  # imports, file cache
-            print(f"\nfiltered pages of 50 rows, 6 query shapes x 100, {args.concurrency} concurrent clients ({args.client}), "
+            load(catalog.url, paths[-12:], concurrency=min(args.concurrency, 4), duration=1)  # imports, file cache
+            # Repeats are answered from each worker's response cache (response_cache.py): the
+            # warm pass asks WARM_PATHS pages each worker has answered once; the cold pass only
+            # pages nobody asked before, so each is computed by DuckDB.
+            warm_paths, cold_paths = paths[:WARM_PATHS], paths[WARM_PATHS:-12]
+            for _ in range(args.workers * 3):  # every worker sees every warm page at least once, most likely
+                for path in warm_paths:
+                    requests.get(catalog.url + path, timeout=60).raise_for_status()
+            print(f"\nfiltered pages of 50 rows, 6 query shapes, {args.concurrency} concurrent clients ({args.client}), "
                   f"{args.duration:g} s per pass, {args.workers} catalog worker(s), {os.cpu_count()} cores")
             print(f"{'':<44} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'requests':>9} {'errors':>7}")
-            api = load(catalog.url, paths, concurrency=args.concurrency, duration=args.duration)
-            print_load("the catalog's row API over HTTP", api)
+            cold = load(catalog.url, cold_paths, concurrency=args.concurrency, duration=args.duration)
+            print_load(f"row API, cold: first answers ({len(cold_paths)} URLs)", cold)
+            warm = load(catalog.url, warm_paths, concurrency=args.concurrency, duration=args.duration)
+            print_load(f"row API, warm: repeats ({len(warm_paths)} URLs)", warm)
             direct = floor(served, queries, concurrency=args.concurrency, duration=args.duration)
             print_load("DuckDB on the Parquet, same code (floor)", direct)
-            print(f"  ratio p95 API / floor {api.p95_ms / direct.p95_ms:.2f}; "
-                  f"p95 < {P95_TARGET_MS} ms: {verdict(api.p95_ms < P95_TARGET_MS and api.errors == 0)}")
+            for label, result in (("cold", cold), ("warm", warm)):
+                print(f"  {label}: p95 / floor p95 {result.p95_ms / direct.p95_ms:.2f}; "
+                      f"p95 < {P95_TARGET_MS} ms: {verdict(result.p95_ms < P95_TARGET_MS and result.errors == 0)}")
 
         with catalog_process(settings.database_url, settings.files_dir, workers=1) as single:
             url = f"{single.url}/api/resources/{resource['id']}/data/csv/"

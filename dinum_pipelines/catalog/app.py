@@ -75,6 +75,7 @@ from dinum_pipelines.catalog.response_cache import (
     FIELDS_HEADER,
     AnonymousCacheMiddleware,
     CachedAnswer,
+    Usage,
     ResponseCache,
     anonymous_cache_key,
 )
@@ -302,12 +303,13 @@ def download_channel(request: Request) -> str:
 # Datasets
 
 
-def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, str | None]]) -> Response:
+def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, Usage | None]]) -> Response:
     """`handler`'s answer, kept in the per-process cache for anonymous callers (response_cache.py).
 
-    Only 200 answers are kept, with the dataset the answer showed, if it is a dataset GET (the
-    handler's second value): repeats are answered by AnonymousCacheMiddleware. Callers asking for
-    the same answer while it is computed wait for it rather than compute it again.
+    Only 200 answers are kept, with the usage the answer records (the handler's second value: a
+    dataset GET's view, a row-API page's download): repeats are answered by
+    AnonymousCacheMiddleware, and counted. Callers asking for the same answer while it is
+    computed wait for it rather than compute it again.
     """
     key = anonymous_cache_key(call.request.scope, call.store.db.fresh_data_version)
     if key is None:
@@ -316,23 +318,24 @@ def cached_for_anonymous(call: Call, handler: Callable[[Call], tuple[Response, s
     with cache.single_flight(key):
         answer = cache.get(key)
         if answer is not None:  # computed by the caller we waited for
-            count_cached_view(call.store, answer, call.request.scope)
+            count_cached_use(call.store, answer, call.request.scope)
             return Response(answer.body, media_type="application/json")
-        response, viewed_dataset_id = handler(call)
+        response, usage = handler(call)
         if response.status_code == 200:
-            cache.put(key, CachedAnswer(bytes(response.body), viewed_dataset_id))
+            cache.put(key, CachedAnswer(bytes(response.body), usage))
         return response
 
 
-def record_api_view(store: CatalogStore, dataset_id: str, user_agent: str | None) -> None:
-    """An API read of a dataset is a view on the "api" channel, whether cached or not."""
-    store.events.record(DATASET_VIEW, channel="api", user_agent=user_agent, dataset_id=dataset_id)
+def record_usage(store: CatalogStore, usage: Usage, user_agent: str | None) -> None:
+    store.events.record(
+        usage.kind, channel=usage.channel, user_agent=user_agent, dataset_id=usage.dataset_id, resource_id=usage.resource_id,
+    )
 
 
-def count_cached_view(store: CatalogStore, answer: CachedAnswer, scope: Scope) -> None:
-    """The view a dataset GET answered from the cache still is."""
-    if answer.viewed_dataset_id is not None:
-        record_api_view(store, answer.viewed_dataset_id, Headers(scope=scope).get("user-agent"))
+def count_cached_use(store: CatalogStore, answer: CachedAnswer, scope: Scope) -> None:
+    """The usage an answer served from the cache still is."""
+    if answer.usage is not None:
+        record_usage(store, answer.usage, Headers(scope=scope).get("user-agent"))
 
 
 def list_datasets(call: Call) -> Response:
@@ -387,11 +390,13 @@ def get_dataset(call: Call) -> Response:
     return cached_for_anonymous(call, _get_dataset)
 
 
-def _get_dataset(call: Call) -> tuple[Response, str]:
+def _get_dataset(call: Call) -> tuple[Response, Usage]:
+    """An API read of a dataset is a view on the "api" channel, whether cached or not."""
     dataset = visible_dataset(call)
+    usage = Usage(DATASET_VIEW, "api", dataset["id"])
     if call.request.method == "GET":
-        record_api_view(call.store, dataset["id"], call.user_agent)
-    return call.respond(call.render.dataset(dataset)), dataset["id"]
+        record_usage(call.store, usage, call.user_agent)
+    return call.respond(call.render.dataset(dataset)), usage
 
 
 def update_dataset(call: Call) -> Response:
@@ -613,15 +618,13 @@ def _table_file(call: Call) -> tuple[Json, Path]:
     raise NotFound("No tabular data for this resource: it has no Parquet file")
 
 
-def _tabular_resource(call: Call) -> tuple[Json, Path]:
+def _tabular_resource(call: Call) -> tuple[Json, Path, Usage]:
     """The resource and its Parquet for the row API; each call is one use of the data, counted
     on the "tabular" channel (api-tabular's traffic is data.gouv.fr's too)."""
     resource, path = _table_file(call)
-    call.store.events.record(
-        RESOURCE_DOWNLOAD, channel="tabular", user_agent=call.user_agent,
-        dataset_id=resource["dataset_id"], resource_id=resource["id"],
-    )
-    return resource, path
+    usage = Usage(RESOURCE_DOWNLOAD, "tabular", resource["dataset_id"], resource["id"])
+    record_usage(call.store, usage, call.user_agent)
+    return resource, path, usage
 
 
 def _not_found(exc: NotFound | Gone) -> Response:
@@ -629,12 +632,17 @@ def _not_found(exc: NotFound | Gone) -> Response:
 
 
 def resource_rows(call: Call) -> Response:
-    """`/api/resources/{rid}/data/`: api-tabular's row API over the resource's Parquet (tabular.py).
-    Errors in udata's body with the status (404), api-tabular's (400)."""
+    """`/api/resources/{rid}/data/`: api-tabular's row API over the resource's Parquet (tabular.py),
+    anonymous pages kept in the response cache. Errors in udata's body with the status (404),
+    api-tabular's (400)."""
+    return cached_for_anonymous(call, _resource_rows)
+
+
+def _resource_rows(call: Call) -> tuple[Response, Usage | None]:
     try:
-        resource, path = _tabular_resource(call)
+        resource, path, usage = _tabular_resource(call)
     except (NotFound, Gone) as exc:
-        return _not_found(exc)
+        return _not_found(exc), None
     query, data, total = tabular.rows(path, call.query.multi_items())
     base = f"{call.render.base_url}/api/resources/{resource['id']}"
     last_page = query.page * query.page_size >= total
@@ -647,13 +655,13 @@ def resource_rows(call: Call) -> Response:
             "prev": call.page_url(query.page - 1) if query.page > 1 else None,
         },
         "meta": {"page": query.page, "page_size": query.page_size, "total": total},
-    })
+    }), usage
 
 
 def _resource_export(call: Call, fmt: str) -> Response:
     """`/data/csv/` and `/data/json/`: the whole selection, streamed (tabular.Export)."""
     try:
-        resource, path = _tabular_resource(call)
+        resource, path, _usage = _tabular_resource(call)
     except (NotFound, Gone) as exc:
         return _not_found(exc)
     selection = tabular.export(path, call.query.multi_items())
@@ -1001,7 +1009,7 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         AnonymousCacheMiddleware,
         cache=app.state.response_cache,
         data_version=catalog_store.db.current_data_version,
-        on_hit=partial(count_cached_view, catalog_store),
+        on_hit=partial(count_cached_use, catalog_store),
     )
     if settings.simulated_clock:
         app.add_middleware(SimulatedClock)

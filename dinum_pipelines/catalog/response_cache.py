@@ -1,4 +1,5 @@
-"""Anonymous API answers (dataset listings and datasets), cached per process, keyed on the data version.
+"""Anonymous API answers (dataset listings, datasets, row-API pages), cached per process, keyed on
+the data version.
 
 A listing costs a count and a page of rows (3-20 ms of database time at 10,000 datasets), a
 dataset two queries and its rendering, and reusers' requests repeat. Every write to what the API
@@ -18,8 +19,11 @@ repeats before routing, on the event loop, from memory: no request object, no wo
 database. That path is what reusers' repeated GETs take, and what makes their latency
 (bench/README.md). When the process has not read the version lately (the first requests after a
 pause) the middleware lets the request through, and the handler, in a worker thread, reads it
-(`Database.fresh_data_version`). Each entry keeps, beside the body, the dataset a dataset GET
-showed: a cached answer is still a view to count.
+(`Database.fresh_data_version`). Each entry keeps, beside the body, the usage its answer is (a
+dataset GET is a view, a row-API page a download on the `tabular` channel): a cached answer is
+still counted. A row-API page depends on the resource's file, which only a write changes, so the
+data version keys it as well; pages can be large, hence a bound on the cache's bytes as well as
+its entries.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_ENTRIES = 2048
+MAX_BYTES = 64 * 2**20
 TIME_TO_LIVE_SECONDS = 60.0
 API_KEY_HEADER = "X-API-KEY"  # udata's: a caller who sends one is not anonymous
 FIELDS_HEADER = "X-Fields"  # udata's field mask: part of what an answer shows
@@ -45,18 +50,32 @@ _API_KEY_NAME, _FIELDS_NAME = (name.lower().encode("latin-1") for name in (API_K
 
 
 @dataclass(frozen=True)
+class Usage:
+    """The usage event serving an answer records, each time it is served."""
+
+    kind: str
+    channel: str
+    dataset_id: str
+    resource_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CachedAnswer:
     body: bytes  # JSON
-    viewed_dataset_id: str | None = None  # set for a dataset GET: serving it again records a view
+    usage: Usage | None = None  # a dataset GET's view, a row-API page's download
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES, time_to_live: float = TIME_TO_LIVE_SECONDS) -> None:
+    def __init__(
+        self, max_entries: int = MAX_ENTRIES, time_to_live: float = TIME_TO_LIVE_SECONDS, max_bytes: int = MAX_BYTES,
+    ) -> None:
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._in_flight: dict[Hashable, _Flight] = {}
         self.max_entries = max_entries
         self.time_to_live = time_to_live
+        self.max_bytes = max_bytes
+        self._bytes = 0
 
     @contextmanager
     def single_flight(self, key: Hashable) -> Iterator[None]:
@@ -85,17 +104,27 @@ class ResponseCache:
                 return None
             stored_at, value = entry
             if time.monotonic() - stored_at > self.time_to_live:
-                del self._entries[key]
+                self._drop(key)
                 return None
             self._entries.move_to_end(key)
             return value
 
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
+            if key in self._entries:
+                self._drop(key)
             self._entries[key] = (time.monotonic(), value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += _size(value)
+            while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        _stored_at, value = self._entries.pop(key)
+        self._bytes -= _size(value)
+
+
+def _size(value: Any) -> int:
+    return len(value.body) if isinstance(value, CachedAnswer) else 0
 
 
 @dataclass
@@ -121,15 +150,15 @@ def anonymous_cache_key(scope: Scope, data_version: Callable[[], int | None]) ->
 
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-# What app.py caches (the dataset listing, a dataset): the requests worth waiting for another's
-# answer. Never a download, which a second reader must not wait for.
-COALESCED_PATH = re.compile(r"^/api/1/datasets/(?:[^/]+/)?$")
+# What app.py caches (the dataset listing, a dataset, a row-API page): the requests worth waiting
+# for another's answer. Never a file download, which a second reader must not wait for.
+COALESCED_PATH = re.compile(r"^/api/(?:1/datasets/(?:[^/]+/)?|resources/[^/]+/data/)$")
 
 
 class AnonymousCacheMiddleware:
     """ASGI middleware answering an anonymous GET from the cache when it holds the request's key.
 
-    `on_hit(answer, scope)` runs for every answer served (the view a dataset GET records).
+    `on_hit(answer, scope)` runs for every answer served (the usage it records).
     Requests for an answer that another request of this process is computing wait for it on the
     event loop: as first answers (a start, a write) they used to wait in `single_flight`, each
     holding one of the process's 16 request threads, so that a few popular cold answers (a

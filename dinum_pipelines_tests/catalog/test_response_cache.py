@@ -11,7 +11,7 @@ import pytest
 from dinum_pipelines.catalog import CatalogStore
 from dinum_pipelines.catalog.db import Database, data_version
 from dinum_pipelines.catalog.events import DATASET_VIEW
-from dinum_pipelines.catalog.response_cache import ResponseCache
+from dinum_pipelines.catalog.response_cache import CachedAnswer, ResponseCache
 from dinum_pipelines_tests.catalog.conftest import Api
 
 
@@ -191,3 +191,14 @@ def test_readers_waiting_for_one_first_answer_do_not_hold_up_the_others(catalog,
         assert [future.result().status_code for future in waiting] == [200] * 30
     assert other.status_code == 200 and [d["title"] for d in other.json()["data"]] == ["Alpha"]
     assert elapsed < 5, f"a different first answer waited {elapsed:.1f} s behind the held one"
+
+
+def test_the_cache_is_bounded_in_bytes_too() -> None:
+    """Row-API pages can be large: the oldest answers go once the bytes are over the bound."""
+    cache = ResponseCache(max_entries=100, time_to_live=60, max_bytes=10)
+    cache.put("a", CachedAnswer(b"123456"))
+    cache.put("b", CachedAnswer(b"123456"))
+    assert cache.get("a") is None and cache.get("b") == CachedAnswer(b"123456")
+    cache.put("b", CachedAnswer(b"1234"))  # replaced, not counted twice
+    cache.put("c", CachedAnswer(b"123456"))
+    assert cache.get("b") is not None and cache.get("c") is not None

@@ -492,3 +492,16 @@ def test_a_million_rows_match_pandas(api: Api, anonymous: Api, dataset: dict[str
         exported.assign(jour=pd.to_datetime(exported["jour"]).dt.date),
         expected_rows, check_dtype=False,
     )
+
+
+def test_repeated_pages_come_from_the_cache_counted_and_a_new_file_is_a_new_answer(
+    catalog: RunningCatalog, api: Api, anonymous: Api, dataset: dict[str, Any], published: dict[str, str],
+) -> None:
+    rid = published["communes.parquet"]
+    first = rows(anonymous, rid, n__greater="3")
+    assert rows(anonymous, rid, n__greater="3") == first
+    tabular_calls = [e for e in catalog.store.events.list(kind=RESOURCE_DOWNLOAD) if e["channel"] == "tabular"]
+    assert len(tabular_calls) == 2 and {e["resource_id"] for e in tabular_calls} == {rid}
+    replaced = api.upload(dataset["id"], "communes.parquet", parquet_bytes(DF.head(5)), resource_id=rid)
+    assert replaced.status_code in (200, 201), replaced.text
+    assert rows(anonymous, rid, n__greater="3")["meta"]["total"] == int((DF.head(5)["n"] >= 3).sum())

@@ -197,7 +197,8 @@ def test_published_tables_carry_their_profile_and_their_page_shows_the_data(demo
     """Issue 14, part 2: the profile the pipeline computed at publication (pandas as the oracle on
     the clean Parquet), and the dataset page as a browser renders it: the preview's rows are the
     row API's, its filter and pages work through the page's URL, the columns show their type,
-    description and profile, and the "use the data" calls name this resource."""
+    description and profile, the history lists the file's version, and the "use the data" calls
+    name this resource."""
     browser.ensure_chromium()
     demo.run()
     datasets = published_by_slug(demo)
@@ -244,6 +245,8 @@ def test_published_tables_carry_their_profile_and_their_page_shows_the_data(demo
     some = next(c for c in spec.columns if c.description)
     assert columns[some.name].find(class_="description").text == " ".join(some.description.split())
     assert columns[some.name].find(class_="nulls").text == str(int(frame[some.name].isna().sum()))
+    history = page.by_id("historique").find("article", data_resource_id=parquet_id)  # the same page shows the history
+    assert [row.attrs["data-version"] for row in history.find_all("tr", class_="version")] == ["1"]
     assert parquet_id in preview.find("code", class_="snippet-curl").text
     assert f"/api/1/datasets/r/{parquet_id}" in preview.find("code", class_="snippet-duckdb").text
 
