@@ -20,19 +20,15 @@ extras such as hydra's `check:available` can change through paths that never rew
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from dinum_pipelines.lib.vocabularies import FREQUENCIES
+from dinum_pipelines.lib.freshness import updated_on_time
 
 # udata's QUALITY_DESCRIPTION_LENGTH: the description must be strictly longer than this.
 DESCRIPTION_MIN_LENGTH = 100
 # udata's CLOSED_FORMATS; a resource with no format counts as closed too.
 CLOSED_FORMATS = frozenset({"pdf", "doc", "docx", "word", "xls", "excel", "xlsx"})
-# Frequencies without a rhythm to keep: udata deems them always on time.
-ALWAYS_ON_TIME = frozenset({"continuous", "irregular", "punctual"})
-# udata tolerates one day of lateness (harvesting delays).
-LATENESS_TOLERANCE = timedelta(days=1)
 NO_LICENSE = "notspecified"
 UNKNOWN_FREQUENCY = "unknown"
 
@@ -68,18 +64,9 @@ def has_update_frequency(dataset: Json) -> bool:
     return dataset.get("frequency") not in (None, "", UNKNOWN_FREQUENCY)
 
 
-def next_update(dataset: Json) -> datetime | None:
-    """When the next update is due: the last data update plus the frequency's delta (udata's `next_update`)."""
-    _label, delta = FREQUENCIES.get(dataset.get("frequency") or UNKNOWN_FREQUENCY, (None, None))
-    last_update = dataset.get("last_update")
-    return None if delta is None or last_update is None else last_update + delta
-
-
 def update_fulfilled_in_time(dataset: Json, now: datetime) -> bool:
-    due = next_update(dataset)
-    if due is None:
-        return dataset.get("frequency") in ALWAYS_ON_TIME
-    return now <= due + LATENESS_TOLERANCE
+    """The rule the pipeline's Dagster freshness policies follow too (lib/freshness.py)."""
+    return updated_on_time(dataset.get("frequency"), dataset.get("last_update"), now)
 
 
 def has_quality_description(dataset: Json) -> bool:

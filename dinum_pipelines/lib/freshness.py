@@ -1,21 +1,32 @@
-"""Has a source changed, and how often should we look? Cheap answers before any download.
+"""Has a source changed, how often should we look, and when is a dataset late? Cheap answers before any download.
+
+Lateness has one rule (`update_window`, `is_late`): udata's "updated on time" quality criterion,
+which the catalog scores and the pipeline's Dagster freshness policies follow, so that a dataset
+late in the catalog is stale in Dagster, and the other way round.
 
 The sensor asks each administration's server with a conditional HEAD request (our stored
 `ETag` / `Last-Modified`), so an unchanged source costs one tiny request and no run. Servers that
 ignore conditional requests are judged on the validators they send back; for a server that
-sends none, only a changed length counts, and the dataset's schedule does the full download.
+sends none, only a changed length counts, and the dataset's cron (defs/automation.py) does the full download.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import requests
 
 from dinum_pipelines.lib.rawstore import RawVersion
+from dinum_pipelines.lib.vocabularies import FREQUENCIES
+
+# udata tolerates one day of lateness (harvesting delays), whatever the frequency.
+LATENESS_TOLERANCE = timedelta(days=1)
+# Frequencies without a rhythm to keep: udata deems them always on time.
+ALWAYS_ON_TIME = frozenset({"continuous", "irregular", "punctual"})
 
 # udata frequency id -> cron (Europe/Paris). Frequencies with no rhythm (punctual, irregular,
-# unknown, continuous...) get no schedule: the change sensor covers them.
+# unknown, continuous...) get no cron: the change sensor covers them.
 FREQUENCY_CRONS: dict[str, str] = {
     "oneMinute": "* * * * *",
     "fiveMinutes": "*/5 * * * *",
@@ -58,6 +69,45 @@ def cron_for_frequency(frequency: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class UpdateWindow:
+    """How long after its last update a dataset stays on time: its declared interval (an update is
+    then due), plus udata's tolerance (past both, it is late)."""
+
+    expected: timedelta
+    tolerance: timedelta = LATENESS_TOLERANCE
+
+    @property
+    def late_after(self) -> timedelta:
+        return self.expected + self.tolerance
+
+
+def update_window(frequency: str | None) -> UpdateWindow | None:
+    """The window of a udata frequency id; None for frequencies with no rhythm (never late)."""
+    _label, expected = FREQUENCIES.get(frequency or "unknown", (None, None))
+    return None if expected is None else UpdateWindow(expected)
+
+
+def late_since(frequency: str | None, last_update: datetime | None) -> datetime | None:
+    """From when a dataset last updated at `last_update` is late (None: it never is)."""
+    window = update_window(frequency)
+    return None if window is None or last_update is None else last_update + window.late_after
+
+
+def is_late(frequency: str | None, last_update: datetime | None, now: datetime) -> bool:
+    """udata's rule: late once `now` is past the last update plus the interval plus the tolerance."""
+    deadline = late_since(frequency, last_update)
+    return deadline is not None and now > deadline
+
+
+def updated_on_time(frequency: str | None, last_update: datetime | None, now: datetime) -> bool:
+    """udata's `update_fulfilled_in_time` criterion: not late; without a rhythm or a last update,
+    only the frequencies that promise none count as on time."""
+    if late_since(frequency, last_update) is None:
+        return frequency in ALWAYS_ON_TIME
+    return not is_late(frequency, last_update, now)
+
+
+@dataclass(frozen=True)
 class Probe:
     changed: bool
     reason: str
@@ -86,5 +136,5 @@ def probe_source(session: requests.Session, url: str, latest: RawVersion | None,
         return Probe(True, f"validators changed (ETag {etag}, Last-Modified {modified})", etag or modified)
     if length is not None and length != latest.headers.get("content-length"):
         return Probe(True, f"no validators from the server, but the length changed to {length}", f"length:{length}")
-    # Without validators, only a download can tell; that is the schedule's job, not every tick's.
-    return Probe(False, "the server sends no ETag or Last-Modified; left to the dataset's schedule")
+    # Without validators, only a download can tell; that is the cron's job, not every tick's.
+    return Probe(False, "the server sends no ETag or Last-Modified; left to the dataset's cron")
