@@ -11,12 +11,14 @@ from __future__ import annotations
 import dagster as dg
 
 from dinum_pipelines.defs.alerts import build_failure_alert_sensor
+from dinum_pipelines.defs.automation import build_automation_sensors, run_tags
 from dinum_pipelines.defs.clean.assets import build_clean_asset
 from dinum_pipelines.defs.deployment import dataset_job_options
 from dinum_pipelines.defs.ingest.assets import build_raw_asset
-from dinum_pipelines.defs.ingest.sensors import build_frequency_schedules, build_source_change_sensor
+from dinum_pipelines.defs.ingest.sensors import build_source_change_sensor
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.monitoring.data_docs import DATA_DOCS_KEY, build_data_docs_asset
+from dinum_pipelines.defs.monitoring.freshness import build_freshness_alert_sensor
 from dinum_pipelines.defs.monitoring.quality_report import (
     QUALITY_REPORT_KEY,
     build_quality_report_asset,
@@ -39,8 +41,8 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
             job_name(slug),
             selection=dg.AssetSelection.groups(slug),
             description=f"Pull, clean, check and publish {spec.title}.",
-            # The run queue limits runs per administration by this tag (deploy/celery/dagster.yaml).
-            tags={"dinum/organization": spec.organization.slug},
+            # The run queue limits runs per administration by this tag (the instance's dagster.yaml).
+            tags=run_tags(spec),
             **options,
         )
     check_keys = [key for check in checks for key in check.check_keys]
@@ -56,7 +58,8 @@ def build_dataset_defs(registry: dict[str, DatasetSpec]) -> dg.Definitions:
         sensors=[
             build_source_change_sensor(registry, list(jobs.values())),
             build_failure_alert_sensor(registry),
+            build_freshness_alert_sensor(registry),
             build_quality_report_sensor(report_job, check_keys),
+            *build_automation_sensors(registry),
         ],
-        schedules=build_frequency_schedules(registry, jobs),
     )

@@ -1,4 +1,4 @@
-"""Telling people when a dataset was not published: a message to a chat incoming webhook.
+"""Telling people when a dataset was not published, or is late: a message to a chat incoming webhook.
 
 Etalab teams read Mattermost and Tchap. Both accept the same incoming-webhook body, a JSON
 object whose `text` is Markdown (Mattermost natively; Tchap/Matrix through its hookshot bridge),
@@ -11,6 +11,7 @@ environment, and errors name only its scheme and host.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -70,6 +71,35 @@ def webhook_message(alert: FailureAlert) -> dict[str, str]:
         lines.append(f"- étape `{error.step}` : {_shorten(error.message)}")
     lines.append("La version publiée précédente reste en ligne, inchangée.")
     lines.append(f"Run [{alert.run_id[:8]}]({alert.run_url})" if alert.run_url else f"Run `{alert.run_id}`")
+    return {"username": WEBHOOK_USERNAME, "text": "\n".join(lines)}
+
+
+@dataclass(frozen=True)
+class LateAlert:
+    """A dataset past its declared frequency plus udata's tolerance (lib/freshness.py)."""
+
+    dataset: str
+    title: str
+    frequency: str
+    last_update: datetime
+    late_since: datetime
+    asset_url: str | None = None
+
+    @property
+    def headline(self) -> str:
+        return f"{self.title} (`{self.dataset}`) : mise à jour en retard"
+
+
+def late_message(alert: LateAlert) -> dict[str, str]:
+    """The Mattermost / Tchap incoming-webhook body for a late dataset."""
+    lines = [
+        f"#### :hourglass: {alert.headline}",
+        f"- fréquence déclarée : `{alert.frequency}`",
+        f"- dernière publication : {alert.last_update:%d/%m/%Y %H:%M} UTC",
+        f"- en retard depuis le {alert.late_since:%d/%m/%Y %H:%M} UTC (fréquence plus un jour de tolérance, comme data.gouv.fr)",
+    ]
+    if alert.asset_url:
+        lines.append(f"[Voir dans Dagster]({alert.asset_url})")
     return {"username": WEBHOOK_USERNAME, "text": "\n".join(lines)}
 
 

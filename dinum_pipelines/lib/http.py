@@ -32,7 +32,18 @@ _ZLIB_ENCODINGS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "
 
 
 class FetchError(RuntimeError):
-    """The source could not be downloaded, or what came back is not the data (the message says why)."""
+    """The source could not be downloaded, or what came back is not the data (the message says why).
+
+    `transient` is False when trying again later cannot help (a 404, a file over the size limit):
+    the download step's retry policy then stops at once."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+# Client errors that mean "not now" rather than "never": worth another try later.
+RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 
 @dataclass(frozen=True)
@@ -168,12 +179,13 @@ def fetch_to_file(
         if response.status_code == 304:
             return Download(url=url, status_code=304, fetched_at=fetched_at, headers=kept)
         if response.status_code != 200:
-            raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}")
+            transient = response.status_code >= 500 or response.status_code in RETRYABLE_CLIENT_ERRORS
+            raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}", transient=transient)
         declared = response.headers.get("content-length")
         # Content-Length counts the bytes on the wire (compressed ones when there is a Content-Encoding).
         expected_size = int(declared) if declared and declared.isdigit() else None
         if max_bytes is not None and expected_size is not None and expected_size > max_bytes:
-            raise FetchError(f"{url}: file is {expected_size} bytes, over the {max_bytes}-byte limit")
+            raise FetchError(f"{url}: file is {expected_size} bytes, over the {max_bytes}-byte limit", transient=False)
         body = _Body(response, url)
         digest = hashlib.sha256()
         size = 0
@@ -191,7 +203,7 @@ def fetch_to_file(
                             )
                         size += len(chunk)
                         if max_bytes is not None and size > max_bytes:
-                            raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit")
+                            raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit", transient=False)
                         digest.update(chunk)
                         out.write(chunk)
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:

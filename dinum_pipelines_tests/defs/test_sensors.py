@@ -7,7 +7,6 @@ from dinum_pipelines.defs.datasets import build_dataset_defs
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
 from dinum_pipelines.demo.server import serve_administrations
-from dinum_pipelines.lib.freshness import cron_for_frequency
 from dinum_pipelines.lib.layout import DataLayout
 from dinum_pipelines.lib.pipeline import ingest
 from dinum_pipelines.lib.http import make_session
@@ -51,13 +50,3 @@ def test_sensor_requests_runs_only_for_changed_sources(admin, tmp_path):
     assert changed[0].run_key.startswith("subventions_associations:")
     assert tick(sensor, tmp_path)[0].run_key == changed[0].run_key  # same change, same key: one run
 
-
-def test_schedules_follow_declared_frequencies():
-    registry = load_registry()
-    schedules = {s.name: s for s in build_dataset_defs(registry).schedules}
-    for slug, spec in registry.items():
-        cron = cron_for_frequency(spec.frequency)
-        if cron:
-            assert schedules[f"{slug}_schedule"].cron_schedule == cron
-            assert schedules[f"{slug}_schedule"].execution_timezone == "Europe/Paris"
-    assert cron_for_frequency("punctual") is None and cron_for_frequency("monthly") == "0 6 1 * *"

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from dinum_pipelines.defs.automation import CHANGED_UPSTREAM
 from dinum_pipelines.defs.keys import clean_key, raw_key
 from dinum_pipelines.defs.resources import DataFolder
 from dinum_pipelines.lib.pipeline import clean
@@ -33,6 +34,7 @@ def build_clean_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         owners=spec.owners or None,
         description=f"{spec.title}: cleaned and typed (French numbers and dates, codes as text).",
+        automation_condition=CHANGED_UPSTREAM,
     )
     def clean_table(context: dg.AssetExecutionContext, data_folder: DataFolder) -> dg.MaterializeResult:
         with data_folder.dataset_layout(spec.slug) as layout:

@@ -4,8 +4,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from dinum_pipelines.defs.automation import DOWNLOAD_RETRY_POLICY, raw_automation
 from dinum_pipelines.defs.keys import raw_key
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
+from dinum_pipelines.lib.http import FetchError
 from dinum_pipelines.lib.pipeline import ingest, unfinished_publication
 from dinum_pipelines.lib.rawstore import RawVersion
 from dinum_pipelines.lib.registry import DatasetSpec
@@ -48,10 +50,17 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         # pool's limit (dagster.yaml `concurrency.pools`), however many runs are in flight.
         pool=f"admin/{spec.organization.slug}",
         tags={"dinum/organization": spec.organization.slug},
+        automation_condition=raw_automation(spec),
+        retry_policy=DOWNLOAD_RETRY_POLICY,
     )
     def raw(context: dg.AssetExecutionContext, config: IngestConfig, data_folder: DataFolder, source_http: SourceHttp):
         with data_folder.dataset_layout(spec.slug) as layout:
-            outcome = ingest(spec, layout, source_http.session(), force=config.force)
+            try:
+                outcome = ingest(spec, layout, source_http.session(), force=config.force)
+            except FetchError as error:
+                if error.transient:
+                    raise
+                raise dg.Failure(str(error), allow_retries=False) from error
             unfinished = unfinished_publication(spec, layout) if outcome.unchanged_reason else None
         if outcome.unchanged_reason and unfinished is None and stored_during_this_run(context, outcome.version):
             unfinished = "an earlier attempt of this step stored it and stopped before reporting it"

@@ -1,4 +1,5 @@
-"""Source-change sensor and frequency schedules: runs start when a source changes, or on its rhythm.
+"""The source-change sensor: a dataset's run starts when its source changes (its rhythm is an
+automation condition, defs/automation.py).
 
 One sensor covers every dataset: each tick sends a conditional HEAD per source and requests a
 run of the dataset's job only for those that changed. The run key carries the version the
@@ -9,7 +10,7 @@ import dagster as dg
 
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
-from dinum_pipelines.lib.freshness import cron_for_frequency, probe_source
+from dinum_pipelines.lib.freshness import probe_source
 from dinum_pipelines.lib.registry import DatasetSpec
 
 SENSOR_INTERVAL_SECONDS = 15 * 60
@@ -44,22 +45,3 @@ def build_source_change_sensor(registry: dict[str, DatasetSpec], jobs: list) -> 
 
     return source_change_sensor
 
-
-def build_frequency_schedules(registry: dict[str, DatasetSpec], jobs: dict) -> list[dg.ScheduleDefinition]:
-    """One schedule per dataset with a regular frequency, on its udata rhythm (Paris time)."""
-    schedules = []
-    for slug, spec in registry.items():
-        cron = cron_for_frequency(spec.frequency)
-        if cron is None:
-            continue
-        schedules.append(
-            dg.ScheduleDefinition(
-                name=f"{slug}_schedule",
-                job=jobs[slug],
-                cron_schedule=cron,
-                execution_timezone="Europe/Paris",
-                description=f"{spec.title}: declared frequency {spec.frequency!r}.",
-                default_status=dg.DefaultScheduleStatus.STOPPED,
-            )
-        )
-    return schedules

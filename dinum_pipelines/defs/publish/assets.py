@@ -3,7 +3,9 @@
 
 import dagster as dg
 
+from dinum_pipelines.defs.automation import PUBLISH_WHEN_CHECKED
 from dinum_pipelines.defs.keys import clean_key, publication_pool, published_key
+from dinum_pipelines.defs.monitoring.freshness import freshness_policy
 from dinum_pipelines.defs.resources import Catalog, DataFolder
 from dinum_pipelines.lib.pipeline import publish_clean_files
 from dinum_pipelines.lib.publishing import file_digest
@@ -22,6 +24,9 @@ def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         # pool's limit, 1 in the instance's dagster.yaml, keeps that from happening).
         pool=publication_pool(spec.slug),
         description=f"{spec.title}: CSV and Parquet published to the catalog, with the dataset's metadata.",
+        automation_condition=PUBLISH_WHEN_CHECKED,
+        # Stale (WARN, then FAIL) by udata's "updated on time" rule: defs/monitoring/freshness.py.
+        freshness_policy=freshness_policy(spec.frequency),
     )
     def published(context: dg.AssetExecutionContext, data_folder: DataFolder, catalog: Catalog) -> dg.MaterializeResult:
         context.log.info(f"{spec.slug}: publishing to the catalog at {catalog.base_url}")

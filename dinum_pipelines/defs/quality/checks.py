@@ -13,6 +13,7 @@ time and, for each failed rule, the field, the count, sample values and data row
 
 import dagster as dg
 
+from dinum_pipelines.defs.automation import CHANGED_UPSTREAM
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key
 from dinum_pipelines.defs.resources import DataFolder
 from dinum_pipelines.lib.pipeline import check_quality
@@ -96,6 +97,8 @@ def build_quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
         name=QUALITY_CHECK_NAME,
         blocking=True,
         description=f"Declared rules of {spec.slug} (Great Expectations); critical failures block publication.",
+        # Requested with its table, so that the automation tick that cleans it also publishes it.
+        automation_condition=CHANGED_UPSTREAM,
     )
     def quality_rules(data_folder: DataFolder) -> dg.AssetCheckResult:
         with data_folder.dataset_layout(spec.slug) as layout:
