@@ -97,6 +97,8 @@ def outcome_of_run(spec: DatasetSpec, result: dg.ExecuteInProcessResult, instanc
     failures = result.get_step_failure_events()
     if failures:
         error = failures[0].event_specific_data.error
+        while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            error = error.cause  # Dagster's wrapper says which op; its cause says what went wrong
         return DatasetOutcome(status="failed", detail=f"{failures[0].step_key}: {error.message.strip()}", **common)
     if raw_key(slug) not in materialized:
         observations = [

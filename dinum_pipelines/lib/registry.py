@@ -30,6 +30,10 @@ COLUMN_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # "etalab/schema-stationnement": path segments of the schema cache, so no "." or ".." segment.
 SCHEMA_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
 SCHEMA_VERSION_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.+-]*$"
+# What `dinum-pipelines add` writes where only a human knows the answer (title, description...):
+# a file still holding it is refused at load, naming the field.
+PLACEHOLDER = "À COMPLÉTER"
+PLACEHOLDER_FIELDS = (("title",), ("description",), ("organization", "slug"), ("organization", "name"), ("source", "url"))
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -493,6 +497,12 @@ def parse_dataset_file(path: Path) -> DatasetSpec:
         raise RegistryError(f"{path}: cannot read YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RegistryError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    for where in PLACEHOLDER_FIELDS:
+        value: Any = raw
+        for key in where:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and PLACEHOLDER in value:
+            raise RegistryError(f"{path}: field '{'.'.join(where)}': still the placeholder {PLACEHOLDER!r} written by `dinum-pipelines add`; write it")
     origins: dict[int, str] = {}
     schema = None
     if raw.get("schema") is not None:
