@@ -77,7 +77,7 @@ _TYPES = {"int": "integer", "float": "number", "bool": "boolean", "date": "date"
 _DATETIME_FORMATS = {"datetime_naive", "datetime_aware", "datetime_rfc822"}
 # csv-detective's French formats -> the registry's `format` (checked by frformats.py).
 _FRENCH_FORMATS = {
-    "code_commune_insee": "insee_commune", "code_postal": "code_postal", "code_departement": "departement",
+    "code_commune": "insee_commune", "code_postal": "code_postal", "code_departement": "departement",
     "code_region": "region", "siren": "siren", "siret": "siret", "email": "email", "tel_fr": "telephone",
 }  # fmt: skip
 # French identifiers the project has no list for: a pattern, proposed when every value matches.
@@ -463,7 +463,7 @@ def propose(path: Path, url: str, *, slug: str, org: str | None = None, org_name
     proposal = Proposal(slug, mapping)
     proposal.lines.append(f"source: {source['format']} (from the file's name and first bytes)")
     try:
-        frame, detected = read_source(path, SourceSpec.model_validate(source))
+        frame, detected = read_source(path, SourceSpec.model_validate(_valid_stub(mapping)["source"]))
     except ParseError as exc:
         proposal.unreadable = str(exc)
         proposal.lines.append(f"the pipeline's reader refused the file: {exc}")
@@ -519,7 +519,10 @@ def propose(path: Path, url: str, *, slug: str, org: str | None = None, org_name
 
 def _valid_stub(mapping: dict[str, Any]) -> dict[str, Any]:
     """The mapping with publishable placeholders, to run the registry's model on what was inferred."""
-    return {**mapping, "title": "Profil", "description": "p" * 101, "organization": {"slug": "o", "name": "o"}}
+    source = mapping["source"]
+    if PLACEHOLDER in source["url"]:  # a local file with no URL yet
+        source = {**source, "url": "https://url.a-completer.invalid/fichier"}
+    return {**mapping, "title": "Profil", "description": "p" * 101, "organization": {"slug": "o", "name": "o"}, "source": source}
 
 
 def _spec(mapping: dict[str, Any]) -> DatasetSpec:
