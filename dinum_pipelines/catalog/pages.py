@@ -26,8 +26,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.db import utcnow
 from dinum_pipelines.catalog.errors import Gone, NotFound
 from dinum_pipelines.catalog.events import DATASET_VIEW
+from dinum_pipelines.catalog.lateness import late_datasets
 from dinum_pipelines.catalog.metrics_api import organization_metrics_of
 from dinum_pipelines.catalog.previews import FILTER_OPERATORS, table_previews
 from dinum_pipelines.catalog.quality_score import CRITERIA
@@ -355,6 +357,7 @@ def quality_page(page: PageRequest) -> Response:
     return page.html(
         "quality.html",
         lines=lines,
+        late=late_datasets(page.store, lines, utcnow()),
         sparklines={line.dataset: sparkline(line.trend) for line in lines},
         counts=counts,
         labels=STATUS_LABELS,
