@@ -11,7 +11,8 @@ Public API for the demo runner and the tests:
 """
 
 from dinum_pipelines.catalog.admin import Publisher, bootstrap_publisher, create_token, ensure_organization, ensure_user
-from dinum_pipelines.catalog.app import API_KEY_HEADER, create_app
+from dinum_pipelines.catalog.app import create_app
+from dinum_pipelines.catalog.response_cache import API_KEY_HEADER
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.catalog.server import RunningCatalog, serve, serve_in_thread
 from dinum_pipelines.catalog.store import CatalogStore

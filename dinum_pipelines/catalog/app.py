@@ -9,12 +9,11 @@ stream the request body to disk.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -30,23 +29,21 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dinum_pipelines.catalog import tabular
+from dinum_pipelines.catalog.call import Call
 from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
 from dinum_pipelines.catalog.dcat import catalog_rdf, dataset_rdf
 from dinum_pipelines.catalog.errors import (
-    AUTHENTICATION_REQUIRED,
     CatalogError,
     Forbidden,
     Gone,
     NotFound,
-    Unauthorized,
     field_error,
     server_error_body,
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, PERMALINK_MARK, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.files import safe_filename
-from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.metrics_api import (
     SimulatedClock,
     export_events,
@@ -71,8 +68,6 @@ from dinum_pipelines.catalog.render import (
     Renderer,
 )
 from dinum_pipelines.catalog.response_cache import (
-    API_KEY_HEADER,
-    FIELDS_HEADER,
     AnonymousCacheMiddleware,
     CachedAnswer,
     Usage,
@@ -96,7 +91,6 @@ from dinum_pipelines.catalog.validation import (
     extras_keys,
     merge_extras,
     refuse_control_characters,
-    refuse_unstorable_body,
     resource_order,
 )
 from dinum_pipelines.catalog.validation_pages import validation_routes
@@ -113,64 +107,6 @@ T = TypeVar("T")
 logger = logging.getLogger("dinum_pipelines.catalog")
 REQUEST_ID_HEADER = "X-Request-Id"
 Json = dict[str, Any]
-
-
-class Call:
-    """One API request as a handler sees it: parameters, body, caller, and the means to answer."""
-
-    def __init__(self, request: Request, body: bytes, store: CatalogStore) -> None:
-        self.request = request
-        self.body = body
-        self.store = store
-        base_url = store.settings.public_url or str(request.base_url)
-        self.render = Renderer(base_url)
-
-    @property
-    def params(self) -> Mapping[str, str]:
-        return self.request.path_params
-
-    @property
-    def query(self) -> Any:
-        return self.request.query_params
-
-    @property
-    def user_agent(self) -> str | None:
-        return self.request.headers.get("user-agent")
-
-    @cached_property
-    def user(self) -> Json | None:
-        """The caller, from X-API-KEY; a key that is sent must be valid, even on reads (as udata)."""
-        token = self.request.headers.get(API_KEY_HEADER)
-        return None if not token else self.store.accounts.authenticate(token)
-
-    def require_user(self) -> Json:
-        if self.user is None:
-            raise Unauthorized(AUTHENTICATION_REQUIRED)
-        return self.user
-
-    def json(self) -> Any:
-        """The JSON body; a 400 naming the field when a string in it (key or value, at any depth)
-        holds a control character or a lone surrogate, which no database column can store."""
-        if "application/json" not in self.request.headers.get("content-type", ""):
-            raise field_error("Content-Type", "expecting application/json")
-        try:
-            payload = json.loads(self.body or b"null")
-        except ValueError as exc:
-            raise field_error("payload", f"Invalid JSON: {exc}") from exc
-        refuse_unstorable_body(payload)
-        return payload
-
-    def respond(self, data: Any, status: int = 200) -> JSONResponse:
-        mask = self.request.headers.get(FIELDS_HEADER)
-        return JSONResponse(apply_mask(data, parse_mask(mask)) if mask else data, status)
-
-    def page_url(self, page: int) -> str:
-        """This request's URL with another `page` (other parameters, repeated ones included, kept)."""
-        query = [(key, value) for key, value in self.query.multi_items() if key != "page"] + [("page", str(page))]
-        return f"{self.render.base_url}{self.request.url.path}?{urlencode(query)}"
-
-    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
-        return await run_in_threadpool(function, *args)
 
 
 class RefuseUnstorablePaths:

@@ -39,7 +39,7 @@ from dinum_pipelines.lib.vocabularies import FREQUENCIES as FREQUENCY_IDS
 from dinum_pipelines.lib.vocabularies import LICENSES
 
 if TYPE_CHECKING:
-    from dinum_pipelines.catalog.app import Call
+    from dinum_pipelines.catalog.call import Call
 
 Json = dict[str, Any]
 

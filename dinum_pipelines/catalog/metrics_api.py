@@ -46,7 +46,7 @@ from dinum_pipelines.catalog.events import simulated_time
 from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write_events_csv
 
 if TYPE_CHECKING:
-    from dinum_pipelines.catalog.app import Call
+    from dinum_pipelines.catalog.call import Call
     from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.validation import MAX_PAGE, QueryParameter, QueryString
 

@@ -26,7 +26,6 @@ from dinum_pipelines.lib.quality import frformats
 
 if TYPE_CHECKING:
     from dinum_pipelines.lib.conformance.schema import Schema
-    from dinum_pipelines.lib.conformance.validator import BatchView
 
 # Validata spells one check with underscores; the others with dashes.
 ALIASES = {"french_gps_coordinates": "french-gps-coordinates"}
@@ -53,6 +52,18 @@ _TIMES = rf"{_TIME}-{_TIME}(?:,{_TIME}-{_TIME})*"
 _MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _RULE = rf"(?:{_MONTHS}(?:[ -][0-9]{{1,2}})?(?:-{_MONTHS}(?: [0-9]{{1,2}})?)? )?(?:{_DAYS}(?: {_TIMES}| off| closed)?|{_TIMES}|24/7)"
 OPENING_HOURS = re.compile(rf"^{_RULE}(?:\s*[;,]\s*{_RULE})*$")
+
+
+@dataclass
+class BatchView:
+    """One batch as custom checks see it: each field's text, missing cells and typed keys."""
+
+    rows: np.ndarray
+    # Rows that are not blank.
+    keep: np.ndarray
+    text: dict[str, pa.Array]
+    missing: dict[str, np.ndarray]
+    keys: dict[str, pa.Array]
 
 
 @dataclass

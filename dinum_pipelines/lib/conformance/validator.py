@@ -16,7 +16,6 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 
 from dinum_pipelines.lib.cleaning import string_bytes
 from dinum_pipelines.lib.conformance import custom_checks
+from dinum_pipelines.lib.conformance.custom_checks import BatchView
 from dinum_pipelines.lib.conformance.cells import FieldJudge
 from dinum_pipelines.lib.conformance.faults import Fault, show_value
 from dinum_pipelines.lib.conformance.header import HeaderMatch, match_header
@@ -174,18 +174,6 @@ class _KeyLog:
         if self._folder is not None:
             self._folder.cleanup()
         self._writer = self._folder = None
-
-
-@dataclass
-class BatchView:
-    """One batch as custom checks see it: each field's text, missing cells and typed keys."""
-
-    rows: np.ndarray
-    # Rows that are not blank.
-    keep: np.ndarray
-    text: dict[str, pa.Array]
-    missing: dict[str, np.ndarray]
-    keys: dict[str, pa.Array]
 
 
 def _missing_value_cells(cells: pa.Array, values: tuple[str, ...]) -> np.ndarray:

@@ -32,6 +32,7 @@ from dinum_pipelines.lib.quality.report import (
     RuleOutcome,
     outcome_from_result,
 )
+from dinum_pipelines.lib.quality.coherence import TableProfile, coherence_rules, type_changes
 from dinum_pipelines.lib.quality.rules import SCHEMA, Rule, compile_rules
 from dinum_pipelines.lib.registry import DatasetSpec
 
@@ -125,6 +126,15 @@ def run_rules(table: pa.Table | pd.DataFrame, suite_name: str, rules: list[Rule]
     return validate_with_arrow(as_arrow(table), suite_name, rules)
 
 
+def dataset_rules(spec: DatasetSpec, schema: pa.Schema, previous: TableProfile | None) -> list[Rule]:
+    """The declared rules, and the coherence rules when `previous` (the last published version's
+    profile) is given."""
+    rules = compile_rules(spec, schema)
+    if previous is not None:
+        rules.extend(coherence_rules(previous, schema, spec.quality.coherence))
+    return rules
+
+
 def validate_dataset(
     table: pa.Table | pd.DataFrame,
     spec: DatasetSpec,
@@ -135,7 +145,7 @@ def validate_dataset(
     """All of a dataset's rules on its clean table: type parsing, the compiled GX suite, and (when
     `previous`, the last published version's `coherence.TableProfile`, is given) coherence."""
     arrow = as_arrow(table)
-    rules = compile_rules(spec, arrow.schema, previous)
+    rules = dataset_rules(spec, arrow.schema, previous)
     result = run_rules(table if engine == "gx" else arrow, _suite_name(spec), rules, engine)
     return _quality_report(spec, cleaning, arrow.schema, arrow.num_rows, result, previous, engine)
 
@@ -155,7 +165,7 @@ def validate_parquet(
 
     metadata = pq.ParquetFile(path).metadata
     schema = metadata.schema.to_arrow_schema()
-    rules = compile_rules(spec, schema, previous)
+    rules = dataset_rules(spec, schema, previous)
     result = validate_batches(
         parquet_batches(path, batch_rows), schema, _suite_name(spec), rules,
         lambda rule: repeated_rows(path, rule.columns, PARTIAL_UNEXPECTED_COUNT),
@@ -172,7 +182,5 @@ def _quality_report(
 ) -> QualityReport:
     outcomes = parsing_outcomes(spec, cleaning) + [outcome_from_result(item) for item in result["results"]]
     if previous is not None:
-        from dinum_pipelines.lib.quality.coherence import type_changes
-
         outcomes += type_changes(previous, schema, spec.quality.coherence)
     return QualityReport(suite_name=_suite_name(spec), row_count=rows, outcomes=outcomes, gx_result=result, engine=engine)

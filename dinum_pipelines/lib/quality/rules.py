@@ -127,9 +127,9 @@ def personal_data_rules(spec: DatasetSpec, schema: pa.Schema) -> list[Rule]:
     return rules
 
 
-def compile_rules(spec: DatasetSpec, schema: pa.Schema, previous: Any | None = None) -> list[Rule]:
-    """Every rule of `spec` for a table of `schema`; `previous` is the last published version's
-    profile (coherence.TableProfile), when there is one."""
+def compile_rules(spec: DatasetSpec, schema: pa.Schema) -> list[Rule]:
+    """Every declared rule of `spec` for a table of `schema` (the coherence rules, which depend on
+    the last published version, are coherence.py's: quality/__init__.py adds them)."""
     quality = spec.quality
     rules = [Rule("expect_table_row_count_to_be_between", {"min_value": 1}, quality.row_count, SCHEMA, "at least one row")]
     for column in spec.columns:
@@ -138,8 +138,4 @@ def compile_rules(spec: DatasetSpec, schema: pa.Schema, previous: Any | None = N
         kwargs = {"column_list": list(spec.primary_key)}
         rules.append(Rule("expect_compound_columns_to_be_unique", kwargs, quality.primary_key, SCHEMA, "primary key"))
     rules.extend(personal_data_rules(spec, schema))
-    if previous is not None:
-        from dinum_pipelines.lib.quality.coherence import coherence_rules
-
-        rules.extend(coherence_rules(previous, schema, quality.coherence))
     return rules

@@ -1,0 +1,85 @@
+"""One API request as a handler sees it (`Call`): parameters, JSON body, caller, and the means to answer.
+
+A module of its own so that the modules holding handlers (metrics_api.py, dcat.py, app.py) depend
+on it and not on each other: app.py wires the routes and imports them, never the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from dinum_pipelines.catalog.errors import AUTHENTICATION_REQUIRED, Unauthorized, field_error
+from dinum_pipelines.catalog.masks import apply_mask, parse_mask
+from dinum_pipelines.catalog.render import Renderer
+from dinum_pipelines.catalog.response_cache import API_KEY_HEADER, FIELDS_HEADER
+from dinum_pipelines.catalog.store import CatalogStore
+from dinum_pipelines.catalog.validation import refuse_unstorable_body
+
+T = TypeVar("T")
+Json = dict[str, Any]
+
+
+class Call:
+    """One API request as a handler sees it: parameters, body, caller, and the means to answer."""
+
+    def __init__(self, request: Request, body: bytes, store: CatalogStore) -> None:
+        self.request = request
+        self.body = body
+        self.store = store
+        base_url = store.settings.public_url or str(request.base_url)
+        self.render = Renderer(base_url)
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return self.request.path_params
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.request.headers.get("user-agent")
+
+    @cached_property
+    def user(self) -> Json | None:
+        """The caller, from X-API-KEY; a key that is sent must be valid, even on reads (as udata)."""
+        token = self.request.headers.get(API_KEY_HEADER)
+        return None if not token else self.store.accounts.authenticate(token)
+
+    def require_user(self) -> Json:
+        if self.user is None:
+            raise Unauthorized(AUTHENTICATION_REQUIRED)
+        return self.user
+
+    def json(self) -> Any:
+        """The JSON body; a 400 naming the field when a string in it (key or value, at any depth)
+        holds a control character or a lone surrogate, which no database column can store."""
+        if "application/json" not in self.request.headers.get("content-type", ""):
+            raise field_error("Content-Type", "expecting application/json")
+        try:
+            payload = json.loads(self.body or b"null")
+        except ValueError as exc:
+            raise field_error("payload", f"Invalid JSON: {exc}") from exc
+        refuse_unstorable_body(payload)
+        return payload
+
+    def respond(self, data: Any, status: int = 200) -> JSONResponse:
+        mask = self.request.headers.get(FIELDS_HEADER)
+        return JSONResponse(apply_mask(data, parse_mask(mask)) if mask else data, status)
+
+    def page_url(self, page: int) -> str:
+        """This request's URL with another `page` (other parameters, repeated ones included, kept)."""
+        query = [(key, value) for key, value in self.query.multi_items() if key != "page"] + [("page", str(page))]
+        return f"{self.render.base_url}{self.request.url.path}?{urlencode(query)}"
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(function, *args)
