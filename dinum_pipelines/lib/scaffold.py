@@ -61,7 +61,7 @@ from dinum_pipelines.lib.registry import (
 
 DEMO_SCHEMAS = Path(__file__).resolve().parent.parent / "demo" / "schemas"
 # Rows csv-detective looks at (it costs per column and format, not per row beyond this).
-PROFILE_ROWS = 1000
+PROFILE_ROWS = 500
 # A column is proposed unique only when it has at least this many rows (two rows that differ say little).
 MIN_UNIQUE_ROWS = 10
 # An enum: at most this many distinct values, each seen on average at least ENUM_REPEATS times.
@@ -299,12 +299,11 @@ def _with_detected(mapping: dict[str, Any], detected: dict[str, Any], decimal: s
 
 
 def _decimal_mark(frame: pd.DataFrame) -> str:
-    """The decimal mark of a delimited file: a point when more cells read `12.5` than `12,5`."""
-    points = commas = 0
-    for label in frame.columns:
-        text = frame[label].dropna().astype(str)
-        points += int(text.str.fullmatch(r"-?\d+\.\d+").sum())
-        commas += int(text.str.fullmatch(r"-?\d+,\d+").sum())
+    """The decimal mark of a delimited file: a point when more cells read `12.5` than `12,5` (among
+    the first PROFILE_ROWS rows)."""
+    cells = pd.Series(frame.head(PROFILE_ROWS).to_numpy().ravel()).dropna().astype(str)
+    points = int(cells.str.fullmatch(r"-?\d+\.\d+").sum())
+    commas = int(cells.str.fullmatch(r"-?\d+,\d+").sum())
     return "." if points > commas else ","
 
 
@@ -423,10 +422,11 @@ def _propose_column(header: str, name: str, text: pd.Series, detected: dict[str,
 
 
 def _personal_kinds(text: pd.Series) -> list[str]:
+    """The kinds of personal data the guard finds in the column (one scan; one per kind if any)."""
     values = normalize_text(text).dropna()
-    if not len(values):
+    arrow = pa.chunked_array([pa.array(values.to_numpy(), pa.string())])
+    if not len(values) or not personal_data.vectorized_is_personal(arrow, list(personal_data.VALUE_KINDS)).any():
         return []
-    arrow = pa.chunked_array([pa.array(values.tolist(), pa.string())])
     return [kind for kind in personal_data.VALUE_KINDS if personal_data.vectorized_is_personal(arrow, [kind]).any()]
 
 
