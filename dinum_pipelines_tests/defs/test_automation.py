@@ -26,6 +26,7 @@ CHECK = dg.AssetCheckKey(clean_key(SLUG), QUALITY_CHECK_NAME)
 def setup(write_registry, monkeypatch, tmp_path):
     with ScriptedServer() as source:
         folder = write_registry({SLUG: VALID_DATASET.format(slug=SLUG, url=f"{source.url}/codes.csv") + RULES})
+        monkeypatch.setenv("DINUM_SOURCES_DIR", str(folder))
         monkeypatch.setenv("DINUM_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("DINUM_CATALOG_API_KEY", "unused-no-publication-reaches-the-catalog")
         with dg.instance_for_test() as instance:
@@ -79,18 +80,34 @@ def test_the_chain_runs_on_its_frequency_and_publishes_only_what_passed_its_chec
     assert {name: refused.dagster_run.tags[name] for name in RUN_RETRY_TAGS} == RUN_RETRY_TAGS
 
 
-def test_downloads_retry_with_backoff_and_jitter_but_not_a_permanent_failure(setup):
+def test_downloads_retry_with_backoff_and_jitter_but_not_a_permanent_failure(setup, monkeypatch):
     source, defs, instance = setup
     raw = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and raw_key(SLUG) in a.keys)
     policy = raw.op.retry_policy
     assert policy is DOWNLOAD_RETRY_POLICY
-    assert (policy.backoff, policy.jitter, policy.max_retries) == (dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS, 3)
+    assert (policy.backoff, policy.jitter, policy.max_retries, policy.delay) == (dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS, 3, 30)
     # A 404 stops at once: the step fails without a retry (and without waiting for one).
     source.plan(Reply(404, b"gone"))
     result = defs.resolve_job_def(job_name(SLUG)).execute_in_process(instance=instance, raise_on_error=False)
-    assert not result.success
-    assert [e.event_type for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY] == []
+    assert not result.success and retries(result) == 0
     assert len([r for r in source.requests if r["method"] == "GET"]) == 1
+
+    # A download cut short is tried again, and the second attempt stores the file (the same
+    # policy with a delay of a fifth of a second rather than 30 s, for the test's sake).
+    monkeypatch.setattr(
+        "dinum_pipelines.defs.ingest.assets.DOWNLOAD_RETRY_POLICY",
+        dg.RetryPolicy(max_retries=3, delay=0.2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    )
+    quick = build_definitions()  # the registry of DINUM_SOURCES_DIR
+    source.plan(Reply(200, GOOD_CODES[:20], declared_length=len(GOOD_CODES)), Reply(200, GOOD_CODES))
+    result = quick.resolve_job_def(job_name(SLUG)).execute_in_process(instance=instance, asset_selection=[raw_key(SLUG)])
+    assert result.success and retries(result) == 1
+    (stored,) = result.asset_materializations_for_node(f"{SLUG}__raw")
+    assert stored.metadata["size_bytes"].value == len(GOOD_CODES)
+
+
+def retries(result) -> int:
+    return sum(event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for event in result.all_events)
 
 
 def test_one_automation_sensor_per_administration_tags_its_runs():
