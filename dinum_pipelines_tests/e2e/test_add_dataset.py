@@ -155,6 +155,12 @@ def added_and_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                 instance=instance, asset_selection=selection, raise_on_error=False, run_config=QUIET_RUN_CONFIG
             )
             materialized = time.monotonic() - started
+            steps: dict[str, float] = {}
+            for event in result.all_events:
+                if event.is_step_success:
+                    kind = event.step_key.rsplit("__", 1)[-1]
+                    steps[kind] = steps.get(kind, 0.0) + event.event_specific_data.duration_ms / 1000
+            print(f"\nstep time by kind: { {kind: round(total, 1) for kind, total in steps.items()} }")
             by_slug = {entry.slug: entry for entry in added.values()}
             for slug, spec in registry.items():
                 by_slug[slug].outcome = outcome_of_run(spec, result, instance)
