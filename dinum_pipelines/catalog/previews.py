@@ -123,11 +123,14 @@ def table_previews(store: CatalogStore, base_url: str, record: Json, query: Mapp
         items = _api_items(asked)
         error = None
         try:
+            types = tabular.file_types(path)
+        except tabular.UnreadableTable:
+            continue  # a file named .parquet that is not one: no table to show (its API says why)
+        try:
             _query, rows, total = tabular.rows(path, [*items, ("page", str(asked["page"])), ("page_size", str(PREVIEW_ROWS))])
         except MetricApiError as exc:
             error, items = exc.message, []
             _query, rows, total = tabular.rows(path, [("page_size", str(PREVIEW_ROWS))])
-        types = tabular.file_types(path)
         columns = [
             ColumnInfo(
                 name=name,

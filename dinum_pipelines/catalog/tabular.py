@@ -45,6 +45,7 @@ from typing import Any
 import duckdb
 import pyarrow.csv as pacsv
 
+from dinum_pipelines.catalog.errors import NotFound
 from dinum_pipelines.catalog.metrics_api import MetricApiError
 from dinum_pipelines.lib.duckdb_values import (
     is_numeric,
@@ -117,9 +118,18 @@ class RowQuery:
         return f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
 
 
+class UnreadableTable(NotFound):
+    """A hosted file named .parquet that is not one (a publisher's mistake, a truncated upload):
+    there are no rows to serve, as for a resource without a table."""
+
+
 def schema(connection: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     """Column name -> DuckDB type of the Parquet file."""
-    rows = connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    try:
+        rows = connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0].split(": ", 1)[-1]
+        raise UnreadableTable(f"No tabular data for this resource: its Parquet file cannot be read ({reason})") from None
     return {row[0]: row[1] for row in rows}
 
 

@@ -505,3 +505,15 @@ def test_repeated_pages_come_from_the_cache_counted_and_a_new_file_is_a_new_answ
     replaced = api.upload(dataset["id"], "communes.parquet", parquet_bytes(DF.head(5)), resource_id=rid)
     assert replaced.status_code in (200, 201), replaced.text
     assert rows(anonymous, rid, n__greater="3")["meta"]["total"] == int((DF.head(5)["n"] >= 3).sum())
+
+
+def test_a_file_named_parquet_that_is_not_one_has_no_rows_and_breaks_no_page(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    uploaded = api.upload(dataset["id"], "faux.parquet", b"code,nom\n1,2\n")
+    assert uploaded.status_code == 201, uploaded.text
+    rid = uploaded.json()["id"]
+    for suffix in ("data/", "data/csv/", "data/json/", "swagger/"):
+        response = anonymous.get(f"/api/resources/{rid}/{suffix}")
+        assert response.status_code == 404, (suffix, response.text)
+        assert "cannot be read" in response.json()["message"], suffix
+    page = anonymous.get(f"{anonymous.catalog.url}/datasets/{dataset['slug']}/")
+    assert page.status_code == 200 and f'id="apercu-{rid}"' not in page.text
