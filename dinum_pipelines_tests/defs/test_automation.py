@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
 from dinum_pipelines.defs.automation import DOWNLOAD_RETRY_POLICY, RUN_RETRY_TAGS, sensor_name
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.definitions import build_definitions
+from dinum_pipelines.demo.runner import bootstrap_demo_publisher
 from dinum_pipelines.lib.freshness import cron_for_frequency
 from dinum_pipelines.lib.registry import load_registry
 from dinum_pipelines_tests.conftest import VALID_DATASET
@@ -24,11 +26,13 @@ CHECK = dg.AssetCheckKey(clean_key(SLUG), QUALITY_CHECK_NAME)
 
 @pytest.fixture
 def setup(write_registry, monkeypatch, tmp_path):
-    with ScriptedServer() as source:
+    with ScriptedServer() as source, serve_in_thread(CatalogSettings.in_directory(tmp_path / "catalog")) as catalog:
+        key = bootstrap_demo_publisher(catalog.store, "bot@test.local", {"org-test": "Organisation de test"})
         folder = write_registry({SLUG: VALID_DATASET.format(slug=SLUG, url=f"{source.url}/codes.csv") + RULES})
         monkeypatch.setenv("DINUM_SOURCES_DIR", str(folder))
         monkeypatch.setenv("DINUM_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("DINUM_CATALOG_API_KEY", "unused-no-publication-reaches-the-catalog")
+        monkeypatch.setenv("DINUM_CATALOG_URL", catalog.url)
+        monkeypatch.setenv("DINUM_CATALOG_API_KEY", key)
         with dg.instance_for_test() as instance:
             yield source, build_definitions(str(folder)), instance
 
@@ -74,6 +78,11 @@ def test_the_chain_runs_on_its_frequency_and_publishes_only_what_passed_its_chec
     assert job.execute_in_process(instance=instance, asset_selection=[raw_key(SLUG), clean_key(SLUG)]).success
     result = tick(result, 2026, 12, 1, 6, 4)
     assert requested(result) == {published_key(SLUG)} and gates(result) == (True, True)
+
+    # A whole run of the job (as the source-change sensor starts it) leaves nothing for the next tick.
+    source.plan(Reply(200, GOOD_CODES + b"13055;870000\n"))
+    assert job.execute_in_process(instance=instance).success
+    assert requested(tick(result, 2026, 12, 1, 6, 5)) == set()
 
     # The runs' tags: the per-administration limit of the run queue, and run retries.
     assert refused.dagster_run.tags["dinum/organization"] == "org-test"

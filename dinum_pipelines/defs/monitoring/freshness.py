@@ -12,7 +12,8 @@ The policy is udata's "updated on time" rule (lib/freshness.py, the function the
 quality criterion uses): WARN once the declared interval has passed since the last publication
 (an update is due), FAIL past the interval plus udata's one-day tolerance (late). Dagster counts
 from the published asset's last materialization, the catalog from the dataset's `last_update`:
-both move only when the pipeline publishes changed data.
+both move only when the pipeline publishes changed data, within the same step. (Dagster fails at
+the deadline's instant, udata just past it: the same second.)
 
 The alert sensor reads those states, so it says what the UI says, and posts one message when a
 dataset turns late; its cursor remembers which datasets were announced, until they are fresh again.
