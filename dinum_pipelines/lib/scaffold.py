@@ -392,10 +392,8 @@ def _propose_column(header: str, name: str, text: pd.Series, detected: dict[str,
         elif fmt in _PATTERNS and len(present) and present.str.fullmatch(_PATTERNS[fmt]).all():
             column["pattern"] = f"^{_PATTERNS[fmt]}$"
             why.append(f"pattern of {fmt} (csv-detective; every value matches)")
-        elif fmt != "string":
-            why.append(f"text (csv-detective: {fmt})")
-        else:
-            why.append("text")
+        elif not why:  # (a code or a failed conversion already said why it is text)
+            why.append(f"text (csv-detective: {fmt})" if fmt != "string" else "text")
     if rows and len(present) == rows:
         column["required"] = True
         why.append("required (no empty cell)")
