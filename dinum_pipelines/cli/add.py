@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(arguments: argparse.Namespace, out=sys.stdout) -> int:
-    url = arguments.url or (arguments.location if scaffold_is_url(arguments.location) else None)
+    url = arguments.url or (arguments.location if _is_url(arguments.location) else None)
     source_url = url or f"{scaffold.PLACEHOLDER} : URL du fichier (https://...)"
     slug = arguments.slug or scaffold.slug_for(url or Path(arguments.location).name)
     if not re.match(SLUG_PATTERN, slug):
@@ -86,7 +86,7 @@ def run(arguments: argparse.Namespace, out=sys.stdout) -> int:
     return EXIT_UNREADABLE if proposal.unreadable else EXIT_OK
 
 
-def scaffold_is_url(location: str) -> bool:
+def _is_url(location: str) -> bool:
     return location.lower().startswith(("http://", "https://"))
 
 

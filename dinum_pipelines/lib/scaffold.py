@@ -89,10 +89,6 @@ _COORDINATE_BOUNDS = {
 }  # fmt: skip
 
 
-class ScaffoldError(ValueError):
-    """The file cannot be profiled (the message says why)."""
-
-
 @dataclass
 class KnownSchema:
     name: str
@@ -138,25 +134,6 @@ class Proposal:
             )
         body = yaml.safe_dump(self.mapping, sort_keys=False, allow_unicode=True, width=110, default_flow_style=False)
         return "\n".join(header) + "\n" + body
-
-    def summary(self) -> str:
-        """Columns, formats and rules in a few words (for tables of many proposals)."""
-        if self.unreadable:
-            return "unreadable"
-        if self.schema is not None:
-            return f"schema {self.schema.name} {self.schema.version or ''}".strip()
-        columns = self.mapping.get("columns", [])
-        parts = [f"{len(columns)} cols"]
-        formats = sorted({c["format"] for c in columns if "format" in c})
-        if formats:
-            parts.append("formats " + ",".join(formats))
-        for rule in ("required", "unique", "enum", "pattern", "minimum"):
-            count = sum(1 for c in columns if c.get(rule) not in (None, False))
-            if count:
-                parts.append(f"{rule} {count}")
-        if self.personal:
-            parts.append("personal " + ",".join(self.personal))
-        return "; ".join(parts)
 
 
 # --- Known schemas ----------------------------------------------------------------------------
