@@ -5,10 +5,11 @@ Each dataset's chain is declared rather than scheduled:
 - the raw download on a cron from the dataset's udata frequency (Europe/Paris), where there was
   a hand-made schedule per dataset; frequencies with no rhythm have none (the source-change
   sensor, a conditional HEAD Dagster has no equivalent for, covers every dataset);
-- cleaning when its raw file changed, publication when its clean table changed and every
-  blocking check upstream passed (`all_deps_blocking_checks_passed`): a run that cleans and
-  publishes in one go is still stopped by a failing check within it, and a table whose last
-  check failed is not published by a later tick.
+- cleaning and its quality check when its raw file changed, publication when its clean table
+  changed and every blocking check upstream passed (`all_deps_blocking_checks_passed`): a table
+  whose last check failed is not published by a later tick. With dagster 1.13 the publication is
+  requested by the tick after the check passed, not in the cleaning's run (dinum_pipelines_tests/defs/
+  test_automation.py); a run of the dataset's job (the source sensor's) still does all in one.
 
 One automation sensor per administration evaluates its datasets, so that the runs it launches
 carry the `dinum/organization` tag the run queue limits (dagster.yaml `tag_concurrency_limits`),
