@@ -139,3 +139,26 @@ def test_a_dataset_past_its_frequency_plus_tolerance_is_stale_in_dagster_and_the
     assert evaluate_freshness(instance, republished_at + MONTHLY.late_after + MARGIN) == FreshnessState.FAIL
     alert_tick(cursor)
     assert len(receiver.requests) == 2
+
+
+def test_a_refused_alert_is_posted_again_at_the_next_tick_and_never_shows_the_secret(setup, capfd):
+    _source, receiver, _catalog, defs, instance = setup
+    # The published asset's last materialization 40 days ago (a runless event at a simulated time).
+    published_at = datetime.now(UTC) - timedelta(days=40)
+    with freeze_time(published_at):
+        instance.report_runless_asset_event(dg.AssetMaterialization(published_key(SLUG)))
+    assert evaluate_freshness(instance, datetime.now(UTC)) == FreshnessState.FAIL
+
+    sensor = next(s for s in defs.sensors if s.name == "freshness_alerts")
+    webhook = AlertWebhook(url=receiver.url + SECRET_PATH)
+    receiver.plan(Reply(500, b"down"), Reply(200, b"ok"))
+    cursors = []
+    for _ in range(3):
+        context = dg.build_sensor_context(instance=instance, cursor=cursors[-1] if cursors else None, resources={"alert_webhook": webhook})
+        sensor(context)
+        cursors.append(context.cursor)
+    assert [json.loads(cursor) for cursor in cursors] == [[], [SLUG], [SLUG]]
+    assert len(receiver.requests) == 2  # refused, then delivered; nothing at the third tick
+    logged = capfd.readouterr().err
+    assert "late, alert not posted, will retry at the next tick" in logged and "HTTP 500" in logged
+    assert "s3cr3t" not in logged
