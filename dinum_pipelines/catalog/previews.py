@@ -58,6 +58,7 @@ class Preview:
     api_url: str
     csv_url: str
     filter: Json
+    sample_rows: int | None = None  # the distinct and most frequent values were counted on a sample
     error: str | None = None
     previous_url: str | None = None
     next_url: str | None = None
@@ -147,7 +148,7 @@ def table_previews(store: CatalogStore, base_url: str, record: Json, query: Mapp
             resource_id=resource["id"], title=resource.get("title") or stem, columns=columns, rows=rows, total=total,
             page=asked["page"], pages=pages, api_url=api_url,
             csv_url=f"{base_url}/api/resources/{resource['id']}/data/csv/" + (f"?{urlencode(items)}" if items else ""),
-            filter=asked, error=error,
+            filter=asked, error=error, sample_rows=(profile or {}).get("sample_rows"),
             previous_url=_page_link(slug, resource["id"], asked, asked["page"] - 1) if asked["page"] > 1 else None,
             next_url=_page_link(slug, resource["id"], asked, asked["page"] + 1) if asked["page"] < pages else None,
             snippets=_snippets(base_url, resource, csv_resource),
