@@ -45,7 +45,7 @@ from dinum_pipelines.catalog.nodes import (
     free_port,
     wait_until_answers,
 )
-from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"

@@ -126,7 +126,7 @@ def run_conformance(path: Path, schema_file: Path) -> dict[str, Any]:
     from bench_parse_clean import _memory
 
     from dinum_pipelines.lib.conformance import parse_schema, validate_file
-    from dinum_pipelines.lib.registry import SourceSpec
+    from dinum_pipelines.lib.declare.registry import SourceSpec
 
     schema = parse_schema(json.loads(schema_file.read_text(encoding="utf-8")), "dvf schema")
     source = SourceSpec(url="http://bench.invalid/dvf.csv", format="csv")

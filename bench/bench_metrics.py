@@ -57,7 +57,7 @@ def _dictionary(indices: np.ndarray, values: list[str], mask: np.ndarray | None 
 def generate(path: Path, events: int, seed: int = 6) -> dict[str, Any]:
     """Write one day of `events` events to `path` (Parquet, EVENT_SCHEMA); returns what a correct
     count must find. Reused when the sidecar says it was made with the same arguments."""
-    from dinum_pipelines.lib.metrics import EVENT_SCHEMA, BotFilter, day_bounds, write_parquet
+    from dinum_pipelines.lib.metrics.usage import EVENT_SCHEMA, BotFilter, day_bounds, write_parquet
 
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
@@ -98,7 +98,7 @@ def generate(path: Path, events: int, seed: int = 6) -> dict[str, Any]:
 
 def run_ours(events_path: Path, out: Path) -> dict[str, Any]:
     """What usage/daily does: read, drop bots, count, write (in this interpreter)."""
-    from dinum_pipelines.lib.metrics import BotFilter, count_day, write_parquet
+    from dinum_pipelines.lib.metrics.usage import BotFilter, count_day, write_parquet
 
     started = time.perf_counter()
     table = pq.read_table(events_path)

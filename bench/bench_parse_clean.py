@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dinum_pipelines.lib.cleaning import CleaningReport
-    from dinum_pipelines.lib.registry import DatasetSpec
+    from dinum_pipelines.lib.clean.cleaning import CleaningReport
+    from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 BENCH_DIR = Path(__file__).resolve().parent
 # The read change proposed for `parsing.read_csv` (owned by another engineer), measured with
@@ -77,7 +77,7 @@ def run_pyarrow(path: Path, record: dict[str, Any]) -> dict[str, Any]:
 
 def dataset_spec(record: dict[str, Any]) -> DatasetSpec:
     """The DatasetSpec a data engineer would write for the file: every column declared and typed."""
-    from dinum_pipelines.lib.registry import DatasetSpec
+    from dinum_pipelines.lib.declare.registry import DatasetSpec
 
     return DatasetSpec.model_validate(
         {
@@ -141,7 +141,9 @@ def _propose_read() -> list[bool]:
 
 def run_pipeline(path: Path, record: dict[str, Any], parquet: Path, proposed_read: bool = False) -> dict[str, Any]:
     """Our path, step by step, as `pipeline.clean` chains it (the text table lives until the end)."""
-    from dinum_pipelines.lib import cleaning, parsing, tables
+    from dinum_pipelines.lib.clean import cleaning
+    from dinum_pipelines.lib.clean import parsing
+    from dinum_pipelines.lib.clean import tables
 
     patch_used = _propose_read() if proposed_read else [True]
     spec = dataset_spec(record)

@@ -249,7 +249,7 @@ def measure(rows: int, out_dir: Path, references: bool) -> tuple[list[str], bool
             problems = list(results["run"]["failures"])
             cleaning = home / "data" / "clean" / SLUG / "cleaning.json"
             if cleaning.exists():
-                from dinum_pipelines.lib.cleaning import CleaningReport
+                from dinum_pipelines.lib.clean.cleaning import CleaningReport
 
                 problems += report_mismatches(CleaningReport.from_dict(json.loads(cleaning.read_text(encoding="utf-8"))), record)
                 problems += published_matches(catalog.url, home / "data")

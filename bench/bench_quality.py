@@ -60,7 +60,7 @@ def bench_spec():
     """The DatasetSpec of the generated file: its columns, types and rules."""
     import gen_dvf_like
 
-    from dinum_pipelines.lib.registry import DatasetSpec
+    from dinum_pipelines.lib.declare.registry import DatasetSpec
 
     rules: dict[str, dict[str, Any]] = {
         "id_mutation": {"required": True, "unique": True},
@@ -152,9 +152,9 @@ def prepare(rows: int, out: Path) -> tuple[Path, Path, dict[str, Any]]:
     """The generated CSV (reused while its sidecar matches) and its clean Parquet, as the pipeline makes it."""
     import gen_dvf_like
 
-    from dinum_pipelines.lib.cleaning import clean_table
-    from dinum_pipelines.lib.parsing import decimal_separator, read_source
-    from dinum_pipelines.lib.tables import to_arrow, write_parquet
+    from dinum_pipelines.lib.clean.cleaning import clean_table
+    from dinum_pipelines.lib.clean.parsing import decimal_separator, read_source
+    from dinum_pipelines.lib.clean.tables import to_arrow, write_parquet
 
     csv_path = out / f"dvf_quality_{rows}.csv"
     sidecar = gen_dvf_like.sidecar_path(csv_path)

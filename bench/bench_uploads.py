@@ -87,7 +87,7 @@ def hashed_copy(source: Path, target: Path) -> str:
 
 
 def former_client_class() -> type:
-    from dinum_pipelines.lib.catalog_client import UdataClient
+    from dinum_pipelines.lib.publish.catalog_client import UdataClient
 
     class FormerClient(UdataClient):
         """The publisher's upload before issue 13: requests builds the multipart body in memory."""
@@ -101,7 +101,7 @@ def former_client_class() -> type:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
-    from dinum_pipelines.lib.catalog_client import UdataClient
+    from dinum_pipelines.lib.publish.catalog_client import UdataClient
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=2000, help="the file's size in MB (10^6 bytes)")

@@ -14,7 +14,7 @@ import dagster as dg
 from dinum_pipelines.defs.datasets import build_dataset_defs
 from dinum_pipelines.defs.metrics import build_metrics_defs
 from dinum_pipelines.defs.resources import default_resources
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.declare.registry import load_registry
 
 
 def build_definitions(sources_dir: str | None = None) -> dg.Definitions:

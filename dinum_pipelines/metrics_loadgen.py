@@ -38,8 +38,8 @@ from urllib.parse import urljoin
 
 import requests
 
-from dinum_pipelines.lib.metrics import TIMEZONE, day_bounds
-from dinum_pipelines.lib.metrics_schema import DATASET_VIEW, RESOURCE_DOWNLOAD
+from dinum_pipelines.lib.metrics.usage import TIMEZONE, day_bounds
+from dinum_pipelines.lib.metrics.schema import DATASET_VIEW, RESOURCE_DOWNLOAD
 
 API_KEY_ENV = "DINUM_CATALOG_METRICS_API_KEY"
 SIMULATED_TIME_HEADER = "X-Dinum-Simulated-Time"

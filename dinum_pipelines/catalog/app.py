@@ -95,7 +95,7 @@ from dinum_pipelines.catalog.validation import (
 )
 from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.versions import render_version
-from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
+from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
 
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).

@@ -49,7 +49,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
 
 from dinum_pipelines.catalog.search import SEARCH_VECTOR, TEXT_SEARCH_CONFIG
-from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
+from dinum_pipelines.lib.metrics.schema import METRIC_MODELS
 
 _log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ sysadmins = Table(
 )
 
 # Usage metrics pushed by the metrics pipeline (catalog/metrics_api.py), each table replaced whole
-# by a push: the metric API's tables (columns named in lib/metrics_schema.py) and the
+# by a push: the metric API's tables (columns named in lib/metrics/schema.py) and the
 # organizations' `metrics` (datasets and resources keep theirs in `doc`).
 metric_tables = {
     model.name: Table(

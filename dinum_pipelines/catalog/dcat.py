@@ -35,8 +35,8 @@ from dinum_pipelines.catalog import tabular
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound, field_error
 from dinum_pipelines.catalog.ids import slugify
-from dinum_pipelines.lib.vocabularies import FREQUENCIES as FREQUENCY_IDS
-from dinum_pipelines.lib.vocabularies import LICENSES
+from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES as FREQUENCY_IDS
+from dinum_pipelines.lib.declare.vocabularies import LICENSES
 
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.call import Call

@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.dml import Insert
 
 from dinum_pipelines.catalog.db import Database, datasets, events, utcnow
-from dinum_pipelines.lib.metrics_schema import CHANNELS, DATASET_VIEW, RESOURCE_DOWNLOAD
+from dinum_pipelines.lib.metrics.schema import CHANNELS, DATASET_VIEW, RESOURCE_DOWNLOAD
 
 __all__ = ["CHANNELS", "DATASET_VIEW", "PERMALINK_MARK", "RESOURCE_DOWNLOAD", "Events", "event_clock", "simulated_time"]
 

@@ -3,7 +3,7 @@
 The quality report says how each dataset's checks went; whether its updates are on time is the
 catalog's udata criterion ("Mises à jour faites à temps"), read here from the dataset the pipeline
 published (found by its organization and its `dinum:slug` extra) with the one rule of
-lib/freshness.py, the rule the pipeline's Dagster freshness policies follow too. So the page, each
+lib/monitoring/freshness.py, the rule the pipeline's Dagster freshness policies follow too. So the page, each
 dataset's quality score and Dagster's freshness agree on who is late.
 """
 
@@ -14,9 +14,9 @@ from datetime import datetime
 
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.lib.freshness import is_late, late_since
-from dinum_pipelines.lib.publishing import SLUG_EXTRA
-from dinum_pipelines.lib.quality_history import DatasetQuality
+from dinum_pipelines.lib.monitoring.freshness import is_late, late_since
+from dinum_pipelines.lib.publish.publishing import SLUG_EXTRA
+from dinum_pipelines.lib.quality.history import DatasetQuality
 
 _PAGE_SIZE = 200
 

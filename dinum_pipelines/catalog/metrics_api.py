@@ -43,7 +43,7 @@ from dinum_pipelines.catalog.db import (
 from dinum_pipelines.catalog.datasets import dataset_doc
 from dinum_pipelines.catalog.errors import CatalogError, Conflict, Forbidden, ValidationError, field_error
 from dinum_pipelines.catalog.events import simulated_time
-from dinum_pipelines.lib.metrics_schema import METRIC_MODELS, MetricModel, write_events_csv
+from dinum_pipelines.lib.metrics.schema import METRIC_MODELS, MetricModel, write_events_csv
 
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.call import Call

@@ -36,8 +36,8 @@ from dinum_pipelines.catalog.quality_score import CRITERIA
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS, MAX_PAGE
-from dinum_pipelines.lib.publishing import ROLE_EXTRA, SLUG_EXTRA
-from dinum_pipelines.lib.quality_history import (
+from dinum_pipelines.lib.publish.publishing import ROLE_EXTRA, SLUG_EXTRA
+from dinum_pipelines.lib.quality.history import (
     BLOCKED,
     PASSED,
     QUALITY_REPORT_SLUG,
@@ -46,7 +46,7 @@ from dinum_pipelines.lib.quality_history import (
     WARNING,
     latest_by_dataset,
 )
-from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES
+from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES, LICENSES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # Every page: no script at all, styles and images from the catalog only, forms posted to it only,

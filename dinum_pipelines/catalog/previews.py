@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 from dinum_pipelines.catalog import tabular
 from dinum_pipelines.catalog.metrics_api import MetricApiError
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
-from dinum_pipelines.lib.duckdb_values import python_type
+from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
+from dinum_pipelines.lib.publish.duckdb_values import python_type
 
 Json = dict[str, Any]
 PREVIEW_ROWS = 10

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dinum_pipelines.lib.freshness import updated_on_time
+from dinum_pipelines.lib.monitoring.freshness import updated_on_time
 
 # udata's QUALITY_DESCRIPTION_LENGTH: the description must be strictly longer than this.
 DESCRIPTION_MIN_LENGTH = 100
@@ -65,7 +65,7 @@ def has_update_frequency(dataset: Json) -> bool:
 
 
 def update_fulfilled_in_time(dataset: Json, now: datetime) -> bool:
-    """The rule the pipeline's Dagster freshness policies follow too (lib/freshness.py)."""
+    """The rule the pipeline's Dagster freshness policies follow too (lib/monitoring/freshness.py)."""
     return updated_on_time(dataset.get("frequency"), dataset.get("last_update"), now)
 
 

@@ -41,7 +41,7 @@ from dinum_pipelines.catalog.validation import (
     SPATIAL,
     TEMPORAL_COVERAGE,
 )
-from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYPES, SPATIAL_GRANULARITIES
+from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES, LICENSES, RESOURCE_TYPES, SPATIAL_GRANULARITIES
 
 # udata's metric keys, at zero until the metrics pipeline writes the object's `metrics` dict.
 # `resources_downloads_by_months` is ours (udata only has totals): the monthly series the pages chart.

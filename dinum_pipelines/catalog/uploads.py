@@ -23,7 +23,7 @@ from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
 from dinum_pipelines.catalog.validation import CONTROL_CHARACTERS
 # One rule for "this is an HTML page, not data", shared with the downloader.
-from dinum_pipelines.lib.http import looks_like_html
+from dinum_pipelines.lib.ingest.http import looks_like_html
 
 FILE_FIELD = "file"
 _FIELD_BYTES = 1024  # a chunk field is a number, a UUID or a file name

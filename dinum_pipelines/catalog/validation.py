@@ -36,7 +36,7 @@ from dinum_pipelines.catalog.api_schemas import (
 )
 from dinum_pipelines.catalog.errors import ValidationError
 from dinum_pipelines.catalog.ids import slugify
-from dinum_pipelines.lib.vocabularies import (
+from dinum_pipelines.lib.declare.vocabularies import (
     FREQUENCIES,
     LEGACY_FREQUENCIES,
     LICENSES,

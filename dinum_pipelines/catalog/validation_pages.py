@@ -34,10 +34,10 @@ from dinum_pipelines.catalog.pages import PageRequest, page_endpoint, public_dat
 from dinum_pipelines.lib.conformance import SchemaError, SourceError, guess_format, read_schema_file, validate_file
 from dinum_pipelines.lib.conformance.faults import CATALOGUE, HEADER_CODES
 from dinum_pipelines.lib.conformance.report import row_ranges
-from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
-from dinum_pipelines.lib.parsing import ParseError
-from dinum_pipelines.lib.publishing import ROLE_EXTRA
-from dinum_pipelines.lib.registry import CsvOptions, SourceSpec
+from dinum_pipelines.lib.ingest.http import FetchError, fetch_to_file, make_session
+from dinum_pipelines.lib.clean.parsing import ParseError
+from dinum_pipelines.lib.publish.publishing import ROLE_EXTRA
+from dinum_pipelines.lib.declare.registry import CsvOptions, SourceSpec
 
 CONFORMANCE_ROLE = "conformance"
 # Faults listed per (column, code) group on a page; the counts and row ranges cover them all.

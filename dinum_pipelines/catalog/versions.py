@@ -9,7 +9,7 @@ follows the latest. Deleting the resource deletes its versions and their files, 
 the file.
 
 The publisher describes what changed (rows added, removed and modified by primary key, columns
-added and removed: lib/changes.py) in the resource's `dinum:changes` extra, and its sha256 in
+added and removed: lib/publish/changes.py) in the resource's `dinum:changes` extra, and its sha256 in
 `dinum:sha256`, which it sets just after the upload (a udata client sets extras that way, so
 datagouv-client and the publisher need nothing else). Each extras update copies those two to the
 version of the current file; a new file starts without a summary (the previous file's is dropped
@@ -30,13 +30,13 @@ from sqlalchemy.engine import Connection, RowMapping
 from dinum_pipelines.catalog.api_schemas import BOOLEAN, COUNT, DATE_TIME, STRING, URI, Json, array, nullable, obj
 from dinum_pipelines.catalog.db import Database, resource_versions, utcnow
 # The extras the publisher sets (one name for both sides).
-from dinum_pipelines.lib.publishing import CHANGES_EXTRA, SHA256_EXTRA
+from dinum_pipelines.lib.publish.publishing import CHANGES_EXTRA, SHA256_EXTRA
 
 _COUNTS = ("rows_before", "rows_after", "rows_added", "rows_removed", "rows_modified")
 _LISTS = ("key", "columns_added", "columns_removed")
 _MAX_NAMES = 1000  # columns named in one summary: a table has far fewer
 
-# What a version's `changes` holds (lib/changes.py writes it): with a primary key, the rows
+# What a version's `changes` holds (lib/publish/changes.py writes it): with a primary key, the rows
 # added, removed and modified; without one, only the counts before and after.
 CHANGES_SCHEMA: Json = obj({
     "key": {**array(STRING), "description": "The primary key the rows were matched on ([]: none)"},

@@ -4,7 +4,7 @@
                                     [--schemas FOLDER ...] [--update [--write]]
 
 Downloads the file (or reads a local path), profiles it as the pipeline reads it (see
-lib/scaffold.py) and writes `<out>/<slug>.yaml` with placeholders for the title and description,
+lib/declare/scaffold.py) and writes `<out>/<slug>.yaml` with placeholders for the title and description,
 which the registry refuses until a human writes them. It prints what it inferred and why, one
 line per column. `--update` re-profiles an existing dataset's file and prints the proposed
 changes as a unified diff; nothing is written unless `--write` is given.
@@ -24,9 +24,9 @@ from pathlib import Path
 import yaml
 
 from dinum_pipelines.cli.validate import _local
-from dinum_pipelines.lib import scaffold
-from dinum_pipelines.lib.http import FetchError
-from dinum_pipelines.lib.registry import DEFAULT_SOURCES_DIR, SLUG_PATTERN
+from dinum_pipelines.lib.declare import scaffold
+from dinum_pipelines.lib.ingest.http import FetchError
+from dinum_pipelines.lib.declare.registry import DEFAULT_SOURCES_DIR, SLUG_PATTERN
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE = 0, 1, 2
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from dinum_pipelines.lib.conformance import SchemaError, SourceError, guess_format, read_schema_file, validate_file
-from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
-from dinum_pipelines.lib.parsing import ParseError
-from dinum_pipelines.lib.registry import CsvOptions, SourceSpec, SpreadsheetOptions
+from dinum_pipelines.lib.ingest.http import FetchError, fetch_to_file, make_session
+from dinum_pipelines.lib.clean.parsing import ParseError
+from dinum_pipelines.lib.declare.registry import CsvOptions, SourceSpec, SpreadsheetOptions
 
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2

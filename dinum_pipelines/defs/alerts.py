@@ -12,8 +12,8 @@ import dagster as dg
 from dagster_shared.error import SerializableErrorInfo
 
 from dinum_pipelines.defs.keys import job_name
-from dinum_pipelines.lib.alerts import FailedCheck, FailedStep, FailureAlert, post_webhook, webhook_message
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.monitoring.alerts import FailedCheck, FailedStep, FailureAlert, post_webhook, webhook_message
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 ALERT_WEBHOOK_VAR = "DINUM_ALERT_WEBHOOK_URL"
 DAGSTER_URL_VAR = "DINUM_DAGSTER_URL"

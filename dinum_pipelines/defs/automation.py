@@ -28,8 +28,8 @@ import re
 
 import dagster as dg
 
-from dinum_pipelines.lib.freshness import cron_for_frequency
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.monitoring.freshness import cron_for_frequency
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 TIMEZONE = "Europe/Paris"
 ORGANIZATION_TAG = "dinum/organization"

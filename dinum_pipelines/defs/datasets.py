@@ -26,7 +26,7 @@ from dinum_pipelines.defs.monitoring.quality_report import (
 )
 from dinum_pipelines.defs.publish.assets import build_published_asset
 from dinum_pipelines.defs.quality.checks import build_quality_check
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 QUALITY_REPORT_JOB = "quality_report_job"
 

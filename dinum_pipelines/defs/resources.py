@@ -17,10 +17,10 @@ import dagster as dg
 import requests
 
 from dinum_pipelines.defs.alerts import alert_webhook_from_env
-from dinum_pipelines.lib.catalog_client import CHUNK_BYTES, CHUNKED_ABOVE_BYTES, UdataClient
-from dinum_pipelines.lib.http import make_session
-from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib.shared_clean import SharedCleanStore
+from dinum_pipelines.lib.publish.catalog_client import CHUNK_BYTES, CHUNKED_ABOVE_BYTES, UdataClient
+from dinum_pipelines.lib.ingest.http import make_session
+from dinum_pipelines.lib.storage.layout import DataLayout
+from dinum_pipelines.lib.storage.shared_clean import SharedCleanStore
 
 DEFAULT_DATA_DIR = ".dinum/data"
 DEFAULT_CATALOG_URL = "http://127.0.0.1:8090"
@@ -28,7 +28,7 @@ CATALOG_API_KEY_VAR = "DINUM_CATALOG_API_KEY"
 
 
 class DataFolder(dg.ConfigurableResource):
-    """The folder holding raw versions and clean files (see `lib/layout.py`).
+    """The folder holding raw versions and clean files (see `lib/storage/layout.py`).
 
     With `clean_store_url` (the Celery deployment, where a dataset's steps run on different
     machines), the clean files live in that store and each step works on a private copy of its

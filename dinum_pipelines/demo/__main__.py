@@ -26,7 +26,7 @@ from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.defs.resources import CATALOG_API_KEY_VAR
 from dinum_pipelines.defs.monitoring.quality_report import monitoring_organization
-from dinum_pipelines.lib.layout import DataLayout
+from dinum_pipelines.lib.storage.layout import DataLayout
 from dinum_pipelines.defs.metrics.assets import METRICS_API_KEY_VAR
 from dinum_pipelines.demo.runner import (
     bootstrap_demo_publisher,
@@ -37,7 +37,7 @@ from dinum_pipelines.demo.runner import (
     run_usage_metrics,
 )
 from dinum_pipelines.demo.server import ADMIN_URL_ENV, DEFAULT_PORT, serve_administrations
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.declare.registry import load_registry
 
 DEMO_PUBLISHER_EMAIL = "publication@demo.dinum.local"
 DEMO_METRICS_EMAIL = "statistiques@demo.dinum.local"

@@ -18,8 +18,8 @@ from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.defs.monitoring.quality_report import EVALUATED, QUALITY_REPORT_KEY
 from dinum_pipelines.defs.metrics.assets import DAILY_JOB, PUBLISHED_KEY, ROLLUP_JOB
-from dinum_pipelines.lib.metrics import TIMEZONE
-from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec
+from dinum_pipelines.lib.metrics.usage import TIMEZONE
+from dinum_pipelines.lib.declare.registry import DatasetSpec, OrganizationSpec
 from dinum_pipelines.metrics_loadgen import simulate
 
 # The console shows our summary; Dagster's own event log is in the UI.

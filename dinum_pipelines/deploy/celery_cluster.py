@@ -393,7 +393,7 @@ def _serve_demo(cluster_env: dict[str, str], home: Path):
     from dinum_pipelines.catalog.settings import CatalogSettings
     from dinum_pipelines.demo.runner import bootstrap_demo_publisher
     from dinum_pipelines.demo.server import ADMIN_URL_ENV, serve_administrations
-    from dinum_pipelines.lib.registry import load_registry
+    from dinum_pipelines.lib.declare.registry import load_registry
 
     registry = load_registry(os.environ.get("DINUM_SOURCES_DIR"))
     administrations = serve_administrations(port=0)

@@ -20,29 +20,29 @@ import pyarrow.parquet as pq
 import requests
 
 from dinum_pipelines.lib import conformance
-from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.changes import table_changes
-from dinum_pipelines.lib.cleaning import CleaningReport, TableCleaner
-from dinum_pipelines.lib.column_profile import PROFILE_EXTRA, column_profile
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.changes import table_changes
+from dinum_pipelines.lib.clean.cleaning import CleaningReport, TableCleaner
+from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA, column_profile
 from dinum_pipelines.lib.conformance import ConformanceReport
-from dinum_pipelines.lib.http import fetch_to_file
-from dinum_pipelines.lib.layout import CleanFiles, DataLayout
-from dinum_pipelines.lib.parsing import decimal_separator, read_source_batches
-from dinum_pipelines.lib.publishing import PublicationResult, publish
+from dinum_pipelines.lib.ingest.http import fetch_to_file
+from dinum_pipelines.lib.storage.layout import CleanFiles, DataLayout
+from dinum_pipelines.lib.clean.parsing import decimal_separator, read_source_batches
+from dinum_pipelines.lib.publish.publishing import PublicationResult, publish
 from dinum_pipelines.lib.quality import QualityReport, coherence, validate_parquet
 from dinum_pipelines.lib.quality.data_docs import archive_validation
-from dinum_pipelines.lib.rawstore import RawVersion
-from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.repeats import resolve_duplicate_keys
-from dinum_pipelines.lib.streams import prefetched
-from dinum_pipelines.lib.tables import (
+from dinum_pipelines.lib.storage.rawstore import RawVersion
+from dinum_pipelines.lib.declare.registry import DatasetSpec
+from dinum_pipelines.lib.clean.repeats import resolve_duplicate_keys
+from dinum_pipelines.lib.clean.streams import prefetched
+from dinum_pipelines.lib.clean.tables import (
     CleanTableWriter,
     first_rows,
     parquet_batches,
     to_arrow,
     write_json,
 )
-from dinum_pipelines.lib.validation_report import (
+from dinum_pipelines.lib.publish.validation_report import (
     conformance_report_extras,
     validation_report_extras,
 )

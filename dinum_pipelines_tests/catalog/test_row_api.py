@@ -28,8 +28,8 @@ import pytest
 
 from dinum_pipelines.catalog import tabular
 from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
-from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
-from dinum_pipelines.lib.tables import write_csv
+from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
+from dinum_pipelines.lib.clean.tables import write_csv
 from dinum_pipelines_tests.catalog.conftest import Api, RunningCatalog
 
 ROWS = 57

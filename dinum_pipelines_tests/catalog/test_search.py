@@ -10,7 +10,7 @@ import pytest
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog, bootstrap_publisher
 from dinum_pipelines.catalog.metrics_api import MetricsStore
-from dinum_pipelines.lib.metrics_schema import METRIC_MODELS
+from dinum_pipelines.lib.metrics.schema import METRIC_MODELS
 from dinum_pipelines_tests.catalog.conftest import Api
 
 

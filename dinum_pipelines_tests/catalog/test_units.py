@@ -11,7 +11,7 @@ import pytest
 
 from dinum_pipelines.catalog.errors import CatalogError, ValidationError
 from dinum_pipelines.catalog.files import FileStore, file_format, safe_filename
-from dinum_pipelines.lib.http import looks_like_html
+from dinum_pipelines.lib.ingest.http import looks_like_html
 from dinum_pipelines.catalog.ids import fold, hash_api_token, new_api_token, new_object_id, slugify
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.validation import merge_extras, temporal_coverage

@@ -12,7 +12,7 @@ import requests
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.catalog.validation_pages import InputError, refuse_private_address
 from dinum_pipelines.lib.conformance.report import row_ranges
-from dinum_pipelines.lib.publishing import ROLE_EXTRA
+from dinum_pipelines.lib.publish.publishing import ROLE_EXTRA
 from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.conformance import real_pairs

@@ -19,7 +19,7 @@ from dinum_pipelines.lib.conformance import open_source, parse_schema, validate_
 from dinum_pipelines.lib.conformance.package import PackageResource, validate_package
 from dinum_pipelines.lib.conformance.report import ConformanceReport
 from dinum_pipelines.lib.conformance.schema import CONSTRAINT_NAMES
-from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.declare.registry import SourceSpec
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 REAL = SHARED / "data" / "real"

@@ -8,7 +8,7 @@ import io
 import json
 
 from dinum_pipelines.lib.conformance import parse_schema, validate_file
-from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.declare.registry import SourceSpec
 from dinum_pipelines_tests.conformance.real_pairs import CONFORMANCE
 
 DELIBERATIONS = CONFORMANCE / "schema.data.gouv.fr__scdl-deliberations-2.1.5__schema.json"

@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from dinum_pipelines.lib.conformance import parse_schema, source, validate_file
-from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.declare.registry import SourceSpec
 
 SCHEMA = {
     "fields": [

@@ -17,7 +17,7 @@ import json
 import pytest
 
 from dinum_pipelines.lib.conformance import parse_schema, validate_file
-from dinum_pipelines.lib.registry import SourceSpec
+from dinum_pipelines.lib.declare.registry import SourceSpec
 from dinum_pipelines_tests.conformance import real_pairs
 from dinum_pipelines_tests.conformance.deviations import frictionless_view
 

@@ -8,7 +8,7 @@ import pytest
 from dinum_pipelines.defs.alerts import AlertWebhook
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.definitions import build_definitions
-from dinum_pipelines.lib.alerts import AlertDeliveryError, FailureAlert, post_webhook, webhook_message
+from dinum_pipelines.lib.monitoring.alerts import AlertDeliveryError, FailureAlert, post_webhook, webhook_message
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
 

@@ -12,8 +12,8 @@ from dinum_pipelines.defs.automation import DOWNLOAD_RETRY_POLICY, RUN_RETRY_TAG
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
-from dinum_pipelines.lib.freshness import cron_for_frequency
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.monitoring.freshness import cron_for_frequency
+from dinum_pipelines.lib.declare.registry import load_registry
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.defs.test_alerts import BAD_CODES, RULES, SLUG
 from dinum_pipelines_tests.defs.test_quality_report import GOOD_CODES

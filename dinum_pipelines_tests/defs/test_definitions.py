@@ -12,7 +12,7 @@ import pytest
 
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.definitions import build_definitions, defs
-from dinum_pipelines.lib.registry import RegistryError, load_registry
+from dinum_pipelines.lib.declare.registry import RegistryError, load_registry
 from dinum_pipelines_tests.conftest import REPO_ROOT, VALID_DATASET
 
 

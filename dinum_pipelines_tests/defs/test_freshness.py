@@ -22,7 +22,7 @@ from dinum_pipelines.defs.keys import job_name, published_key
 from dinum_pipelines.defs.monitoring.freshness import freshness_policy
 from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
-from dinum_pipelines.lib.freshness import LATENESS_TOLERANCE, update_window
+from dinum_pipelines.lib.monitoring.freshness import LATENESS_TOLERANCE, update_window
 from dinum_pipelines_tests import browser
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.defs.test_alerts import RULES, SECRET_PATH, SLUG

@@ -7,10 +7,10 @@ from dinum_pipelines.defs.datasets import build_dataset_defs
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
 from dinum_pipelines.demo.server import serve_administrations
-from dinum_pipelines.lib.layout import DataLayout
+from dinum_pipelines.lib.storage.layout import DataLayout
 from dinum_pipelines.lib.pipeline import ingest
-from dinum_pipelines.lib.http import make_session
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.ingest.http import make_session
+from dinum_pipelines.lib.declare.registry import load_registry
 
 
 @pytest.fixture

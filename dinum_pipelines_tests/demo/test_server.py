@@ -12,7 +12,7 @@ import requests
 
 from dinum_pipelines.demo.administrations import DEMO_FILES, demo_file
 from dinum_pipelines.demo.server import ADMIN_URL_ENV, RunningAdministrations, ServedFile, serve_administrations
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.declare.registry import load_registry
 
 SUBVENTIONS = demo_file("subventions_associations")
 

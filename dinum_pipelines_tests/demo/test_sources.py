@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from dinum_pipelines.demo.administrations import DEMO_FILES, EFFECTIFS_BROKEN_ROWS, demo_file
-from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec, load_registry
+from dinum_pipelines.lib.declare.registry import ColumnSpec, DatasetSpec, load_registry
 
 Violations = Counter[tuple[str, str]]
 
@@ -147,10 +147,10 @@ def test_effectifs_breaks_exactly_the_code_commune_pattern(registry: dict[str, D
 def test_fontaines_breaks_its_schema_in_the_designed_ways_and_cleaning_fixes_all(registry, tmp_path) -> None:
     """Every fault the generator's docstring lists is in the conformance report, and nothing else;
     the clean table is complete and its quality check has warnings only."""
-    from dinum_pipelines.lib.cleaning import clean_table
+    from dinum_pipelines.lib.clean.cleaning import clean_table
     from dinum_pipelines.lib.conformance import parse_schema, validate_file
-    from dinum_pipelines.lib.parsing import decimal_separator
-    from dinum_pipelines.lib.parsing import read_source as read_text_table
+    from dinum_pipelines.lib.clean.parsing import decimal_separator
+    from dinum_pipelines.lib.clean.parsing import read_source as read_text_table
     from dinum_pipelines.lib.quality import validate_dataset
 
     spec = registry[FAULTY_SHAPE]

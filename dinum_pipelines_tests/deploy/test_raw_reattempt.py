@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from dinum_pipelines.defs.ingest.assets import stored_during_this_run
-from dinum_pipelines.lib.rawstore import RawVersion
+from dinum_pipelines.lib.storage.rawstore import RawVersion
 
 RUN_CREATED = datetime(2026, 3, 1, 10, 0, 0)  # as Dagster's run storage returns it: naive UTC
 

@@ -1,4 +1,4 @@
-"""The clean folder on shared storage (lib/shared_clean.py), on a local fsspec store: what a step
+"""The clean folder on shared storage (lib/storage/shared_clean.py), on a local fsspec store: what a step
 pulls, what it pushes back, in which order, and that datasets do not see each other's files.
 The S3 path (moto, s3fs) is exercised by e2e/test_celery_deployment.py."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dinum_pipelines.lib.shared_clean import TEMPORARY_MARK, SharedCleanStore
+from dinum_pipelines.lib.storage.shared_clean import TEMPORARY_MARK, SharedCleanStore
 
 
 def _store(tmp_path: Path) -> SharedCleanStore:

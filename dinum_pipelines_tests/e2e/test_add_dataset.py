@@ -34,9 +34,9 @@ from dinum_pipelines.demo.runner import (
     outcome_of_run,
 )
 from dinum_pipelines.demo.server import ServedFile, serve_administrations
-from dinum_pipelines.lib.registry import load_registry
-from dinum_pipelines.lib.scaffold import slug_for
-from dinum_pipelines.lib.tableschema import SCHEMA_CACHE_ENV
+from dinum_pipelines.lib.declare.registry import load_registry
+from dinum_pipelines.lib.declare.scaffold import slug_for
+from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV
 from dinum_pipelines_tests.conftest import REAL_DATA
 
 pytestmark = pytest.mark.slow

@@ -30,7 +30,7 @@ from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_pub
 from dinum_pipelines.catalog.db import DATA_VERSION_MAX_AGE_SECONDS
 from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.nodes import ACCEL_PREFIX, CatalogNode, CatalogNodes, free_port, run_catalog_nodes
-from dinum_pipelines.lib.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
 from dinum_pipelines_tests.catalog.conftest import Api, create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.slow

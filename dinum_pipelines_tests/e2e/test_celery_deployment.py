@@ -38,11 +38,11 @@ from dinum_pipelines.demo.administrations import subventions_associations_csv
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
 from dinum_pipelines.demo.server import ServedFile, serve_administrations
 from dinum_pipelines.deploy.celery_cluster import LOCATION_NAME, S3_BUCKET, CeleryCluster, DeploymentError
-from dinum_pipelines.lib.http import make_session
-from dinum_pipelines.lib.layout import DataLayout
+from dinum_pipelines.lib.ingest.http import make_session
+from dinum_pipelines.lib.storage.layout import DataLayout
 from dinum_pipelines.lib.pipeline import clean, ingest
-from dinum_pipelines.lib.quality_history import QUALITY_REPORT_SLUG
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.quality.history import QUALITY_REPORT_SLUG
+from dinum_pipelines.lib.declare.registry import load_registry
 from dinum_pipelines_tests.catalog.conftest import create_postgres_database, drop_postgres_database
 from dinum_pipelines_tests.conftest import REPO_ROOT
 from dinum_pipelines_tests.faultproxy import FaultProxy

@@ -22,9 +22,9 @@ from dinum_pipelines.catalog.settings import CatalogSettings
 from dinum_pipelines.definitions import build_definitions
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher, run_datasets
 from dinum_pipelines.demo.server import serve_administrations
-from dinum_pipelines.lib.column_profile import PROFILE_EXTRA
-from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
+from dinum_pipelines.lib.storage.layout import DataLayout
+from dinum_pipelines.lib.declare.registry import load_registry
 from dinum_pipelines_tests import browser
 
 GOOD = ("subventions_associations", "bornes_recharge")

@@ -60,12 +60,12 @@ from dinum_pipelines.defs.monitoring.quality_report import monitoring_organizati
 from dinum_pipelines.demo.__main__ import INSTANCE_SETTINGS
 from dinum_pipelines.demo.runner import QUIET_RUN_CONFIG, bootstrap_demo_publisher, bootstrap_metrics_sysadmin
 from dinum_pipelines.demo.server import RunningAdministrations, serve_administrations
-from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib.metrics import MetricsLayout
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
+from dinum_pipelines.lib.storage.layout import DataLayout
+from dinum_pipelines.lib.metrics.usage import MetricsLayout
 from dinum_pipelines.lib.pipeline import publish_clean_files
-from dinum_pipelines.lib.publishing import ROLE_EXTRA, SHA256_EXTRA, find_datasets
-from dinum_pipelines.lib.registry import DatasetSpec, load_registry
+from dinum_pipelines.lib.publish.publishing import ROLE_EXTRA, SHA256_EXTRA, find_datasets
+from dinum_pipelines.lib.declare.registry import DatasetSpec, load_registry
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.conftest import REPO_ROOT
 from dinum_pipelines_tests.faultproxy import Fault, FaultProxy

@@ -18,7 +18,7 @@ from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher, run_datasets, run_quality_report
 from dinum_pipelines.demo.server import serve_administrations
 from dinum_pipelines.definitions import build_definitions
-from dinum_pipelines.lib.registry import load_registry
+from dinum_pipelines.lib.declare.registry import load_registry
 from dinum_pipelines_tests.catalog.conftest import create_postgres_database, drop_postgres_database
 from dinum_pipelines_tests.conftest import REPO_ROOT
 

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import RunningCatalog, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.publishing import ProducedDataset, publish
-from dinum_pipelines.lib.registry import OrganizationSpec, TemporalCoverage
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.publishing import ProducedDataset, publish
+from dinum_pipelines.lib.declare.registry import OrganizationSpec, TemporalCoverage
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, postgres_database, settings_for  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow

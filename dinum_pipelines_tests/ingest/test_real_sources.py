@@ -21,15 +21,15 @@ import pytest
 import yaml
 
 from dinum_pipelines.demo.server import RunningAdministrations, ServedFile, serve_administrations
-from dinum_pipelines.lib.http import make_session
-from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib import parsing
-from dinum_pipelines.lib.cleaning import clean_table
-from dinum_pipelines.lib.parsing import ParseError, decimal_separator, read_source
+from dinum_pipelines.lib.ingest.http import make_session
+from dinum_pipelines.lib.storage.layout import DataLayout
+from dinum_pipelines.lib.clean import parsing
+from dinum_pipelines.lib.clean.cleaning import clean_table
+from dinum_pipelines.lib.clean.parsing import ParseError, decimal_separator, read_source
 from dinum_pipelines.lib.pipeline import CleanOutcome, check_quality, clean, ingest
-from dinum_pipelines.lib.registry import expand_env, parse_dataset_file
-from dinum_pipelines.lib.tables import to_arrow, write_csv
-from dinum_pipelines.lib.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
+from dinum_pipelines.lib.declare.registry import expand_env, parse_dataset_file
+from dinum_pipelines.lib.clean.tables import to_arrow, write_csv
+from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
 from dinum_pipelines_tests.conftest import REAL_DATA
 
 REAL_SOURCES = Path(__file__).resolve().parent / "real_sources"

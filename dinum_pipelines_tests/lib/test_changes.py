@@ -1,4 +1,4 @@
-"""The change summary of two clean Parquet files (lib/changes.py), against pandas as the oracle:
+"""The change summary of two clean Parquet files (lib/publish/changes.py), against pandas as the oracle:
 the rule written plainly over rows read with pandas, missing values equal to each other."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dinum_pipelines.lib.changes import TableChanges, table_changes
+from dinum_pipelines.lib.publish.changes import TableChanges, table_changes
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.lib.catalog_client import CatalogError, UdataClient
-from dinum_pipelines.lib.publishing import publish
+from dinum_pipelines.lib.publish.catalog_client import CatalogError, UdataClient
+from dinum_pipelines.lib.publish.publishing import publish
 from dinum_pipelines_tests.faultproxy import FaultProxy
 from dinum_pipelines_tests.lib.test_publishing import SPEC
 
@@ -86,7 +86,7 @@ def test_a_failed_part_is_sent_again_and_the_upload_completes(
     proxy.answer(503, method="POST", path=UPLOAD_PATH, times=1)  # the first part meets an overloaded catalog
     proxy.drop(method="POST", path=UPLOAD_PATH, times=1)  # the second attempt, its connection cut
 
-    with caplog.at_level(logging.WARNING, logger="dinum_pipelines.lib.catalog_client"):
+    with caplog.at_level(logging.WARNING, logger="dinum_pipelines.lib.publish.catalog_client"):
         resource = client.upload_resource(dataset["id"], csv)
     assert published_file(client, dataset["id"], resource["id"])[1] == csv.read_bytes()
     assert uploads(proxy)[:3] == [("answered 503", 503), ("dropped", None), ("forwarded", 200)]

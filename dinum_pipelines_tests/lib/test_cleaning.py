@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.lib import cleaning, tables
-from dinum_pipelines.lib.cleaning import (
+from dinum_pipelines.lib.clean import cleaning
+
+from dinum_pipelines.lib.clean import tables
+from dinum_pipelines.lib.clean.cleaning import (
     DEFAULT_DATE_FORMATS,
     DEFAULT_DATETIME_FORMATS,
     clean_table,
@@ -21,7 +23,7 @@ from dinum_pipelines.lib.cleaning import (
     parse_numbers,
     snake_case,
 )
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 BASE = {
     "slug": "ds_test",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dinum_pipelines.lib.cleaning import clean_table
+from dinum_pipelines.lib.clean.cleaning import clean_table
 from dinum_pipelines.lib.quality import validate_dataset
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 BASE = {
     "slug": "ds_structure",

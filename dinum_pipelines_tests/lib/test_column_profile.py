@@ -1,4 +1,4 @@
-"""The column profile published with each table (lib/column_profile.py), against pandas: empty
+"""The column profile published with each table (lib/publish/column_profile.py), against pandas: empty
 cells, bounds, distinct values and most frequent values; from the footer's statistics, without
 them, and on a sample when the table is larger than SAMPLE_ROWS."""
 
@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.lib import column_profile as module
-from dinum_pipelines.lib.column_profile import column_profile
+from dinum_pipelines.lib.publish import column_profile as module
+from dinum_pipelines.lib.publish.column_profile import column_profile
 
 
 def frame(rows: int, seed: int = 3) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from dinum_pipelines.lib.http import FetchError, Validators, fetch_to_file, make_session
+from dinum_pipelines.lib.ingest.http import FetchError, Validators, fetch_to_file, make_session
 from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
 
 DATA = "code;montant\n01053;1 234,50\n".encode("cp1252")

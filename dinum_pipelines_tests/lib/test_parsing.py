@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from dinum_pipelines.lib.parsing import (
+from dinum_pipelines.lib.clean.parsing import (
     ParseError,
     detect_encoding,
     read_csv,
@@ -21,8 +21,8 @@ from dinum_pipelines.lib.parsing import (
     read_spreadsheet,
     read_xml,
 )
-from dinum_pipelines.lib.http import fetch_to_file, make_session
-from dinum_pipelines.lib.registry import CsvOptions, SourceSpec, SpreadsheetOptions
+from dinum_pipelines.lib.ingest.http import fetch_to_file, make_session
+from dinum_pipelines.lib.declare.registry import CsvOptions, SourceSpec, SpreadsheetOptions
 from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
 
 

@@ -21,9 +21,9 @@ import pyarrow.csv as pacsv
 import pytest
 from pydantic import ValidationError
 
-from dinum_pipelines.lib import parsing
-from dinum_pipelines.lib.cleaning import clean_table
-from dinum_pipelines.lib.parsing import (
+from dinum_pipelines.lib.clean import parsing
+from dinum_pipelines.lib.clean.cleaning import clean_table
+from dinum_pipelines.lib.clean.parsing import (
     ParseError,
     TextEncoding,
     detect_encoding,
@@ -34,7 +34,7 @@ from dinum_pipelines.lib.parsing import (
     read_spreadsheet,
     sniff_text_encoding,
 )
-from dinum_pipelines.lib.registry import (
+from dinum_pipelines.lib.declare.registry import (
     CsvOptions,
     DatasetSpec,
     SourceSpec,

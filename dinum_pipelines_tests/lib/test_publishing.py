@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.publishing import ROLE_EXTRA, SHA256_EXTRA, SLUG_EXTRA, dataset_payload, file_digest, find_datasets, publish
-from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.validation_report import MAX_ERRORS, validation_report_extras
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.publishing import ROLE_EXTRA, SHA256_EXTRA, SLUG_EXTRA, dataset_payload, file_digest, find_datasets, publish
+from dinum_pipelines.lib.declare.registry import DatasetSpec
+from dinum_pipelines.lib.publish.validation_report import MAX_ERRORS, validation_report_extras
 
 SPEC = DatasetSpec.model_validate(
     {

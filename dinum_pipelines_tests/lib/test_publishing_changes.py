@@ -16,17 +16,17 @@ import requests
 from dinum_pipelines.catalog import RunningCatalog, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.settings import CatalogSettings
-from dinum_pipelines.lib.catalog_client import UdataClient
-from dinum_pipelines.lib.changes import table_changes
-from dinum_pipelines.lib.metrics import DEFAULT_BOTS_FILE, BotFilter
-from dinum_pipelines.lib.publishing import (
+from dinum_pipelines.lib.publish.catalog_client import UdataClient
+from dinum_pipelines.lib.publish.changes import table_changes
+from dinum_pipelines.lib.metrics.usage import DEFAULT_BOTS_FILE, BotFilter
+from dinum_pipelines.lib.publish.publishing import (
     CHANGES_EXTRA,
     COMPARISON_USER_AGENT,
     ProducedDataset,
     PublicationResult,
     publish,
 )
-from dinum_pipelines.lib.registry import OrganizationSpec
+from dinum_pipelines.lib.declare.registry import OrganizationSpec
 
 SPEC = ProducedDataset(
     slug="communes", title="Communes", description="Les communes, leur code et leur population. " * 3,

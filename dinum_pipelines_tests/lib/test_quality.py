@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dinum_pipelines.lib.cleaning import clean_table
+from dinum_pipelines.lib.clean.cleaning import clean_table
 from dinum_pipelines.lib.quality import validate_dataset
 from dinum_pipelines_tests.lib.test_cleaning import spec, text
 

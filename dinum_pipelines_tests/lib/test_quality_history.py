@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dinum_pipelines.lib.quality_history import (
+from dinum_pipelines.lib.quality.history import (
     BLOCKED,
     PASSED,
     TREND_RUNS,

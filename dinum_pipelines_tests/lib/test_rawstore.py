@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dinum_pipelines.lib.http import Download
-from dinum_pipelines.lib.rawstore import RawStore
+from dinum_pipelines.lib.ingest.http import Download
+from dinum_pipelines.lib.storage.rawstore import RawStore
 
 
 def staged(store: RawStore, slug: str, content: bytes) -> Download:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dinum_pipelines.lib.registry import RegistryError, load_registry
+from dinum_pipelines.lib.declare.registry import RegistryError, load_registry
 from dinum_pipelines_tests.conftest import VALID_DATASET
 
 URL = "http://127.0.0.1:9/x.csv"

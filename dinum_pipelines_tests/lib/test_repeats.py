@@ -13,11 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from dinum_pipelines.lib.cleaning import drop_duplicate_keys
+from dinum_pipelines.lib.clean.cleaning import drop_duplicate_keys
 from dinum_pipelines.lib.quality.engine_arrow import COMPOUND_UNIQUE, PARTIAL_UNEXPECTED_COUNT, UNIQUE, repeats_in_memory
 from dinum_pipelines.lib.quality.rules import Rule
-from dinum_pipelines.lib.repeats import repeated_rows, resolve_duplicate_keys
-from dinum_pipelines.lib.tables import CleanTableWriter
+from dinum_pipelines.lib.clean.repeats import repeated_rows, resolve_duplicate_keys
+from dinum_pipelines.lib.clean.tables import CleanTableWriter
 
 POLICIES = ["drop_identical", "keep_first", "keep_last", "keep_all"]
 

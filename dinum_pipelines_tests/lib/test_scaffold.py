@@ -1,4 +1,4 @@
-"""`dinum-pipelines add` (lib/scaffold.py, cli/add.py) on small files written here, one question each."""
+"""`dinum-pipelines add` (lib/declare/scaffold.py, cli/add.py) on small files written here, one question each."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import yaml
 from stdnum.fr import siret
 
 from dinum_pipelines.cli import add
-from dinum_pipelines.lib import scaffold
-from dinum_pipelines.lib.registry import RegistryError, load_registry
-from dinum_pipelines.lib.tableschema import SCHEMA_CACHE_ENV
+from dinum_pipelines.lib.declare import scaffold
+from dinum_pipelines.lib.declare.registry import RegistryError, load_registry
+from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV
 
 URL = "https://data.example.gouv.fr/fichiers"
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.lib import parsing
-from dinum_pipelines.lib.cleaning import clean_table
-from dinum_pipelines.lib.http import Download
-from dinum_pipelines.lib.layout import DataLayout
-from dinum_pipelines.lib.parsing import ParseError, read_source
+from dinum_pipelines.lib.clean import parsing
+from dinum_pipelines.lib.clean.cleaning import clean_table
+from dinum_pipelines.lib.ingest.http import Download
+from dinum_pipelines.lib.storage.layout import DataLayout
+from dinum_pipelines.lib.clean.parsing import ParseError, read_source
 from dinum_pipelines.lib.pipeline import clean
-from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.tables import to_arrow
+from dinum_pipelines.lib.declare.registry import DatasetSpec
+from dinum_pipelines.lib.clean.tables import to_arrow
 
 HEADER = "siret;montant;date\n"
 

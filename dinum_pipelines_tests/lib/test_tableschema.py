@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dinum_pipelines.demo.server import ServedFile, serve_administrations
-from dinum_pipelines.lib.registry import RegistryError, load_registry
-from dinum_pipelines.lib.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
+from dinum_pipelines.lib.declare.registry import RegistryError, load_registry
+from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
 from dinum_pipelines_tests.conftest import VALID_DATASET
 
 SCHEMA = {

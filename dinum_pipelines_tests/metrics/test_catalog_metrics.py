@@ -11,8 +11,8 @@ import pandas as pd
 
 from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, serve_in_thread
 from dinum_pipelines.catalog.metrics_api import SIMULATED_TIME_HEADER
-from dinum_pipelines.lib.metrics import UsageTables, catalog_payload
-from dinum_pipelines.lib.metrics_schema import EVENT_COLUMNS
+from dinum_pipelines.lib.metrics.usage import UsageTables, catalog_payload
+from dinum_pipelines.lib.metrics.schema import EVENT_COLUMNS
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.metrics.conftest import catalog_figures, publish_sample_datasets
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog
-from dinum_pipelines.lib.metrics import day_bounds
+from dinum_pipelines.lib.metrics.usage import day_bounds
 from dinum_pipelines.metrics_loadgen import API_KEY_ENV, main
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.metrics.conftest import publish_sample_datasets

@@ -1,4 +1,4 @@
-"""The counting rules of lib/metrics.py on small hand-written event tables."""
+"""The counting rules of lib/metrics/usage.py on small hand-written event tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.lib.metrics import (
+from dinum_pipelines.lib.metrics.usage import (
     EVENT_COLUMNS,
     EVENT_SCHEMA,
     BotFilter,
@@ -23,7 +23,7 @@ from dinum_pipelines.lib.metrics import (
     write_parquet,
     write_published_files,
 )
-from dinum_pipelines.lib.metrics_schema import LEVELS, METRIC_MODELS, column_descriptions
+from dinum_pipelines.lib.metrics.schema import LEVELS, METRIC_MODELS, column_descriptions
 
 NOON = datetime(2026, 10, 31, 11, tzinfo=UTC)  # 31 October, 12:00 in Paris
 

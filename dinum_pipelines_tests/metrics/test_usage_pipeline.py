@@ -27,7 +27,7 @@ from dinum_pipelines.defs.metrics.assets import (
     usage_tables,
 )
 from dinum_pipelines.defs.resources import Catalog, DataFolder
-from dinum_pipelines.lib.metrics import MetricsLayout
+from dinum_pipelines.lib.metrics.usage import MetricsLayout
 from dinum_pipelines.metrics_loadgen import UsageRecord, simulate
 from dinum_pipelines_tests.catalog.conftest import Api
 from dinum_pipelines_tests.metrics.conftest import catalog_figures, publish_sample_datasets

@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from dinum_pipelines.lib.cleaning import clean_table
+from dinum_pipelines.lib.clean.cleaning import clean_table
 from dinum_pipelines.lib.quality import QualityReport, validate_dataset, validate_parquet
 from dinum_pipelines.lib.quality.engine_arrow import result_differences
-from dinum_pipelines.lib.registry import DatasetSpec
-from dinum_pipelines.lib.tables import CleanTableWriter, to_arrow
+from dinum_pipelines.lib.declare.registry import DatasetSpec
+from dinum_pipelines.lib.clean.tables import CleanTableWriter, to_arrow
 
 BASE = {
     "slug": "jeu_test",

@@ -18,7 +18,7 @@ from dinum_pipelines.defs.publish.assets import build_published_asset
 from dinum_pipelines.defs.quality.checks import build_quality_check
 from dinum_pipelines.defs.resources import default_resources
 from dinum_pipelines.demo.runner import bootstrap_demo_publisher
-from dinum_pipelines.lib.registry import parse_dataset_file
+from dinum_pipelines.lib.declare.registry import parse_dataset_file
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.httpserver import Reply, ScriptedServer
 

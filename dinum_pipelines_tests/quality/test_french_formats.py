@@ -12,7 +12,7 @@ import pytest
 
 from dinum_pipelines.defs.quality.checks import check_result
 from dinum_pipelines.lib.quality import frformats
-from dinum_pipelines.lib.registry import RegistryError, parse_dataset_file
+from dinum_pipelines.lib.declare.registry import RegistryError, parse_dataset_file
 from dinum_pipelines_tests.quality.helpers import check_text, dataset, failed_columns
 
 # format (+ options), valid values, invalid values (each must be reported)

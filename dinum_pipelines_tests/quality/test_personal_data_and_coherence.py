@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dinum_pipelines.lib.quality.coherence import profile_table
-from dinum_pipelines.lib.registry import RegistryError, parse_dataset_file
+from dinum_pipelines.lib.declare.registry import RegistryError, parse_dataset_file
 from dinum_pipelines_tests.conftest import VALID_DATASET
 from dinum_pipelines_tests.quality.helpers import check_text, clean, dataset, failed_columns, validate_both
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from dinum_pipelines.defs.quality.checks import check_result
-from dinum_pipelines.lib.cleaning import clean_table
-from dinum_pipelines.lib.parsing import decimal_separator, read_source
-from dinum_pipelines.lib.registry import parse_dataset_file
-from dinum_pipelines.lib.tables import to_arrow
-from dinum_pipelines.lib.tableschema import json_schema_columns
+from dinum_pipelines.lib.clean.cleaning import clean_table
+from dinum_pipelines.lib.clean.parsing import decimal_separator, read_source
+from dinum_pipelines.lib.declare.registry import parse_dataset_file
+from dinum_pipelines.lib.clean.tables import to_arrow
+from dinum_pipelines.lib.declare.tableschema import json_schema_columns
 from dinum_pipelines_tests.quality.helpers import BASE, dataset, validate_both
 
 SCHEMAS = {

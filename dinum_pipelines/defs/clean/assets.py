@@ -7,7 +7,7 @@ from dinum_pipelines.defs.automation import CHANGED_UPSTREAM
 from dinum_pipelines.defs.keys import clean_key, raw_key
 from dinum_pipelines.defs.resources import DataFolder
 from dinum_pipelines.lib.pipeline import clean
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 _DAGSTER_TYPES = {"string": "string", "integer": "int", "number": "float", "boolean": "bool", "date": "date", "datetime": "datetime"}
 

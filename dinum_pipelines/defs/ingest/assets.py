@@ -7,10 +7,10 @@ import dagster as dg
 from dinum_pipelines.defs.automation import DOWNLOAD_RETRY_POLICY, raw_automation
 from dinum_pipelines.defs.keys import raw_key
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
-from dinum_pipelines.lib.http import FetchError
+from dinum_pipelines.lib.ingest.http import FetchError
 from dinum_pipelines.lib.pipeline import ingest, unfinished_publication
-from dinum_pipelines.lib.rawstore import RawVersion
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.storage.rawstore import RawVersion
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 
 def stored_during_this_run(context: dg.AssetExecutionContext, version: RawVersion | None) -> bool:

@@ -10,8 +10,8 @@ import dagster as dg
 
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
-from dinum_pipelines.lib.freshness import probe_source
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.monitoring.freshness import probe_source
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 SENSOR_INTERVAL_SECONDS = 15 * 60
 

@@ -1,4 +1,4 @@
-"""Dagster side of the usage metrics (the rules are in lib/metrics.py):
+"""Dagster side of the usage metrics (the rules are in lib/metrics/usage.py):
 
     usage/events  (daily partitions)  the day's access events, exported by the catalog
     usage/daily   (daily partitions)  the day's counts, bots excluded: one Parquet file per day
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from dinum_pipelines.defs.monitoring.quality_report import monitoring_organization
 from dinum_pipelines.defs.resources import DEFAULT_CATALOG_URL, Catalog, DataFolder
-from dinum_pipelines.lib.metrics import (
+from dinum_pipelines.lib.metrics.usage import (
     LEVELS,
     PUBLISHED_PERIODS,
     TIMEZONE,
@@ -40,10 +40,10 @@ from dinum_pipelines.lib.metrics import (
     write_parquet,
     write_published_files,
 )
-from dinum_pipelines.lib.metrics_catalog import MetricsClient
-from dinum_pipelines.lib.metrics_schema import DATASET_VIEW, RESOURCE_DOWNLOAD, column_descriptions
-from dinum_pipelines.lib.publishing import ProducedDataset, publish
-from dinum_pipelines.lib.registry import SpatialCoverage
+from dinum_pipelines.lib.metrics.catalog import MetricsClient
+from dinum_pipelines.lib.metrics.schema import DATASET_VIEW, RESOURCE_DOWNLOAD, column_descriptions
+from dinum_pipelines.lib.publish.publishing import ProducedDataset, publish
+from dinum_pipelines.lib.declare.registry import SpatialCoverage
 
 METRICS_API_KEY_VAR = "DINUM_CATALOG_METRICS_API_KEY"
 START_DATE_VAR = "DINUM_METRICS_START_DATE"
@@ -70,7 +70,7 @@ class MetricsCatalog(dg.ConfigurableResource):
 
 
 class UsageSettings(dg.ConfigurableResource):
-    """The bot list (None: $DINUM_METRICS_BOTS_FILE, else the package's metrics_bots.yaml)."""
+    """The bot list (None: $DINUM_METRICS_BOTS_FILE, else lib/metrics/bots.yaml)."""
 
     bots_file: str | None = None
 

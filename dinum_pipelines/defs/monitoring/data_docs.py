@@ -8,7 +8,7 @@ import dagster as dg
 
 from dinum_pipelines.defs.resources import DataFolder
 from dinum_pipelines.lib.quality.data_docs import archived_validations, build_site
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 DATA_DOCS_KEY = dg.AssetKey(["monitoring", "data_docs"])
 DATA_DOCS_POOL = "gx_docs"

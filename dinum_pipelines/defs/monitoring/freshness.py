@@ -8,7 +8,7 @@ with no run to launch. Freshness checks (`build_last_update_freshness_checks`) w
 sensor to run them, and their failures would land in the quality report among the data's own
 checks, where a source that is merely late would read as bad data.
 
-The policy is udata's "updated on time" rule (lib/freshness.py, the function the catalog's
+The policy is udata's "updated on time" rule (lib/monitoring/freshness.py, the function the catalog's
 quality criterion uses): WARN once the declared interval has passed since the last publication
 (an update is due), FAIL past the interval plus udata's one-day tolerance (late). Dagster counts
 from the published asset's last materialization, the catalog from the dataset's `last_update`:
@@ -29,9 +29,9 @@ from dagster._core.definitions.freshness import FreshnessState  # not exported b
 
 from dinum_pipelines.defs.alerts import ALERT_WEBHOOK_VAR, AlertWebhook
 from dinum_pipelines.defs.keys import published_key
-from dinum_pipelines.lib.alerts import AlertDeliveryError, LateAlert, late_message, post_webhook
-from dinum_pipelines.lib.freshness import late_since, update_window
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.monitoring.alerts import AlertDeliveryError, LateAlert, late_message, post_webhook
+from dinum_pipelines.lib.monitoring.freshness import late_since, update_window
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 FRESHNESS_SENSOR_INTERVAL_SECONDS = 5 * 60
 

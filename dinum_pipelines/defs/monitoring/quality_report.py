@@ -14,8 +14,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from dinum_pipelines.defs.resources import Catalog, DataFolder
-from dinum_pipelines.lib.publishing import ProducedDataset, publish
-from dinum_pipelines.lib.quality_history import (
+from dinum_pipelines.lib.publish.publishing import ProducedDataset, publish
+from dinum_pipelines.lib.quality.history import (
     BLOCKED,
     COLUMNS,
     PASSED,
@@ -27,8 +27,8 @@ from dinum_pipelines.lib.quality_history import (
     report_rows,
     report_table,
 )
-from dinum_pipelines.lib.registry import DatasetSpec, OrganizationSpec, SpatialCoverage
-from dinum_pipelines.lib.tables import write_csv, write_parquet
+from dinum_pipelines.lib.declare.registry import DatasetSpec, OrganizationSpec, SpatialCoverage
+from dinum_pipelines.lib.clean.tables import write_csv, write_parquet
 
 QUALITY_REPORT_KEY = dg.AssetKey(["monitoring", "quality_report"])
 MONITORING_ORG_VAR = "DINUM_MONITORING_ORG"

@@ -8,8 +8,8 @@ from dinum_pipelines.defs.keys import clean_key, publication_pool, published_key
 from dinum_pipelines.defs.monitoring.freshness import freshness_policy
 from dinum_pipelines.defs.resources import Catalog, DataFolder
 from dinum_pipelines.lib.pipeline import publish_clean_files
-from dinum_pipelines.lib.publishing import file_digest
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.publish.publishing import file_digest
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 
 def build_published_asset(spec: DatasetSpec) -> dg.AssetsDefinition:

@@ -19,7 +19,7 @@ from dinum_pipelines.defs.resources import DataFolder
 from dinum_pipelines.lib.pipeline import check_quality
 from dinum_pipelines.lib.quality import QualityReport
 from dinum_pipelines.lib.quality.rules import FAMILIES
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 
 def failures_table(report: QualityReport) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dinum_pipelines.lib.cleaning import fixed_layout, fixed_width_dates, string_bytes
+from dinum_pipelines.lib.clean.cleaning import fixed_layout, fixed_width_dates, string_bytes
 from dinum_pipelines.lib.conformance.schema import Field
 
 # Constraints each type supports (frictionless 5 ignores the others when it checks values).

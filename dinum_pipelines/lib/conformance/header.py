@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dinum_pipelines.lib.conformance.faults import Fault
 from dinum_pipelines.lib.conformance.schema import Field, Schema
-from dinum_pipelines.lib.names import fold
+from dinum_pipelines.lib.declare.names import fold
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from dinum_pipelines.lib import parsing
+from dinum_pipelines.lib.clean import parsing
 from dinum_pipelines.lib.conformance.faults import Fault
-from dinum_pipelines.lib.registry import CsvOptions, SourceSpec
+from dinum_pipelines.lib.declare.registry import CsvOptions, SourceSpec
 
 BATCH_ROWS = 1 << 16
 # Arrow reads up to 32 blocks ahead of the consumer: 1 MiB blocks bound that to 32 MiB.

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.cleaning import string_bytes
+from dinum_pipelines.lib.clean.cleaning import string_bytes
 from dinum_pipelines.lib.conformance import custom_checks
 from dinum_pipelines.lib.conformance.custom_checks import BatchView
 from dinum_pipelines.lib.conformance.cells import FieldJudge
@@ -34,9 +34,9 @@ from dinum_pipelines.lib.conformance.header import HeaderMatch, match_header
 from dinum_pipelines.lib.conformance.report import ConformanceReport
 from dinum_pipelines.lib.conformance.schema import Field, Schema
 from dinum_pipelines.lib.conformance.source import RawBatch, RawTable, open_source
-from dinum_pipelines.lib.registry import SourceSpec
-from dinum_pipelines.lib.repeats import POSITION, parquet_database, positions, quoted
-from dinum_pipelines.lib.streams import prefetched
+from dinum_pipelines.lib.declare.registry import SourceSpec
+from dinum_pipelines.lib.clean.repeats import POSITION, parquet_database, positions, quoted
+from dinum_pipelines.lib.clean.streams import prefetched
 
 _TYPE_NAMES = {
     "string": "une chaîne de caractères",
@@ -115,7 +115,7 @@ class _KeyLog:
     """Key values of rows, batch after batch, for the checks across the whole file.
 
     They go to a temporary Parquet file, not to memory (the keys of a file of tens of millions of
-    rows are gigabytes), and the checks ask DuckDB over it (lib/repeats.py: it spills to disk
+    rows are gigabytes), and the checks ask DuckDB over it (lib/clean/repeats.py: it spills to disk
     beyond its memory limit); the rows it names are then read back in batches, so each fault
     shows its values exactly as the typed keys hold them. Rows are appended in file order.
     """

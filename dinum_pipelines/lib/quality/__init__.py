@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.cleaning import CleaningReport, StructureFinding
+from dinum_pipelines.lib.clean.cleaning import CleaningReport, StructureFinding
 from dinum_pipelines.lib.quality.report import (
     SAMPLE_SIZE,
     QualityReport,
@@ -34,7 +34,7 @@ from dinum_pipelines.lib.quality.report import (
 )
 from dinum_pipelines.lib.quality.coherence import TableProfile, coherence_rules, type_changes
 from dinum_pipelines.lib.quality.rules import SCHEMA, Rule, compile_rules
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 __all__ = [
     "SAMPLE_SIZE",
@@ -160,8 +160,8 @@ def validate_parquet(
         PARTIAL_UNEXPECTED_COUNT,
         validate_batches,
     )
-    from dinum_pipelines.lib.repeats import repeated_rows
-    from dinum_pipelines.lib.tables import parquet_batches
+    from dinum_pipelines.lib.clean.repeats import repeated_rows
+    from dinum_pipelines.lib.clean.tables import parquet_batches
 
     metadata = pq.ParquetFile(path).metadata
     schema = metadata.schema.to_arrow_schema()

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from dinum_pipelines.lib.quality.report import RuleOutcome
 from dinum_pipelines.lib.quality.rules import COHERENCE, Rule
-from dinum_pipelines.lib.registry import CoherenceRules
+from dinum_pipelines.lib.declare.registry import CoherenceRules
 
 PROFILE_FILE_NAME = "published_profile.json"
 

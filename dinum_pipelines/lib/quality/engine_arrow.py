@@ -13,7 +13,7 @@ A large table is never held whole: `validate_batches` takes it batch after batch
 Parquet read a row group at a time), each expectation keeping a tally (rows, rows not missing,
 unexpected rows and the first of them with their values) from which GX's result is built at the
 end; uniqueness, which no batch answers alone, comes from a `Repeats` function (DuckDB on disk,
-lib/repeats.py; in memory for a table). A table in memory is one batch of the same code.
+lib/clean/repeats.py; in memory for a table). A table in memory is one batch of the same code.
 
 What it returns is exactly what plain GX returns (`engine_gx.py`, the reference): the same
 `success` and the same SUMMARY `result` per expectation (counts, percentages, the first 20

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from dinum_pipelines.lib.quality import frformats, personal_data
-from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec
+from dinum_pipelines.lib.declare.registry import ColumnSpec, DatasetSpec
 
 SCHEMA, FORMAT, PERSONAL_DATA, COHERENCE = "schema", "format", "personal_data", "coherence"
 FAMILIES = (SCHEMA, FORMAT, PERSONAL_DATA, COHERENCE)

@@ -6,7 +6,7 @@ Create Date: 2026-11-23
 
 Commit 26eb39f added these tables while the catalog still used `metadata.create_all`, so a
 database from that time has them without an `alembic_version`: `db.upgrade_to_head` stamps such
-a database here. The columns are those of lib/metrics_schema.py at that commit, written out
+a database here. The columns are those of lib/metrics/schema.py at that commit, written out
 because a revision must not change when that module does (a change there needs a new revision).
 """
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 
 def to_arrow(frame: pd.DataFrame, spec: DatasetSpec) -> pa.Table:

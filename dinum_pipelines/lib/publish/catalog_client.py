@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import requests
 import urllib3
 
-from dinum_pipelines.lib.http import make_session
+from dinum_pipelines.lib.ingest.http import make_session
 
 CHUNKED_ABOVE_BYTES = 64 << 20
 CHUNK_BYTES = 8 << 20

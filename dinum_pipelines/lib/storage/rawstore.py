@@ -19,7 +19,7 @@ from pathlib import Path
 
 import fsspec
 
-from dinum_pipelines.lib.http import Download, Validators
+from dinum_pipelines.lib.ingest.http import Download, Validators
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 import requests
 
-from dinum_pipelines.lib.rawstore import RawVersion
-from dinum_pipelines.lib.vocabularies import FREQUENCIES
+from dinum_pipelines.lib.storage.rawstore import RawVersion
+from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES
 
 # udata tolerates one day of lateness (harvesting delays), whatever the frequency.
 LATENESS_TOLERANCE = timedelta(days=1)

@@ -23,20 +23,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-from dinum_pipelines.lib.catalog_client import CatalogError, UdataClient
-from dinum_pipelines.lib.registry import OrganizationSpec, SchemaReference, SpatialCoverage, TemporalCoverage
-from dinum_pipelines.lib.validation_report import report_changed
+from dinum_pipelines.lib.publish.catalog_client import CatalogError, UdataClient
+from dinum_pipelines.lib.declare.registry import OrganizationSpec, SchemaReference, SpatialCoverage, TemporalCoverage
+from dinum_pipelines.lib.publish.validation_report import report_changed
 
 SLUG_EXTRA = "dinum:slug"
 ROLE_EXTRA = "dinum:role"
 SHA256_EXTRA = "dinum:sha256"
-# What changed in the table since the file published before (lib/changes.py); the catalog keeps
+# What changed in the table since the file published before (lib/publish/changes.py); the catalog keeps
 # it with the new file's version (catalog/versions.py), udata keeps it as any extra.
 CHANGES_EXTRA = "dinum:changes"
 # The file a publication's change summary compares with the one the catalog serves.
 TABLE_ROLE = "parquet"
 # Who downloads the served table to compare it: the publisher itself, not a reuser, so the usage
-# metrics must not count it ("bot" is in lib/metrics_bots.yaml, as data.gouv.fr's udata-hydra is).
+# metrics must not count it ("bot" is in lib/metrics/bots.yaml, as data.gouv.fr's udata-hydra is).
 COMPARISON_USER_AGENT = "dinum-pipelines change-summary bot (reads the file it is about to replace)"
 # (the previous published table, the new one) -> the `dinum:changes` extra.
 CompareTables = Callable[[Path, Path], dict[str, Any]]

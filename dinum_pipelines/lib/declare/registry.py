@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from dinum_pipelines.lib.vocabularies import FREQUENCIES, LICENSES, SPATIAL_GRANULARITIES, normalize_frequency
+from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES, LICENSES, SPATIAL_GRANULARITIES, normalize_frequency
 
-DEFAULT_SOURCES_DIR = Path(__file__).resolve().parent.parent / "sources"
+DEFAULT_SOURCES_DIR = Path(__file__).resolve().parents[2] / "sources"
 
 # udata requires descriptions longer than this for its `dataset_description_quality` criterion.
 MIN_DESCRIPTION_LENGTH = 100
@@ -453,7 +453,7 @@ def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any]
     the schema read (`tableschema.TableSchema`).
     """
     # Imported here: tableschema names columns with cleaning's rule, and cleaning imports this module.
-    from dinum_pipelines.lib import tableschema
+    from dinum_pipelines.lib.declare import tableschema
 
     try:
         reference = SchemaReference.model_validate(raw["schema"])

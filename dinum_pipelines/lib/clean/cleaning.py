@@ -37,9 +37,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dinum_pipelines.lib.names import fold, snake_case
-from dinum_pipelines.lib.parsing import GEOMETRY_COLUMN
-from dinum_pipelines.lib.registry import ColumnSpec, DatasetSpec
+from dinum_pipelines.lib.declare.names import fold, snake_case
+from dinum_pipelines.lib.clean.parsing import GEOMETRY_COLUMN
+from dinum_pipelines.lib.declare.registry import ColumnSpec, DatasetSpec
 
 # Day first, as written in France; ISO and slashes-ISO next. A column declares its own to override.
 DEFAULT_DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%Y/%m/%d", "%d-%m-%Y", "%d.%m.%Y")
@@ -629,7 +629,7 @@ class TableCleaner:
     batch together, the same report the whole table cleaned at once would give. Each batch's
     index is its rows' 0-based positions in the file's data; `clean` keeps it, so row numbers in
     the report are the file's. Rows repeating a primary key are the one thing no batch can see
-    alone: `clean_table` resolves them in memory, the pipeline on disk (lib/repeats.py).
+    alone: `clean_table` resolves them in memory, the pipeline on disk (lib/clean/repeats.py).
     """
 
     def __init__(self, labels: list[str], spec: DatasetSpec, decimal: str) -> None:

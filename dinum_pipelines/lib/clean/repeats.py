@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.cleaning import SAMPLE_SIZE, DuplicateKeys
+from dinum_pipelines.lib.clean.cleaning import SAMPLE_SIZE, DuplicateKeys
 
 # DuckDB's share of the streaming path's memory budget; beyond it, its operators spill.
 MEMORY_LIMIT = "256MB"

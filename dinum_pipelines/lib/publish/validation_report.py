@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dinum_pipelines.lib.registry import DatasetSpec
+from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 PREFIX = "validation-report:"
 MAX_ERRORS = 100

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dinum_pipelines.lib.rawstore import RawStore
+from dinum_pipelines.lib.storage.rawstore import RawStore
 
 
 @dataclass(frozen=True)

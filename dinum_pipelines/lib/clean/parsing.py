@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from openpyxl.utils import get_column_letter
 
-from dinum_pipelines.lib.registry import (
+from dinum_pipelines.lib.declare.registry import (
     CsvOptions,
     JsonOptions,
     SourceSpec,

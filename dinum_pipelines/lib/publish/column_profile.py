@@ -24,8 +24,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.duckdb_values import jsonable, python_type
-from dinum_pipelines.lib.repeats import POSITION, parquet_database, quoted
+from dinum_pipelines.lib.publish.duckdb_values import jsonable, python_type
+from dinum_pipelines.lib.clean.repeats import POSITION, parquet_database, quoted
 
 PROFILE_EXTRA = "dinum:profile"
 TOP_VALUES = 5  # the most frequent values seen at least twice (all-distinct columns have none)

@@ -12,9 +12,9 @@ from typing import Any
 
 import requests
 
-from dinum_pipelines.lib.catalog_client import send
-from dinum_pipelines.lib.http import make_session
-from dinum_pipelines.lib.metrics import write_atomically
+from dinum_pipelines.lib.publish.catalog_client import send
+from dinum_pipelines.lib.ingest.http import make_session
+from dinum_pipelines.lib.metrics.usage import write_atomically
 
 
 class MetricsClient:

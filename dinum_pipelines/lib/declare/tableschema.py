@@ -36,9 +36,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from dinum_pipelines.lib.names import snake_case
+from dinum_pipelines.lib.declare.names import snake_case
 from dinum_pipelines.lib.conformance.schema import SchemaError, load_schema_document
-from dinum_pipelines.lib.http import FetchError, fetch_to_file, make_session
+from dinum_pipelines.lib.ingest.http import FetchError, fetch_to_file, make_session
 
 SCHEMA_CACHE_ENV = "DINUM_SCHEMA_CACHE"
 CACHE_FILE_NAME = "schema.json"

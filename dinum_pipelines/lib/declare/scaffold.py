@@ -42,14 +42,14 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from dinum_pipelines.lib import tableschema
-from dinum_pipelines.lib.cleaning import clean_table, convert_column, normalize_text
+from dinum_pipelines.lib.declare import tableschema
+from dinum_pipelines.lib.clean.cleaning import clean_table, convert_column, normalize_text
 from dinum_pipelines.lib.conformance import guess_format
-from dinum_pipelines.lib.names import fold, snake_case
-from dinum_pipelines.lib.parsing import GEOMETRY_COLUMN, ParseError, read_source
+from dinum_pipelines.lib.declare.names import fold, snake_case
+from dinum_pipelines.lib.clean.parsing import GEOMETRY_COLUMN, ParseError, read_source
 from dinum_pipelines.lib.quality import QualityReport, personal_data, validate_dataset
 from dinum_pipelines.lib.quality.frformats import REGEX_FORMATS, vectorized_is_valid
-from dinum_pipelines.lib.registry import (
+from dinum_pipelines.lib.declare.registry import (
     PLACEHOLDER,
     SCHEMA_NAME_PATTERN,
     SCHEMA_VERSION_PATTERN,
@@ -59,7 +59,7 @@ from dinum_pipelines.lib.registry import (
     parse_dataset_file,
 )
 
-DEMO_SCHEMAS = Path(__file__).resolve().parent.parent / "demo" / "schemas"
+DEMO_SCHEMAS = Path(__file__).resolve().parents[2] / "demo" / "schemas"
 # Rows csv-detective looks at (it costs per column and format, not per row beyond this).
 PROFILE_ROWS = 500
 # A column is proposed unique only when it has at least this many rows (two rows that differ say little).

@@ -5,7 +5,7 @@ The rules live here, away from Dagster, so that they are tested on their own:
 - **A day** is a day in Europe/Paris (the users' day), i.e. the events with
   `start <= occurred_at < end` for that day's bounds in UTC; an event outside them is refused,
   never counted on the wrong day.
-- **Bots** are dropped by user agent (case-insensitive substrings, `metrics_bots.yaml`); the
+- **Bots** are dropped by user agent (case-insensitive substrings, `bots.yaml`); the
   number dropped is reported, never silently lost.
 - **Daily counts** are the finest grain: one row per (kind, channel, organization, dataset,
   resource) with its count; one Parquet file per day, replaced whole when the day is recounted,
@@ -38,7 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from dinum_pipelines.lib.metrics_schema import (
+from dinum_pipelines.lib.metrics.schema import (
     DAY,
     EVENT_COLUMNS,
     LEVELS,
@@ -49,7 +49,7 @@ from dinum_pipelines.lib.metrics_schema import (
 )
 
 TIMEZONE = ZoneInfo("Europe/Paris")
-DEFAULT_BOTS_FILE = Path(__file__).with_name("metrics_bots.yaml")
+DEFAULT_BOTS_FILE = Path(__file__).with_name("bots.yaml")
 BOTS_FILE_ENV = "DINUM_METRICS_BOTS_FILE"
 # udata keeps the last 13 months in its `*_by_months` metrics.
 MONTHS_IN_SERIES = 13

@@ -76,7 +76,7 @@ def webhook_message(alert: FailureAlert) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class LateAlert:
-    """A dataset past its declared frequency plus udata's tolerance (lib/freshness.py)."""
+    """A dataset past its declared frequency plus udata's tolerance (lib/monitoring/freshness.py)."""
 
     dataset: str
     title: str

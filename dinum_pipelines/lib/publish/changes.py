@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.repeats import MEMORY_LIMIT, THREADS, quoted, scalar
+from dinum_pipelines.lib.clean.repeats import MEMORY_LIMIT, THREADS, quoted, scalar
 
 
 @dataclass(frozen=True)
