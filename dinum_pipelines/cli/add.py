@@ -4,7 +4,8 @@
                                     [--schemas FOLDER ...] [--update [--write]]
 
 Downloads the file (or reads a local path), profiles it as the pipeline reads it (see
-lib/declare/scaffold.py) and writes `<out>/<slug>.yaml` with placeholders for the title and description,
+lib/declare/scaffold.py) and writes `<out>/<slug>/defs.yaml`, the dataset's Dagster component file
+(`dg check yaml` and `dg check defs` check it), with placeholders for the title and description,
 which the registry refuses until a human writes them. It prints what it inferred and why, one
 line per column. `--update` re-profiles an existing dataset's file and prints the proposed
 changes as a unified diff; nothing is written unless `--write` is given.
@@ -21,12 +22,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from dinum_pipelines.cli.validate import _local
 from dinum_pipelines.lib.declare import scaffold
 from dinum_pipelines.lib.ingest.http import FetchError
-from dinum_pipelines.lib.declare.registry import DEFAULT_SOURCES_DIR, SLUG_PATTERN
+from dinum_pipelines.lib.declare.registry import (
+    COMPONENT_FILE_NAME,
+    DEFAULT_SOURCES_DIR,
+    SLUG_PATTERN,
+    component_file_text,
+    read_declaration,
+)
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE = 0, 1, 2
 
@@ -39,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--org", help="slug de l'organisation productrice dans le catalogue")
     add.add_argument("--org-name", help="nom de l'organisation (par défaut : tiré du slug)")
     add.add_argument("--slug", help="slug du jeu de données (par défaut : tiré du nom du fichier)")
-    add.add_argument("--out", type=Path, default=DEFAULT_SOURCES_DIR, help="dossier du registre (par défaut : sources/)")
+    add.add_argument("--out", type=Path, default=DEFAULT_SOURCES_DIR, help="dossier du registre (par défaut : dinum_pipelines/defs/datasets/)")
     add.add_argument("--url", help="URL que le pipeline téléchargera (par défaut : URL_OR_PATH ; obligatoire en pratique pour un chemin local)")
     add.add_argument("--schemas", type=Path, action="append", default=[], help="dossier de schémas Table Schema connus (répétable)")
     add.add_argument("--update", action="store_true", help="re-profile un jeu existant et affiche le diff proposé")
@@ -54,7 +59,7 @@ def run(arguments: argparse.Namespace, out=sys.stdout) -> int:
     if not re.match(SLUG_PATTERN, slug):
         print(f"--slug: {slug!r} is not a registry slug ({SLUG_PATTERN})", file=sys.stderr)
         return EXIT_USAGE
-    target = arguments.out / f"{slug}.yaml"
+    target = arguments.out / slug / COMPONENT_FILE_NAME
     if target.exists() != arguments.update:
         print(f"{target}: {'already exists (use --update to re-profile it)' if target.exists() else 'no such dataset to --update'}", file=sys.stderr)
         return EXIT_USAGE
@@ -73,15 +78,15 @@ def run(arguments: argparse.Namespace, out=sys.stdout) -> int:
         print(f"dry run of the proposal on this file: {verdict}", file=out)
     if arguments.update:
         current = target.read_text(encoding="utf-8")
-        proposal.mapping = scaffold.updated_mapping(yaml.safe_load(current), proposal)
-        proposed = proposal.yaml_text()
-        print(scaffold.unified_diff(current, proposed, target.name) or "no change proposed", file=out)
+        proposal.mapping = scaffold.updated_mapping(read_declaration(target), proposal)
+        proposed = component_file_text(proposal.yaml_text())
+        print(scaffold.unified_diff(current, proposed, f"{slug}/{target.name}") or "no change proposed", file=out)
         if arguments.write:
             target.write_text(proposed, encoding="utf-8")
             print(f"written: {target}", file=out)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(proposal.yaml_text(), encoding="utf-8")
+        target.write_text(component_file_text(proposal.yaml_text()), encoding="utf-8")
         print(f"written: {target} (write its title and description before it loads)", file=out)
     return EXIT_UNREADABLE if proposal.unreadable else EXIT_OK
 

@@ -14,7 +14,7 @@ import dagster as dg
 
 from dinum_pipelines.catalog.admin import create_token, ensure_organization, ensure_user
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
+from dinum_pipelines.defs.chains import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import QUALITY_CHECK_NAME, clean_key, job_name, published_key, raw_key
 from dinum_pipelines.defs.monitoring.quality_report import EVALUATED, QUALITY_REPORT_KEY
 from dinum_pipelines.defs.metrics.assets import DAILY_JOB, PUBLISHED_KEY, ROLLUP_JOB

@@ -17,7 +17,7 @@ from dagster._daemon.freshness import FreshnessDaemon
 
 from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
 from dinum_pipelines.defs.alerts import AlertWebhook
-from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
+from dinum_pipelines.defs.chains import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import job_name, published_key
 from dinum_pipelines.defs.monitoring.freshness import freshness_policy
 from dinum_pipelines.definitions import build_definitions

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, serve_in_thread
-from dinum_pipelines.defs.datasets import QUALITY_REPORT_JOB
+from dinum_pipelines.defs.chains import QUALITY_REPORT_JOB
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.monitoring.quality_report import EVALUATED
 from dinum_pipelines.definitions import build_definitions

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from dinum_pipelines.defs.datasets import build_dataset_defs
+from dinum_pipelines.defs.chains import build_dataset_defs
 from dinum_pipelines.defs.keys import job_name
 from dinum_pipelines.defs.resources import DataFolder, SourceHttp
 from dinum_pipelines.demo.server import serve_administrations

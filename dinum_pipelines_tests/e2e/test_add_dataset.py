@@ -134,10 +134,10 @@ def added_and_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         profiled = time.monotonic() - started
         # What a human must do, and nothing else: the title and the description.
         for entry in added.values():
-            path = sources / f"{entry.slug}.yaml"
+            path = sources / entry.slug / "defs.yaml"
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            document["title"] = f"Fichier réel {entry.name}"
-            document["description"] = f"Le fichier {entry.name} du dossier des fichiers réels, déclaré par dinum-pipelines add. " * 2
+            document["attributes"]["title"] = f"Fichier réel {entry.name}"
+            document["attributes"]["description"] = f"Le fichier {entry.name} du dossier des fichiers réels, déclaré par dinum-pipelines add. " * 2
             path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
         registry = load_registry(sources)
         catalog = serve_in_thread(CatalogSettings.in_directory(root / "catalog"))
@@ -167,13 +167,13 @@ def added_and_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         finally:
             catalog.stop()
         for entry in added.values():
-            entry.summary = _summary(sources / f"{entry.slug}.yaml", entry.printed)
+            entry.summary = _summary(sources / entry.slug / "defs.yaml", entry.printed)
         _print_table(added, profiled, materialized)
         yield added
 
 
 def _summary(path: Path, printed: str) -> str:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))["attributes"]
     flagged = "; personal data flagged" if "PERSONAL DATA:" in printed else ""
     if "schema" in document:
         return f"schema {document['schema']['name']} {document['schema'].get('version', '')}".strip() + flagged

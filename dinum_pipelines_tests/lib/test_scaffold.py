@@ -13,7 +13,7 @@ from stdnum.fr import siret
 
 from dinum_pipelines.cli import add
 from dinum_pipelines.lib.declare import scaffold
-from dinum_pipelines.lib.declare.registry import RegistryError, load_registry
+from dinum_pipelines.lib.declare.registry import DATASET_COMPONENT_TYPE, RegistryError, load_registry, read_declaration
 from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV
 
 URL = "https://data.example.gouv.fr/fichiers"
@@ -54,10 +54,18 @@ def _add(tmp_path: Path, file_name: str, content: bytes, *extra: str) -> tuple[i
     return add.run(arguments, out=out), out.getvalue(), source
 
 
-def _fill(path: Path, **fields) -> None:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    document.update(fields)
+def _written(tmp_path: Path, slug: str) -> Path:
+    """Where `add` writes a dataset: its component file in the registry folder."""
+    return tmp_path / "sources" / slug / "defs.yaml"
+
+
+def _write(path: Path, declaration: dict) -> None:
+    document = {**yaml.safe_load(path.read_text(encoding="utf-8")), "attributes": declaration}
     path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def _fill(path: Path, **fields) -> None:
+    _write(path, {**read_declaration(path), **fields})
 
 
 TITLE = {"title": "Subventions aux associations", "description": "Les subventions versées aux associations par la préfecture, dossier par dossier, avec leur montant et leur date."}
@@ -66,7 +74,9 @@ TITLE = {"title": "Subventions aux associations", "description": "Les subvention
 def test_add_proposes_types_french_formats_and_conservative_rules(tmp_path):
     code, printed, _ = _add(tmp_path, "subventions.csv", _subventions().encode("cp1252"), "--url", f"{URL}/subventions.csv", "--org", "prefecture-test")
     assert code == add.EXIT_OK, printed
-    document = yaml.safe_load((tmp_path / "sources" / "subventions.yaml").read_text(encoding="utf-8"))
+    written = yaml.safe_load(_written(tmp_path, "subventions").read_text(encoding="utf-8"))
+    assert written["type"] == DATASET_COMPONENT_TYPE
+    document = written["attributes"]
     assert document["source"] == {
         "url": f"{URL}/subventions.csv", "format": "csv",
         "csv": {"encoding": "cp1252", "delimiter": ";", "decimal": ",", "header_row": 0, "header_rows": 1},
@@ -88,28 +98,28 @@ def test_add_proposes_types_french_formats_and_conservative_rules(tmp_path):
         assert f"  {name}: " in printed
     assert "csv-detective: siret" in printed
     assert "PERSONAL DATA: courriel: email" in printed and "would BLOCK" in printed
-    assert "PERSONAL DATA in column 'courriel'" in (tmp_path / "sources" / "subventions.yaml").read_text(encoding="utf-8")
+    assert "PERSONAL DATA in column 'courriel'" in _written(tmp_path, "subventions").read_text(encoding="utf-8")
 
 
 def test_the_registry_refuses_the_placeholders_naming_the_field(tmp_path):
     code, _printed, _ = _add(tmp_path, "subventions.csv", _subventions().encode("cp1252"))
     assert code == add.EXIT_OK
-    path = tmp_path / "sources" / "subventions.yaml"
-    with pytest.raises(RegistryError, match=r"subventions\.yaml: field 'title': still the placeholder 'À COMPLÉTER'"):
-        load_registry(path.parent)
+    path = _written(tmp_path, "subventions")
+    with pytest.raises(RegistryError, match=r"subventions/defs\.yaml: field 'title': still the placeholder 'À COMPLÉTER'"):
+        load_registry(path.parent.parent)
     _fill(path, title=TITLE["title"])
     with pytest.raises(RegistryError, match=r"field 'description': still the placeholder"):
-        load_registry(path.parent)
+        load_registry(path.parent.parent)
     _fill(path, description=TITLE["description"])
     # A local path and no --org: the organization and the URL are a human's to write too.
     with pytest.raises(RegistryError, match=r"field 'organization.slug': still the placeholder"):
-        load_registry(path.parent)
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        load_registry(path.parent.parent)
+    document = read_declaration(path)
     _fill(path, organization={"slug": "prefecture-test", "name": "Préfecture de test"})
     with pytest.raises(RegistryError, match=r"field 'source.url': still the placeholder"):
-        load_registry(path.parent)
+        load_registry(path.parent.parent)
     _fill(path, source={**document["source"], "url": f"{URL}/subventions.csv"})
-    spec = load_registry(path.parent)["subventions"]
+    spec = load_registry(path.parent.parent)["subventions"]
     assert spec.column("code_insee").format == "insee_commune"
 
 
@@ -125,12 +135,12 @@ def test_a_file_whose_header_is_a_known_schema_gets_the_schema(tmp_path):
     assert scaffold.match_schema([f["name"] for f in fields[:3]] + ["autre_1", "autre_2", "autre_3"], known) is None
     code, printed, _ = _add(tmp_path, "fontaines.csv", (header + "\n").encode(), "--url", f"{URL}/fontaines.csv", "--org", "metropole", "--schemas", str(schemas))
     assert code == add.EXIT_OK, printed
-    path = tmp_path / "sources" / "fontaines.yaml"
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path = _written(tmp_path, "fontaines")
+    document = read_declaration(path)
     assert document["schema"] == {"name": "demo-fontaines-eau", "version": "1.0.0"} and "columns" not in document
     assert f"of the file's {len(fields)} columns are its fields" in printed
     _fill(path, **TITLE)
-    spec = load_registry(path.parent)["fontaines"]  # found in the schema cache, where `add` put it
+    spec = load_registry(path.parent.parent)["fontaines"]  # found in the schema cache, where `add` put it
     assert [c.source_name for c in spec.columns] == [f["name"] for f in fields]
 
 
@@ -144,11 +154,11 @@ def test_json_records_are_found_where_they_are():
 def test_update_prints_a_diff_and_writes_only_when_asked(tmp_path):
     content = _subventions()
     _add(tmp_path, "subventions.csv", content.encode("cp1252"), "--url", f"{URL}/subventions.csv", "--org", "prefecture-test")
-    path = tmp_path / "sources" / "subventions.yaml"
+    path = _written(tmp_path, "subventions")
     _fill(path, **TITLE)
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = read_declaration(path)
     document["columns"][0]["description"] = "Numéro du dossier."
-    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    _write(path, document)
     before = path.read_text(encoding="utf-8")
     # The producer adds a column and leaves a dossier number empty.
     lines = content.splitlines()
@@ -158,10 +168,10 @@ def test_update_prints_a_diff_and_writes_only_when_asked(tmp_path):
     changed = ("\n".join(lines) + "\n").encode("cp1252")
     code, printed, _ = _add(tmp_path, "subventions.csv", changed, "--url", f"{URL}/subventions.csv", "--slug", "subventions", "--update")
     assert code == add.EXIT_OK
-    assert "+- name: observations" in printed and "-  required: true" in printed and "-  unique: true" in printed
+    assert "+  - name: observations" in printed and "-    required: true" in printed and "-    unique: true" in printed
     assert path.read_text(encoding="utf-8") == before
     code, printed, _ = _add(tmp_path, "subventions.csv", changed, "--url", f"{URL}/subventions.csv", "--slug", "subventions", "--update", "--write")
-    spec = load_registry(path.parent)["subventions"]
+    spec = load_registry(path.parent.parent)["subventions"]
     assert spec.title == TITLE["title"] and spec.column("n_dossier").description == "Numéro du dossier."
     assert not spec.column("n_dossier").required and spec.column("observations").type == "string"
 

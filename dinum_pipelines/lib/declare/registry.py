@@ -1,6 +1,9 @@
 """The dataset registry: one YAML file per dataset, validated when the definitions load.
 
-A data engineer adds a dataset by writing one small file in `dinum_pipelines/sources/`. Everything
+A data engineer adds a dataset by writing one small file: `dinum_pipelines/defs/datasets/<slug>/defs.yaml`,
+a Dagster component file (`type: dinum_pipelines.components.Dataset`, the declaration under
+`attributes:`, see components/dataset.py). A folder of plain `<slug>.yaml` declarations (the
+declaration alone, as tests and `DINUM_SOURCES_DIR` folders write them) is read the same way. Everything
 downstream (which URL to pull, how to parse it, which columns and rules to enforce, which
 metadata to publish) is read from that file, so a mistake in it must be caught before any run
 starts, with a message that names the file and the field.
@@ -16,11 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, ValidationError, field_validator, model_validator
 
 from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES, LICENSES, SPATIAL_GRANULARITIES, normalize_frequency
 
-DEFAULT_SOURCES_DIR = Path(__file__).resolve().parents[2] / "sources"
+DEFAULT_SOURCES_DIR = Path(__file__).resolve().parents[2] / "defs" / "datasets"
+# The component type a dataset's defs.yaml names (dinum_pipelines/components/dataset.py).
+DATASET_COMPONENT_TYPE = "dinum_pipelines.components.Dataset"
+COMPONENT_FILE_NAME = "defs.yaml"
 
 # udata requires descriptions longer than this for its `dataset_description_quality` criterion.
 MIN_DESCRIPTION_LENGTH = 100
@@ -409,6 +415,20 @@ class DatasetSpec(_Strict):
         return next(c for c in self.columns if c.name == name)
 
 
+class DatasetDeclaration(RootModel[dict[str, Any]]):
+    """A dataset's declaration as written: the `attributes` of its defs.yaml.
+
+    Its JSON schema is DatasetSpec's (what `dg check yaml` and editors check against). It takes
+    the mapping as it is, because the declaration is only whole once its Table Schema's columns
+    are merged in (relative to the file) and its slug compared with its folder: `parse_declaration`
+    does that and validates with DatasetSpec, so the rules live in one model.
+    """
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return DatasetSpec.model_json_schema(*args, **kwargs)
+
+
 def expand_env(text: str) -> str:
     """Replace `${VAR}` and `${VAR:-default}` with the environment's values."""
 
@@ -489,14 +509,45 @@ def _apply_table_schema(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any]
     return result, origins, schema
 
 
-def parse_dataset_file(path: Path) -> DatasetSpec:
-    """Read and validate one registry file; every problem is reported with the file and field."""
+def read_declaration(path: Path) -> dict[str, Any]:
+    """The declaration a registry file holds: a `defs.yaml`'s `attributes`, or a plain file's mapping."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RegistryError(f"{path}: cannot read YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RegistryError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    if path.name != COMPONENT_FILE_NAME:
+        return raw
+    if raw.get("type") != DATASET_COMPONENT_TYPE:
+        raise RegistryError(f"{path}: field 'type': expected {DATASET_COMPONENT_TYPE!r}, got {raw.get('type')!r}")
+    attributes = raw.get("attributes")
+    if not isinstance(attributes, dict):
+        raise RegistryError(f"{path}: field 'attributes': expected the dataset's fields, got {type(attributes).__name__}")
+    return attributes
+
+
+def component_file_text(declaration: str) -> str:
+    """A declaration's YAML text as a defs.yaml: its leading comments, then `type:` and the
+    declaration indented under `attributes:` (what `dinum-pipelines add` and `dg scaffold defs` write)."""
+    lines = declaration.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), len(lines))
+    body = [f"  {line}" if line.strip() else "" for line in lines[start:]]
+    return "\n".join([*lines[:start], f"type: {DATASET_COMPONENT_TYPE}", "attributes:", *body]) + "\n"
+
+
+def dataset_slug_of(path: Path) -> str:
+    """The slug a registry file must declare: its folder's name for a defs.yaml, else its stem."""
+    return path.parent.name if path.name == COMPONENT_FILE_NAME else path.stem
+
+
+def parse_dataset_file(path: Path) -> DatasetSpec:
+    """Read and validate one registry file; every problem is reported with the file and field."""
+    return parse_declaration(read_declaration(path), path)
+
+
+def parse_declaration(raw: dict[str, Any], path: Path) -> DatasetSpec:
+    """Validate one declaration read from `path` (schema paths are relative to it; the slug must match it)."""
     for where in PLACEHOLDER_FIELDS:
         value: Any = raw
         for key in where:
@@ -511,23 +562,32 @@ def parse_dataset_file(path: Path) -> DatasetSpec:
         spec = DatasetSpec.model_validate(raw)
     except ValidationError as exc:
         raise RegistryError(f"{path}: {_problems(exc, origins=origins)}") from None
-    if spec.slug != path.stem:
-        raise RegistryError(f"{path}: field 'slug': {spec.slug!r} must match the file name {path.stem!r}")
+    expected = dataset_slug_of(path)
+    if spec.slug != expected:
+        where = "folder" if path.name == COMPONENT_FILE_NAME else "file"
+        raise RegistryError(f"{path}: field 'slug': {spec.slug!r} must match the {where} name {expected!r}")
     if schema is not None and spec.table_schema is not None:
         spec.table_schema._document = schema.document
         spec.table_schema._origin = schema.origin
     return spec
 
 
+def registry_files(directory: Path) -> list[Path]:
+    """The registry files of a folder: `<slug>/defs.yaml` component files and plain `<slug>.yaml` files."""
+    return sorted([*directory.glob(f"*/{COMPONENT_FILE_NAME}"), *directory.glob("*.yaml")], key=dataset_slug_of)
+
+
 def load_registry(sources_dir: Path | str | None = None) -> dict[str, DatasetSpec]:
-    """All datasets declared in `sources_dir` (default: the package's `sources/`), by slug."""
+    """All datasets declared in `sources_dir` (default: the package's `defs/datasets/`), by slug."""
     directory = Path(sources_dir) if sources_dir is not None else DEFAULT_SOURCES_DIR
     if not directory.is_dir():
         raise RegistryError(f"{directory}: dataset registry folder not found")
     datasets: dict[str, DatasetSpec] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in registry_files(directory):
         spec = parse_dataset_file(path)
+        if spec.slug in datasets:
+            raise RegistryError(f"{path}: field 'slug': {spec.slug!r} is declared twice in {directory}")
         datasets[spec.slug] = spec
     if not datasets:
-        raise RegistryError(f"{directory}: no dataset files (*.yaml) found")
+        raise RegistryError(f"{directory}: no dataset files (*/defs.yaml or *.yaml) found")
     return datasets

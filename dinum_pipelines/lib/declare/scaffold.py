@@ -423,6 +423,17 @@ def _placeholder_mapping(slug: str, org: str | None, org_name: str | None, sourc
     }
 
 
+def placeholder_declaration_text(slug: str) -> str:
+    """A declaration with every field a human must write still holding the placeholder (`dg scaffold defs`)."""
+    source = {"url": f"{PLACEHOLDER} : URL du fichier (https://...)", "format": "csv"}
+    header = (
+        "# Written by `dg scaffold defs`: write every field holding the placeholder (the registry refuses it), and\n"
+        "# the columns and their rules; `dinum-pipelines add URL` writes this file with the columns profiled from the data.\n"
+    )
+    mapping = _placeholder_mapping(slug, None, None, source)
+    return header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True, width=110, default_flow_style=False)
+
+
 def slug_for(url: str) -> str:
     """`schema-arbre__exemple-valide.csv` -> `schema_arbre_exemple_valide` (the registry's slug rule)."""
     stem = PurePosixPath(unquote(urlsplit(url).path)).stem or "jeu_de_donnees"
