@@ -79,14 +79,14 @@ def run(arguments: argparse.Namespace, out=sys.stdout) -> int:
     if arguments.update:
         current = target.read_text(encoding="utf-8")
         proposal.mapping = scaffold.updated_mapping(read_declaration(target), proposal)
-        proposed = component_file_text(proposal.yaml_text())
+        proposed = component_file_text(proposal.yaml_text(), target.parent)
         print(scaffold.unified_diff(current, proposed, f"{slug}/{target.name}") or "no change proposed", file=out)
         if arguments.write:
             target.write_text(proposed, encoding="utf-8")
             print(f"written: {target}", file=out)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(component_file_text(proposal.yaml_text()), encoding="utf-8")
+        target.write_text(component_file_text(proposal.yaml_text(), target.parent), encoding="utf-8")
         print(f"written: {target} (write its title and description before it loads)", file=out)
     return EXIT_UNREADABLE if proposal.unreadable else EXIT_OK
 

@@ -39,7 +39,7 @@ class DatasetScaffolder(dg.Scaffolder):
         folder = Path(request.target_path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / COMPONENT_FILE_NAME).write_text(
-            component_file_text(placeholder_declaration_text(folder.name)), encoding="utf-8"
+            component_file_text(placeholder_declaration_text(folder.name), folder), encoding="utf-8"
         )
 
 

@@ -27,6 +27,8 @@ DEFAULT_SOURCES_DIR = Path(__file__).resolve().parents[2] / "defs" / "datasets"
 # The component type a dataset's defs.yaml names (dinum_pipelines/components/dataset.py).
 DATASET_COMPONENT_TYPE = "dinum_pipelines.components.Dataset"
 COMPONENT_FILE_NAME = "defs.yaml"
+# The JSON schema of a defs.yaml, for editors (written by components/schema.py).
+COMPONENT_SCHEMA_FILE = Path(__file__).resolve().parents[2] / "components" / "dataset.schema.json"
 
 # udata requires descriptions longer than this for its `dataset_description_quality` criterion.
 MIN_DESCRIPTION_LENGTH = 100
@@ -425,8 +427,9 @@ class DatasetDeclaration(RootModel[dict[str, Any]]):
     """
 
     @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return DatasetSpec.model_json_schema(*args, **kwargs)
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # Alone (the component's schema) or nested (dg's schema of a whole defs.yaml): DatasetSpec's.
+        return handler(DatasetSpec.__pydantic_core_schema__)
 
 
 def expand_env(text: str) -> str:
@@ -527,13 +530,16 @@ def read_declaration(path: Path) -> dict[str, Any]:
     return attributes
 
 
-def component_file_text(declaration: str) -> str:
-    """A declaration's YAML text as a defs.yaml: its leading comments, then `type:` and the
-    declaration indented under `attributes:` (what `dinum-pipelines add` and `dg scaffold defs` write)."""
+def component_file_text(declaration: str, folder: Path) -> str:
+    """A declaration's YAML text as the defs.yaml of `folder`: a line naming its JSON schema for
+    editors, its leading comments, then `type:` and the declaration indented under `attributes:`
+    (what `dinum-pipelines add` and `dg scaffold defs` write)."""
     lines = declaration.splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), len(lines))
     body = [f"  {line}" if line.strip() else "" for line in lines[start:]]
-    return "\n".join([*lines[:start], f"type: {DATASET_COMPONENT_TYPE}", "attributes:", *body]) + "\n"
+    schema = Path(os.path.relpath(COMPONENT_SCHEMA_FILE, folder.resolve())).as_posix()
+    header = [f"# yaml-language-server: $schema={schema}", *lines[:start]]
+    return "\n".join([*header, f"type: {DATASET_COMPONENT_TYPE}", "attributes:", *body]) + "\n"
 
 
 def dataset_slug_of(path: Path) -> str:
