@@ -17,7 +17,7 @@ administration's server would return, with the faults the pipeline has to cope w
   BOM) CSV that **breaks one declared rule**: on exactly `EFFECTIFS_BROKEN_ROWS` (3) rows, the
   `Code commune` of a Corsican school was mistyped `2C…` instead of `2A…`/`2B…`, which violates the
   `pattern` rule `^(?:\\d{5}|2[AB]\\d{3})$` of column `code_commune` in
-  `sources/effectifs_ecoles.yaml`. Every other rule holds on every row, so the failing check is
+  `defs/datasets/effectifs_ecoles/defs.yaml`. Every other rule holds on every row, so the failing check is
   unambiguous and the pipeline must block that dataset's publication.
 - `fontaines_eau_csv`: the Métropole de démonstration's drinking fountains, following a Table
   Schema (`demo/schemas/fontaines-eau.json`) with many faults at once (a BOM before a cp1252 body,
