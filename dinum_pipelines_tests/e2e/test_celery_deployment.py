@@ -42,9 +42,8 @@ from dinum_pipelines.lib.ingest.http import make_session
 from dinum_pipelines.lib.storage.layout import DataLayout
 from dinum_pipelines.lib.pipeline import clean, ingest
 from dinum_pipelines.lib.quality.history import QUALITY_REPORT_SLUG
-from dinum_pipelines.lib.declare.registry import load_registry
+from dinum_pipelines.lib.declare.registry import DEFAULT_SOURCES_DIR, load_registry, read_declaration
 from dinum_pipelines_tests.catalog.conftest import create_postgres_database, drop_postgres_database
-from dinum_pipelines_tests.conftest import REPO_ROOT
 from dinum_pipelines_tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -53,12 +52,12 @@ DATASETS = 20
 ADMINISTRATIONS = 5
 RUNS_PER_ADMINISTRATION = 2  # deploy/celery/dagster.yaml's tag concurrency limit
 RUN_TIMEOUT = 240
-TEMPLATE = REPO_ROOT / "dinum_pipelines" / "sources" / "subventions_associations.yaml"
+TEMPLATE = DEFAULT_SOURCES_DIR / "subventions_associations" / "defs.yaml"
 
 
 def _registry(folder: Path) -> tuple[Path, dict[str, tuple[str, bytes]]]:
     """20 datasets from the demo's subsidies: registry files, and the file each one's source serves."""
-    template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
+    template = read_declaration(TEMPLATE)
     header, *rows = subventions_associations_csv().split(b"\r\n")[:-1]
     folder.mkdir()
     served = {}
