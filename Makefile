@@ -28,7 +28,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
+## Each dataset's defs.yaml against the component's schema, one folder a call (dg 1.13.27 checks one
+## file per component type a call), then the code location's load with every registry rule.
 check-defs: $(STAMP)
+	@set -e; for folder in dinum_pipelines/defs/datasets/*/; do $(BIN)/dg check yaml $$folder; done
 	$(BIN)/dg check defs
 
 ## The Dagster UI on the demo's instance (run `make demo` first, in another terminal).

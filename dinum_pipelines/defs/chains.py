@@ -54,7 +54,7 @@ def build_registry_wide_defs(registry: dict[str, DatasetSpec], chains: dg.Defini
     `chains` holds every dataset's chain (their components' definitions): the sensors target
     those very jobs, and the quality report follows those checks.
     """
-    jobs = [job for job in chains.jobs or [] if job.name != QUALITY_REPORT_JOB]
+    jobs = list(chains.jobs or [])
     check_keys = [key for check in chains.asset_checks or [] for key in check.check_keys]
     report_job = dg.define_asset_job(
         QUALITY_REPORT_JOB,

@@ -67,6 +67,15 @@ def test_dg_list_defs_shows_every_dataset_built_by_its_component(tmp_path):
     assert not (sources["monitoring/quality_report"] or "").startswith("dinum_pipelines/defs/datasets/")
 
 
+def test_dg_list_component_tree_shows_one_dataset_component_per_folder(tmp_path):
+    result = _dg(_project(tmp_path, linked_package=True), "list", "component-tree")
+    assert result.returncode == 0, result.stderr
+    tree = result.stdout
+    for slug in load_registry():
+        assert f"{slug}\n" in tree
+    assert tree.count("defs.yaml (Dataset)") == len(load_registry())
+
+
 def test_dg_check_yaml_rejects_a_broken_defs_yaml_naming_the_file_and_the_field(tmp_path):
     project = _project(tmp_path, linked_package=False)
     folder = project / "dinum_pipelines" / "defs" / "datasets" / "fontaines_eau"
