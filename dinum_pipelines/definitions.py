@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster.components.core.component_tree import ComponentTree
 
 from dinum_pipelines.components.dataset import Dataset
 from dinum_pipelines.defs.chains import build_dataset_defs, build_registry_wide_defs
@@ -28,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def build_component_dataset_defs() -> dg.Definitions:
     """The package's datasets, loaded as Dagster loads components from their defs folder."""
-    tree = ComponentTree.from_module(defs_module=importlib.import_module(DATASETS_MODULE), project_root=PROJECT_ROOT)
+    tree = dg.ComponentTree.from_module(defs_module=importlib.import_module(DATASETS_MODULE), project_root=PROJECT_ROOT)
     chains = tree.build_defs()
     registry = {component.spec.slug: component.spec for component in tree.get_all_components(of_type=Dataset)}
     return dg.Definitions.merge(chains, build_registry_wide_defs(registry, chains))

@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import jsonschema
 import pytest
 import yaml
-from dagster.components.core.component_tree import ComponentTree
 from dagster_shared.yaml_utils import parse_yamls_with_source_position
 
 from dinum_pipelines.components import Dataset
@@ -137,7 +137,7 @@ def test_dg_scaffold_defs_writes_a_declaration_the_registry_refuses_until_writte
     assert load_registry(path.parent.parent)["mon_jeu"].title == "Mon jeu de données"
 
 
-def _component_tree(tmp_path: Path, monkeypatch, declarations: dict[str, dict]) -> ComponentTree:
+def _component_tree(tmp_path: Path, monkeypatch, declarations: dict[str, dict]) -> dg.ComponentTree:
     """A component tree over a defs module written here: one `<slug>/defs.yaml` per declaration."""
     package = tmp_path / "tree_project" / "tree_pkg"
     for slug, declaration in declarations.items():
@@ -147,7 +147,7 @@ def _component_tree(tmp_path: Path, monkeypatch, declarations: dict[str, dict]) 
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "datasets" / "__init__.py").write_text("", encoding="utf-8")
     monkeypatch.syspath_prepend(str(package.parent))
-    return ComponentTree.from_module(defs_module=importlib.import_module("tree_pkg.datasets"), project_root=package.parent)
+    return dg.ComponentTree.from_module(defs_module=importlib.import_module("tree_pkg.datasets"), project_root=package.parent)
 
 
 def test_a_component_is_judged_by_the_registry_and_builds_its_chain(tmp_path, monkeypatch):
