@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -31,7 +32,7 @@ from dinum_pipelines.lib.declare.registry import (
     load_registry,
     read_declaration,
 )
-from dinum_pipelines_tests.conftest import REPO_ROOT
+from dinum_pipelines_tests.conftest import REPO_ROOT, VALID_DATASET
 
 DG = Path(sys.executable).parent / "dg"
 
@@ -169,3 +170,28 @@ def test_a_component_is_judged_by_the_registry_and_builds_its_chain(tmp_path, mo
     assert [job.name for job in defs.jobs] == ["bornes_recharge_job"]
     component = tree.load_component("bornes_recharge")
     assert isinstance(component, Dataset) and component.spec.source.format == "json"
+
+
+def _component_file(folder: Path, slug: str, declaration_text: str, *, component_type: str = DATASET_COMPONENT_TYPE) -> Path:
+    path = folder / slug / "defs.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(f"type: {component_type}\nattributes:\n" + textwrap.indent(declaration_text, "  "), encoding="utf-8")
+    return path
+
+
+def test_the_registry_reads_component_files_and_names_their_mistakes(tmp_path):
+    valid = VALID_DATASET.format(slug="mon_jeu", url="http://127.0.0.1:9/a.csv")
+    _component_file(tmp_path, "mon_jeu", valid)
+    assert list(load_registry(tmp_path)) == ["mon_jeu"]
+    # The same slug as a plain file beside it.
+    (tmp_path / "mon_jeu.yaml").write_text(valid, encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"field 'slug': 'mon_jeu' is declared twice"):
+        load_registry(tmp_path)
+    (tmp_path / "mon_jeu.yaml").unlink()
+    _component_file(tmp_path, "autre_nom", valid)
+    with pytest.raises(RegistryError, match=r"autre_nom/defs\.yaml: field 'slug': 'mon_jeu' must match the folder name 'autre_nom'"):
+        load_registry(tmp_path)
+    shutil.rmtree(tmp_path / "autre_nom")
+    _component_file(tmp_path, "autre", valid.replace("mon_jeu", "autre"), component_type="dagster.DefsFolderComponent")
+    with pytest.raises(RegistryError, match=r"autre/defs\.yaml: field 'type': expected 'dinum_pipelines.components.Dataset'"):
+        load_registry(tmp_path)
