@@ -13,7 +13,12 @@ from stdnum.fr import siret
 
 from dinum_pipelines.cli import add
 from dinum_pipelines.lib.declare import scaffold
-from dinum_pipelines.lib.declare.registry import DATASET_COMPONENT_TYPE, RegistryError, load_registry, read_declaration
+from dinum_pipelines.lib.declare.registry import (
+    DATASET_COMPONENT_TYPE,
+    RegistryError,
+    load_registry,
+    read_declaration,
+)
 from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV
 
 URL = "https://data.example.gouv.fr/fichiers"
