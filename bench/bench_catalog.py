@@ -261,8 +261,10 @@ def run_wrk(base_url: str, paths: Sequence[str], *, concurrency: int, duration: 
         completed = subprocess.run(
             [binary, "-t", "2", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
              "-s", script.name, base_url],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=False,
         )
+        if completed.returncode != 0:  # say why: wrk's own message is on its stderr
+            raise RuntimeError(f"wrk exited with {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
     finally:
         os.unlink(script.name)
     line = next((line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT ")), None)
