@@ -11,14 +11,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
+def require_real_data() -> Path:
+    """../shared/data/real, the real producer files the oracle tests read in place. Its absence
+    fails the test: CI has it beside the clone, and a skipped comparison proves nothing."""
+    if not REAL_DATA.is_dir():
+        pytest.fail(f"{REAL_DATA}: the real files are missing (../shared must stand beside the project)")
+    return REAL_DATA
+
+
 @pytest.fixture
 def real_file():
-    """Path to a file of ../shared/data/real; skips only when that folder is absent."""
+    """Path to a file of ../shared/data/real (the test fails when that folder is absent)."""
 
     def get(name: str) -> Path:
-        if not REAL_DATA.is_dir():
-            pytest.skip("../shared/data/real is not present on this machine")
-        return REAL_DATA / name
+        return require_real_data() / name
 
     return get
 

@@ -37,7 +37,7 @@ from dinum_pipelines.demo.server import ServedFile, serve_administrations
 from dinum_pipelines.lib.declare.registry import load_registry
 from dinum_pipelines.lib.declare.scaffold import slug_for
 from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV
-from dinum_pipelines_tests.conftest import REAL_DATA
+from dinum_pipelines_tests.conftest import REAL_DATA, require_real_data
 
 pytestmark = pytest.mark.slow
 
@@ -111,8 +111,7 @@ class Added:
 
 @pytest.fixture(scope="module")
 def added_and_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Added]]:
-    if not REAL_DATA.is_dir():
-        pytest.skip("../shared/data/real is not present on this machine")
+    require_real_data()
     root = tmp_path_factory.mktemp("add")
     files = {
         f"/{name}": ServedFile((REAL_DATA / name).read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream", LAST_MODIFIED)
@@ -202,8 +201,7 @@ def _print_table(added: dict[str, Added], profiled: float, materialized: float) 
 
 
 def test_every_real_file_is_tabular_or_listed_with_a_reason():
-    if not REAL_DATA.is_dir():
-        pytest.skip("../shared/data/real is not present on this machine")
+    require_real_data()
     every = {_relative(p) for folder in (REAL_DATA, CONFORMANCE) for p in folder.iterdir() if p.is_file()}
     assert set(NOT_TABULAR) <= every, "a listed file is gone"
     for name in NOT_TABULAR:

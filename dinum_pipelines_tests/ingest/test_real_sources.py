@@ -30,7 +30,7 @@ from dinum_pipelines.lib.pipeline import CleanOutcome, check_quality, clean, ing
 from dinum_pipelines.lib.declare.registry import expand_env, parse_dataset_file
 from dinum_pipelines.lib.clean.tables import to_arrow, write_csv
 from dinum_pipelines.lib.declare.tableschema import SCHEMA_CACHE_ENV, cached_schema_path
-from dinum_pipelines_tests.conftest import REAL_DATA
+from dinum_pipelines_tests.conftest import REAL_DATA, require_real_data
 
 REAL_SOURCES = Path(__file__).resolve().parent / "real_sources"
 URL_ENV = "DINUM_REAL_DATA_URL"
@@ -153,8 +153,7 @@ def _registry_paths() -> list[Path]:
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAdministrations]:
     """The real files, served in place; DINUM_REAL_DATA_URL points at them."""
-    if not REAL_DATA.is_dir():
-        pytest.skip("../shared/data/real is not present on this machine")
+    require_real_data()
     files = {
         f"/{path.name}": ServedFile(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream", LAST_MODIFIED)
         for path in sorted(REAL_DATA.iterdir())
@@ -176,8 +175,7 @@ def _ingest_and_clean(slug: str, root: Path) -> CleanOutcome:
 
 
 def test_every_real_file_has_one_registry_entry_and_an_expectation():
-    if not REAL_DATA.is_dir():
-        pytest.skip("../shared/data/real is not present on this machine")
+    require_real_data()
     data_files = sorted(p.name for p in REAL_DATA.iterdir() if p.is_file() and p.name not in NOT_DATA)
     # The URLs are read without expanding the environment: no server is needed to check coverage.
     sources = {path.stem: _source_file_from_yaml(path) for path in _registry_paths()}
