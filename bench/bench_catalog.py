@@ -277,28 +277,31 @@ def run_wrk(base_url: str, paths: Sequence[str], *, concurrency: int, duration: 
     )
 
 
-def run_threads(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
-    """`concurrency` threads, each a keep-alive client sending the next path as soon as answered."""
+def closed_loop(
+    make_client: Callable[[], Callable[[int], bool]], *, concurrency: int, duration: float,
+) -> LoadResult:
+    """`concurrency` threads, each calling its own client (made by `make_client`) with the next
+    index as soon as the previous call returned, for `duration` seconds; a call returns whether
+    it failed."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + duration
 
-    def client(offset: int) -> None:
-        session = requests.Session()
+    def run(offset: int) -> None:
+        call = make_client()
         mine, failed, index = [], 0, offset
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            response = session.get(base_url + paths[index % len(paths)], timeout=10)
+            failed += call(index)
             mine.append(time.perf_counter() - started)
-            failed += response.status_code >= 400
             index += 1
         with lock:
             latencies.extend(mine)
             errors[0] += failed
 
     started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i * 7919,)) for i in range(concurrency)]
+    threads = [threading.Thread(target=run, args=(i * 7919,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -309,6 +312,16 @@ def run_threads(base_url: str, paths: Sequence[str], *, concurrency: int, durati
         statistics.median(ordered) * 1000, percentile(ordered, 0.95) * 1000, percentile(ordered, 0.99) * 1000,
         len(ordered) / elapsed, len(ordered), errors[0],
     )
+
+
+def run_threads(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
+    """`concurrency` threads, each a keep-alive client sending the next path as soon as answered."""
+
+    def make_client() -> Callable[[int], bool]:
+        session = requests.Session()
+        return lambda index: session.get(base_url + paths[index % len(paths)], timeout=10).status_code >= 400
+
+    return closed_loop(make_client, concurrency=concurrency, duration=duration)
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +32,7 @@ from bench_catalog import (
     OUT_DIR,
     LoadResult,
     catalog_process,
-    percentile,
+    closed_loop,
     upload_file,
     verdict,
 )
@@ -103,29 +101,11 @@ def query_mix(count: int, seed: int = 3) -> list[list[tuple[str, str]]]:
 
 def floor(path: Path, queries: Sequence[list[tuple[str, str]]], *, concurrency: int, duration: float) -> LoadResult:
     """The same pages computed by the catalog's own query code in this process, no HTTP."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + duration
 
-    def client(offset: int) -> None:
-        mine, index = [], offset
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            tabular.rows(path, queries[index % len(queries)])
-            mine.append(time.perf_counter() - started)
-            index += 1
-        with lock:
-            latencies.extend(mine)
+    def make_client():
+        return lambda index: tabular.rows(path, queries[index % len(queries)]) is None
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i * 7919,)) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ordered = sorted(latencies)
-    return LoadResult(statistics.median(ordered) * 1000, percentile(ordered, .95) * 1000, percentile(ordered, .99) * 1000,
-                      len(ordered) / (time.monotonic() - started), len(ordered), 0)
+    return closed_loop(make_client, concurrency=concurrency, duration=duration)
 
 
 def print_load(label: str, result: LoadResult) -> None:
