@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dinum_pipelines.catalog import tabular
+from dinum_pipelines.catalog import table_index, tabular
 from dinum_pipelines.catalog.call import Call
 from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
@@ -395,6 +395,7 @@ def delete_resource(call: Call) -> Response:
     dataset = editable_dataset(call)
     resource = call.store.datasets.resource_of(dataset["id"], call.params["rid"])
     for file_key in call.store.datasets.delete_resource(resource["id"]):
+        table_index.remove(call.store.files.path(file_key))
         call.store.files.delete(file_key)
     return Response(status_code=204)
 
@@ -425,6 +426,7 @@ async def upload_resource(call: Call) -> Response:
     record = await _stored_upload(call, dataset["id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
+    _index_table(call, record)
     return call.respond({**call.render.resource(record), "success": True}, 201)
 
 
@@ -445,7 +447,17 @@ async def reupload_resource(call: Call) -> Response:
     record = await _stored_upload(call, resource["dataset_id"], save)
     if record is None:
         return call.respond(PART_RECEIVED)
+    _index_table(call, record, replaced=resource)
     return call.respond({**call.render.resource(record), "success": True})
+
+
+def _index_table(call: Call, record: Json, *, replaced: Json | None = None) -> None:
+    """A published Parquet gets its row index, built in the background (table_index.py); the
+    file it replaces loses its own."""
+    if replaced is not None and tabular.is_parquet(replaced):
+        table_index.remove(call.store.files.path(replaced["file_key"]))
+    if tabular.is_parquet(record):
+        table_index.published(call.store.files.path(record["file_key"]))
 
 
 def resource_without_dataset(call: Call) -> Response:

@@ -10,7 +10,10 @@ columns asked for and skips row groups by their statistics, whatever the file's 
 step and no copy of the data in the catalog's database. This module turns the query string into
 one parameterised SQL statement over `read_parquet(path)` (values are always bound, identifiers
 quoted, columns checked against the file's schema) and the result into api-tabular's answer
-`{data, links, meta}`; app.py only finds the resource's file and wires the routes.
+`{data, links, meta}`; app.py only finds the resource's file and wires the routes. A table's row
+index, when it has one (table_index.py: copies sorted by the columns reusers filter on, built
+after publication), answers the pages whose filters it narrows, with the same rows in the same
+order; scanning the Parquet is the reference and answers the rest.
 
 Syntax (as api-tabular): `col__exact`, `__differs` (IS DISTINCT FROM, as api-tabular's
 `isdistinct`: a null differs from any value), `__contains`, `__notcontains` (both
@@ -45,6 +48,7 @@ from typing import Any
 import duckdb
 import pyarrow.csv as pacsv
 
+from dinum_pipelines.catalog import table_index
 from dinum_pipelines.catalog.errors import NotFound
 from dinum_pipelines.catalog.metrics_api import MetricApiError
 from dinum_pipelines.lib.publish.duckdb_values import (
@@ -68,6 +72,9 @@ MEMORY_LIMIT = "512MB"
 _database: duckdb.DuckDBPyConnection | None = None
 _database_pid: int | None = None
 _database_lock = threading.Lock()
+SCHEMAS_KEPT = 256
+_schemas: dict[tuple[Path, int, int], dict[str, str]] = {}
+_schemas_lock = threading.Lock()
 
 # operator -> SQL template over {c} (the quoted column) and {v} (a bound, cast value).
 COMPARISONS = {
@@ -105,6 +112,7 @@ class RowQuery:
     page: int = 1
     page_size: int = DEFAULT_PAGE_SIZE
     with_row_id: bool = True
+    filtered: list[tuple[str, str]] = field(default_factory=list)  # (column, operator) of each condition
 
     @property
     def aggregated(self) -> bool:
@@ -124,13 +132,25 @@ class UnreadableTable(NotFound):
 
 
 def schema(connection: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    """Column name -> DuckDB type of the Parquet file."""
+    """Column name -> DuckDB type of the Parquet file; read from its footer once per file (a
+    published file never changes: its size and time are checked all the same)."""
+    stat = path.stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    with _schemas_lock:
+        known = _schemas.get(key)
+    if known is not None:
+        return dict(known)
     try:
         rows = connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0].split(": ", 1)[-1]
         raise UnreadableTable(f"No tabular data for this resource: its Parquet file cannot be read ({reason})") from None
-    return {row[0]: row[1] for row in rows}
+    types = {row[0]: row[1] for row in rows}
+    with _schemas_lock:
+        _schemas[key] = types
+        while len(_schemas) > SCHEMAS_KEPT:
+            _schemas.pop(next(iter(_schemas)))
+    return dict(types)
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -139,7 +159,13 @@ def connect() -> duckdb.DuckDBPyConnection:
     with _database_lock:
         if _database is None or _database_pid != os.getpid():
             spill = Path(tempfile.gettempdir()) / f"dinum-tabular-{os.getpid()}"
-            _database = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)})
+            _database = duckdb.connect(config={
+                "memory_limit": MEMORY_LIMIT, "temp_directory": str(spill),
+                # A page of 50 rows is a top-N over the few rows a filter keeps (table_index.py);
+                # DuckDB's late materialization (top-N on row ids, then a join back to fetch the
+                # columns) costs more than it saves there: 1.5 ms of a 5 ms page, measured.
+                "late_materialization_max_rows": 0,
+            })
             _database_pid = os.getpid()
         return _database.cursor()
 
@@ -186,7 +212,10 @@ def _int_parameter(query: Mapping[str, str], name: str, default: int, maximum: i
 
 
 def _checked_value(connection: duckdb.DuckDBPyConnection, key: str, value: str, column_type: str) -> str:
-    """`value` if DuckDB can cast it to the column's type; a 400 naming the parameter otherwise."""
+    """`value` if DuckDB can cast it to the column's type; a 400 naming the parameter otherwise.
+    Any text is a VARCHAR: no query for it (a page's cost is a few such queries)."""
+    if column_type == "VARCHAR":
+        return value
     try:
         connection.execute(f"SELECT CAST(? AS {column_type})", [value]).fetchall()
     except duckdb.Error:
@@ -234,6 +263,8 @@ def parse(
         if operator not in OPERATORS:
             raise bad_request(f"{key}: unknown operator {operator!r}; known: {OPERATORS}")
         column, column_type = quote(name), types[name]
+        if operator not in AGGREGATES and operator != GROUP_BY:
+            result.filtered.append((name, operator))
         if operator == GROUP_BY:
             if name not in result.group_by:
                 result.group_by.append(name)
@@ -274,9 +305,7 @@ def _position_source(types: Mapping[str, str]) -> tuple[str, str]:
     """(the row-position column's name, a FROM source over `read_parquet(?)` that has it): DuckDB's
     `file_row_number`, unless the file has a column of that name (then a window over the scan,
     which loses filter pushdown: rare enough)."""
-    position = "__row_position"
-    while position in types:
-        position += "_"
+    position = table_index.position_name(list(types))
     if "file_row_number" in types:
         return position, f"(SELECT *, row_number() OVER () - 1 AS {quote(position)} FROM read_parquet(?))"
     return position, f"(SELECT *, file_row_number AS {quote(position)} FROM read_parquet(?, file_row_number = true))"
@@ -312,21 +341,67 @@ def rows(path: Path, items: Sequence[tuple[str, str]]) -> tuple[RowQuery, list[d
             total = connection.execute(f"SELECT count(*) FROM ({grouped})", parameters).fetchone()
             answer = connection.execute(f"{grouped}{_aggregate_order(query)} LIMIT ? OFFSET ?", [*parameters, *page])
             return query, _records(query.output_columns, answer.fetchall()), int(total[0]) if total else 0
-        position, source = _position_source(types)
-        # Without a sort, the file's order: DuckDB keeps it (preserve_insertion_order) and the
-        # LIMIT stops the scan early; with one, the position breaks ties so that pages are stable.
-        order = f" ORDER BY {', '.join([*query.order, quote(position)])}" if query.order else ""
-        total = connection.execute(f"SELECT count(*) FROM {source}{query.where()}", [str(path), *query.parameters]).fetchone()
-        selected = ", ".join(quote(name) for name in query.columns)
-        found = connection.execute(
-            f"SELECT {quote(position)} + 1, {selected} FROM {source}{query.where()}{order} LIMIT ? OFFSET ?",
-            [str(path), *query.parameters, *page],
-        ).fetchall()
+        with table_index.usable(connection, path) as index:
+            copy = index.table_for(query.filtered) if index is not None else None
+            if index is not None and copy is not None:
+                total, found = _indexed_page(connection, query, index.position, copy, page)
+            else:
+                total, found = _parquet_page(connection, query, path, types, page)
     finally:
         connection.close()
     columns = [ROW_ID, *query.columns] if query.with_row_id else query.columns
     data = _records(columns, [row if query.with_row_id else row[1:] for row in found])
-    return query, data, int(total[0]) if total else 0
+    return query, data, total
+
+
+def _count(connection: duckdb.DuckDBPyConnection, source: str, query: RowQuery, sources: list[Any]) -> int:
+    total = connection.execute(f"SELECT count(*) FROM {source}{query.where()}", [*sources, *query.parameters]).fetchone()
+    return int(total[0]) if total else 0
+
+
+def _parquet_page(
+    connection: duckdb.DuckDBPyConnection, query: RowQuery, path: Path, types: Mapping[str, str], page: list[int]
+) -> tuple[int, list[Any]]:
+    """(how many rows match, the page's rows with their position first), read from the Parquet."""
+    position, source = _position_source(types)
+    # Without a sort, the file's order: DuckDB keeps it (preserve_insertion_order) and the LIMIT
+    # stops the scan early; with one, the position breaks ties so that pages are stable.
+    order = f" ORDER BY {', '.join([*query.order, quote(position)])}" if query.order else ""
+    selected = ", ".join(quote(name) for name in query.columns)
+    found = connection.execute(
+        f"SELECT {quote(position)} + 1, {selected} FROM {source}{query.where()}{order} LIMIT ? OFFSET ?",
+        [str(path), *query.parameters, *page],
+    ).fetchall()
+    return _count(connection, source, query, [str(path)]), found
+
+
+def _indexed_page(
+    connection: duckdb.DuckDBPyConnection, query: RowQuery, position: str, copy: table_index.Copy, page: list[int]
+) -> tuple[int, list[Any]]:
+    """The same, read from a copy sorted by a filtered column (table_index.py), where the matching
+    rows are a few segments: the same rows in the same order as `_parquet_page`'s."""
+    selected = f"{quote(position)} + 1, {', '.join(quote(name) for name in query.columns)}"
+    by_position = f" ORDER BY {quote(position)}"
+    where = query.where()
+    if query.order:  # the asked-for sort over the few matching rows, ties in the file's order
+        sql = f"SELECT {selected} FROM {copy.table}{where} ORDER BY {', '.join([*query.order, quote(position)])} LIMIT ? OFFSET ?"
+        found = connection.execute(sql, [*query.parameters, *page]).fetchall()
+    elif copy.in_file_order:  # one run of the sorted column, already in the file's order
+        found = connection.execute(f"SELECT {selected} FROM {copy.table}{where} LIMIT ? OFFSET ?", [*query.parameters, *page]).fetchall()
+    else:
+        # Several runs (a range, a list): the page is the matching rows between its first and
+        # last positions, found from the positions alone; then only those rows' columns are read
+        # (a top-N carrying every column of every matching row costs ~3x more at 10M rows).
+        bounds = connection.execute(
+            f"SELECT min({quote(position)}), max({quote(position)}) FROM "
+            f"(SELECT {quote(position)} FROM {copy.table}{where}{by_position} LIMIT ? OFFSET ?)",
+            [*query.parameters, *page],
+        ).fetchone()
+        found = [] if bounds is None or bounds[0] is None else connection.execute(
+            f"SELECT {selected} FROM {copy.table} WHERE {' AND '.join([*query.conditions, f'{quote(position)} BETWEEN ? AND ?'])}{by_position}",
+            [*query.parameters, *bounds],
+        ).fetchall()
+    return _count(connection, copy.table, query, []), found
 
 
 @dataclass

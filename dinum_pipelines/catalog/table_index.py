@@ -1,0 +1,428 @@
+"""Row indexes: a DuckDB database beside each published Parquet, so that the row API's first
+answers (tabular.py) read the few rows a filter asks for instead of the whole file.
+
+Why: a filtered page on the Parquet scans the filtered columns of every row twice (the count, then
+the page). The file's row groups are in the publisher's order, so their statistics prune little,
+and 50 such scans at once queue on the cores (bench/README.md: 10M rows, p95 ~9 s cold). Reading
+fewer rows is the only cure; a faster scan is not.
+
+What: one database file per Parquet, `.<name>.rows.duckdb` in the file's folder (hidden, never a
+resource, so never served). It holds, for each of a few *clustered* columns, a native copy of the
+table sorted by that column (ties in the file's order) with each row's position in the file.
+DuckDB keeps min/max statistics per column segment, so a filter on the sorted column (equality,
+IN, a range, IS NULL) reads only the segments where its values lie, and other filters of the same
+query (a department *and* a nature) are checked on those rows only. A page holds the same rows,
+in the same order, as on the Parquet (tabular.py): rows of one value of the sorted column are
+already in the file's order (ties were sorted by position), so such a page is read without a sort
+and the scan stops after it; a range's rows are several runs, whose page is found from positions
+alone, then read. The Parquet stays the reference and serves what no copy helps with (no filter on
+a clustered column, aggregates, exports). ART indexes were measured and left out: on a sorted copy
+the statistics already find a commune in ~1 ms, DuckDB uses an ART only for point lookups of under
+2,048 rows with no other filter, and never under `ORDER BY ... LIMIT`.
+
+Which columns: those reusers filter on are codes and dates. Text, date and integer columns with
+enough distinct values for a filter to be selective (at least `MIN_DISTINCT`, and not unique, where
+an equality matches one row anywhere) are ranked text and dates first, then by distinct count,
+and the first `MAX_CLUSTERED` get a copy. Distinct counts are kept so that a query with equalities
+on two clustered columns reads the copy of the more selective one.
+
+When: built in the background after a Parquet is published (app.py), and again when the row API
+meets a table without one (a catalog that restarted mid-build, files published before this module),
+for tables of at least `MIN_ROWS` rows (below that a scan is already quick). Never on the upload's
+path: until the index is there, pages come from the Parquet. The build runs in one thread per
+process under its own DuckDB memory limit, spilling sorts to a local temporary folder, so memory
+stays bounded whatever the table's size. The file is written under a temporary `.part` name in the
+Parquet's folder and renamed into place: on several nodes sharing the files folder, a reader sees
+no index or a whole one; a lock file keeps nodes from building the same index twice (and two builds
+that meet anyway each rename a whole, identical file). A `.part` left by a crash is removed by
+`FileStore.sweep_partials` like an interrupted upload's.
+
+Validity: Parquet files are immutable (each upload gets a new key), so an index is named after its
+file; it also records the file's size and its own format version, and is ignored when either
+differs. A resource's new version is a new file, hence a new index; the replaced file's index is
+removed (its rows are no longer served).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from dinum_pipelines.lib.clean.repeats import quoted as quote
+
+_log = logging.getLogger("dinum_pipelines.catalog")
+
+FORMAT = 1  # bumped when the layout changes: older indexes are ignored, then rebuilt
+MIN_ROWS = 100_000
+MAX_CLUSTERED = 3
+MIN_DISTINCT = 20
+BUILD_MEMORY_LIMIT = "256MB"
+BUILD_THREADS = 1  # the build shares the cores with the requests it is meant to speed up
+LOCK_STALE_SECONDS = 6 * 3600  # a lock older than this was left by a build that died
+RETRY_SECONDS = 600
+MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
+_SUFFIX = ".rows.duckdb"
+_META = "__index_meta"
+_PARTIAL_SUFFIX = ".part"  # files.py sweeps hidden `.part` files left by crashes
+# Operators whose rows lie in one run of a copy sorted by their column (tabular's names), and how
+# much a condition of that kind narrows: an equality or a list more than a range.
+NARROWING = {"exact": 2, "in": 2, "less": 1, "greater": 1, "strictly_less": 1, "strictly_greater": 1, "isnull": 1}
+ONE_RUN = ("exact", "isnull")  # conditions that keep a single value of their column
+_CLUSTER_KINDS = ("VARCHAR", "DATE", "TIMESTAMP")
+_INTEGER_KINDS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+def index_path(parquet: Path) -> Path:
+    return parquet.with_name(f".{parquet.name}{_SUFFIX}")
+
+
+def position_name(columns: Sequence[str]) -> str:
+    """A name for the row's position in the file that no column of the table has."""
+    name = "__row_position"
+    while name in columns:
+        name += "_"
+    return name
+
+
+@dataclass(frozen=True)
+class Index:
+    """An attached index: `tables[column]` is the SQL name of the copy sorted by `column`."""
+
+    alias: str
+    position: str
+    tables: Mapping[str, str]
+    distinct: Mapping[str, int]
+
+    def table_for(self, filtered: Sequence[tuple[str, str]]) -> Copy | None:
+        """The copy that reads fewest rows for these (column, operator) conditions, if any helps."""
+        best: tuple[int, int] | None = None
+        chosen = None
+        for column, operator in filtered:
+            if column in self.tables and operator in NARROWING:
+                score = (NARROWING[operator], self.distinct.get(column, 0))
+                if best is None or score > best:
+                    best, chosen = score, column
+        if chosen is None:
+            return None
+        one_run = any(column == chosen and operator in ONE_RUN for column, operator in filtered)
+        return Copy(self.tables[chosen], in_file_order=one_run)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A sorted copy chosen for a query. `in_file_order`: the query keeps one value of the sorted
+    column (an equality, or nulls), whose rows lie in one run already in the file's order, so that
+    a page needs no sort: the scan stops after it, as on the Parquet."""
+
+    table: str
+    in_file_order: bool
+
+
+# Build
+
+
+def _cluster_columns(
+    connection: duckdb.DuckDBPyConnection, source: str, types: Mapping[str, str], rows: int, chosen: Sequence[str] | None
+) -> dict[str, int]:
+    """The columns that get a sorted copy (`chosen`, or the best `MAX_CLUSTERED` by the rule in
+    the module's docstring), with their approximate distinct counts."""
+    candidates = list(chosen) if chosen is not None else [
+        name for name, kind in types.items() if kind.startswith(_CLUSTER_KINDS) or kind in _INTEGER_KINDS
+    ]
+    if not candidates:
+        return {}
+    terms = ", ".join(f"approx_count_distinct({quote(name)})" for name in candidates)
+    counts = dict(zip(candidates, connection.execute(f"SELECT {terms} FROM read_parquet({source})").fetchone() or (), strict=True))
+    if chosen is not None:
+        return {name: int(counts[name]) for name in chosen}
+    useful = [name for name in candidates if MIN_DISTINCT <= counts[name] < rows * 0.9]
+    useful.sort(key=lambda name: (not types[name].startswith(_CLUSTER_KINDS), -counts[name]))
+    return {name: int(counts[name]) for name in useful[:MAX_CLUSTERED]}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _abandoned(lock: Path) -> bool:
+    """A lock whose builder is gone: a process of this host that no longer runs (a worker
+    restarted mid-build), or, from another host, one older than LOCK_STALE_SECONDS."""
+    try:
+        host, pid = lock.read_text().split()
+        if host == socket.gethostname():
+            os.kill(int(pid), 0)
+            return False
+        return time.time() - lock.stat().st_mtime > LOCK_STALE_SECONDS
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # gone meanwhile, or being written
+        return False
+
+
+@contextmanager
+def _build_lock(target: Path) -> Iterator[bool]:
+    """Whether this process may build `target`: no live build elsewhere holds its lock file."""
+    lock = target.with_name(target.name + ".lock")
+    if _abandoned(lock):
+        lock.unlink(missing_ok=True)
+    try:
+        handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        yield False
+        return
+    try:
+        os.write(handle, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        os.close(handle)
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def build(parquet: Path, *, min_rows: int | None = None, columns: Sequence[str] | None = None) -> Path | None:
+    """Write `parquet`'s index beside it, with a copy sorted by each of `columns` (by default,
+    those the module's rule picks); the index's path, or None when none is worth having (a small
+    table, no column to cluster on) or another process is building it."""
+    if pq.ParquetFile(parquet).metadata.num_rows < (MIN_ROWS if min_rows is None else min_rows):
+        return None
+    target = index_path(parquet)
+    with _build_lock(target) as mine:
+        if not mine or _valid_meta(target, parquet) is not None:
+            return target if target.exists() else None
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}{_PARTIAL_SUFFIX}")
+        spill = Path(tempfile.mkdtemp(prefix="dinum-rows-index-"))
+        started = time.perf_counter()
+        try:
+            if not _write(parquet, partial, spill, columns):
+                return None
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+            Path(f"{partial}.wal").unlink(missing_ok=True)
+            shutil.rmtree(spill, ignore_errors=True)
+        _log.info("rows index: %s built in %.1f s (%d MiB)", target.name, time.perf_counter() - started, target.stat().st_size >> 20)
+        return target
+
+
+def _write(parquet: Path, partial: Path, spill: Path, columns: Sequence[str] | None) -> bool:
+    config = {"memory_limit": BUILD_MEMORY_LIMIT, "threads": BUILD_THREADS, "temp_directory": str(spill)}
+    connection = duckdb.connect(str(partial), config=config)
+    try:
+        source = _literal(str(parquet))
+        types = {row[0]: row[1] for row in connection.execute(f"DESCRIBE SELECT * FROM read_parquet({source})").fetchall()}
+        rows = pq.ParquetFile(parquet).metadata.num_rows
+        clustered = _cluster_columns(connection, source, types, rows, columns)
+        if not clustered:
+            return False
+        position = position_name(list(types))
+        selected = ", ".join(quote(name) for name in types)
+        if "file_row_number" in types:  # the file's own column hides DuckDB's: number the rows as tabular does
+            numbered, row_number = f"read_parquet({source})", "row_number() OVER () - 1"
+        else:
+            numbered, row_number = f"read_parquet({source}, file_row_number = true)", "file_row_number"
+        tables = {}
+        for number, column in enumerate(clustered):
+            table = f"rows_{number}"
+            connection.execute(
+                f"CREATE TABLE {table} AS SELECT {selected}, {row_number} AS {quote(position)} FROM {numbered} "
+                f"ORDER BY {quote(column)} ASC NULLS LAST, {quote(position)}"
+            )
+            tables[column] = table
+        meta = {"format": FORMAT, "source_size": parquet.stat().st_size, "rows": rows, "position": position,
+                "tables": tables, "distinct": clustered}
+        connection.execute(f"CREATE TABLE {_META} AS SELECT ? AS meta", [json.dumps(meta)])
+        connection.execute("CHECKPOINT")
+    finally:
+        connection.close()
+    return True
+
+
+def _read_meta(connection: duckdb.DuckDBPyConnection, database: str) -> dict | None:
+    try:
+        row = connection.execute(f"SELECT meta FROM {database}.{_META}").fetchone()
+    except duckdb.Error:
+        return None
+    return json.loads(row[0]) if row else None
+
+
+def _valid_meta(target: Path, parquet: Path, meta: dict | None = None) -> dict | None:
+    """The index's description if it is there and made for this very file, by this format."""
+    if meta is None:
+        if not target.exists():
+            return None
+        try:
+            with duckdb.connect(str(target), read_only=True) as connection:
+                meta = _read_meta(connection, "main")
+        except duckdb.Error:
+            return None
+    if not meta or meta.get("format") != FORMAT or meta.get("source_size") != parquet.stat().st_size:
+        return None
+    return meta
+
+
+def remove(parquet: Path) -> None:
+    """Drop `parquet`'s index (a replaced or deleted file's); a process that has it attached
+    detaches it when it next attaches another."""
+    index_path(parquet).unlink(missing_ok=True)
+
+
+# Background builds
+
+
+class _Builder:
+    """One thread per process building the indexes asked for, one at a time, in order. A path is
+    asked for at most once per `RETRY_SECONDS` (a table too small, a build another node was doing,
+    a file that failed), so that the row API may ask on every request it serves from a Parquet."""
+
+    def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self._queue: queue.Queue[Path] = queue.Queue()
+        self._asked: dict[Path, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def ask(self, parquet: Path) -> None:
+        if self._pid != os.getpid():  # a forked worker starts afresh
+            self._start()
+        now = time.monotonic()
+        with self._lock:
+            if now - self._asked.get(parquet, -RETRY_SECONDS) < RETRY_SECONDS:
+                return
+            self._asked[parquet] = now
+            self._queue.put(parquet)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rows-index-builder", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._queue.empty():
+                    self._thread = None
+                    return
+                parquet = self._queue.get()
+            try:
+                if parquet.is_file():
+                    build(parquet)
+            except Exception as exc:  # an unreadable file, a full disk: the Parquet path still answers
+                _log.warning("rows index: %s not built: %s", parquet.name, str(exc).splitlines()[0])
+            finally:
+                self._queue.task_done()
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+_builder = _Builder()
+
+
+def published(parquet: Path) -> None:
+    """A Parquet was published: its index is built in the background."""
+    _builder.ask(parquet)
+
+
+# Use
+
+
+class _Attached:
+    """The index databases attached to the process's DuckDB, least recently used first; each
+    attached read-only once, detached when over `MAX_ATTACHED` and no query is using it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Path, tuple[Index, int]] = OrderedDict()  # path -> (index, queries using it)
+        self._pid: int | None = None
+
+    @contextmanager
+    def use(self, connection: duckdb.DuckDBPyConnection, parquet: Path) -> Iterator[Index | None]:
+        target = index_path(parquet)
+        index = self._acquire(connection, parquet, target)
+        try:
+            yield index
+        finally:
+            if index is not None:
+                with self._lock:
+                    entry = self._entries.get(target)
+                    if entry is not None and entry[0] is index:
+                        self._entries[target] = (index, entry[1] - 1)
+
+    def _acquire(self, connection: duckdb.DuckDBPyConnection, parquet: Path, target: Path) -> Index | None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._entries, self._pid = OrderedDict(), os.getpid()
+            entry = self._entries.get(target)
+            if entry is not None:
+                if target.exists():
+                    self._entries[target] = (entry[0], entry[1] + 1)
+                    self._entries.move_to_end(target)
+                    return entry[0]
+                self._detach(connection, target)
+            if not target.exists():
+                return None
+            alias = "rows_index_" + hashlib.sha1(str(target).encode()).hexdigest()[:16]
+            try:
+                connection.execute(f"ATTACH {_literal(str(target))} AS {alias} (READ_ONLY)")
+            except duckdb.Error as exc:
+                if "already" not in str(exc).lower():
+                    return None
+            meta = _valid_meta(target, parquet, _read_meta(connection, alias))
+            if meta is None:
+                connection.execute(f"DETACH DATABASE IF EXISTS {alias}")
+                return None
+            index = Index(alias, meta["position"], {column: f"{alias}.{table}" for column, table in meta["tables"].items()},
+                          meta["distinct"])
+            self._entries[target] = (index, 1)
+            self._evict(connection)
+            return index
+
+    def _detach(self, connection: duckdb.DuckDBPyConnection, target: Path) -> None:
+        index, users = self._entries[target]
+        if users == 0:
+            del self._entries[target]
+            connection.execute(f"DETACH DATABASE IF EXISTS {index.alias}")
+
+    def _evict(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Detach the least recently used beyond MAX_ATTACHED, and any whose file was removed."""
+        excess = len(self._entries) - MAX_ATTACHED
+        for number, target in enumerate(list(self._entries)):
+            if number < excess or not target.exists():
+                self._detach(connection, target)
+
+
+_attached = _Attached()
+
+
+@contextmanager
+def usable(connection: duckdb.DuckDBPyConnection, parquet: Path, *, build_if_missing: bool = True) -> Iterator[Index | None]:
+    """`parquet`'s index, attached to `connection`'s database, for the duration of a query; None
+    when there is none yet (then one is asked for, in the background)."""
+    with _attached.use(connection, parquet) as index:
+        if index is None and build_if_missing:
+            _builder.ask(parquet)
+        yield index
+
+
+def wait_for_builds(timeout: float = 600) -> None:
+    """Until every index asked for so far is built or given up (tests, benchmarks)."""
+    _builder.wait(timeout)

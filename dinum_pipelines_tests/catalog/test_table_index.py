@@ -1,0 +1,152 @@
+"""Row indexes (catalog/table_index.py): a page read from an index is the page read from the
+Parquet, for every operator, sort, column selection and page of test_row_api's oracle (which
+checks the Parquet path against pandas); an index is built after publication, used by the API,
+replaced with the file's new version and removed with the resource; a build another process holds
+is not started twice; an index for another file is ignored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dinum_pipelines.catalog import table_index, tabular
+from dinum_pipelines_tests.catalog.conftest import Api, RunningCatalog
+from dinum_pipelines_tests.catalog.test_row_api import DF, ROWS, TYPED, expected, oracle_cases, parquet_bytes, rows
+
+
+@pytest.fixture
+def twins(tmp_path: Path) -> tuple[Path, Path]:
+    """The same Parquet twice: one without an index, one with a sorted copy for every column."""
+    plain, indexed = tmp_path / "plain" / "t.parquet", tmp_path / "indexed" / "t.parquet"
+    for path in (plain, indexed):
+        path.parent.mkdir()
+        path.write_bytes(parquet_bytes(DF))
+    assert table_index.build(indexed, min_rows=0, columns=list(TYPED)) == table_index.index_path(indexed)
+    return plain, indexed
+
+
+def parsed(path: Path, items: list[tuple[str, str]]) -> tabular.RowQuery:
+    connection = tabular.connect()
+    try:
+        return tabular.parse(connection, tabular.schema(connection, path), items)
+    finally:
+        connection.close()
+
+
+def served_by_index(path: Path, items: list[tuple[str, str]]) -> bool:
+    connection = tabular.connect()
+    try:
+        with table_index.usable(connection, path, build_if_missing=False) as index:
+            return index is not None and index.table_for(parsed(path, items).filtered) is not None
+    finally:
+        connection.close()
+
+
+def test_the_index_answers_every_query_as_the_parquet(twins: tuple[Path, Path]) -> None:
+    plain, indexed = twins
+    queries: list[list[tuple[str, str]]] = [[(key, value)] for key, value, _mask in oracle_cases()]
+    for column in TYPED:
+        for direction in ("asc", "desc"):
+            queries.append([(f"{column}__sort", direction), (f"{column}__isnotnull", "")])
+            queries.append([("n__greater", "0"), (f"{column}__sort", direction), ("jour__less", "2020-03-01")])
+    queries += [
+        [("code__in", "00037,00074,99999"), ("nom__contains", "a"), ("columns", "nom,code")],
+        [("jour__greater", "2020-02-01"), ("n__differs", "3"), ("x__sort", "desc"), ("columns", "x,n")],
+        [("nom__exact", "Paris 0"), ("code__exact", "00000")],
+        [("n__strictly_less", "10"), ("x__strictly_greater", "0")],
+    ]
+    paged = [("n__greater", "-3"), ("x__sort", "asc")]
+    queries += [[*paged, ("page", str(page)), ("page_size", "7")] for page in (1, 2, 3, 6, 40)]
+    used = 0
+    for items in queries:
+        items = [*items, ("page_size", "1000")] if not any(key == "page_size" for key, _ in items) else items
+        from_parquet, from_index = tabular.rows(plain, items), tabular.rows(indexed, items)
+        assert from_index[1] == from_parquet[1] and from_index[2] == from_parquet[2], items
+        narrowed = any(operator in table_index.NARROWING for _column, operator in parsed(indexed, items).filtered)
+        assert served_by_index(indexed, items) == narrowed, items  # read from a sorted copy whenever one helps
+        used += narrowed
+    assert used > len(queries) / 2
+    assert not served_by_index(plain, [("n__exact", "3")])
+
+
+def test_an_index_made_for_another_file_or_format_is_ignored(twins: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _plain, indexed = twins
+    other = tmp_path / "other" / "t.parquet"
+    other.parent.mkdir()
+    other.write_bytes(parquet_bytes(DF.head(20)))
+    shutil.copy(table_index.index_path(indexed), table_index.index_path(other))  # the size differs
+    assert tabular.rows(other, [("n__exact", "3")])[2] == int((DF.head(20)["n"] == 3).sum())
+    assert not served_by_index(other, [("n__exact", "3")])
+    monkeypatch.setattr(table_index, "FORMAT", table_index.FORMAT + 1)
+    fresh = tmp_path / "fresh" / "t.parquet"
+    shutil.copytree(indexed.parent, fresh.parent)
+    assert not served_by_index(fresh, [("n__exact", "3")])
+
+
+def test_a_build_another_process_holds_is_not_started_again(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    path.write_bytes(parquet_bytes(DF))
+    lock = table_index.index_path(path).with_name(table_index.index_path(path).name + ".lock")
+    lock.write_text(f"another-node {os.getpid()}\n")
+    assert table_index.build(path, min_rows=0) is None and not table_index.index_path(path).exists()
+    stale = time.time() - table_index.LOCK_STALE_SECONDS - 1
+    os.utime(lock, (stale, stale))  # its builder died long ago
+    assert table_index.build(path, min_rows=0) == table_index.index_path(path)
+    table_index.remove(path)
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live process of this host
+    assert table_index.build(path, min_rows=0) is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    lock.write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")  # a worker that died mid-build
+    assert table_index.build(path, min_rows=0) == table_index.index_path(path)
+    assert not lock.exists() and not list(tmp_path.glob("*.part"))
+    assert table_index.build(path, min_rows=ROWS + 1) is None  # a table below the threshold gets none
+
+
+def stored(catalog: RunningCatalog, rid: str) -> Path:
+    """The resource's current file."""
+    resource = catalog.store.datasets.resource(rid)
+    assert resource is not None
+    return catalog.store.files.path(resource["file_key"])
+
+
+@pytest.mark.parametrize("catalog_settings", ["sqlite"], indirect=True)  # files, not the database
+def test_a_published_table_gets_an_index_its_new_version_another_and_deletion_removes_it(
+    catalog: RunningCatalog, api: Api, anonymous: Api, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(table_index, "MIN_ROWS", 0)
+    monkeypatch.setattr(table_index, "RETRY_SECONDS", 0)
+    uploaded = api.upload(dataset["id"], "communes.parquet", parquet_bytes(DF))
+    assert uploaded.status_code == 201, uploaded.text
+    rid = uploaded.json()["id"]
+    table_index.wait_for_builds()
+    parquet = stored(catalog, rid)
+    first = table_index.index_path(parquet)
+    assert first.is_file()
+    mask = DF["jour"].notna() & (DF["jour"] >= dt.date(2020, 2, 1))
+    assert rows(anonymous, rid, jour__greater="2020-02-01", page_size=1000)["data"] == expected(DF[mask])
+    assert served_by_index(parquet, [("jour__greater", "2020-02-01")])
+
+    replaced = api.upload(dataset["id"], "communes.parquet", parquet_bytes(DF.head(40)), resource_id=rid)
+    assert replaced.status_code == 200, replaced.text
+    assert not first.exists()  # the old version's rows are no longer served
+    table_index.wait_for_builds()
+    second = table_index.index_path(stored(catalog, rid))
+    assert second != first and second.is_file()
+    assert rows(anonymous, rid, jour__greater="2020-02-01", page_size=1000)["data"] == expected(DF.head(40)[mask.head(40)])
+
+    second.unlink()  # lost (a node that died mid-build, a file published before indexes): asked for again on reading
+    assert rows(anonymous, rid, n__exact="3")["meta"]["total"] == int((DF.head(40)["n"] == 3).sum())
+    table_index.wait_for_builds()
+    assert second.is_file()
+
+    assert api.delete(f"/datasets/{dataset['id']}/resources/{rid}/").status_code == 204
+    assert not second.exists()
