@@ -8,14 +8,16 @@ fewer rows is the only cure; a faster scan is not.
 
 What: one database file per Parquet, `.<name>.rows.duckdb` in the file's folder (hidden, never a
 resource, so never served). It holds, for each of a few *clustered* columns, a native copy of the
-table sorted by that column (ties in the file's order) with each row's position in the file.
+table sorted by that column (ties in the file's order) with each row's position in the file, and
+one copy in the file's order.
 DuckDB keeps min/max statistics per column segment, so a filter on the sorted column (equality,
 IN, a range, IS NULL) reads only the segments where its values lie, and other filters of the same
 query (a department *and* a nature) are checked on those rows only. A page holds the same rows,
 in the same order, as on the Parquet (tabular.py): rows of one value of the sorted column are
 already in the file's order (ties were sorted by position), so such a page is read without a sort
 and the scan stops after it; a range's rows are several runs, whose page is found from positions
-alone, then read. The Parquet stays the reference and serves what no copy helps with (no filter on
+alone, then read from the copy in file order, where they lie between the page's first and last
+positions (~3,000 rows for a month of 10M sales, against 165,000 in the sorted copy: 9 -> 4 ms). The Parquet stays the reference and serves what no copy helps with (no filter on
 a clustered column, aggregates, exports). ART indexes were measured and left out: on a sorted copy
 the statistics already find a commune in ~1 ms, DuckDB uses an ART only for point lookups of under
 2,048 rows with no other filter, and never under `ORDER BY ... LIMIT`.
@@ -69,7 +71,7 @@ from dinum_pipelines.lib.clean.repeats import quoted as quote
 
 _log = logging.getLogger("dinum_pipelines.catalog")
 
-FORMAT = 1  # bumped when the layout changes: older indexes are ignored, then rebuilt
+FORMAT = 2  # bumped when the layout changes: older indexes are ignored, then rebuilt
 MIN_ROWS = 100_000
 MAX_CLUSTERED = 3
 MIN_DISTINCT = 20
@@ -80,6 +82,7 @@ RETRY_SECONDS = 600
 MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
 _SUFFIX = ".rows.duckdb"
 _META = "__index_meta"
+_FILE_ORDER = "rows_in_file_order"
 _PARTIAL_SUFFIX = ".part"  # files.py sweeps hidden `.part` files left by crashes
 # Operators whose rows lie in one run of a copy sorted by their column (tabular's names), and how
 # much a condition of that kind narrows: an equality or a list more than a range.
@@ -110,6 +113,11 @@ class Index:
     tables: Mapping[str, str]
     distinct: Mapping[str, int]
 
+    @property
+    def in_file_order(self) -> str:
+        """The table in the file's order, where rows between two positions are next to each other."""
+        return f"{self.alias}.{_FILE_ORDER}"
+
     def table_for(self, filtered: Sequence[tuple[str, str]]) -> Copy | None:
         """The copy that reads fewest rows for these (column, operator) conditions, if any helps."""
         best: tuple[int, int] | None = None
@@ -139,7 +147,7 @@ class Copy:
 
 
 def _cluster_columns(
-    connection: duckdb.DuckDBPyConnection, source: str, types: Mapping[str, str], rows: int, chosen: Sequence[str] | None
+    connection: duckdb.DuckDBPyConnection, table: str, types: Mapping[str, str], rows: int, chosen: Sequence[str] | None
 ) -> dict[str, int]:
     """The columns that get a sorted copy (`chosen`, or the best `MAX_CLUSTERED` by the rule in
     the module's docstring), with their approximate distinct counts."""
@@ -149,7 +157,7 @@ def _cluster_columns(
     if not candidates:
         return {}
     terms = ", ".join(f"approx_count_distinct({quote(name)})" for name in candidates)
-    counts = dict(zip(candidates, connection.execute(f"SELECT {terms} FROM read_parquet({source})").fetchone() or (), strict=True))
+    counts = dict(zip(candidates, connection.execute(f"SELECT {terms} FROM {table}").fetchone() or (), strict=True))
     if chosen is not None:
         return {name: int(counts[name]) for name in chosen}
     useful = [name for name in candidates if MIN_DISTINCT <= counts[name] < rows * 0.9]
@@ -221,29 +229,32 @@ def build(parquet: Path, *, min_rows: int | None = None, columns: Sequence[str] 
 
 
 def _write(parquet: Path, partial: Path, spill: Path, columns: Sequence[str] | None) -> bool:
-    config = {"memory_limit": BUILD_MEMORY_LIMIT, "threads": BUILD_THREADS, "temp_directory": str(spill)}
+    """The index's tables, in a database at `partial`: the file-order copy read from the Parquet
+    once, then the sorted copies and the distinct counts read from it (native storage, no decoding)."""
+    config = {"memory_limit": BUILD_MEMORY_LIMIT, "threads": BUILD_THREADS, "temp_directory": str(spill),
+              "enable_external_file_cache": False}  # one pass over the Parquet: nothing to keep
     connection = duckdb.connect(str(partial), config=config)
     try:
         source = _literal(str(parquet))
         types = {row[0]: row[1] for row in connection.execute(f"DESCRIBE SELECT * FROM read_parquet({source})").fetchall()}
         rows = pq.ParquetFile(parquet).metadata.num_rows
-        clustered = _cluster_columns(connection, source, types, rows, columns)
-        if not clustered:
-            return False
         position = position_name(list(types))
         selected = ", ".join(quote(name) for name in types)
         if "file_row_number" in types:  # the file's own column hides DuckDB's: number the rows as tabular does
             numbered, row_number = f"read_parquet({source})", "row_number() OVER () - 1"
         else:
             numbered, row_number = f"read_parquet({source}, file_row_number = true)", "file_row_number"
+        # Insertion order is kept (DuckDB's preserve_insertion_order): the file's, then each sort's.
+        connection.execute(f"CREATE TABLE {_FILE_ORDER} AS SELECT {selected}, {row_number} AS {quote(position)} FROM {numbered}")
+        clustered = _cluster_columns(connection, _FILE_ORDER, types, rows, columns)
+        if not clustered:
+            return False
         tables = {}
         for number, column in enumerate(clustered):
-            table = f"rows_{number}"
+            tables[column] = f"rows_{number}"
             connection.execute(
-                f"CREATE TABLE {table} AS SELECT {selected}, {row_number} AS {quote(position)} FROM {numbered} "
-                f"ORDER BY {quote(column)} ASC NULLS LAST, {quote(position)}"
+                f"CREATE TABLE {tables[column]} AS SELECT * FROM {_FILE_ORDER} ORDER BY {quote(column)} ASC NULLS LAST, {quote(position)}"
             )
-            tables[column] = table
         meta = {"format": FORMAT, "source_size": parquet.stat().st_size, "rows": rows, "position": position,
                 "tables": tables, "distinct": clustered}
         connection.execute(f"CREATE TABLE {_META} AS SELECT ? AS meta", [json.dumps(meta)])

@@ -344,7 +344,7 @@ def rows(path: Path, items: Sequence[tuple[str, str]]) -> tuple[RowQuery, list[d
         with table_index.usable(connection, path) as index:
             copy = index.table_for(query.filtered) if index is not None else None
             if index is not None and copy is not None:
-                total, found = _indexed_page(connection, query, index.position, copy, page)
+                total, found = _indexed_page(connection, query, index, copy, page)
             else:
                 total, found = _parquet_page(connection, query, path, types, page)
     finally:
@@ -376,13 +376,17 @@ def _parquet_page(
 
 
 def _indexed_page(
-    connection: duckdb.DuckDBPyConnection, query: RowQuery, position: str, copy: table_index.Copy, page: list[int]
+    connection: duckdb.DuckDBPyConnection, query: RowQuery, index: table_index.Index, copy: table_index.Copy, page: list[int]
 ) -> tuple[int, list[Any]]:
     """The same, read from a copy sorted by a filtered column (table_index.py), where the matching
     rows are a few segments: the same rows in the same order as `_parquet_page`'s."""
+    position = index.position
     selected = f"{quote(position)} + 1, {', '.join(quote(name) for name in query.columns)}"
     by_position = f" ORDER BY {quote(position)}"
     where = query.where()
+    total = _count(connection, copy.table, query, [])
+    if total <= page[1]:  # past the last page
+        return total, []
     if query.order:  # the asked-for sort over the few matching rows, ties in the file's order
         sql = f"SELECT {selected} FROM {copy.table}{where} ORDER BY {', '.join([*query.order, quote(position)])} LIMIT ? OFFSET ?"
         found = connection.execute(sql, [*query.parameters, *page]).fetchall()
@@ -390,18 +394,23 @@ def _indexed_page(
         found = connection.execute(f"SELECT {selected} FROM {copy.table}{where} LIMIT ? OFFSET ?", [*query.parameters, *page]).fetchall()
     else:
         # Several runs (a range, a list): the page is the matching rows between its first and
-        # last positions, found from the positions alone; then only those rows' columns are read
-        # (a top-N carrying every column of every matching row costs ~3x more at 10M rows).
+        # last positions, found from the positions alone (a top-N carrying every column of every
+        # matching row costs ~3x more at 10M rows); then those rows are read where they lie
+        # closest: between those positions in file order, unless that span holds more rows than
+        # match in all (a sparse filter), then among the matching rows of the sorted copy.
         bounds = connection.execute(
             f"SELECT min({quote(position)}), max({quote(position)}) FROM "
             f"(SELECT {quote(position)} FROM {copy.table}{where}{by_position} LIMIT ? OFFSET ?)",
             [*query.parameters, *page],
         ).fetchone()
-        found = [] if bounds is None or bounds[0] is None else connection.execute(
-            f"SELECT {selected} FROM {copy.table} WHERE {' AND '.join([*query.conditions, f'{quote(position)} BETWEEN ? AND ?'])}{by_position}",
+        if bounds is None or bounds[0] is None:
+            return total, []
+        source = index.in_file_order if bounds[1] - bounds[0] < total else copy.table
+        found = connection.execute(
+            f"SELECT {selected} FROM {source} WHERE {' AND '.join([*query.conditions, f'{quote(position)} BETWEEN ? AND ?'])}{by_position}",
             [*query.parameters, *bounds],
         ).fetchall()
-    return _count(connection, copy.table, query, []), found
+    return total, found
 
 
 @dataclass
