@@ -8,6 +8,7 @@ lets the tests run every rule without an orchestrator, and keeps the assets a fe
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -234,15 +235,19 @@ def publish_clean_files(spec: DatasetSpec, layout: DataLayout, client: UdataClie
     published = files.published_files()
     if spec.table_schema is not None and files.conformance_report.exists():
         published["conformance"] = files.conformance_report
-    result = publish(
-        client,
-        spec,
-        published,
-        temporal_coverage=temporal_coverage(spec, files),
-        resource_descriptions=descriptions,
-        compare_tables=lambda before, after: table_changes(before, after, spec.primary_key).as_extra(),
-        validation_extras=_data_extras(spec, files, published),
-    )
+    # The column profile (DuckDB, seconds on a large table) is computed while the first file
+    # uploads, in its own thread: the publication waits for it only when it sets that file's extras.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="column-profile") as profiling:
+        data_extras = profiling.submit(_data_extras, spec, files, published)
+        result = publish(
+            client,
+            spec,
+            published,
+            temporal_coverage=temporal_coverage(spec, files),
+            resource_descriptions=descriptions,
+            compare_tables=lambda before, after: table_changes(before, after, spec.primary_key).as_extra(),
+            validation_extras=data_extras.result,
+        )
     raw_sha256 = json.loads(files.cleaning_report.read_text(encoding="utf-8")).get("raw_sha256")
     write_json({"raw_sha256": raw_sha256, "dataset_id": result.dataset_id, "published_at": datetime.now(UTC).isoformat()}, files.publication)
     return result

@@ -119,3 +119,24 @@ def test_a_catalog_left_in_disorder_by_faults_is_put_right_in_one_publication(cl
         "csv": file_digest(csv, "sha256"), "parquet": file_digest(parquet, "sha256"),
     }
     assert not publish(client, SPEC, {"csv": csv, "parquet": parquet}).changed
+
+
+def test_extras_given_as_a_function_are_computed_once_after_the_first_upload(client, tmp_path):
+    """lib/pipeline.py computes the column profile while the first file uploads: `publish` asks for
+    the extras only once that file is in the catalog, once for all the files, and sets them on each."""
+    csv = tmp_path / "lieux_covoiturage.csv"
+    csv.write_text("id_lieu,insee\n76217-C-001,76217\n", encoding="utf-8")
+    parquet = tmp_path / "lieux_covoiturage.parquet"
+    parquet.write_bytes(b"PAR1 not really parquet")
+    calls = []
+
+    def extras() -> dict:
+        calls.append([resource["title"] for resource in find_datasets(client, SPEC)[0]["resources"]])
+        return validation_report_extras(SPEC, report(OK, WARNING), WHEN)
+
+    result = publish(client, SPEC, {"csv": csv, "parquet": parquet}, validation_extras=extras)
+    assert calls == [["lieux_covoiturage.csv"]]
+    for role in ("csv", "parquet"):
+        resource = requests.get(f"{client.base_url}/api/1/datasets/{result.dataset_id}/resources/{result.resource_ids[role]}/", timeout=10).json()
+        assert resource["extras"]["validation-report:errors"][0]["field"] == "insee"
+        assert resource["extras"][SHA256_EXTRA] == file_digest(tmp_path / f"lieux_covoiturage.{role}", "sha256")

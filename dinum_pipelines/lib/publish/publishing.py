@@ -17,7 +17,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -40,6 +42,9 @@ TABLE_ROLE = "parquet"
 COMPARISON_USER_AGENT = "dinum-pipelines change-summary bot (reads the file it is about to replace)"
 # (the previous published table, the new one) -> the `dinum:changes` extra.
 CompareTables = Callable[[Path, Path], dict[str, Any]]
+# The data files' extras, or what computes them when first needed (after the first upload, so
+# that a costly profile is computed while the file goes out: lib/pipeline.py).
+Extras = Mapping[str, Any] | Callable[[], Mapping[str, Any] | None]
 
 
 class CatalogDataset(Protocol):
@@ -102,6 +107,11 @@ def _file_digests(path: str, inode: int, size: int, modified_ns: int) -> dict[st
     return {algorithm: digest.hexdigest() for algorithm, digest in digests.items()}
 
 
+# A caller asking for a file being hashed by another thread (digests_ahead) waits for that
+# reading instead of starting its own: one lock per file version, striped to bound their number.
+_DIGEST_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
 def file_digest(path: Path, algorithm: str) -> str:
     """The file's sha1 or sha256. Both come from one reading, kept while the file's size and
     modification time stay the same: a multi-GB clean file is read once for its digests, not
@@ -109,7 +119,19 @@ def file_digest(path: Path, algorithm: str) -> str:
     if algorithm not in DIGESTS:
         raise ValueError(f"{algorithm}: only {DIGESTS} are computed")
     status = path.stat()
-    return _file_digests(str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns)[algorithm]
+    version = (str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns)
+    with _DIGEST_LOCKS[hash(version) % len(_DIGEST_LOCKS)]:
+        return _file_digests(*version)[algorithm]
+
+
+def digests_ahead(paths: list[Path]) -> ThreadPoolExecutor:
+    """Hash the files one after the other in a thread, while the caller uploads them: a new file
+    needs its digests only after its upload (its sha256 extra), and the next file's are ready
+    when its turn comes (hashlib and file reads release the GIL). Shut the executor down when done."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digests")
+    for path in paths:
+        executor.submit(file_digest, path, DIGESTS[0])
+    return executor
 
 
 def dataset_payload(spec: CatalogDataset, temporal_coverage: tuple[date, date] | None) -> dict[str, Any]:
@@ -263,7 +285,7 @@ def publish(
     *,
     temporal_coverage: tuple[date, date] | None = None,
     resource_descriptions: dict[str, str] | None = None,
-    validation_extras: dict[str, Any] | None = None,
+    validation_extras: Extras | None = None,
     compare_tables: CompareTables | None = None,
 ) -> PublicationResult:
     """Create or update the dataset, then upload each file whose content changed.
@@ -272,13 +294,15 @@ def publish(
     and leftovers (see `_dataset`, `_resources_by_role`): a failure half-way leaves every earlier
     published file in place and downloadable, and the next publication picks up where this one
     stopped. Each file's `validation_extras` (see validation_report.py) are sent when they say
-    something new. With `compare_tables`, a new table file is compared with the one the catalog
+    something new; given as a function, it is called once, after the first file is uploaded. With `compare_tables`, a new table file is compared with the one the catalog
     serves before it is replaced, and what changed goes with each new data file (CHANGES_EXTRA).
     """
+    extras = validation_extras
+    if callable(extras):
+        extras = functools.cache(extras)
+
     def publish_once() -> tuple[PublicationResult, bool]:
-        return _publish_once(
-            client, spec, files, temporal_coverage, resource_descriptions or {}, validation_extras, compare_tables
-        )
+        return _publish_once(client, spec, files, temporal_coverage, resource_descriptions or {}, extras, compare_tables)
 
     result, created = publish_once()
     if created and (kept := find_datasets(client, spec)) and kept[0]["id"] != result.dataset_id:
@@ -297,7 +321,7 @@ def _publish_once(
     files: dict[str, Path],
     temporal_coverage: tuple[date, date] | None,
     resource_descriptions: dict[str, str],
-    validation_extras: dict[str, Any] | None,
+    validation_extras: Extras | None,
     compare_tables: CompareTables | None = None,
 ) -> tuple[PublicationResult, bool]:
     """One pass of `publish`; True when it created the dataset it published into."""
@@ -313,49 +337,73 @@ def _publish_once(
             actions.append("unchanged dataset metadata")
 
     existing_by_role = _resources_by_role(client, dataset, files, actions)
-    changes = _table_changes(client, existing_by_role.get(TABLE_ROLE), files.get(TABLE_ROLE), compare_tables, actions)
-    resource_ids: dict[str, str] = {}
-    for role, path in files.items():
-        existing = existing_by_role.get(role)
-        sha1 = file_digest(path, "sha1")
-        wanted = resource_payload(spec, path, resource_descriptions.get(role, ""), role)
-        actions_before = len(actions)
-        if existing is None:
-            resource = client.upload_resource(dataset["id"], path)
-            actions.append(f"uploaded {role} as resource {resource['id']}")
-        elif (existing.get("checksum") or {}).get("value") != sha1:
-            resource = client.replace_resource_file(dataset["id"], existing["id"], path)
-            actions.append(f"replaced {role} file of resource {existing['id']}")
-        else:
-            resource = existing
-        new_file = resource is not existing
-        changed = wanted if new_file else {key: value for key, value in wanted.items() if _differs(existing.get(key), value)}
-        if changed:
-            resource = client.update_resource(dataset["id"], resource["id"], changed)
-            if not new_file:
-                actions.append(f"updated {role} resource fields {sorted(changed)}")
-        # The role last: a run stopped before it leaves a resource the next run adopts (above).
-        # With it, the sha256 of the file now served, which a run stopped after replacing the
-        # file but before this left stale.
-        extras = {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}
-        if _differs(resource.get("extras"), extras) and not new_file:
-            actions.append(f"set the role and sha256 extras of {role}")
-        if validation_extras and role not in DOCUMENTATION_ROLES and report_changed(resource.get("extras"), validation_extras):
-            extras.update(validation_extras)
-            actions.append(f"updated validation report of {role}")
-        if changes is not None and role not in DOCUMENTATION_ROLES and (new_file or _differs(resource.get("extras"), {CHANGES_EXTRA: changes})):
-            extras[CHANGES_EXTRA] = changes
-        if _differs(resource.get("extras"), extras):
-            client.update_resource_extras(dataset["id"], resource["id"], extras)
-        if existing is None:
-            resource = _first_of_role(client, dataset["id"], role, path.name, resource, actions)
-        if len(actions) == actions_before:
-            actions.append(f"unchanged {role} (sha1 {sha1[:12]})")
-        resource_ids[role] = resource["id"]
+    hashing = digests_ahead(list(files.values()))
+    try:
+        changes = _table_changes(client, existing_by_role.get(TABLE_ROLE), files.get(TABLE_ROLE), compare_tables, actions)
+        resource_ids = {
+            role: _publish_file(client, spec, dataset["id"], role, path, existing_by_role.get(role), changes,
+                                resource_descriptions, validation_extras, actions)
+            for role, path in files.items()
+        }
+    finally:
+        hashing.shutdown(wait=False, cancel_futures=True)
     result = PublicationResult(
         dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions, changes=changes,
     )
     return result, created
+
+
+def _publish_file(
+    client: UdataClient,
+    spec: CatalogDataset,
+    dataset_id: str,
+    role: str,
+    path: Path,
+    existing: dict | None,
+    changes: dict[str, Any] | None,
+    resource_descriptions: dict[str, str],
+    validation_extras: Extras | None,
+    actions: list[str],
+) -> str:
+    """Upload one file when it is new or changed, then set its metadata and extras; its resource id.
+    A new file is uploaded before its digests are asked for (they are computed meanwhile)."""
+    wanted = resource_payload(spec, path, resource_descriptions.get(role, ""), role)
+    actions_before = len(actions)
+    if existing is None:
+        resource = client.upload_resource(dataset_id, path)
+        actions.append(f"uploaded {role} as resource {resource['id']}")
+    elif (existing.get("checksum") or {}).get("value") != file_digest(path, "sha1"):
+        resource = client.replace_resource_file(dataset_id, existing["id"], path)
+        actions.append(f"replaced {role} file of resource {existing['id']}")
+    else:
+        resource = existing
+    new_file = resource is not existing
+    changed = wanted if new_file else {key: value for key, value in wanted.items() if _differs(existing.get(key), value)}
+    if changed:
+        resource = client.update_resource(dataset_id, resource["id"], changed)
+        if not new_file:
+            actions.append(f"updated {role} resource fields {sorted(changed)}")
+    # The role last: a run stopped before it leaves a resource the next run adopts (above).
+    # With it, the sha256 of the file now served, which a run stopped after replacing the
+    # file but before this left stale.
+    extras = {ROLE_EXTRA: role, SHA256_EXTRA: file_digest(path, "sha256")}
+    if _differs(resource.get("extras"), extras) and not new_file:
+        actions.append(f"set the role and sha256 extras of {role}")
+    data_extras = None
+    if role not in DOCUMENTATION_ROLES and validation_extras:
+        data_extras = validation_extras() if callable(validation_extras) else validation_extras
+    if data_extras and report_changed(resource.get("extras"), data_extras):
+        extras.update(data_extras)
+        actions.append(f"updated validation report of {role}")
+    if changes is not None and role not in DOCUMENTATION_ROLES and (new_file or _differs(resource.get("extras"), {CHANGES_EXTRA: changes})):
+        extras[CHANGES_EXTRA] = changes
+    if _differs(resource.get("extras"), extras):
+        client.update_resource_extras(dataset_id, resource["id"], extras)
+    if existing is None:
+        resource = _first_of_role(client, dataset_id, role, path.name, resource, actions)
+    if len(actions) == actions_before:
+        actions.append(f"unchanged {role} (sha1 {file_digest(path, 'sha1')[:12]})")
+    return resource["id"]
 
 
 def _table_changes(
