@@ -9,7 +9,7 @@ only a few batches at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from queue import Queue
 from typing import TypeVar
 
@@ -49,3 +49,37 @@ def prefetched(batches: Iterator[T], depth: int = 2, name: str = "prefetch") -> 
             while not queue.empty():
                 queue.get_nowait()
             thread.join(timeout=0.05)
+
+
+class BackgroundSink:
+    """Hands items to `consume` in a thread of its own, at most `depth` waiting: a writer that
+    works beside its caller (the clean CSV written while the caller writes the Parquet). `close`
+    waits for the last item. An error in `consume` is raised by the next `put` and by `close`
+    (unless told not to, when the caller is already failing), and the items after it are dropped."""
+
+    def __init__(self, consume: Callable[[T], None], depth: int = 1, name: str = "sink") -> None:
+        self._queue: Queue = Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._done = object()
+        self._thread = threading.Thread(target=self._run, args=(consume,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, consume: Callable[[T], None]) -> None:
+        while (item := self._queue.get()) is not self._done:
+            if self._error is None:
+                try:
+                    consume(item)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = exc
+
+    def put(self, item: T) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self, *, raise_error: bool = True) -> None:
+        if self._thread.is_alive():
+            self._queue.put(self._done)
+            self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
