@@ -66,9 +66,13 @@ INVALID = "Invalid query string"
 ROW_ID = "__id"  # api-tabular's row id: here the row's position in the file, from 1
 EXPORT_BATCH_ROWS = 65_536
 # One in-memory DuckDB per process, one cursor per call: opening and closing a database costs
-# ~25 ms (its thread pool), a cursor nothing, and all calls share one pool of threads and one
-# memory limit, beyond which sorts and groupings spill to the temporary folder.
+# ~25 ms (its thread pool), a cursor nothing, and all calls share one memory limit, beyond which
+# sorts and groupings spill to the temporary folder. Each query runs on the thread that asks it
+# (THREADS = 1): a worker answers many pages at once and deployments run a worker per core (`serve
+# --workers`), so the cores are busy without DuckDB's own pool, whose hand-offs cost ~15% more CPU a
+# page at 10M rows (bench/README.md); a lone full scan of a Parquet is slower for it.
 MEMORY_LIMIT = "512MB"
+THREADS = 1
 _database: duckdb.DuckDBPyConnection | None = None
 _database_pid: int | None = None
 _database_lock = threading.Lock()
@@ -160,7 +164,7 @@ def connect() -> duckdb.DuckDBPyConnection:
         if _database is None or _database_pid != os.getpid():
             spill = Path(tempfile.gettempdir()) / f"dinum-tabular-{os.getpid()}"
             _database = duckdb.connect(config={
-                "memory_limit": MEMORY_LIMIT, "temp_directory": str(spill),
+                "memory_limit": MEMORY_LIMIT, "temp_directory": str(spill), "threads": THREADS,
                 # A page of 50 rows is a top-N over the few rows a filter keeps (table_index.py);
                 # DuckDB's late materialization (top-N on row ids, then a join back to fetch the
                 # columns) costs more than it saves there: 1.5 ms of a 5 ms page, measured.
