@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -238,11 +238,12 @@ class LoadResult:
 
 _WRK_SCRIPT = """
 local paths = {%s}
+local headers = {%s}
 local index = 0
 init = function(args) index = math.random(#paths) end
 request = function()
   index = index %% #paths + 1
-  return wrk.format("GET", paths[index])
+  return wrk.format("GET", paths[index], headers)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -253,10 +254,13 @@ end
 """
 
 
-def run_wrk(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
+def run_wrk(
+    base_url: str, paths: Sequence[str], *, concurrency: int, duration: float, headers: Mapping[str, str] | None = None,
+) -> LoadResult:
     binary = ensure_debian_tool("wrk", "wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % ", ".join(json.dumps(path) for path in paths))
+        header_table = ", ".join(f"[{json.dumps(name)}] = {json.dumps(value)}" for name, value in (headers or {}).items())
+        script.write(_WRK_SCRIPT % (", ".join(json.dumps(path) for path in paths), header_table))
     try:
         completed = subprocess.run(
             [binary, "-t", "2", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
@@ -314,11 +318,14 @@ def closed_loop(
     )
 
 
-def run_threads(base_url: str, paths: Sequence[str], *, concurrency: int, duration: float) -> LoadResult:
+def run_threads(
+    base_url: str, paths: Sequence[str], *, concurrency: int, duration: float, headers: Mapping[str, str] | None = None,
+) -> LoadResult:
     """`concurrency` threads, each a keep-alive client sending the next path as soon as answered."""
 
     def make_client() -> Callable[[int], bool]:
         session = requests.Session()
+        session.headers.update(headers or {})
         return lambda index: session.get(base_url + paths[index % len(paths)], timeout=10).status_code >= 400
 
     return closed_loop(make_client, concurrency=concurrency, duration=duration)
