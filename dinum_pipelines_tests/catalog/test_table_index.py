@@ -2,7 +2,8 @@
 Parquet, for every operator, sort, column selection and page of test_row_api's oracle (which
 checks the Parquet path against pandas); an index is built after publication, used by the API,
 replaced with the file's new version and removed with the resource; a build another process holds
-is not started twice; an index for another file is ignored."""
+is not started twice; an index for another file is ignored; columns named like the positions stay
+columns."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dinum_pipelines.catalog import table_index, tabular
@@ -150,3 +153,17 @@ def test_a_published_table_gets_an_index_its_new_version_another_and_deletion_re
 
     assert api.delete(f"/datasets/{dataset['id']}/resources/{rid}/").status_code == 204
     assert not second.exists()
+
+
+def test_a_table_with_columns_named_like_the_positions(tmp_path: Path) -> None:
+    """A file's own `file_row_number` and `__row_position` columns stay its columns in the index."""
+    columns = {"file_row_number": [7, 8, 9, 8], "__row_position": ["a", "b", "c", "b"]}
+    for name in ("plain", "indexed"):
+        (tmp_path / name).mkdir()
+        pq.write_table(pa.table(columns), tmp_path / name / "t.parquet")
+    plain, indexed = tmp_path / "plain" / "t.parquet", tmp_path / "indexed" / "t.parquet"
+    assert table_index.build(indexed, min_rows=0, columns=list(columns)) is not None
+    for items in ([("file_row_number__exact", "8")], [("__row_position__greater", "b"), ("file_row_number__sort", "desc")],
+                  [("__row_position__exact", "b"), ("page", "2"), ("page_size", "1")]):
+        assert served_by_index(indexed, items)
+        assert tabular.rows(indexed, items)[1:] == tabular.rows(plain, items)[1:], items
