@@ -5,16 +5,21 @@ The fields are udata's (udata/core/storages/api.py): `uuid`, `filename`, `partin
 with a `file` and `totalparts` > 1 is one part: its size must equal `chunksize` (else udata's 400
 `{"success": false, "error": "Chunk size mismatch"}`), it is stored and answered
 `{"success": true}`. A request with the fields and no `file` ends the upload: the parts are
-streamed in order into the file store, hashed while written, and the resource is created or
-replaced exactly as by a whole upload.
+checked and moved into the file store, and the resource is created or replaced exactly as by a
+whole upload.
 
-Parts live on disk in `{files}/.chunks/{dataset}/{uuid}/{partindex}-{partbyteoffset}-{size}`,
-never in memory nor in the database, so an upload survives a restart and any catalog node sharing
-the files folder can take the next part. A part becomes visible by a rename, so a retried part
-replaces its earlier copy whole and a cut one is never seen; parts may arrive in any order. Parts
-are not fsynced (the assembled file is): most are read back and deleted before they reach the
-disk, which halves a chunked upload's time; a part a host crash lost or shortened is found by its
-size at assembly and asked for again, never assembled.
+Parts are written in place, at their offset, into one file per upload,
+`{files}/.chunks/{dataset}/{uuid}/data`, never in memory nor in the database, so an upload survives
+a restart and any catalog node sharing the files folder can take the next part. A part becomes
+visible once all its bytes are in, by an empty marker file beside the data,
+`{partindex}-{partbyteoffset}-{size}-{crc32}`: a retried part rewrites its bytes and replaces the
+marker, a cut one leaves no marker and is never seen; parts may arrive in any order. Nothing is
+fsynced while parts arrive, and assembly neither copies nor deletes gigabytes: it reads the file
+once for its sha1 and each part's CRC-32 while a thread fsyncs it, then renames it into the file
+store. A part a host crash lost, shortened or left as zeros (its marker made it to the disk, its
+bytes did not) no longer matches its marker's size or CRC: it is asked for again, never assembled.
+(Parts used to be files of their own, copied into a new file at assembly: at 10M rows, 1.8 GB
+written twice and a final request of 7 s, of which the copy 2.5 s and deleting the parts 0.9 s.)
 Assembly first renames the folder away, so two concurrent final requests cannot both assemble; on
 failure (a missing part...) it is renamed back and the client may send what is missing, then
 the final request again. Folders untouched for a day are swept.
@@ -22,22 +27,27 @@ the final request again. Folders untouched for a day are swept.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dinum_pipelines.catalog.api_schemas import BOOLEAN, STRING, Json, obj
 from dinum_pipelines.catalog.errors import CatalogError, field_error
-from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile
+from dinum_pipelines.catalog.files import SNIFF_BYTES, AtomicWriter, FileStore, StoredFile
 
 CHUNKS_FOLDER = ".chunks"
+# The file the parts of an upload are written into, beside their markers.
+DATA_FILE = "data"
 # Bounds that refuse nonsense early; a part is meant to be a few MiB (the publisher sends 8).
 MAX_PARTS = 100_000
 MAX_CHUNK_BYTES = 1 << 30
@@ -123,60 +133,188 @@ def parts_folder(files: FileStore, dataset_id: str, upload_id: str) -> Path:
     return files.root / CHUNKS_FOLDER / dataset_id / upload_id
 
 
-def store_part(files: FileStore, dataset_id: str, fields: ChunkFields, writer: AtomicWriter) -> None:
-    """Make a received part visible in its upload's folder, replacing an earlier copy of it."""
+class PartWriter:
+    """A part received straight into its upload's data file, at its offset, with its CRC-32
+    (the marker records it: assembly reads it back to find a part a crash lost). Offers what
+    receive_upload uses of an AtomicWriter."""
+
+    def __init__(self, folder: Path, fields: ChunkFields) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.fields = fields
+        self._fd: int | None = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        self._size = 0
+        self._crc = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None and self.fields.partbyteoffset is not None
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self.fields.partbyteoffset + self._size)
+            self._crc = zlib.crc32(view[:written], self._crc)
+            self._size += written
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def marker(self) -> str:
+        return f"{self.fields.partindex}-{self.fields.partbyteoffset}-{self._size}-{self._crc:08x}"
+
+    def abort(self) -> None:
+        """The part is dropped: its bytes stay in the data file, unseen without a marker; the
+        file itself goes when no part of the upload has been received."""
+        self.close()
+        _remove_if_no_part(self.folder)
+
+
+def part_writer(files: FileStore, dataset_id: str, fields: ChunkFields) -> PartWriter:
+    return PartWriter(parts_folder(files, dataset_id, fields.upload_id), fields)
+
+
+def _remove_if_no_part(folder: Path) -> None:
+    try:
+        if any(name != DATA_FILE for name in os.listdir(folder)):
+            return
+        (folder / DATA_FILE).unlink(missing_ok=True)
+        folder.rmdir()
+        folder.parent.rmdir()  # the dataset's folder, when no other upload is in flight
+    except OSError:  # gone, or another part arrived meanwhile (it sees its bytes missing at assembly)
+        pass
+
+
+def store_part(files: FileStore, dataset_id: str, fields: ChunkFields, writer: PartWriter | AtomicWriter) -> None:
+    """Make a received part visible in its upload's folder, replacing an earlier copy of it. A part
+    whose fields came after its bytes was received as a file of its own: it is copied in place."""
     if writer.size != fields.chunksize:
         writer.abort()
         raise UploadStatusError("Chunk size mismatch")
     folder = parts_folder(files, dataset_id, fields.upload_id)
-    name = f"{fields.partindex}-{fields.partbyteoffset}-{fields.chunksize}"
-    writer.commit_to(folder / name, name, durable=False)
-    # A retry sent with another offset leaves its first copy under another name.
+    if isinstance(writer, PartWriter) and writer.fields == fields:
+        writer.close()
+        name = writer.marker()
+    else:
+        name = _copy_in(folder, fields, writer)
+    # A retry sent with another offset (or other bytes) leaves its first marker under another name.
     for earlier in folder.glob(f"{fields.partindex}-*"):
         if earlier.name != name:
             earlier.unlink(missing_ok=True)
+    (folder / name).touch()
+
+
+def _copy_in(folder: Path, fields: ChunkFields, writer: PartWriter | AtomicWriter) -> str:
+    """A part received elsewhere (its fields followed its bytes) copied into the data file; its marker's name."""
+    if isinstance(writer, PartWriter):  # written in place for other fields than the final ones
+        writer.abort()
+        raise field_error("partbyteoffset", "The chunk fields changed between the part's headers and its end.")
+    folder.mkdir(parents=True, exist_ok=True)
+    received = folder / f".received-{secrets.token_hex(4)}"
+    writer.commit_to(received, received.name, durable=False)
+    try:
+        crc = 0
+        with received.open("rb") as source:
+            while block := source.read(_COPY_BLOCK):
+                crc = zlib.crc32(block, crc)
+            target = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                _copy_range_to(source.fileno(), target, 0, fields.partbyteoffset, fields.chunksize)
+            finally:
+                os.close(target)
+    finally:
+        received.unlink(missing_ok=True)
+    return f"{fields.partindex}-{fields.partbyteoffset}-{fields.chunksize}-{crc:08x}"
 
 
 def assemble(
-    files: FileStore, dataset_id: str, fields: ChunkFields, check_head: Callable[[AtomicWriter], None]
+    files: FileStore, dataset_id: str, fields: ChunkFields, check_head: Callable[[bytes], None]
 ) -> StoredFile:
-    """Stream every part, in order, into a new file of the store (hashed as written) and drop the
-    parts; `check_head` sees the writer once its first bytes are in (the HTML refusal)."""
+    """Check the upload's data file against its parts' markers, hash it, make it durable and move
+    it into the store; `check_head` sees its first bytes (the HTML refusal)."""
     folder = parts_folder(files, dataset_id, fields.upload_id)
     claimed = folder.with_name(f"{folder.name}.assembling-{secrets.token_hex(4)}")
     try:
         folder.rename(claimed)
     except FileNotFoundError:
         raise UploadStatusError(f"No part received for upload {fields.upload_id}: send the parts, then this request.") from None
-    writer: AtomicWriter | None = None
     try:
         parts = _parts_in_order(claimed, fields.totalparts)
-        writer = files.writer(files.new_key(dataset_id, fields.filename))
-        for part in parts:
-            with part.open("rb") as source:
-                while block := source.read(_COPY_BLOCK):
-                    writer.write(block)
-                    if writer.head_complete:
-                        check_head(writer)
-        check_head(writer)
-        stored = writer.commit()
+        data = claimed / DATA_FILE
+        size = sum(part.size for part in parts)
+        with data.open("r+b") as handle:
+            if os.fstat(handle.fileno()).st_size < size:
+                lost = next(part for part in parts if part.offset + part.size > os.fstat(handle.fileno()).st_size)
+                raise UploadStatusError(f"Part {lost.index} was lost by the catalog (a restart?): send it again, then this request.")
+            handle.truncate(size)  # bytes beyond: a part first sent with a larger offset
+            head = handle.read(SNIFF_BYTES)
+            check_head(head)
+            # The fsync (the disk's time) runs while the file is read back (the CPU's).
+            durable = threading.Thread(target=os.fsync, args=(handle.fileno(),), name="assembly-fsync")
+            durable.start()
+            try:
+                sha1 = _checked_sha1(handle, parts)
+            finally:
+                durable.join()
+            os.fsync(handle.fileno())  # returns at once: only for its error, which the thread's would hide
+        key = files.new_key(dataset_id, fields.filename)
+        files.adopt(data, key)
     except BaseException:
-        if writer is not None:
-            writer.abort()
         _put_back(claimed, folder)
         raise
-    shutil.rmtree(claimed, ignore_errors=True)
-    return stored
+    shutil.rmtree(claimed, ignore_errors=True)  # the markers
+    return StoredFile(key, sha1, size, head)
 
 
-def _parts_in_order(folder: Path, totalparts: int) -> list[Path]:
+def _checked_sha1(handle: BinaryIO, parts: list[_Part]) -> str:
+    """The file's sha1, reading each part's bytes once and checking them against its marker's CRC."""
+    digest = hashlib.sha1()
+    handle.seek(0)
+    for part in parts:
+        crc, left = 0, part.size
+        while left:
+            block = handle.read(min(left, _COPY_BLOCK))
+            if not block:
+                break
+            digest.update(block)
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+        if left or crc != part.crc:
+            raise UploadStatusError(f"Part {part.index} was lost by the catalog (a restart?): send it again, then this request.")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    offset: int
+    size: int
+    crc: int
+    marker: str
+
+
+def _markers(folder: Path) -> list[_Part]:
+    found = []
+    for name in os.listdir(folder):
+        fields = name.split("-")
+        if len(fields) != 4 or not fields[0].isdigit():
+            continue  # the data file, a part being copied in
+        index, offset, size = map(int, fields[:3])
+        found.append(_Part(index, offset, size, int(fields[3], 16), name))
+    return found
+
+
+def _parts_in_order(folder: Path, totalparts: int) -> list[_Part]:
     """The parts 0..totalparts-1, checked to follow each other byte for byte."""
-    found: dict[int, tuple[int, int, Path]] = {}
-    for path in folder.iterdir():
-        index, offset, size = map(int, path.name.split("-"))
-        if index in found:  # two retries with different offsets raced: only a resend settles it
-            raise UploadStatusError(f"Part {index} was received twice with different offsets: send it again.")
-        found[index] = (offset, size, path)
+    found: dict[int, _Part] = {}
+    for part in _markers(folder):
+        if part.index in found:  # two retries with different offsets raced: only a resend settles it
+            raise UploadStatusError(f"Part {part.index} was received twice with different offsets or bytes: send it again.")
+        found[part.index] = part
     missing = [index for index in range(totalparts) if index not in found]
     if missing:
         shown = ", ".join(map(str, missing[:20])) + (", ..." if len(missing) > 20 else "")
@@ -184,31 +322,58 @@ def _parts_in_order(folder: Path, totalparts: int) -> list[Path]:
     beyond = sorted(index for index in found if index >= totalparts)
     if beyond:
         raise UploadStatusError(f"Parts {beyond[:20]} are beyond totalparts ({totalparts}).")
-    ordered: list[Path] = []
+    ordered: list[_Part] = []
     expected_offset = 0
     for index in range(totalparts):
-        offset, size, path = found[index]
-        if offset != expected_offset:
-            raise UploadStatusError(f"Part {index} starts at byte {offset}, but the parts before it end at byte {expected_offset}.")
-        if path.stat().st_size != size:
-            raise UploadStatusError(f"Part {index} was lost by the catalog (a restart?): send it again, then this request.")
-        expected_offset += size
-        ordered.append(path)
+        part = found[index]
+        if part.offset != expected_offset:
+            raise UploadStatusError(f"Part {index} starts at byte {part.offset}, but the parts before it end at byte {expected_offset}.")
+        expected_offset += part.size
+        ordered.append(part)
     return ordered
 
 
 def _put_back(claimed: Path, folder: Path) -> None:
-    """Return the parts of a failed assembly to their folder, merging with parts sent meanwhile."""
+    """Return the parts of a failed assembly to their folder, merging with parts sent meanwhile
+    (copied into the new data file, which the parts sent meanwhile are in)."""
     try:
         claimed.rename(folder)
         return
     except OSError:  # the folder was created again by a part that arrived during the assembly
         pass
-    for path in claimed.iterdir():
-        index = path.name.partition("-")[0]
-        if not any(folder.glob(f"{index}-*")):
-            os.replace(path, folder / path.name)
+    present = {part.index for part in _markers(folder)}
+    target = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with (claimed / DATA_FILE).open("rb") as source:
+            for part in _markers(claimed):
+                if part.index in present:
+                    continue
+                _copy_range(source.fileno(), target, part.offset, part.size)
+                (folder / part.marker).touch()
+    except OSError:  # the claimed data is unreadable: those parts are asked for again
+        pass
+    finally:
+        os.close(target)
     shutil.rmtree(claimed, ignore_errors=True)
+
+
+def _copy_range(source: int, target: int, offset: int, size: int) -> None:
+    """Bytes [offset, offset + size) of one file to the same place in another."""
+    _copy_range_to(source, target, offset, offset, size)
+
+
+def _copy_range_to(source: int, target: int, source_offset: int, target_offset: int, size: int) -> None:
+    """`size` bytes from `source_offset` of one file to `target_offset` of another (the kernel's copy)."""
+    done = 0
+    while done < size:
+        try:
+            count = os.copy_file_range(source, target, size - done, source_offset + done, target_offset + done)
+        except OSError:  # no kernel copy between these files: through Python
+            block = os.pread(source, min(size - done, _COPY_BLOCK), source_offset + done)
+            count = os.pwrite(target, block, target_offset + done) if block else 0
+        if count == 0:
+            raise OSError(f"copy of {size} bytes from byte {source_offset} cut short")
+        done += count
 
 
 def sweep_abandoned_parts(files: FileStore, older_than_seconds: float = ABANDONED_AFTER_SECONDS) -> int:

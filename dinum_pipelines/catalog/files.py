@@ -29,7 +29,7 @@ from starlette.responses import FileResponse, Response
 
 _PARTIAL_SUFFIX = ".part"
 _log = logging.getLogger("dinum_pipelines.catalog")
-_SNIFF_BYTES = 512
+SNIFF_BYTES = 512  # the first bytes kept for content sniffing
 # Compression suffixes that keep the inner format in udata's `format` ("csv.gz").
 _COMPRESSIONS = frozenset({"gz", "bz2", "xz", "zst"})
 # Types Python's mimetypes table lacks or gets wrong for open data files.
@@ -98,15 +98,15 @@ class AtomicWriter:
     @property
     def head_complete(self) -> bool:
         """Enough bytes received to sniff the content."""
-        return len(self._head) >= _SNIFF_BYTES
+        return len(self._head) >= SNIFF_BYTES
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
         if self._sha1 is not None:
             self._sha1.update(data)
         self._size += len(data)
-        if len(self._head) < _SNIFF_BYTES:
-            self._head.extend(data[: _SNIFF_BYTES - len(self._head)])
+        if len(self._head) < SNIFF_BYTES:
+            self._head.extend(data[: SNIFF_BYTES - len(self._head)])
 
     @property
     def size(self) -> int:
@@ -211,6 +211,14 @@ class FileStore:
 
     def writer(self, key: str, *, hashed: bool = True) -> AtomicWriter:
         return AtomicWriter(self.path(key), key, self.root, hashed=hashed)
+
+    def adopt(self, source: Path, key: str) -> None:
+        """Move a whole, already fsynced file of the same filesystem (an assembled chunked upload)
+        to `key`: a rename, persisted, so it appears whole or not at all, like a writer's commit."""
+        final_path = self.path(key)
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, final_path)
+        _fsync_dir(final_path.parent)
 
     def delete(self, key: str) -> None:
         """Remove a file and the folders it leaves empty (up to `root`)."""

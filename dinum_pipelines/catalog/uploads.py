@@ -17,7 +17,8 @@ from starlette.requests import Request
 
 from dinum_pipelines.catalog.api_schemas import Json, obj
 from dinum_pipelines.catalog.chunks import (
-    CHUNK_FIELD_SCHEMAS, ChunkFields, UploadStatusError, assemble, chunk_fields, store_part, sweep_abandoned_parts,
+    CHUNK_FIELD_SCHEMAS, ChunkFields, PartWriter, UploadStatusError, assemble, chunk_fields, part_writer, store_part,
+    sweep_abandoned_parts,
 )
 from dinum_pipelines.catalog.errors import UnsupportedMediaType, field_error
 from dinum_pipelines.catalog.files import AtomicWriter, FileStore, StoredFile, file_format, guess_mime
@@ -60,7 +61,7 @@ class _PartState:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     header_name: bytes = b""
     header_value: bytes = b""
-    writer: AtomicWriter | None = None  # set while the current part is the file being stored
+    writer: AtomicWriter | PartWriter | None = None  # set while the current part is the file being stored
     field_name: str | None = None  # set while the current part is one of the chunk fields
     field_value: bytearray = field(default_factory=bytearray)
 
@@ -74,7 +75,7 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         raise field_error(FILE_FIELD, "Expected a multipart/form-data body with a 'file' field.")
 
     part = _PartState()
-    writer: AtomicWriter | None = None
+    writer: AtomicWriter | PartWriter | None = None
     filename = ""
     complete = False
     form: dict[str, str] = {}
@@ -101,11 +102,14 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         sent_name = options.get(b"filename")
         if name == FILE_FIELD and sent_name is not None and writer is None:
             filename = client_filename(sent_name.decode("utf-8", "replace"))
-            # Where a part goes is known only once every field is read (they may follow the file):
-            # it is written like a whole file, then moved (chunks.store_part).
+            # A part whose fields came first is written in place into its upload's file; one whose
+            # fields follow it is received like a whole file, then copied in (chunks.store_part).
             announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
             part_limit = announced.chunksize if announced is not None else None
-            writer = part.writer = files.writer(files.new_key(dataset_id, filename), hashed=announced is None)
+            if announced is not None:
+                writer = part.writer = part_writer(files, dataset_id, announced)
+            else:
+                writer = part.writer = files.writer(files.new_key(dataset_id, filename))
         elif name in CHUNK_FIELD_SCHEMAS and sent_name is None:
             part.field_name = name
 
@@ -154,6 +158,8 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         chunked = chunk_fields(form, has_file=writer is not None)
         if chunked is not None:
             return await _chunked(files, dataset_id, chunked, writer)
+        if isinstance(writer, PartWriter):  # announced as a part, ended as a whole upload
+            raise field_error("totalparts", "The chunk fields changed between the part's headers and its end.")
         if writer is None:
             raise field_error(FILE_FIELD, "This field is required.")
         _refuse_html(writer)
@@ -169,12 +175,14 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
     return ReceivedFile(stored, filename)
 
 
-async def _chunked(files: FileStore, dataset_id: str, fields: ChunkFields, writer: AtomicWriter | None) -> ReceivedFile | None:
+async def _chunked(
+    files: FileStore, dataset_id: str, fields: ChunkFields, writer: AtomicWriter | PartWriter | None
+) -> ReceivedFile | None:
     if writer is not None:
         await run_in_threadpool(store_part, files, dataset_id, fields, writer)
         return None
-    # Gigabytes are copied: in a worker thread, the event loop serves other requests meanwhile.
-    stored = await run_in_threadpool(assemble, files, dataset_id, fields, _refuse_html)
+    # Gigabytes are read back and fsynced: in a worker thread, the event loop serves other requests meanwhile.
+    stored = await run_in_threadpool(assemble, files, dataset_id, fields, _refuse_html_head)
     await run_in_threadpool(sweep_abandoned_parts, files)
     return ReceivedFile(stored, client_filename(fields.filename))
 
@@ -185,5 +193,9 @@ def client_filename(sent: str) -> str:
 
 
 def _refuse_html(writer: AtomicWriter) -> None:
-    if looks_like_html(writer.head):
+    _refuse_html_head(writer.head)
+
+
+def _refuse_html_head(head: bytes) -> None:
+    if looks_like_html(head):
         raise UnsupportedMediaType(HTML_REFUSED)

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from dinum_pipelines.catalog import RunningCatalog
-from dinum_pipelines.catalog.chunks import CHUNKS_FOLDER, sweep_abandoned_parts
+from dinum_pipelines.catalog.chunks import CHUNKS_FOLDER, DATA_FILE, sweep_abandoned_parts
 from dinum_pipelines.catalog.files import FileStore
 from dinum_pipelines_tests.catalog.conftest import Api
 
@@ -45,7 +45,13 @@ class ChunkedUpload:
 
 
 def part_files(catalog: RunningCatalog) -> list[Path]:
-    return sorted(path for path in (catalog.settings.files_dir / CHUNKS_FOLDER).rglob("*") if path.is_file())
+    """The markers of the parts received (their bytes are in their upload's data file)."""
+    return sorted(path for path in (catalog.settings.files_dir / CHUNKS_FOLDER).rglob("*") if path.is_file() and path.name != DATA_FILE)
+
+
+def data_file(catalog: RunningCatalog) -> Path:
+    (found,) = (catalog.settings.files_dir / CHUNKS_FOLDER).rglob(DATA_FILE)
+    return found
 
 
 def resources(api: Api, dataset_id: str) -> list[dict[str, Any]]:
@@ -117,17 +123,28 @@ def test_missing_parts_are_named_then_the_upload_resumes(api: Api, catalog: Runn
     assert never_sent.status_code == 400 and "No part received" in never_sent.json()["error"]
 
 
-def test_a_part_shortened_by_a_crash_is_asked_for_again(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
-    """Parts are not fsynced: a host crash may leave one shorter (or without its bytes)."""
-    parts = split(CONTENT, 2)
+def test_a_part_a_crash_shortened_or_zeroed_is_asked_for_again(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
+    """Parts are not fsynced: after a host crash the data file may be shorter than its markers say,
+    or hold zeros where a part's bytes never reached the disk (its marker did)."""
+    parts = split(CONTENT, 3)
     upload = ChunkedUpload(api, dataset["id"], len(parts))
     for index, (offset, data) in enumerate(parts):
         assert_part_received(upload.part(index, offset, data))
-    last = part_files(catalog)[-1]
-    last.write_bytes(last.read_bytes()[:10])
+    damaged = data_file(catalog)
+    content = damaged.read_bytes()
+    damaged.write_bytes(content[:parts[2][0] + 10])
+
+    response = upload.finish()
+    assert response.status_code == 400 and "Part 2 was lost" in response.json()["error"]
+    assert_part_received(upload.part(2, *parts[2]))
+    offset, data = parts[1]
+    with damaged.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(bytes(len(data)))
 
     response = upload.finish()
     assert response.status_code == 400 and "Part 1 was lost" in response.json()["error"]
+    assert resources(api, dataset["id"]) == []
     assert_part_received(upload.part(1, *parts[1]))
     assert upload.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
 
@@ -201,3 +218,19 @@ def test_abandoned_parts_are_swept_after_a_day(tmp_path: Path) -> None:
 
     assert sweep_abandoned_parts(files) == 1
     assert not abandoned.exists() and (in_flight / "0-0").exists()
+
+
+def test_a_part_whose_fields_follow_its_bytes_is_copied_in_place(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+    """The protocol does not order a part's fields and its file: one whose fields come after its
+    bytes is received as a file of its own, then copied into the upload's data file."""
+    parts = split(CONTENT, 3)
+    upload = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        fields = {**upload.fields, "partindex": index, "partbyteoffset": offset, "chunksize": len(data)}
+        ordered = [("file", (FILENAME, data)), *((name, (None, str(value))) for name, value in fields.items())]
+        if index == 1:  # the usual order for one part: both kinds meet in one file
+            ordered = ordered[1:] + ordered[:1]
+        assert_part_received(api.post(upload.path, files=ordered))
+    resource = upload.finish().json()
+    assert resource["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+    assert anonymous.get(resource["latest"]).content == CONTENT
