@@ -8,14 +8,14 @@ into a small tree with just the look-ups the tests need.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+
+from dinum_pipelines.catalog.nodes import ensure_debian_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--hide-scrollbars")
@@ -31,19 +31,10 @@ class BrowserUnavailable(RuntimeError):
 
 def ensure_chromium() -> Path:
     """Install Debian's chromium if it is missing (we are root; CI reaches Debian's registry)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        raise BrowserUnavailable(f"{CHROMIUM} is missing and there is no apt-get to install it")
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    result = subprocess.run(install, capture_output=True, text=True, env=environment, check=False)
-    if result.returncode != 0:  # a fresh machine has no package lists yet
-        subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=environment, check=False)
-        result = subprocess.run(install, capture_output=True, text=True, env=environment, check=False)
-    if result.returncode != 0 or not CHROMIUM.exists():
-        raise BrowserUnavailable(f"could not install chromium with {' '.join(install)}:\n{result.stderr[-2000:]}")
-    return CHROMIUM
+    try:
+        return Path(ensure_debian_tool(CHROMIUM.name, "chromium"))
+    except (SystemExit, subprocess.CalledProcessError) as exc:
+        raise BrowserUnavailable(f"{CHROMIUM} is missing and could not be installed: {exc}") from None
 
 
 @dataclass

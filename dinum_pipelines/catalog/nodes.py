@@ -21,6 +21,7 @@ the same thing with `run_catalog_nodes`.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import shutil
@@ -38,7 +39,11 @@ from pathlib import Path
 
 import requests
 
-from dinum_pipelines.catalog.settings import ACCEL_REDIRECT_PREFIX_ENV, DATABASE_URL_ENV, FILES_DIR_ENV
+from dinum_pipelines.catalog.settings import (
+    ACCEL_REDIRECT_PREFIX_ENV,
+    DATABASE_URL_ENV,
+    FILES_DIR_ENV,
+)
 
 NGINX_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "catalog-nodes" / "nginx.conf.template"
 # Where nginx serves the shared files folder from, internally; what the nodes' redirects name.
@@ -75,20 +80,36 @@ def wait_until_answers(url: str, timeout: float = 30, *, process: subprocess.Pop
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold the machine-wide lock `name` (an flock on a file in the temporary folder): for what a
+    machine installs once, when several processes (pytest-xdist's, a bench beside the tests) may
+    want it at the same moment."""
+    with open(Path(tempfile.gettempdir()) / f"dinum-{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_debian_tool(name: str, package: str) -> str:
     """Path of `name`, installing the Debian package when missing and we may (root with apt-get)."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"installing {package} (apt-get)...", file=sys.stderr)
-        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-        if subprocess.run(install, stdout=subprocess.DEVNULL, env=environment, check=False).returncode != 0:
-            # A fresh machine has no package lists yet.
-            subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL, env=environment, check=False)
-            subprocess.run(install, stdout=subprocess.DEVNULL, env=environment, check=True)
-        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+        with machine_lock("apt"):  # apt takes one process at a time; the others wait here, then find the tool
+            found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+            if not found:
+                print(f"installing {package} (apt-get)...", file=sys.stderr)
+                environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+                if subprocess.run(install, stdout=subprocess.DEVNULL, env=environment, check=False).returncode != 0:
+                    # A fresh machine has no package lists yet.
+                    subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL, env=environment, check=False)
+                    subprocess.run(install, stdout=subprocess.DEVNULL, env=environment, check=True)
+                found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if not found:
         raise SystemExit(f"{name} is needed: install the Debian package {package} (apt-get install {package})")
     return found

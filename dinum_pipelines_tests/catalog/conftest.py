@@ -21,8 +21,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
-from dinum_pipelines.catalog import CatalogSettings, Publisher, RunningCatalog, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.catalog.db import metadata, open_engine
+from dinum_pipelines.catalog import (
+    CatalogSettings,
+    Publisher,
+    RunningCatalog,
+    bootstrap_publisher,
+    serve_in_thread,
+)
+from dinum_pipelines.catalog.db import metadata
 from dinum_pipelines_tests import browser
 
 POSTGRES_URL_ENV = "DINUM_TEST_POSTGRES_URL"
@@ -98,16 +104,6 @@ def postgres_database() -> Iterator[PostgresDatabase]:
     finally:
         engine.dispose()
         drop_postgres_database(server_url, database_url)
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite catalog database at the head revision, for each SQLite test to start from a copy
-    of (running the revisions on every test's new file cost a fifth of a second a test; the
-    revisions themselves are tested in test_migrations.py)."""
-    path = tmp_path_factory.mktemp("migrated-sqlite") / "catalog.db"
-    open_engine(f"sqlite:///{path}").dispose()  # the last connection closed: no WAL file left beside it
-    return path
 
 
 def settings_for(backend: str, home: Path, request: pytest.FixtureRequest) -> CatalogSettings:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from dinum_pipelines.catalog import Publisher, RunningCatalog
+from dinum_pipelines.catalog.nodes import machine_lock
 from dinum_pipelines_tests.conftest import REPO_ROOT
 
 CLIENT_REQUIREMENT = "datagouv-client==0.5.1"
@@ -30,13 +31,14 @@ def client_python() -> Path:
     """The Python of datagouv-client's virtualenv, made on first use (pip from the package index)."""
     python = CLIENT_VENV / "bin" / "python"
     ready = CLIENT_VENV / ".installed"
-    if not ready.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(CLIENT_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CLIENT_REQUIREMENT],
-            check=True, timeout=600,
-        )
-        ready.write_text(CLIENT_REQUIREMENT)
+    with machine_lock("datagouv-client-venv"):
+        if not ready.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(CLIENT_VENV)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CLIENT_REQUIREMENT],
+                check=True, timeout=600,
+            )
+            ready.write_text(CLIENT_REQUIREMENT)
     return python
 
 
