@@ -288,8 +288,10 @@ def _valid_meta(target: Path, parquet: Path, meta: dict | None = None) -> dict |
 
 
 def remove(parquet: Path) -> None:
-    """Drop `parquet`'s index (a replaced or deleted file's); a process that has it attached
-    detaches it when it next attaches another."""
+    """Drop `parquet`'s index (a replaced or deleted file's), and this process's build of it if
+    one is queued or running; a process that has it attached detaches it when it next attaches
+    another."""
+    _builder.drop(parquet)
     index_path(parquet).unlink(missing_ok=True)
 
 
@@ -307,6 +309,8 @@ class _Builder:
     def _start(self) -> None:
         self._queue: queue.Queue[Path] = queue.Queue()
         self._asked: dict[Path, float] = {}
+        self._pending: set[Path] = set()  # queued or building
+        self._dropped: set[Path] = set()  # removed while pending: not built, or unlinked once built
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -319,6 +323,8 @@ class _Builder:
             if now - self._asked.get(parquet, -RETRY_SECONDS) < RETRY_SECONDS:
                 return
             self._asked[parquet] = now
+            self._dropped.discard(parquet)
+            self._pending.add(parquet)
             self._queue.put(parquet)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="rows-index-builder", daemon=True)
@@ -332,12 +338,22 @@ class _Builder:
                     return
                 parquet = self._queue.get()
             try:
-                if parquet.is_file():
+                if parquet.is_file() and parquet not in self._dropped:
                     build(parquet)
             except Exception as exc:  # an unreadable file, a full disk: the Parquet path still answers
                 _log.warning("rows index: %s not built: %s", parquet.name, str(exc).splitlines()[0])
             finally:
+                with self._lock:
+                    if parquet in self._dropped:  # replaced or deleted while it was built
+                        index_path(parquet).unlink(missing_ok=True)
+                        self._dropped.discard(parquet)
+                    self._pending.discard(parquet)
                 self._queue.task_done()
+
+    def drop(self, parquet: Path) -> None:
+        with self._lock:
+            if parquet in self._pending:
+                self._dropped.add(parquet)
 
     def wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

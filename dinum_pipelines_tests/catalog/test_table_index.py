@@ -167,3 +167,21 @@ def test_a_table_with_columns_named_like_the_positions(tmp_path: Path) -> None:
                   [("__row_position__exact", "b"), ("page", "2"), ("page_size", "1")]):
         assert served_by_index(indexed, items)
         assert tabular.rows(indexed, items)[1:] == tabular.rows(plain, items)[1:], items
+
+
+def test_a_file_removed_while_its_index_is_asked_for_gets_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version replaced (or a resource deleted) right after its publication: its build, queued or
+    running, leaves no index behind."""
+    monkeypatch.setattr(table_index, "MIN_ROWS", 0)
+    paths = []
+    for number in range(4):
+        path = tmp_path / str(number) / "t.parquet"
+        path.parent.mkdir()
+        path.write_bytes(parquet_bytes(DF))
+        paths.append(path)
+    for path in paths:
+        table_index.published(path)
+    for path in paths[1:]:
+        table_index.remove(path)  # the first may be building already, the others are queued
+    table_index.wait_for_builds()
+    assert [table_index.index_path(path).exists() for path in paths] == [True, False, False, False]
