@@ -9,16 +9,17 @@ fewer rows is the only cure; a faster scan is not.
 What: one database file per Parquet, `.<name>.rows.duckdb` in the file's folder (hidden, never a
 resource, so never served). It holds, for each of a few *clustered* columns, a native copy of the
 table sorted by that column (ties in the file's order) with each row's position in the file, and
-one copy in the file's order.
-DuckDB keeps min/max statistics per column segment, so a filter on the sorted column (equality,
+one copy in the file's order. DuckDB keeps min/max statistics per column segment, so a filter on
+the sorted column (equality,
 IN, a range, IS NULL) reads only the segments where its values lie, and other filters of the same
 query (a department *and* a nature) are checked on those rows only. A page holds the same rows,
 in the same order, as on the Parquet (tabular.py): rows of one value of the sorted column are
 already in the file's order (ties were sorted by position), so such a page is read without a sort
 and the scan stops after it; a range's rows are several runs, whose page is found from positions
 alone, then read from the copy in file order, where they lie between the page's first and last
-positions (~3,000 rows for a month of 10M sales, against 165,000 in the sorted copy: 9 -> 4 ms). The Parquet stays the reference and serves what no copy helps with (no filter on
-a clustered column, aggregates, exports). ART indexes were measured and left out: on a sorted copy
+positions (~3,000 rows for a month of 10M sales, against 165,000 in the sorted copy: 9 -> 4 ms).
+The Parquet stays the reference and serves what no copy helps with (no filter on a clustered
+column, aggregates, exports). ART indexes were measured and left out: on a sorted copy
 the statistics already find a commune in ~1 ms, DuckDB uses an ART only for point lookups of under
 2,048 rows with no other filter, and never under `ORDER BY ... LIMIT`.
 
@@ -35,8 +36,9 @@ path: until the index is there, pages come from the Parquet. The build runs in o
 process under its own DuckDB memory limit, spilling sorts to a local temporary folder, so memory
 stays bounded whatever the table's size. The file is written under a temporary `.part` name in the
 Parquet's folder and renamed into place: on several nodes sharing the files folder, a reader sees
-no index or a whole one; a lock file keeps nodes from building the same index twice (and two builds
-that meet anyway each rename a whole, identical file). A `.part` left by a crash is removed by
+no index or a whole one; a lock file (host and process id) keeps nodes from building the same
+index twice, and is taken over when its process is gone (this host) or when it is old (another
+host); two builds that meet anyway each rename a whole, identical file. A `.part` left by a crash is removed by
 `FileStore.sweep_partials` like an interrupted upload's.
 
 Validity: Parquet files are immutable (each upload gets a new key), so an index is named after its
@@ -77,14 +79,14 @@ MAX_CLUSTERED = 3
 MIN_DISTINCT = 20
 BUILD_MEMORY_LIMIT = "256MB"
 BUILD_THREADS = 1  # the build shares the cores with the requests it is meant to speed up
-LOCK_STALE_SECONDS = 6 * 3600  # a lock older than this was left by a build that died
-RETRY_SECONDS = 600
+LOCK_STALE_SECONDS = 6 * 3600  # another host's lock older than this was left by a build that died
+RETRY_SECONDS = 600  # a path is asked for again (not built, or built elsewhere) at most this often
 MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
 _SUFFIX = ".rows.duckdb"
 _META = "__index_meta"
 _FILE_ORDER = "rows_in_file_order"
 _PARTIAL_SUFFIX = ".part"  # files.py sweeps hidden `.part` files left by crashes
-# Operators whose rows lie in one run of a copy sorted by their column (tabular's names), and how
+# Operators (tabular's names) a copy sorted by their column answers from a few segments, and how
 # much a condition of that kind narrows: an equality or a list more than a range.
 NARROWING = {"exact": 2, "in": 2, "less": 1, "greater": 1, "strictly_less": 1, "strictly_greater": 1, "isnull": 1}
 ONE_RUN = ("exact", "isnull")  # conditions that keep a single value of their column
