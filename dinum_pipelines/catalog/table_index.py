@@ -85,6 +85,7 @@ MAX_ATTACHED = 64  # index databases kept attached per process; the least recent
 _SUFFIX = ".rows.duckdb"
 _META = "__index_meta"
 _FILE_ORDER = "rows_in_file_order"
+_SPILL_PREFIX = "dinum-rows-index-"
 _PARTIAL_SUFFIX = ".part"  # files.py sweeps hidden `.part` files left by crashes
 # Operators (tabular's names) a copy sorted by their column answers from a few segments, and how
 # much a condition of that kind narrows: an equality or a list more than a range.
@@ -205,6 +206,19 @@ def _build_lock(target: Path) -> Iterator[bool]:
         lock.unlink(missing_ok=True)
 
 
+def _spill_folder() -> Path:
+    """A fresh local folder for the build's sorts to spill to; those of builds whose process is
+    gone (a worker stopped mid-build: its daemon thread cleans nothing) are removed first."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SPILL_PREFIX}*-"):
+        try:
+            os.kill(int(folder.name.removeprefix(_SPILL_PREFIX).split("-", 1)[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-", suffix="-"))
+
+
 def build(parquet: Path, *, min_rows: int | None = None, columns: Sequence[str] | None = None) -> Path | None:
     """Write `parquet`'s index beside it, with a copy sorted by each of `columns` (by default,
     those the module's rule picks); the index's path, or None when none is worth having (a small
@@ -216,7 +230,7 @@ def build(parquet: Path, *, min_rows: int | None = None, columns: Sequence[str] 
         if not mine or _valid_meta(target, parquet) is not None:
             return target if target.exists() else None
         partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}{_PARTIAL_SUFFIX}")
-        spill = Path(tempfile.mkdtemp(prefix="dinum-rows-index-"))
+        spill = _spill_folder()
         started = time.perf_counter()
         try:
             if not _write(parquet, partial, spill, columns):

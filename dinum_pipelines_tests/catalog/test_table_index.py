@@ -185,3 +185,14 @@ def test_a_file_removed_while_its_index_is_asked_for_gets_none(tmp_path: Path, m
         table_index.remove(path)  # the first may be building already, the others are queued
     table_index.wait_for_builds()
     assert [table_index.index_path(path).exists() for path in paths] == [True, False, False, False]
+
+
+def test_the_spill_folder_of_a_build_whose_process_died_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table_index.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    left = tmp_path / f"dinum-rows-index-{dead.stdout.strip()}-abcd-"
+    left.mkdir()
+    (left / "spilled.tmp").write_bytes(b"x" * 100)
+    live = table_index._spill_folder()
+    again = table_index._spill_folder()  # this process is alive: its folders stay
+    assert not left.exists() and live.is_dir() and again.is_dir() and live != again
