@@ -14,6 +14,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules marked `slow` (minutes each: the Celery deployment, the fault matrix) first,
+    in their usual order, then the rest: pytest-xdist hands modules out in this order, and a
+    long module handed out last would leave the other processes idle until it ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def require_real_data() -> Path:
     """../shared/data/real, the real producer files the oracle tests read in place. Its absence
     fails the test: CI has it beside the clone, and a skipped comparison proves nothing."""

@@ -29,6 +29,8 @@ from dinum_pipelines.catalog.app import routes
 from dinum_pipelines.catalog.openapi import openapi_document
 from dinum_pipelines_tests.catalog.conftest import Api
 
+pytestmark = pytest.mark.slow  # a minute and a half: the schemathesis CLI on both backends
+
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance", "content_type_conformance")
 SEED = 20261206
 MAX_EXAMPLES = 10  # per operation and phase
