@@ -98,14 +98,15 @@ def column_profile(path: Path, descriptions: Mapping[str, str] | None = None) ->
                 "nb_missing_values": int(missing), "nb_distinct": None, "min": None, "max": None, "tops": [],
             }
             if kind_name != "json":  # lists and structs: only their empty cells
-                distinct = connection.execute(f"SELECT count(DISTINCT {column}) FROM {counted}").fetchall()[0][0]
-                tops = connection.execute(
-                    f"SELECT {column}, count(*) AS n FROM {counted} WHERE {column} IS NOT NULL "
-                    f"GROUP BY {column} HAVING count(*) > 1 ORDER BY n DESC, {column} LIMIT {TOP_VALUES}"
+                # One grouping gives both: the number of groups is the distinct count, and the
+                # most frequent of them, kept when seen twice, are the tops (two queries grouped twice).
+                counts = connection.execute(
+                    f"SELECT v, n, count(*) OVER () FROM (SELECT {column} AS v, count(*) AS n FROM {counted} "
+                    f"WHERE {column} IS NOT NULL GROUP BY {column}) ORDER BY n DESC, v LIMIT {TOP_VALUES}"
                 ).fetchall()
                 entry.update(
-                    nb_distinct=int(distinct), min=_shown(low), max=_shown(high),
-                    tops=[{"tops": _shown(value), "count": int(count)} for value, count in tops],
+                    nb_distinct=int(counts[0][2]) if counts else 0, min=_shown(low), max=_shown(high),
+                    tops=[{"tops": _shown(value), "count": int(count)} for value, count, _ in counts if count > 1],
                 )
             profile[name] = entry
     result: dict[str, Any] = {"total_lines": int(total), "columns": columns, "profile": profile}
