@@ -183,12 +183,18 @@ def catalog_process(
         wait_until_answers(f"{url}/api/1/datasets/licenses/")
         yield Catalog(url, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace` seconds (a loaded
+    machine once kept a plain file server from exiting within 10 s)."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -219,8 +225,7 @@ def nginx(root: Path, *, proxy_to: str | None = None) -> Iterator[str]:
             wait_until_answers(url, timeout=10)
             yield url
         finally:
-            process.terminate()
-            process.wait(10)
+            stop_process(process)
 
 
 # Load generation

@@ -41,7 +41,7 @@ import requests
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from bench_catalog import OUT_DIR, catalog_process, status_kib
+from bench_catalog import OUT_DIR, catalog_process, status_kib, stop_process
 from bench_parse_clean import ensure_file, report_mismatches, run_pyarrow
 
 from dinum_pipelines.catalog.nodes import free_port, wait_until_answers
@@ -95,8 +95,7 @@ def file_server(directory: Path) -> Iterator[str]:
         wait_until_answers(url + "/")
         yield url
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process)
 
 
 def _peak_mib() -> float:
