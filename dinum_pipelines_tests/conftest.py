@@ -3,7 +3,9 @@ migrated SQLite catalog database to copy."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     in their usual order, then the rest: pytest-xdist hands modules out in this order, and a
     long module handed out last would leave the other processes idle until it ends."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_as_before() -> Iterator[None]:
+    """SIGTERM's handler as it was before the test. A Dagster run in the test's process maps
+    SIGTERM onto SIGINT's handler (dagster._utils.interrupts.setup_interrupt_handlers); when the
+    suite is started in the background, SIGINT is ignored, so SIGTERM became ignored too, and so
+    did every server the later tests of that process started: one did not stop on SIGTERM."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    if before is not None and signal.getsignal(signal.SIGTERM) != before:
+        signal.signal(signal.SIGTERM, before)
 
 
 def require_real_data() -> Path:
