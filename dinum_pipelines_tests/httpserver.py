@@ -7,6 +7,7 @@ are recorded).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -22,6 +23,16 @@ class Reply:
     # Send this Content-Length instead of the body's real length (to simulate truncation).
     declared_length: int | None = None
     delay: float = 0.0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up (the fetchers close a connection they will not read further, a 404
+        # for instance) is the client's business; anything else is printed as http.server does.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ScriptedServer:
@@ -68,8 +79,7 @@ class ScriptedServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
