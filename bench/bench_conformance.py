@@ -336,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
             measured = run_conformance(args.file, args.schema)
         else:
             measured = run_frictionless(args.file, args.schema)
-        print(json.dumps(measured))
-        return 0
+        from bench_parse_clean import finish_worker
+
+        finish_worker(measured)
     from bench_parse_clean import ensure_file
 
     if args.runs < 1:

@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.step:  # a measured run, in its own interpreter
         result = run_ours(args.file, args.out) if args.step == "ours" else run_reference(args.file)
-        print(json.dumps(result))
-        return 0
+        from bench_parse_clean import finish_worker
+
+        finish_worker(result)
 
     events_path = args.out / f"events_{args.events}.parquet"
     began = time.perf_counter()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -182,6 +183,18 @@ def ensure_file(rows: int, out_dir: Path) -> tuple[Path, Path]:
     return path, sidecar
 
 
+def finish_worker(measured: dict[str, Any]) -> None:
+    """Print a worker's measurement as its last line and leave without the interpreter's teardown.
+
+    Arrow's thread pools can still be stopping when Python finalizes, and then the process
+    aborts with "terminate called without an active exception" although the work is done
+    (apache/arrow#34314); a CI run lost the bench smoke test to it. Nothing is left to clean up
+    in a worker once its figures are printed."""
+    print(json.dumps(measured), flush=True)
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _worker(kind: str, path: Path, sidecar: Path, parquet: Path) -> dict[str, Any]:
     """Run one side in a fresh interpreter and return what it measured."""
     command = [sys.executable, __file__, "--worker", kind, "--file", str(path), "--record", str(sidecar), "--parquet", str(parquet)]
@@ -282,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             measured = run_pyarrow(args.file, record)
         else:
             measured = run_pipeline(args.file, record, args.parquet, proposed_read=args.worker == "pipeline-proposed-read")
-        print(json.dumps(measured))
-        return 0
+        finish_worker(measured)
     path, sidecar = ensure_file(args.rows, args.out)
     record = json.loads(sidecar.read_text(encoding="utf-8"))
     table, report_ok = summarise(run_rounds(path, sidecar, args.runs, args.proposed_read), record)

@@ -42,7 +42,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from bench_catalog import OUT_DIR, catalog_process, status_kib, stop_process
-from bench_parse_clean import ensure_file, report_mismatches, run_pyarrow
+from bench_parse_clean import ensure_file, finish_worker, report_mismatches, run_pyarrow
 
 from dinum_pipelines.catalog.nodes import free_port, wait_until_answers
 
@@ -303,8 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duckdb": lambda: worker_duckdb(args.file, record, args.parquet),
             "run": lambda: worker_run(args.home),
         }[args.worker]()
-        print(json.dumps(result))
-        return 0
+        finish_worker(result)
     args.out.mkdir(parents=True, exist_ok=True)
     ok = True
     for rows in args.rows:
