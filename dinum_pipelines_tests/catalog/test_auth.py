@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +48,22 @@ def test_revoked_key(catalog: RunningCatalog, publisher: Publisher, dataset: dic
     catalog.store.accounts.revoke_token(record["id"])
     response = client.put(f"/datasets/{dataset['id']}/", json=WRITE_PAYLOAD)
     assert (response.status_code, response.json()) == (401, {"message": "Revoked API token"})
+
+
+def test_keys_are_checked_side_by_side(catalog: RunningCatalog, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two requests check their keys at the same time: each waits inside the check until the
+    other is there too (the check of a key once held a lock for every request of the process)."""
+    both_inside = threading.Barrier(2, timeout=10)
+    authenticate = catalog.store.accounts.authenticate
+
+    def meeting(token: str) -> dict[str, Any]:
+        both_inside.wait()
+        return authenticate(token)
+
+    monkeypatch.setattr(catalog.store.accounts, "authenticate", meeting)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: api.get("/me/"), range(2)))
+    assert [answer.status_code for answer in answers] == [200, 200]
 
 
 def test_expired_key(catalog: RunningCatalog, publisher: Publisher, dataset: dict[str, Any]) -> None:
