@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dinum_pipelines.catalog import tabular
+from dinum_pipelines.catalog.app import COMPUTING_THREADS
 from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
 from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
 from dinum_pipelines.lib.clean.tables import write_csv
@@ -517,3 +521,29 @@ def test_a_file_named_parquet_that_is_not_one_has_no_rows_and_breaks_no_page(api
         assert "cannot be read" in response.json()["message"], suffix
     page = anonymous.get(f"{anonymous.catalog.url}/datasets/{dataset['slug']}/")
     assert page.status_code == 200 and f'id="apercu-{rid}"' not in page.text
+
+
+def test_pages_are_computed_a_few_at_a_time(api: Api, published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are CPU work: a worker computes COMPUTING_THREADS at once and queues the others
+    (app.py), instead of sharing its cores among every request thread. A publisher's key makes
+    every page computed (none comes from the response cache)."""
+    computing, peak, lock = [0], [0], threading.Lock()
+    compute = tabular.rows
+
+    def counted(path: Path, items: Any) -> Any:
+        with lock:
+            computing[0] += 1
+            peak[0] = max(peak[0], computing[0])
+        try:
+            time.sleep(0.05)  # long enough for the other requests to arrive meanwhile
+            return compute(path, items)
+        finally:
+            with lock:
+                computing[0] -= 1
+
+    monkeypatch.setattr(tabular, "rows", counted)
+    rid = published["communes.parquet"]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda size: rows(api, rid, page_size=size), range(1, 9)))
+    assert [len(answer["data"]) for answer in answers] == list(range(1, 9))
+    assert peak[0] == COMPUTING_THREADS
