@@ -236,13 +236,11 @@ class Accounts:
                 conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=utcnow()))
 
     def authenticate(self, token: str) -> dict[str, Any]:
-        """The user a token belongs to; `Unauthorized` with udata's message otherwise."""
-        query = (
-            select(api_tokens, users.c.deleted_at.label("user_deleted_at"))
-            .join(users, users.c.id == api_tokens.c.user_id)
-            .where(api_tokens.c.token_hash == hash_api_token(token))
-        )
-        found = self._one(query)
+        """The user a token belongs to; `Unauthorized` with udata's message otherwise. The token
+        and its user are read once per data version (db.VersionedReads): revoking a token, or
+        deleting its user, is a write, after which the next request reads them again."""
+        token_hash = hash_api_token(token)
+        found, user = self._db.reads.get(self._db.data_version(), ("api-token", token_hash), lambda: self._token_owner(token_hash))
         now = utcnow()
         if found is None or found["user_deleted_at"] is not None:
             raise Unauthorized(INVALID_TOKEN)
@@ -254,7 +252,17 @@ class Accounts:
         if last_used is None or now - last_used > _LAST_USED_RESOLUTION:
             with self._db.write() as conn:
                 conn.execute(update(api_tokens).where(api_tokens.c.id == found["id"]).values(last_used_at=now))
-        return self.require_user(found["user_id"])
+        return dict(user)
+
+    def _token_owner(self, token_hash: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(the token with its user's deletion time, its user), both None for an unknown token."""
+        query = (
+            select(api_tokens, users.c.deleted_at.label("user_deleted_at"))
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.token_hash == token_hash)
+        )
+        found = self._one(query)
+        return (found, self.require_user(found["user_id"])) if found is not None else (None, None)
 
     # Helpers
 

@@ -565,7 +565,14 @@ def serve_version(call: Call) -> Response:
 def _table_file(call: Call) -> tuple[Json, Path]:
     """The Parquet file serving the path's resource: its own file if it is Parquet; for another
     hosted file (the pipeline's CSV), the Parquet of the same dataset with the same stem. NotFound
-    when there is none, or when the resource's dataset is not visible to the caller."""
+    when there is none, or when the resource's dataset is not visible to the caller. Found once
+    per data version and caller (db.VersionedReads): a row-API page's lookups are one query."""
+    user = call.user
+    key = ("table-file", call.params["rid"], user["id"] if user else None)
+    return call.store.db.reads.get(call.store.db.data_version(), key, lambda: _find_table_file(call))
+
+
+def _find_table_file(call: Call) -> tuple[Json, Path]:
     resource = call.store.datasets.resource(call.params["rid"])
     if resource is None or not resource.get("file_key"):
         raise NotFound("Resource not found")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -500,6 +501,35 @@ def after_commit(connection: Connection, callback: Callable[[], None]) -> None:
     connection.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+class VersionedReads:
+    """Results of reads kept for as long as the data version they were read at is current.
+
+    Every write to what the API shows moves the data version in its own transaction (`write`), so
+    a result read at the version a request has just read (`Database.data_version`, one query) is
+    the one a read would give now. For the lookups every keyed request makes (its key, its user,
+    the resource and dataset it asks for, its role): one query instead of four or five. Bounded;
+    the oldest entries go first. Values are shared: callers copy what they change.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
+
+    def get(self, version: int, key: Any, read: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                return entry[1]
+        value = read()
+        with self._lock:
+            self._entries[key] = (version, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return value
+
+
 class Database:
     """An engine plus `read()` and `write()` transactions (write ones lock SQLite up front)."""
 
@@ -512,6 +542,7 @@ class Database:
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._version = _DataVersionWatch(self)
+        self.reads = VersionedReads()
 
     @classmethod
     def open(cls, database_url: str) -> Database:
