@@ -161,13 +161,16 @@ def validate_parquet(
         validate_batches,
     )
     from dinum_pipelines.lib.clean.repeats import repeated_rows
+    from dinum_pipelines.lib.clean.streams import prefetched
     from dinum_pipelines.lib.clean.tables import parquet_batches
 
     metadata = pq.ParquetFile(path).metadata
     schema = metadata.schema.to_arrow_schema()
     rules = dataset_rules(spec, schema, previous)
+    # The next batch is read (Parquet decoding, without the GIL) while the rules run on this one.
+    batches = prefetched(parquet_batches(path, batch_rows), depth=1, name="check-reader")
     result = validate_batches(
-        parquet_batches(path, batch_rows), schema, _suite_name(spec), rules,
+        batches, schema, _suite_name(spec), rules,
         lambda rule: repeated_rows(path, rule.columns, PARTIAL_UNEXPECTED_COUNT),
     )
     return _quality_report(spec, cleaning, schema, metadata.num_rows, result, previous, "arrow")
