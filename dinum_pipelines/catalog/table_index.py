@@ -18,6 +18,9 @@ already in the file's order (ties were sorted by position), so such a page is re
 and the scan stops after it; a range's rows are several runs, whose page is found from positions
 alone, then read from the copy in file order, where they lie between the page's first and last
 positions (~3,000 rows for a month of 10M sales, against 165,000 in the sorted copy: 9 -> 4 ms).
+Each sorted copy comes with its rows per value, held in memory once the index is attached
+(`ValueCounts`): a page whose conditions are all on that column (a commune, a list of communes, a
+month) gets its total without a query, a third to a half of its DuckDB time.
 The Parquet stays the reference and serves what no copy helps with (no filter on a clustered
 column, aggregates, exports). ART indexes were measured and left out: on a sorted copy
 the statistics already find a commune in ~1 ms, DuckDB uses an ART only for point lookups of under
@@ -49,9 +52,11 @@ removed (its rows are no longer served).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
+import math
 import os
 import queue
 import secrets
@@ -65,6 +70,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -73,7 +79,7 @@ from dinum_pipelines.lib.clean.repeats import quoted as quote
 
 _log = logging.getLogger("dinum_pipelines.catalog")
 
-FORMAT = 2  # bumped when the layout changes: older indexes are ignored, then rebuilt
+FORMAT = 3  # bumped when the layout changes: older indexes are ignored, then rebuilt
 MIN_ROWS = 100_000
 MAX_CLUSTERED = 3
 MIN_DISTINCT = 20
@@ -82,6 +88,7 @@ BUILD_THREADS = 1  # the build shares the cores with the requests it is meant to
 LOCK_STALE_SECONDS = 6 * 3600  # another host's lock older than this was left by a build that died
 RETRY_SECONDS = 600  # a path is asked for again (not built, or built elsewhere) at most this often
 MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
+MAX_COUNTED_VALUES = 200_000  # a clustered column's counts per value are held in memory up to this many values
 _SUFFIX = ".rows.duckdb"
 _META = "__index_meta"
 _FILE_ORDER = "rows_in_file_order"
@@ -108,13 +115,74 @@ def position_name(columns: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class ValueCounts:
+    """How many rows hold each value of a clustered column (nulls apart), read from the index when
+    it is attached: a page's total for conditions on that column alone (one value, a list, a
+    range, nulls) without a query. Values are as DuckDB returns them, so they compare as in SQL
+    (text by code point, which is UTF-8's byte order; dates and numbers by value)."""
+
+    values: list[Any]  # sorted
+    cumulative: list[int]  # rows holding values[:i], for each i
+    by_value: dict[Any, int]
+    nulls: int
+
+    @classmethod
+    def of(cls, counted: Sequence[tuple[Any, int]]) -> ValueCounts | None:
+        """None when the values do not sort as in SQL (a float NaN, which DuckDB puts last)."""
+        if any(isinstance(value, float) and math.isnan(value) for value, _rows in counted):
+            return None
+        present = sorted((value, int(rows)) for value, rows in counted if value is not None)
+        cumulative = [0]
+        for _value, rows in present:
+            cumulative.append(cumulative[-1] + rows)
+        nulls = sum(int(rows) for value, rows in counted if value is None)
+        return cls([value for value, _rows in present], cumulative, dict(present), nulls)
+
+    def matching(self, conditions: Sequence[tuple[str, Any]]) -> int | None:
+        """Rows meeting all of (operator, value) (tabular's operators, values cast to the column's
+        type), or None when those conditions are not one value, one list, nulls, or bounds."""
+        operators = {operator for operator, _value in conditions}
+        if len(conditions) == 1 and operators <= {"exact", "in", "isnull"}:
+            operator, value = conditions[0]
+            if operator == "isnull":
+                return self.nulls
+            return sum(self.by_value.get(item, 0) for item in ({value} if operator == "exact" else set(value)))
+        if not operators <= set(_BOUNDS):
+            return None
+        low, high = 0, len(self.values)
+        for operator, value in conditions:
+            side, search = _BOUNDS[operator]
+            found = search(self.values, value)
+            low, high = (max(low, found), high) if side == "low" else (low, min(high, found))
+        return self.cumulative[high] - self.cumulative[low] if high > low else 0
+
+
+# operator -> (which side of a range it bounds, where that bound falls among the sorted values)
+_BOUNDS = {
+    "greater": ("low", bisect.bisect_left), "strictly_greater": ("low", bisect.bisect_right),
+    "less": ("high", bisect.bisect_right), "strictly_less": ("high", bisect.bisect_left),
+}
+
+
+@dataclass(frozen=True)
 class Index:
-    """An attached index: `tables[column]` is the SQL name of the copy sorted by `column`."""
+    """An attached index: `tables[column]` is the SQL name of the copy sorted by `column`, and
+    `counts[column]` its rows per value (for columns of at most MAX_COUNTED_VALUES values)."""
 
     alias: str
     position: str
+    rows: int
     tables: Mapping[str, str]
     distinct: Mapping[str, int]
+    counts: Mapping[str, ValueCounts]
+
+    def count(self, column: str, compared: Sequence[tuple[str, str, Any]]) -> int | None:
+        """Rows meeting `compared` (tabular's (column, operator, value)), when every condition is
+        on `column` and its counts say; None otherwise (a query counts them)."""
+        counts = self.counts.get(column)
+        if counts is None or not compared or any(name != column for name, _operator, _value in compared):
+            return None
+        return counts.matching([(operator, value) for _name, operator, value in compared])
 
     @property
     def in_file_order(self) -> str:
@@ -133,7 +201,7 @@ class Index:
         if chosen is None:
             return None
         one_run = any(column == chosen and operator in ONE_RUN for column, operator in filtered)
-        return Copy(self.tables[chosen], in_file_order=one_run)
+        return Copy(self.tables[chosen], in_file_order=one_run, column=chosen)
 
 
 @dataclass(frozen=True)
@@ -144,6 +212,7 @@ class Copy:
 
     table: str
     in_file_order: bool
+    column: str
 
 
 # Build
@@ -265,14 +334,17 @@ def _write(parquet: Path, partial: Path, spill: Path, columns: Sequence[str] | N
         clustered = _cluster_columns(connection, _FILE_ORDER, types, rows, columns)
         if not clustered:
             return False
-        tables = {}
+        tables, counts = {}, {}
         for number, column in enumerate(clustered):
-            tables[column] = f"rows_{number}"
+            tables[column], counts[column] = f"rows_{number}", f"counts_{number}"
             connection.execute(
                 f"CREATE TABLE {tables[column]} AS SELECT * FROM {_FILE_ORDER} ORDER BY {quote(column)} ASC NULLS LAST, {quote(position)}"
             )
+            connection.execute(
+                f"CREATE TABLE {counts[column]} AS SELECT {quote(column)} AS value, count(*) AS rows FROM {tables[column]} GROUP BY ALL"
+            )
         meta = {"format": FORMAT, "source_size": parquet.stat().st_size, "rows": rows, "position": position,
-                "tables": tables, "distinct": clustered}
+                "tables": tables, "distinct": clustered, "counts": counts}
         connection.execute(f"CREATE TABLE {_META} AS SELECT ? AS meta", [json.dumps(meta)])
         connection.execute("CHECKPOINT")
     finally:
@@ -433,8 +505,14 @@ class _Attached:
             if meta is None:
                 connection.execute(f"DETACH DATABASE IF EXISTS {alias}")
                 return None
-            index = Index(alias, meta["position"], {column: f"{alias}.{table}" for column, table in meta["tables"].items()},
-                          meta["distinct"])
+            counts = {}
+            for column, table in meta["counts"].items():
+                if meta["distinct"][column] <= MAX_COUNTED_VALUES:
+                    counted = ValueCounts.of(connection.execute(f"SELECT value, rows FROM {alias}.{table}").fetchall())
+                    if counted is not None:
+                        counts[column] = counted
+            index = Index(alias, meta["position"], meta["rows"],
+                          {column: f"{alias}.{table}" for column, table in meta["tables"].items()}, meta["distinct"], counts)
             self._entries[target] = (index, 1)
             self._evict(connection)
             return index

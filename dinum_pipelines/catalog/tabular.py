@@ -65,6 +65,7 @@ MAX_PAGE = 10**12  # a page beyond the rows is an empty page, not an error; this
 INVALID = "Invalid query string"
 ROW_ID = "__id"  # api-tabular's row id: here the row's position in the file, from 1
 EXPORT_BATCH_ROWS = 65_536
+DIRECT_SCAN_ROWS = 100_000  # see _indexed_page
 # One in-memory DuckDB per process, one cursor per call: opening and closing a database costs
 # ~25 ms (its thread pool), a cursor nothing, and all calls share one memory limit, beyond which
 # sorts and groupings spill to the temporary folder. Each query runs on the thread that asks it
@@ -117,6 +118,8 @@ class RowQuery:
     page_size: int = DEFAULT_PAGE_SIZE
     with_row_id: bool = True
     filtered: list[tuple[str, str]] = field(default_factory=list)  # (column, operator) of each condition
+    # (column, operator, value as DuckDB casts it: a list for `in`, None for `isnull`) of each condition
+    compared: list[tuple[str, str, Any]] = field(default_factory=list)
 
     @property
     def aggregated(self) -> bool:
@@ -215,16 +218,41 @@ def _int_parameter(query: Mapping[str, str], name: str, default: int, maximum: i
     return value
 
 
-def _checked_value(connection: duckdb.DuckDBPyConnection, key: str, value: str, column_type: str) -> str:
-    """`value` if DuckDB can cast it to the column's type; a 400 naming the parameter otherwise.
-    Any text is a VARCHAR: no query for it (a page's cost is a few such queries)."""
-    if column_type == "VARCHAR":
-        return value
-    try:
-        connection.execute(f"SELECT CAST(? AS {column_type})", [value]).fetchall()
-    except duckdb.Error:
-        raise bad_request(f"{key}: {value!r} is not a valid {column_type}") from None
-    return value
+class _Values:
+    """The values a query compares columns with, as DuckDB casts them to each column's type: all
+    cast in one statement (a page's cost is a few statements), a 400 naming the first parameter
+    whose value does not cast. Any text is a VARCHAR already."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str, str]] = []  # (parameter, value, type) to cast
+
+    def add(self, key: str, value: str, column_type: str) -> Any:
+        """A slot for `value`: the value itself for text, else its place among the casts."""
+        if column_type == "VARCHAR":
+            return value
+        self._pending.append((key, value, column_type))
+        return _Cast(len(self._pending) - 1)
+
+    def cast(self, connection: duckdb.DuckDBPyConnection) -> list[Any]:
+        if not self._pending:
+            return []
+        terms = ", ".join(f"TRY_CAST(? AS {column_type})" for _key, _value, column_type in self._pending)
+        row = connection.execute(f"SELECT {terms}", [value for _key, value, _type in self._pending]).fetchall()[0]
+        for (key, value, column_type), typed in zip(self._pending, row, strict=True):
+            if typed is None:
+                raise bad_request(f"{key}: {value!r} is not a valid {column_type}")
+        return list(row)
+
+
+@dataclass(frozen=True)
+class _Cast:
+    position: int
+
+
+def _resolved(slot: Any, casts: Sequence[Any]) -> Any:
+    if isinstance(slot, list):
+        return [_resolved(item, casts) for item in slot]
+    return casts[slot.position] if isinstance(slot, _Cast) else slot
 
 
 def _sort_term(key: str, name: str, value: str) -> str:
@@ -253,6 +281,8 @@ def parse(
         with_row_id=with_row_id,
     )
     sorts: list[tuple[str, str, str]] = []  # checked once the aggregates' names are known
+    values = _Values()
+    slots: list[tuple[str, str, Any]] = []  # (column, operator, the value's slot) of each condition
     for key, value in items:
         if key in RESERVED:
             continue
@@ -280,20 +310,25 @@ def parse(
                 result.aggregates.append((label, f"{AGGREGATES[operator]}({column})"))
         elif operator in NULL_OPERATORS:
             result.conditions.append(f"{column} {NULL_OPERATORS[operator]}")
+            slots.append((name, operator, None))
         elif operator in TEXT_OPERATORS:
             result.conditions.append(
                 f"{TEXT_OPERATORS[operator]}contains(lower(CAST({column} AS VARCHAR)), lower(?))"
             )
             result.parameters.append(value)
+            slots.append((name, operator, value))
         elif operator in LIST_OPERATORS:
-            values = [_checked_value(connection, key, item, column_type) for item in value.split(",")]
-            placeholders = ", ".join(f"CAST(? AS {column_type})" for _ in values)
+            listed = value.split(",")
+            placeholders = ", ".join(f"CAST(? AS {column_type})" for _ in listed)
             result.conditions.append(f"{column} {LIST_OPERATORS[operator]}IN ({placeholders})")
-            result.parameters.extend(values)
+            result.parameters.extend(listed)
+            slots.append((name, operator, [values.add(key, item, column_type) for item in listed]))
         else:
-            _checked_value(connection, key, value, column_type)
             result.conditions.append(COMPARISONS[operator].format(c=column, v=f"CAST(? AS {column_type})"))
             result.parameters.append(value)
+            slots.append((name, operator, values.add(key, value, column_type)))
+    casts = values.cast(connection)
+    result.compared = [(name, operator, _resolved(slot, casts)) for name, operator, slot in slots]
     if result.aggregated and "columns" in query:
         raise bad_request("columns: cannot be combined with aggregation (groupby, count, sum, avg, min, max)")
     sortable = result.output_columns if result.aggregated else list(types)
@@ -388,7 +423,9 @@ def _indexed_page(
     selected = f"{quote(position)} + 1, {', '.join(quote(name) for name in query.columns)}"
     by_position = f" ORDER BY {quote(position)}"
     where = query.where()
-    total = _count(connection, copy.table, query, [])
+    total = index.count(copy.column, query.compared)  # from the index's counts of each value
+    if total is None:
+        total = _count(connection, copy.table, query, [])
     if total <= page[1]:  # past the last page
         return total, []
     if query.order:  # the asked-for sort over the few matching rows, ties in the file's order
@@ -396,12 +433,19 @@ def _indexed_page(
         found = connection.execute(sql, [*query.parameters, *page]).fetchall()
     elif copy.in_file_order:  # one run of the sorted column, already in the file's order
         found = connection.execute(f"SELECT {selected} FROM {copy.table}{where} LIMIT ? OFFSET ?", [*query.parameters, *page]).fetchall()
+    elif (page[1] + page[0]) * index.rows <= DIRECT_SCAN_ROWS * total:
+        # Several runs (a range, a list) matching often enough that the page's rows come within the
+        # first DIRECT_SCAN_ROWS of the file, on average: read in file order, the scan stopping
+        # after the page (a month of 10M sales: ~3,000 rows read, 1.9 ms against 4.8 below).
+        found = connection.execute(
+            f"SELECT {selected} FROM {index.in_file_order}{where} LIMIT ? OFFSET ?", [*query.parameters, *page]
+        ).fetchall()
     else:
-        # Several runs (a range, a list): the page is the matching rows between its first and
-        # last positions, found from the positions alone (a top-N carrying every column of every
+        # Several runs, sparse: the page is the matching rows between its first and last
+        # positions, found from the positions alone (a top-N carrying every column of every
         # matching row costs ~3x more at 10M rows); then those rows are read where they lie
         # closest: between those positions in file order, unless that span holds more rows than
-        # match in all (a sparse filter), then among the matching rows of the sorted copy.
+        # match in all, then among the matching rows of the sorted copy.
         bounds = connection.execute(
             f"SELECT min({quote(position)}), max({quote(position)}) FROM "
             f"(SELECT {quote(position)} FROM {copy.table}{where}{by_position} LIMIT ? OFFSET ?)",

@@ -54,7 +54,13 @@ def served_by_index(path: Path, items: list[tuple[str, str]]) -> bool:
         connection.close()
 
 
-def test_the_index_answers_every_query_as_the_parquet(twins: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("direct_scan_rows", [tabular.DIRECT_SCAN_ROWS, 0], ids=["ranges-scanned-in-file-order", "ranges-from-positions"])
+def test_the_index_answers_every_query_as_the_parquet(
+    twins: tuple[Path, Path], direct_scan_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of reading a range's page (tabular._indexed_page): a small table is always
+    scanned in file order, unless the threshold says otherwise."""
+    monkeypatch.setattr(tabular, "DIRECT_SCAN_ROWS", direct_scan_rows)
     plain, indexed = twins
     queries: list[list[tuple[str, str]]] = [[(key, value)] for key, value, _mask in oracle_cases()]
     for column in TYPED:
@@ -69,6 +75,8 @@ def test_the_index_answers_every_query_as_the_parquet(twins: tuple[Path, Path]) 
     ]
     paged = [("n__greater", "-3"), ("x__sort", "asc")]
     queries += [[*paged, ("page", str(page)), ("page_size", "7")] for page in (1, 2, 3, 6, 40)]
+    for ranged in ([("n__greater", "-3")], [("jour__less", "2020-03-01"), ("jour__strictly_greater", "2020-01-05")], [("code__in", "00037,00074,00000,00011")]):
+        queries += [[*ranged, ("page", str(page)), ("page_size", "3")] for page in (1, 2, 3, 9, 40)]  # no sort: in file order
     used = 0
     for items in queries:
         items = [*items, ("page_size", "1000")] if not any(key == "page_size" for key, _ in items) else items
@@ -79,6 +87,36 @@ def test_the_index_answers_every_query_as_the_parquet(twins: tuple[Path, Path]) 
         used += narrowed
     assert used > len(queries) / 2
     assert not served_by_index(plain, [("n__exact", "3")])
+
+
+def test_totals_from_the_counts_per_value_equal_the_parquets(twins: tuple[Path, Path]) -> None:
+    """A page's total on one clustered column (a value, a list, nulls, bounds) comes from the
+    index's counts per value, with no query: the same totals as the Parquet's, for every type."""
+    plain, indexed = twins
+    queries: list[list[tuple[str, str]]] = [[(key, value)] for key, value, _mask in oracle_cases()]
+    queries += [
+        [("jour__greater", "2020-02-01"), ("jour__strictly_less", "2020-03-15")],
+        [("jour__strictly_greater", "2020-04-30"), ("jour__less", "2020-01-31")],  # empty
+        [("nom__greater", "LYON"), ("nom__less", "Saint-Denis 3")],  # text, by code point
+        [("n__strictly_greater", "-2"), ("n__less", "7"), ("n__greater", "0")],
+        [("x__greater", "0.5")],
+    ]
+    connection = tabular.connect()
+    counted = 0
+    try:
+        with table_index.usable(connection, indexed, build_if_missing=False) as index:
+            assert index is not None and set(index.counts) == set(TYPED)
+            for items in queries:
+                query = tabular.parse(connection, tabular.schema(connection, indexed), items)
+                column = query.compared[0][0]
+                total = index.count(column, query.compared)
+                assert total in (None, tabular.rows(plain, items)[2]), items
+                counted += total is not None
+    finally:
+        connection.close()
+    supported = [items for items in queries if {key.rsplit("__", 1)[1] for key, _ in items} <= {
+        "exact", "in", "isnull", "greater", "less", "strictly_greater", "strictly_less"} and len({key.rsplit("__", 1)[0] for key, _ in items}) == 1]
+    assert counted == len(supported) > 20
 
 
 def test_an_index_made_for_another_file_or_format_is_ignored(twins: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
