@@ -235,12 +235,14 @@ class Accounts:
             if found.revoked_at is None:
                 conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=utcnow()))
 
-    def authenticate(self, token: str) -> dict[str, Any]:
+    def authenticate(self, token: str, data_version: int | None = None) -> dict[str, Any]:
         """The user a token belongs to; `Unauthorized` with udata's message otherwise. The token
-        and its user are read once per data version (db.VersionedReads): revoking a token, or
-        deleting its user, is a write, after which the next request reads them again."""
+        and its user are read once per data version (db.VersionedReads; the version committed now
+        unless the caller read it already): revoking a token, or deleting its user, is a write,
+        after which the next request reads them again."""
         token_hash = hash_api_token(token)
-        found, user = self._db.reads.get(self._db.data_version(), ("api-token", token_hash), lambda: self._token_owner(token_hash))
+        version = self._db.data_version() if data_version is None else data_version
+        found, user = self._db.reads.get(version, ("api-token", token_hash), lambda: self._token_owner(token_hash))
         now = utcnow()
         if found is None or found["user_deleted_at"] is not None:
             raise Unauthorized(INVALID_TOKEN)

@@ -569,7 +569,7 @@ def _table_file(call: Call) -> tuple[Json, Path]:
     per data version and caller (db.VersionedReads): a row-API page's lookups are one query."""
     user = call.user
     key = ("table-file", call.params["rid"], user["id"] if user else None)
-    return call.store.db.reads.get(call.store.db.data_version(), key, lambda: _find_table_file(call))
+    return call.store.db.reads.get(call.data_version, key, lambda: _find_table_file(call))
 
 
 def _find_table_file(call: Call) -> tuple[Json, Path]:

@@ -37,6 +37,7 @@ class Call:
         base_url = store.settings.public_url or str(request.base_url)
         self.render = Renderer(base_url)
         self._user: Json | None = _UNKNOWN
+        self._data_version: int | None = None
 
     @property
     def params(self) -> Mapping[str, str]:
@@ -58,8 +59,16 @@ class Call:
         their keys (a third of a worker's time under 50 keyed clients, py-spy)."""
         if self._user is _UNKNOWN:
             token = self.request.headers.get(API_KEY_HEADER)
-            self._user = None if not token else self.store.accounts.authenticate(token)
+            self._user = None if not token else self.store.accounts.authenticate(token, self.data_version)
         return self._user
+
+    @property
+    def data_version(self) -> int:
+        """The data version as committed when this call first asked (one query per call): what
+        it reads through `store.db.reads` is read at that version or later."""
+        if self._data_version is None:
+            self._data_version = self.store.db.data_version()
+        return self._data_version
 
     def require_user(self) -> Json:
         if self.user is None:

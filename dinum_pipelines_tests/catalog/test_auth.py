@@ -56,9 +56,9 @@ def test_keys_are_checked_side_by_side(catalog: RunningCatalog, api: Api, monkey
     both_inside = threading.Barrier(2, timeout=10)
     authenticate = catalog.store.accounts.authenticate
 
-    def meeting(token: str) -> dict[str, Any]:
+    def meeting(token: str, *args: Any) -> dict[str, Any]:
         both_inside.wait()
-        return authenticate(token)
+        return authenticate(token, *args)
 
     monkeypatch.setattr(catalog.store.accounts, "authenticate", meeting)
     with ThreadPoolExecutor(2) as pool:
