@@ -104,3 +104,48 @@ def test_compound_keys_with_missing_values_repeat_as_gx_says():
     table = pa.table({"a": pa.array(["x", "x", "y", "y"], pa.large_string()), "b": [None, None, 0.0, -0.0]})
     reference = run_rules(table, "s", [rule], engine="gx")["results"][0]["result"]
     assert repeats_in_memory(table)(rule)[0] == reference["unexpected_count"] == 4
+
+
+
+def test_a_uniqueness_answer_that_comes_after_the_batches_gives_the_same_result():
+    """The uniqueness answers are computed while the batches pass: the first comes after a few
+    batches, the second after as many as a tally keeps (the pass then waits for it); the values
+    of the batches that went by before are still reported."""
+    import threading
+
+    from dinum_pipelines.lib.quality.engine_arrow import MAX_KEPT_BATCHES, validate_batches
+
+    table = pa.Table.from_pandas(random_frame(6).dropna(), preserve_index=False)
+    rules = [Rule(UNIQUE, {"column": "code"}, "critical", "schema"), Rule(COMPOUND_UNIQUE, {"column_list": ["code", "nombre"]}, "critical", "schema")]
+    batches = [table.slice(start, 7) for start in range(0, table.num_rows, 7)]
+    answer = repeats_in_memory(table)
+    expected = validate_batches(batches, table.schema, "s", rules, answer)["results"]
+    passed = threading.Semaphore(0)
+
+    def late(rule: Rule):
+        for _ in range(MAX_KEPT_BATCHES // 2):  # the two answers come one after the other
+            passed.acquire()
+        return answer(rule)
+
+    def counted():
+        for batch in batches:
+            yield batch
+            passed.release()
+
+    results = validate_batches(counted(), table.schema, "s", rules, late)["results"]
+    assert results == expected
+    assert [len(result["result"]["partial_unexpected_list"]) for result in results] == [PARTIAL_UNEXPECTED_COUNT] * 2
+
+
+def test_a_uniqueness_that_cannot_be_answered_is_reported_as_not_evaluable():
+    from dinum_pipelines.lib.quality.engine_arrow import validate_batches
+
+    table = pa.Table.from_pandas(random_frame(7), preserve_index=False)
+
+    def failing(rule: Rule):
+        raise ValueError("uniqueness of ['code'] could not be computed: no")
+
+    batches = [table.slice(start, 50) for start in range(0, table.num_rows, 50)]
+    [result] = validate_batches(batches, table.schema, "s", [Rule(UNIQUE, {"column": "code"}, "critical", "schema")], failing)["results"]
+    assert result["success"] is False and result["result"] == {}
+    assert result["exception_info"]["exception_message"] == "ValueError: uniqueness of ['code'] could not be computed: no"
