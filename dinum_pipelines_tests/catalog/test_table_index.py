@@ -119,6 +119,20 @@ def test_totals_from_the_counts_per_value_equal_the_parquets(twins: tuple[Path, 
     assert counted == len(supported) > 20
 
 
+def test_values_reach_prepared_statements_as_values(twins: tuple[Path, Path]) -> None:
+    """Pages run prepared statements with the values written as literals (tabular._PreparingCursor):
+    quotes and SQL in a value are text, on the index and on the Parquet, first and repeated."""
+    plain, indexed = twins
+    quoted = [name for name in DF["nom"].dropna().unique() if "'" in name]
+    assert quoted
+    for path in (plain, indexed, plain, indexed):
+        assert tabular.rows(path, [("nom__exact", quoted[0])])[2] == int((DF["nom"] == quoted[0]).sum()) > 0
+        assert tabular.rows(path, [("nom__in", ",".join(quoted))])[2] == int(DF["nom"].isin(quoted).sum())
+        for hostile in ("x'); DROP TABLE t; --", "'", "''", "\\'", "a\x00b"):
+            assert tabular.rows(path, [("nom__exact", hostile), ("code__in", f"{hostile},00000")])[2] == 0
+        assert tabular.rows(path, [("n__greater", "0")])[2] == int((DF["n"] >= 0).sum())
+
+
 def test_an_index_made_for_another_file_or_format_is_ignored(twins: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _plain, indexed = twins
     other = tmp_path / "other" / "t.parquet"
