@@ -47,11 +47,11 @@ def _literal(text: str) -> str:
 
 
 @contextmanager
-def parquet_database(parquet: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def parquet_database(parquet: Path, threads: int = THREADS) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection where view `t` is the Parquet file with each row's position
     (`POSITION`), under the memory limit, spilling into a folder beside the file."""
     with tempfile.TemporaryDirectory(prefix=".repeats-", dir=parquet.parent) as spill:
-        connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": spill})
+        connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": threads, "temp_directory": spill})
         try:
             connection.execute(
                 f"CREATE TEMP VIEW t AS SELECT * EXCLUDE (file_row_number), file_row_number AS {POSITION} "
