@@ -34,7 +34,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from itertools import repeat
 from typing import Any
@@ -53,9 +53,6 @@ GX_VERSION = "1.24.1"
 # values: encoding costs about one hash pass, and pays off when it spares the conditions most rows.
 ENCODING_SAMPLE_ROWS = 1 << 16
 ENCODING_MAX_DISTINCT_SHARE = 0.5
-# Batches a uniqueness tally keeps (their key columns) while its answer is being computed; past
-# them the pass waits for it, so that memory stays bounded whatever the table's size.
-MAX_KEPT_BATCHES = 8
 
 
 def _python(value: Any) -> Any:
@@ -323,45 +320,17 @@ class _Tally:
     """One expectation's figures over the batches seen so far: rows, rows not missing, unexpected
     rows and the first of them with their values, or the error that stopped it."""
 
-    def __init__(self, rule: Rule, index: int, answer: Future | None = None) -> None:
+    def __init__(self, rule: Rule, index: int, repeats: Repeats) -> None:
         self.rule, self.index = rule, index
         self.rows = self.nonnull = self.count = 0
         self.first: list[int] = []
         self.values: list[Any] = []
         self.error: str | None = None
-        # Uniqueness is answered over the whole table (`answer`, the Repeats function's, computed
-        # while the batches pass); the values of the first repeated rows are picked up as the
-        # batches holding them go by, or from the batches kept until the answer came.
+        # Uniqueness is answered over the whole table before the batches pass (their values are
+        # then picked up as the batches holding the first repeated rows go by).
         self.repeated: np.ndarray | None = None
-        self._answer = answer
-        self._kept: list[tuple[Callable[[np.ndarray], list[Any]], int, int]] = []
-
-    def _answered(self, wait: bool) -> bool:
-        """Whether the uniqueness answer is in (waiting for it when told); once it is, the rows of
-        the batches kept meanwhile are picked."""
-        if self._answer is None:
-            return True
-        if not wait and not self._answer.done():
-            return False
-        answer, self._answer = self._answer, None
-        try:
-            self.count, self.repeated = answer.result()
-        except (pa.ArrowException, ValueError, TypeError) as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            return True
-        kept, self._kept = self._kept, []
-        for values, offset, rows in kept:
-            self._pick_repeated(values, offset, rows)
-        return True
-
-    def settle(self) -> None:
-        """Wait for the uniqueness answer, if any (before the result is read)."""
-        self._answered(wait=True)
-
-    def _pick_repeated(self, values: Callable[[np.ndarray], list[Any]], offset: int, rows: int) -> None:
-        assert self.repeated is not None
-        local = self.repeated[(self.repeated >= offset) & (self.repeated < offset + rows)] - offset
-        self._pick(local, values, offset)
+        if rule.type in (UNIQUE, COMPOUND_UNIQUE):
+            self.count, self.repeated = repeats(rule)
 
     def _pick(self, hits: np.ndarray, values: Callable[[np.ndarray], list[Any]], offset: int) -> None:
         room = PARTIAL_UNEXPECTED_COUNT - len(self.first)
@@ -373,12 +342,9 @@ class _Tally:
     def _map(self, rows: int, nonnull: int, unexpected: np.ndarray | None, values: Callable[[np.ndarray], list[Any]], offset: int) -> None:
         self.rows += rows
         self.nonnull += nonnull
-        if self.rule.type in (UNIQUE, COMPOUND_UNIQUE):  # the rows are the whole table's answer
-            if self._answered(wait=len(self._kept) >= MAX_KEPT_BATCHES):
-                if self.error is None:
-                    self._pick_repeated(values, offset, rows)
-            else:
-                self._kept.append((values, offset, rows))
+        if self.repeated is not None:  # uniqueness: the rows were found beforehand
+            local = self.repeated[(self.repeated >= offset) & (self.repeated < offset + rows)] - offset
+            self._pick(local, values, offset)
             return
         hits = np.flatnonzero(unexpected)
         self.count += len(hits)
@@ -484,28 +450,25 @@ def validate_batches(
     started = datetime.now().astimezone()
     names = list(schema.names)
     tallies = []
-    # Uniqueness (DuckDB over the whole file, for a Parquet file) is answered in a thread of its
-    # own while the batches pass: at 10M rows it took 1 s of the check, before the first batch.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-repeats") as answering:
-        for index, rule in enumerate(rules):
-            missing = [name for name in rule.columns if name not in names]
-            if missing:
-                tally = _Tally(rule, index)
-                tally.error = "KeyError: " + str(KeyError(f"column(s) {missing} not found in the table"))
-            elif rule.type in (UNIQUE, COMPOUND_UNIQUE):
-                tally = _Tally(rule, index, answering.submit(repeats, rule))
-            else:
-                tally = _Tally(rule, index)
-            tallies.append(tally)
-        offset = 0
-        repetitive: dict[str, bool] = {}
-        with ThreadPoolExecutor(max_workers=MAX_THREADS) as pool:
-            for table in batches:
-                encodings = ColumnEncodings(table, repetitive)
-                list(pool.map(_Tally.feed, tallies, repeat(table), repeat(offset), repeat(encodings)))
-                offset += table.num_rows
-        for tally in tallies:
-            tally.settle()
+    for index, rule in enumerate(rules):
+        missing = [name for name in rule.columns if name not in names]
+        if missing:
+            tally = _Tally(rule, index, lambda rule: (0, np.empty(0, dtype=np.int64)))
+            tally.error = "KeyError: " + str(KeyError(f"column(s) {missing} not found in the table"))
+        else:
+            try:
+                tally = _Tally(rule, index, repeats)
+            except (pa.ArrowException, ValueError, TypeError) as exc:
+                tally = _Tally(rule, index, lambda rule: (0, np.empty(0, dtype=np.int64)))
+                tally.error = f"{type(exc).__name__}: {exc}"
+        tallies.append(tally)
+    offset = 0
+    repetitive: dict[str, bool] = {}
+    with ThreadPoolExecutor(max_workers=MAX_THREADS) as pool:
+        for table in batches:
+            encodings = ColumnEncodings(table, repetitive)
+            list(pool.map(_Tally.feed, tallies, repeat(table), repeat(offset), repeat(encodings)))
+            offset += table.num_rows
     results = [tally.result(names) for tally in tallies]
     successful = sum(bool(r["success"]) for r in results)
     return {
