@@ -100,12 +100,12 @@ from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
 REQUEST_THREADS = POOL_SIZE - 2
-# Handlers whose time is CPU (the row API's pages: DuckDB and the page's JSON) run this many at a
-# time per process, the others waiting their turn on the event loop in order of arrival. Deployments
-# run a process per core; two per process keep a core busy while one waits for the database. At 50
-# keyed clients on 10M rows, sharing the cores among 16 threads cost 10 ms of CPU a page against
-# 6.1 with one at a time (GIL hand-offs, DuckDB's and SQLite's locks), and the same pages came back
-# 1.5x slower (bench/README.md, bench_row_api.py).
+# Requests whose time is CPU and short (the row API's pages, aggregations apart: DuckDB and the
+# page's JSON) run this many at a time per process, the others waiting their turn on the event
+# loop in order of arrival. Deployments run a process per core; two per process keep a core busy
+# while one waits for the database. At 50 keyed clients on 10M rows, sharing the cores among 16
+# threads cost 10 ms of CPU a page against 6.1 with one at a time (GIL hand-offs, DuckDB's and
+# SQLite's locks), and the same pages came back 1.5x slower (bench/README.md, bench_row_api.py).
 COMPUTING_THREADS = 2
 DATASET_DELETED = "Dataset has been deleted"
 ORGANIZATION_NOT_FOUND = "Organization not found"
@@ -145,10 +145,10 @@ def _store(request: Request) -> CatalogStore:
     return store
 
 
-def threaded(handler: Handler, *, computing: bool = False) -> Endpoint:
-    """An endpoint that reads the body, then runs `handler` in a worker thread; a `computing`
-    handler (its time is CPU, not waits) only when one of the process's COMPUTING_THREADS is free,
-    requests waiting their turn in order of arrival."""
+def threaded(handler: Handler, *, computing: Callable[[Request], bool] | None = None) -> Endpoint:
+    """An endpoint that reads the body, then runs `handler` in a worker thread; a request that is
+    `computing` (its time is CPU, not waits, and short) only when one of the process's
+    COMPUTING_THREADS is free, requests waiting their turn in order of arrival."""
 
     async def endpoint(request: Request) -> Response:
         refuse_control_characters(request.query_params.multi_items())
@@ -159,7 +159,7 @@ def threaded(handler: Handler, *, computing: bool = False) -> Endpoint:
             _ = call.user  # an invalid key fails every request, before anything else
             return handler(call)
 
-        limiter = request.app.state.computing_limiter if computing else None
+        limiter = request.app.state.computing_limiter if computing is not None and computing(request) else None
         return await anyio.to_thread.run_sync(run, limiter=limiter)
 
     return endpoint
@@ -596,6 +596,13 @@ def _not_found(exc: NotFound | Gone) -> Response:
     return JSONResponse({"message": exc.message, "status": 404}, 404)
 
 
+def _bounded_page(request: Request) -> bool:
+    """A page whose work does not grow with the table: any but an aggregation, which reads every
+    matching row (seconds at 10M rows) and would hold a computing slot meanwhile, so it shares the
+    cores with the other requests instead."""
+    return not tabular.aggregates(request.query_params.multi_items())
+
+
 def resource_rows(call: Call) -> Response:
     """`/api/resources/{rid}/data/`: api-tabular's row API over the resource's Parquet (tabular.py),
     anonymous pages kept in the response cache. Errors in udata's body with the status (404),
@@ -855,7 +862,7 @@ def swagger(call: Call) -> Response:
 
 def _route(
     path: str, handlers: Mapping[str, Handler] | None = None, *, stream: Mapping[str, AsyncHandler] | None = None,
-    computing: bool = False,
+    computing: Callable[[Request], bool] | None = None,
 ) -> list[BaseRoute]:
     """One path, one handler per method; registered with and without the trailing slash."""
     endpoints: dict[str, Endpoint] = {method: threaded(handler, computing=computing) for method, handler in (handlers or {}).items()}
@@ -915,7 +922,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{v1}/events/", {"GET": export_events}),
         _route(f"{v1}/metrics/", {"PUT": push_metrics}),
         # The row API over each published table's Parquet (tabular.py), at api-tabular's path.
-        _route("/api/resources/{rid}/data/", {"GET": resource_rows}, computing=True),
+        _route("/api/resources/{rid}/data/", {"GET": resource_rows}, computing=_bounded_page),
         _route("/api/resources/{rid}/data/csv/", {"GET": resource_rows_csv}),
         _route("/api/resources/{rid}/data/json/", {"GET": resource_rows_json}),
         _route("/api/resources/{rid}/swagger/", {"GET": resource_swagger}),

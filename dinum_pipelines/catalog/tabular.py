@@ -105,6 +105,12 @@ GROUP_BY = "groupby"
 OPERATORS = sorted([*COMPARISONS, *TEXT_OPERATORS, *LIST_OPERATORS, *NULL_OPERATORS, *AGGREGATES, GROUP_BY, "sort"])
 RESERVED = ("page", "page_size", "columns")
 
+def aggregates(items: Sequence[tuple[str, str]]) -> bool:
+    """Whether a query string asks for groups or aggregates (without parsing it: a bad one is
+    refused by `parse`)."""
+    return any(key.rpartition("__")[2] in (*AGGREGATES, GROUP_BY) for key, _value in items)
+
+
 def bad_request(detail: str) -> MetricApiError:
     return MetricApiError(400, INVALID, detail)
 

@@ -547,3 +547,35 @@ def test_pages_are_computed_a_few_at_a_time(api: Api, published: dict[str, str],
         answers = list(pool.map(lambda size: rows(api, rid, page_size=size), range(1, 9)))
     assert [len(answer["data"]) for answer in answers] == list(range(1, 9))
     assert peak[0] == COMPUTING_THREADS
+
+
+def test_an_aggregation_does_not_wait_for_a_computing_slot(api: Api, published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aggregation reads every matching row: it shares the cores instead of taking one of
+    the slots that pages wait for, so it is answered while pages hold them all."""
+    pages_inside, seen_by_aggregation, lock = [0], [], threading.Lock()
+    all_inside, release = threading.Event(), threading.Event()
+    compute = tabular.rows
+
+    def held(path: Path, items: Any) -> Any:
+        if tabular.aggregates(items):
+            seen_by_aggregation.append(pages_inside[0])
+            return compute(path, items)
+        with lock:
+            pages_inside[0] += 1
+            if pages_inside[0] == COMPUTING_THREADS:
+                all_inside.set()
+        release.wait(10)
+        with lock:
+            pages_inside[0] -= 1
+        return compute(path, items)
+
+    monkeypatch.setattr(tabular, "rows", held)
+    rid = published["communes.parquet"]
+    with ThreadPoolExecutor(COMPUTING_THREADS) as pool:
+        pages = [pool.submit(rows, api, rid, page_size=size) for size in range(1, COMPUTING_THREADS + 1)]
+        assert all_inside.wait(10)
+        grouped = rows(api, rid, nom__groupby="", n__count="")
+        release.set()
+        assert [len(page.result()["data"]) for page in pages] == list(range(1, COMPUTING_THREADS + 1))
+    assert grouped["meta"]["total"] == DF["nom"].nunique(dropna=False)
+    assert seen_by_aggregation == [COMPUTING_THREADS]
