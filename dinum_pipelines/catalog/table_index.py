@@ -66,9 +66,9 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ BUILD_THREADS = 1  # the build shares the cores with the requests it is meant to
 LOCK_STALE_SECONDS = 6 * 3600  # another host's lock older than this was left by a build that died
 RETRY_SECONDS = 600  # a path is asked for again (not built, or built elsewhere) at most this often
 MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
+TOTALS_KEPT = 1024  # totals counted by a query kept per attached index (Index.remembered_total)
 MAX_COUNTED_VALUES = 200_000  # a clustered column's counts per value are held in memory up to this many values
 _SUFFIX = ".rows.duckdb"
 _META = "__index_meta"
@@ -175,6 +176,23 @@ class Index:
     tables: Mapping[str, str]
     distinct: Mapping[str, int]
     counts: Mapping[str, ValueCounts]
+    # Totals counted by a query, by (statement, values): the next pages of a selection reuse them.
+    # The index never changes while attached; a new attachment starts afresh.
+    _totals: OrderedDict[tuple[str, tuple[Any, ...]], int] = field(default_factory=OrderedDict, compare=False, repr=False)
+    _totals_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def remembered_total(self, statement: str, values: Sequence[Any], count: Callable[[], int]) -> int:
+        key = (statement, tuple(values))
+        with self._totals_lock:
+            if key in self._totals:
+                self._totals.move_to_end(key)
+                return self._totals[key]
+        total = count()
+        with self._totals_lock:
+            self._totals[key] = total
+            while len(self._totals) > TOTALS_KEPT:
+                self._totals.popitem(last=False)
+        return total
 
     def count(self, column: str, compared: Sequence[tuple[str, str, Any]]) -> int | None:
         """Rows meeting `compared` (tabular's (column, operator, value)), when every condition is

@@ -509,8 +509,8 @@ def _indexed_page(
     by_position = f" ORDER BY {quote(position)}"
     where = query.where()
     total = index.count(copy.column, query.compared)  # from the index's counts of each value
-    if total is None:
-        total = _count(connection, copy.table, query, [])
+    if total is None:  # counted once per selection: its next pages reuse the total
+        total = index.remembered_total(copy.table + where, query.parameters, lambda: _count(connection, copy.table, query, []))
     if total <= page[1]:  # past the last page
         return total, []
     if query.order:  # the asked-for sort over the few matching rows, ties in the file's order

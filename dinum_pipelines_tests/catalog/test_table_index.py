@@ -119,6 +119,21 @@ def test_totals_from_the_counts_per_value_equal_the_parquets(twins: tuple[Path, 
     assert counted == len(supported) > 20
 
 
+def test_a_selections_next_pages_reuse_its_total(twins: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conditions on two columns are counted by a query, once: the selection's next pages reuse
+    the total (the index does not change while attached)."""
+    plain, indexed = twins
+    counted: list[int] = []
+    count = tabular._count
+    monkeypatch.setattr(tabular, "_count", lambda *args: counted.append(1) or count(*args))
+    selection = [("jour__greater", "2020-01-20"), ("n__greater", "0"), ("page_size", "3")]
+    for page in ("1", "2", "3", "1"):
+        items = [*selection, ("page", page)]
+        from_index = tabular.rows(indexed, items)
+        assert from_index[1:] == tabular.rows(plain, items)[1:], items
+    assert len(counted) == 1 + 4  # the index's count once, the Parquet's every time
+
+
 def test_values_reach_prepared_statements_as_values(twins: tuple[Path, Path]) -> None:
     """Pages run prepared statements with the values written as literals (tabular._PreparingCursor):
     quotes and SQL in a value are text, on the index and on the Parquet, first and repeated."""
