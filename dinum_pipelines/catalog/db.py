@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -49,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
 
+from dinum_pipelines.catalog.memo import BoundedMemo
 from dinum_pipelines.catalog.search import SEARCH_VECTOR, TEXT_SEARCH_CONFIG
 from dinum_pipelines.lib.metrics.schema import METRIC_MODELS
 
@@ -512,22 +512,10 @@ class VersionedReads:
     """
 
     def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
+        self._memo = BoundedMemo(size)  # key -> (version read at, value)
 
-    def get(self, version: int, key: Any, read: Callable[[], Any]) -> Any:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] == version:
-                return entry[1]
-        value = read()
-        with self._lock:
-            self._entries[key] = (version, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return value
+    def get(self, version: int, key: Hashable, read: Callable[[], Any]) -> Any:
+        return self._memo.get(key, lambda: (version, read()), valid=lambda entry: entry[0] == version)[1]
 
 
 class Database:

@@ -95,12 +95,12 @@ def machine_lock(name: str) -> Iterator[None]:
 
 def ensure_debian_tool(name: str, package: str) -> str:
     """Path of `name`, installing the Debian package when missing and we may (root with apt-get)."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    found = _which(name)
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         with machine_lock("apt"):  # apt takes one process at a time; the others wait here, then find the tool
-            found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+            found = _which(name)
             if not found:
                 print(f"installing {package} (apt-get)...", file=sys.stderr)
                 environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -109,10 +109,15 @@ def ensure_debian_tool(name: str, package: str) -> str:
                     # A fresh machine has no package lists yet.
                     subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL, env=environment, check=False)
                     subprocess.run(install, stdout=subprocess.DEVNULL, env=environment, check=True)
-                found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+                found = _which(name)
     if not found:
         raise SystemExit(f"{name} is needed: install the Debian package {package} (apt-get install {package})")
     return found
+
+
+def _which(name: str) -> str | None:
+    """`name` on the PATH, or in the system folders a non-login PATH may lack (nginx is in /usr/sbin)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
 
 
 def render_nginx_config(

@@ -75,6 +75,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
+from dinum_pipelines.catalog.memo import BoundedMemo
 from dinum_pipelines.lib.clean.repeats import quoted as quote
 
 _log = logging.getLogger("dinum_pipelines.catalog")
@@ -178,20 +179,10 @@ class Index:
     counts: Mapping[str, ValueCounts]
     # Totals counted by a query, by (statement, values): the next pages of a selection reuse them.
     # The index never changes while attached; a new attachment starts afresh.
-    _totals: OrderedDict[tuple[str, tuple[Any, ...]], int] = field(default_factory=OrderedDict, compare=False, repr=False)
-    _totals_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _totals: BoundedMemo = field(default_factory=lambda: BoundedMemo(TOTALS_KEPT), compare=False, repr=False)
 
     def remembered_total(self, statement: str, values: Sequence[Any], count: Callable[[], int]) -> int:
-        key = (statement, tuple(values))
-        with self._totals_lock:
-            if key in self._totals:
-                self._totals.move_to_end(key)
-                return self._totals[key]
-        total = count()
-        with self._totals_lock:
-            self._totals[key] = total
-            while len(self._totals) > TOTALS_KEPT:
-                self._totals.popitem(last=False)
+        total: int = self._totals.get((statement, tuple(values)), count)
         return total
 
     def count(self, column: str, compared: Sequence[tuple[str, str, Any]]) -> int | None:
