@@ -75,7 +75,7 @@ def wait_until_answers(url: str, timeout: float = 30, *, process: subprocess.Pop
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its first answer is slow
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 

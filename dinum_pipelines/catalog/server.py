@@ -137,7 +137,7 @@ def _wait_until_ready(running: RunningCatalog, timeout: float) -> None:
         try:
             if requests.get(running.url + _READY_PATH, timeout=1).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its first answer is slow
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"the catalog at {running.url} did not answer within {timeout} s")
