@@ -529,6 +529,7 @@ class Database:
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        self._version_reader = _VersionReader(engine)
         self._version = _DataVersionWatch(self)
         self.reads = VersionedReads()
 
@@ -563,9 +564,13 @@ class Database:
             callback()
 
     def data_version(self) -> int:
-        """The number of writes to what the API shows, as committed now (one query)."""
-        with self.read() as connection:
-            return connection.execute(_DATA_VERSION_READ).scalar() or 0
+        """The number of writes to what the API shows, as committed now (one query). A failed
+        plain read is read again through the pool, whose ping replaces a dead connection."""
+        try:
+            return self._version_reader.read()
+        except Exception:
+            with self.read() as connection:
+                return connection.execute(_DATA_VERSION_READ).scalar() or 0
 
     def current_data_version(self) -> int | None:
         """The data version as this process knows it without a query; None if its reading is too
@@ -579,6 +584,7 @@ class Database:
 
     def close(self) -> None:
         self._version.close()
+        self._version_reader.close()
         self.engine.dispose()
 
 
@@ -605,8 +611,6 @@ class _DataVersionWatch:
         self._closing = threading.Event()
         self._closed = False
         self._watcher: threading.Thread | None = None
-        self._connection: Any = None  # the watcher's own (_read)
-        self._read_sql = str(_DATA_VERSION_READ.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
 
     def current(self) -> int | None:
         with self._lock:
@@ -648,7 +652,6 @@ class _DataVersionWatch:
         self._wanted.set()
         if watcher is not None:
             watcher.join()
-        self._close_connection()
 
     def _watch(self) -> None:
         failing = False
@@ -658,13 +661,12 @@ class _DataVersionWatch:
             while not self._closing.is_set():
                 started = time.monotonic()
                 try:
-                    self._record(self._read(), started)
+                    self._record(self._db._version_reader.read(), started)
                     failing = False
                 except Exception:
                     if not failing:  # once per outage, not at every poll
                         _log.exception("the data version could not be read; anonymous answers are not cached until it can")
                     failing = True
-                    self._close_connection()  # opened again by the next poll
                 with self._lock:
                     if started - self._asked_at > DATA_VERSION_POLL_SECONDS:
                         self._polling = False  # nobody asked since the last poll: sleep until asked
@@ -678,32 +680,68 @@ class _DataVersionWatch:
             self._version = max(version, self._version or 0)
             self._read_at = max(read_started_at, self._read_at)
 
-    def _read(self) -> int:
-        """The version through a connection kept for it, by a plain driver call: up to 100 reads
-        a second per process, where a pooled SQLAlchemy read (checkout, BEGIN, query, rollback)
-        costs ten times a raw one."""
-        if self._connection is None:
-            pooled = self._db.engine.raw_connection()  # the pool's set-up (SQLite's PRAGMAs) applied
-            connection = pooled.driver_connection
-            pooled.detach()  # ours until closed, never handed to another caller
-            if self._db.engine.dialect.name == "postgresql":
-                connection.autocommit = True  # each read sees the latest commit, no transaction left open
-            self._connection = connection  # SQLite's is in autocommit already (_configure_sqlite)
-        cursor = self._connection.cursor()
+
+class _VersionReader:
+    """The data version read by a plain driver call, on connections kept for it: a pooled
+    SQLAlchemy read (checkout, BEGIN, query, rollback) costs ten times as much, and the version is
+    read by every keyed request (Database.data_version) and up to 100 times a second by the
+    watcher. Connections are taken from the pool once (its set-up applied: SQLite's PRAGMAs),
+    detached from it, in autocommit (each read sees the latest commit, no transaction left
+    open); up to IDLE_KEPT wait for the next read, and one whose read fails is closed."""
+
+    IDLE_KEPT = 4
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sql = str(_DATA_VERSION_READ.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def read(self) -> int:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = self._connect()
         try:
-            cursor.execute(self._read_sql)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except BaseException:
+            _close_quietly(connection)
+            raise
+        with self._lock:
+            if not self._closed and len(self._idle) < self.IDLE_KEPT:
+                self._idle.append(connection)
+                connection = None
+        if connection is not None:
+            _close_quietly(connection)
         return int(row[0]) if row else 0
 
-    def _close_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:
-                _log.debug("closing the data-version connection failed", exc_info=True)
+    def _connect(self) -> Any:
+        pooled = self._engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()  # ours until closed, never handed to another caller
+        if self._engine.dialect.name == "postgresql":
+            connection.autocommit = True  # SQLite's is in autocommit already (_configure_sqlite)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            _close_quietly(connection)
+
+
+def _close_quietly(connection: Any) -> None:
+    try:
+        connection.close()
+    except Exception:
+        _log.debug("closing a data-version connection failed", exc_info=True)
 
 
 _DATA_VERSION_READ = select(data_version.c.version).where(data_version.c.id == 1)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -133,7 +134,8 @@ class Events:
                 self._writer.start()
             self._pending.append(row)
             self._queued += 1
-            self._changed.notify_all()
+            if len(self._pending) == 1:  # the writer waits for a first event; a group's pause is not cut short
+                self._changed.notify_all()
 
     def flush(self) -> None:
         """Return once every event queued so far (in this process) is in the database."""
@@ -160,9 +162,11 @@ class Events:
                     self._changed.wait()
                 if not self._pending:
                     return  # closing, and nothing left
-                if not (self._hurry or self._closing):
-                    # Let the group gather; a flush or close cuts the pause short.
-                    self._changed.wait(self._commit_interval)
+                # Let the group gather; only a flush or close cuts the pause short (each event
+                # woke the writer before: a transaction per event or two under load).
+                deadline = time.monotonic() + self._commit_interval
+                while not (self._hurry or self._closing) and (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
                 group, self._pending = self._pending, []
                 self._hurry = False
             try:

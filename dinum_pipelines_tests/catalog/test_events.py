@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,6 +133,28 @@ def test_an_event_carries_the_time_it_was_recorded_not_written(catalog_settings:
         [event] = store.events.list()
         assert before <= event["occurred_at"] <= recorded
         assert event["organization_id"] is None  # an unknown dataset has no organization
+
+
+def test_events_recorded_during_a_groups_pause_join_that_group(catalog_settings: CatalogSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy process writes one transaction per pause, not one per event: an event queued while
+    the writer lets its group gather does not wake it (it once did, and under load the usage log
+    committed one or two events at a time)."""
+    with CatalogStore(catalog_settings) as store:
+        store.events = Events(store.db, commit_interval=0.3)
+        writes = []
+        write = store.db.write
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            writes.append(kwargs.get("changes_data"))
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(store.db, "write", counted)
+        for number in range(20):  # within the first group's pause (0.3 s)
+            store.events.record(DATASET_VIEW, channel="api", user_agent=f"client {number}")
+            time.sleep(0.005)
+        store.events.flush()
+        assert len(store.events.list(kind=DATASET_VIEW)) == 20
+        assert 1 <= len(writes) <= 2, writes
 
 
 def test_closing_writes_the_queued_events_then_refuses_new_ones(catalog_settings: CatalogSettings) -> None:

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from dinum_pipelines.catalog import CatalogStore
 from dinum_pipelines.catalog.db import Database, data_version
@@ -144,6 +145,26 @@ def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_b
     finally:
         db.close()
         other.close()
+
+
+def test_the_data_version_is_read_again_after_its_connections_die(postgres_database):
+    """Every keyed request reads the data version on a connection kept for it (db._VersionReader):
+    when PostgreSQL drops those connections (a restart, an idle timeout), the next reads still
+    answer, with the version committed."""
+    db = Database.open(postgres_database.url)
+    try:
+        start = db.data_version()
+        with db.write():
+            pass
+        with postgres_database.engine.connect() as admin:
+            killed = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar()
+        assert killed >= 1
+        assert [db.data_version() for _ in range(3)] == [start + 1] * 3
+    finally:
+        db.close()
 
 
 def test_readers_asking_at_once_for_an_uncached_answer_wait_for_one_computation(catalog, api, anonymous, publisher, monkeypatch):

@@ -579,3 +579,38 @@ def test_an_aggregation_does_not_wait_for_a_computing_slot(api: Api, published: 
         assert [len(page.result()["data"]) for page in pages] == list(range(1, COMPUTING_THREADS + 1))
     assert grouped["meta"]["total"] == DF["nom"].nunique(dropna=False)
     assert seen_by_aggregation == [COMPUTING_THREADS]
+
+
+def test_values_cast_without_duckdb_are_duckdbs_casts() -> None:
+    """The plain forms cast in Python (tabular._plain_cast) give DuckDB's value, and any other
+    form, or a value DuckDB refuses, is left to DuckDB."""
+    import duckdb
+
+    connection = duckdb.connect()
+    samples = {
+        "DATE": ["2024-01-05", "2024-02-29", "2023-02-29", "2024-13-01", "0000-01-01", "9999-12-31", "2024-1-5",
+                 "20240105", " 2024-01-05", "2024-01-05 ", "2024-01-05T00:00", "-2024-01-05"],
+        "TINYINT": ["0", "-0", "127", "128", "-128", "-129", "007", "+5", "1.0", "1e2", ""],
+        "SMALLINT": ["32767", "32768", "-32768", "-32769"],
+        "INTEGER": ["2147483647", "2147483648", "-2147483648", "-2147483649", "00000000000000000012"],
+        "BIGINT": ["9223372036854775807", "-9223372036854775808", "999999999999999999", "-999999999999999999"],
+        "DOUBLE": ["0", "-0", "0.1", "478000", "123456789012345.123456789012345", "1e3", "1.", ".5", "-.5", "NaN",
+                   "inf", "0.30000000000000004", "9007199254740993", "2.675", "1_000", "1,5"],
+    }
+    rng = np.random.default_rng(5)
+    samples["DOUBLE"] += [f"{rng.integers(-10**12, 10**12)}.{rng.integers(0, 10**9):09d}" for _ in range(300)]
+    samples["DATE"] += [f"{rng.integers(1, 9999):04d}-{rng.integers(1, 13):02d}-{rng.integers(1, 32):02d}" for _ in range(300)]
+    checked = 0
+    for column_type, values in samples.items():
+        for value in values:
+            plain = tabular._plain_cast(value, column_type)
+            if plain is None:
+                continue
+            expected = connection.execute(f"SELECT TRY_CAST(? AS {column_type})", [value]).fetchone()[0]
+            assert expected is not None and type(plain) is type(expected) and plain == expected, (column_type, value, plain, expected)
+            if isinstance(plain, float):
+                assert np.signbit(plain) == np.signbit(expected), (column_type, value)
+            checked += 1
+    assert checked > 500
+    assert tabular._plain_cast("2023-02-29", "DATE") is None and tabular._plain_cast("128", "TINYINT") is None
+    assert tabular._plain_cast("1", "FLOAT") is None and tabular._plain_cast("1", "DECIMAL(10,2)") is None
