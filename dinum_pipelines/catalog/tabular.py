@@ -126,6 +126,7 @@ class RowQuery:
     conditions: list[str] = field(default_factory=list)
     parameters: list[Any] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    sorts: list[tuple[str, str]] = field(default_factory=list)  # (column, asc|desc) of each ORDER BY term
     group_by: list[str] = field(default_factory=list)
     aggregates: list[tuple[str, str]] = field(default_factory=list)  # (answer's column name, SQL)
     page: int = 1
@@ -452,6 +453,7 @@ def parse(
             what = "a group or an aggregate of this query" if result.aggregated else "a column"
             raise bad_request(f"{key}: {name!r} is not {what}; sortable: {sortable}")
         result.order.append(_sort_term(key, name, value))
+        result.sorts.append((name, value))
     return result
 
 
@@ -534,13 +536,22 @@ def _indexed_page(
 ) -> tuple[int, list[Any]]:
     """The same, read from a copy sorted by a filtered column (table_index.py), where the matching
     rows are a few segments: the same rows in the same order as `_parquet_page`'s."""
+    where = query.where()
+
+    def counted() -> int:  # counted once per selection: its next pages reuse the total
+        return index.remembered_total(copy.table + where, query.parameters, lambda: _count(connection, copy.table, query, []))
+
+    if index.arrays is not None:  # read from the rows' arrays when they can (row_arrays.py)
+        answered = index.arrays.page(copy.column, index.counts.get(copy.column), query.compared, query.sorts, query.columns,
+                                     page, counted, DIRECT_SCAN_ROWS)
+        if answered is not None:
+            return answered
     position = index.position
     selected = f"{quote(position)} + 1, {', '.join(quote(name) for name in query.columns)}"
     by_position = f" ORDER BY {quote(position)}"
-    where = query.where()
     total = index.count(copy.column, query.compared)  # from the index's counts of each value
-    if total is None:  # counted once per selection: its next pages reuse the total
-        total = index.remembered_total(copy.table + where, query.parameters, lambda: _count(connection, copy.table, query, []))
+    if total is None:
+        total = counted()
     if total <= page[1]:  # past the last page
         return total, []
     if query.order:  # the asked-for sort over the few matching rows, ties in the file's order
