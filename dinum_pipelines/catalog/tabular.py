@@ -480,8 +480,16 @@ def _aggregate_order(query: RowQuery) -> str:
     return f" ORDER BY {', '.join(terms)}" if terms else ""
 
 
+_JSON_TYPES_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
+
+
 def _records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    return [{name: jsonable(value) for name, value in zip(columns, row, strict=True)} for row in rows]
+    """Rows as JSON objects, each column's values converted (`jsonable`) only if one needs it."""
+    converted = [
+        values if set(map(type, values)) <= _JSON_TYPES_AS_THEY_ARE else [jsonable(value) for value in values]
+        for values in zip(*rows, strict=True)
+    ]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*converted, strict=True)]
 
 
 def rows(path: Path, items: Sequence[tuple[str, str]]) -> tuple[RowQuery, list[dict[str, Any]], int]:
