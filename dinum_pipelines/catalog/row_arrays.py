@@ -41,8 +41,10 @@ BATCH_ROWS = 65_536
 SORTED_ROWS_MAX = 20_000  # a sorted page gathers its sort key for every matching row: beyond this, DuckDB's top-N
 CANDIDATES_MAX = 20_000  # rows of a sparse selection's runs checked here (gathered: text costs ~60 ns a row): beyond, DuckDB
 SCAN_ROWS = 16_384  # rows checked at a time when reading the file's order
+NARROW_TEXT_BYTES = 2**31  # text columns of fewer bytes get 32-bit offsets
 _ALIGN = 64
-# DuckDB type -> the Arrow type its values are kept as (text as large_string: one offsets buffer
+# DuckDB type -> the Arrow type its values are kept as (text as large_string while written: one
+# offsets buffer whatever the table's size, narrowed to 32-bit offsets when its bytes allow)
 # whatever the table's size).
 ARRAY_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.large_string(), "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(),
@@ -85,33 +87,38 @@ def write(
     """Write the arrays of `file_order`'s columns (those of ARRAY_TYPES) and of each sorted copy's
     positions (`orders`: clustered column -> its table) to `target`, batch by batch (memory
     bounded); the layout for the index's meta."""
-    rows = 0
-    layout: dict[str, Any] = {"columns": {}, "orders": {}}
+    rows = int(connection.execute(f"SELECT count(*) FROM {file_order}").fetchall()[0][0])
+    positions = "int32" if rows < 2**31 else "int64"
+    layout: dict[str, Any] = {"rows": rows, "columns": {}, "orders": {}, "positions": positions}
     buffers = _Buffers(target)
     try:
         for name, column_type in types.items():
             if column_type not in ARRAY_TYPES:
                 continue
             with tempfile.TemporaryDirectory(dir=spill) as folder:
-                parts, rows, nulls, nans = _column_parts(connection, f"SELECT {quote(name)} FROM {file_order}", ARRAY_TYPES[column_type], Path(folder))
-                layout["columns"][name] = {"type": column_type, "nulls": nulls, "nans": nans,
-                                           "buffers": [buffers.append_file(part) if part else None for part in parts]}
-        for column, table in orders.items():
+                column = _column_parts(connection, f"SELECT {quote(name)} FROM {file_order}", ARRAY_TYPES[column_type], Path(folder))
+                layout["columns"][name] = {"type": column_type, "nulls": column.nulls, "nans": column.nans, "narrow": column.narrow,
+                                           "buffers": [buffers.append_file(part) if part else None for part in column.parts]}
+        for clustered, table in orders.items():
             with tempfile.TemporaryDirectory(dir=spill) as folder:
-                parts, _rows, _nulls, _nans = _column_parts(connection, f"SELECT {quote(position)} FROM {table}", pa.int64(), Path(folder))
-                layout["orders"][column] = buffers.append_file(parts[-1])
-        layout["rows"] = rows
+                order = _column_parts(connection, f"SELECT {quote(position)} FROM {table}", pa.from_numpy_dtype(np.dtype(positions)), Path(folder))
+                layout["orders"][clustered] = buffers.append_file(order.parts[-1])
     finally:
         buffers.handle.close()
     layout["size"] = target.stat().st_size
     return layout
 
 
-def _column_parts(
-    connection: duckdb.DuckDBPyConnection, sql: str, arrow_type: pa.DataType, folder: Path
-) -> tuple[list[Path | None], int, int, int]:
-    """One column's buffers as files ([validity, offsets, values] for text, [validity, values]
-    otherwise; validity None when no value is null), its rows, its nulls and its NaNs."""
+@dataclass(frozen=True)
+class _Column:
+    parts: list[Path | None]  # buffer files: [validity, offsets, values] for text, else [validity, values]; validity None without nulls
+    nulls: int
+    nans: int
+    narrow: bool  # text whose offsets were narrowed to 32 bits
+
+
+def _column_parts(connection: duckdb.DuckDBPyConnection, sql: str, arrow_type: pa.DataType, folder: Path) -> _Column:
+    """One column's buffers written as files, batch by batch."""
     text = pa.types.is_large_string(arrow_type)
     validity, offsets, values = folder / "validity", folder / "offsets", folder / "values"
     rows = nulls = nans = 0
@@ -146,8 +153,19 @@ def _column_parts(
             valid_out.write(np.packbits(pending, bitorder="little").tobytes())
         if text:
             offsets_out.write(np.array([ending], dtype=np.int64).tobytes())
-    parts: list[Path | None] = [validity if nulls else None, *([offsets] if text else []), values]
-    return parts, rows, nulls, nans
+    narrow = text and ending < NARROW_TEXT_BYTES
+    if narrow:
+        offsets = _narrowed(offsets)
+    return _Column([validity if nulls else None, *([offsets] if text else []), values], nulls, nans, narrow)
+
+
+def _narrowed(offsets: Path) -> Path:
+    """64-bit offsets rewritten as 32-bit ones (pa.string's), a million at a time."""
+    narrow = offsets.with_name(offsets.name + "32")
+    with offsets.open("rb") as wide, narrow.open("wb") as out:
+        while chunk := wide.read(8 << 20):
+            out.write(np.frombuffer(chunk, dtype=np.int64).astype(np.int32).tobytes())
+    return narrow
 
 
 # Reading
@@ -165,24 +183,26 @@ class RowArrays:
 
     @classmethod
     def open(cls, path: Path, layout: Mapping[str, Any] | None) -> RowArrays | None:
-        """The arrays at `path` as `layout` describes them; None when there are none, or not these."""
+        """The arrays at `path` as `layout` describes them; None when there are none, or not these
+        (a file of another size, a layout of another shape)."""
         try:
             if not layout or path.stat().st_size != layout["size"]:
                 return None
             whole = pa.memory_map(str(path), "r").read_buffer()
-        except (OSError, KeyError):
+
+            def buffer(place: Sequence[int] | None) -> pa.Buffer | None:
+                return None if place is None else whole.slice(place[0], place[1])
+
+            rows = layout["rows"]
+            columns = {
+                name: pa.Array.from_buffers(pa.string() if spec["narrow"] else ARRAY_TYPES[spec["type"]], rows,
+                                            [buffer(place) for place in spec["buffers"]], null_count=spec["nulls"])
+                for name, spec in layout["columns"].items()
+            }
+            orders = {column: np.frombuffer(buffer(place), dtype=layout["positions"]) for column, place in layout["orders"].items()}
+        except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
             return None
-
-        def buffer(place: Sequence[int] | None) -> pa.Buffer | None:
-            return None if place is None else whole.slice(place[0], place[1])
-
-        rows = layout["rows"]
-        columns = {
-            name: pa.Array.from_buffers(ARRAY_TYPES[spec["type"]], rows, [buffer(place) for place in spec["buffers"]], null_count=spec["nulls"])
-            for name, spec in layout["columns"].items()
-        }
-        orders = {column: np.frombuffer(buffer(place), dtype=np.int64) for column, place in layout["orders"].items()}
-        with_nan = frozenset(name for name, spec in layout["columns"].items() if spec.get("nans"))
+        with_nan = frozenset(name for name, spec in layout["columns"].items() if spec["nans"])
         return cls(rows, columns, orders, with_nan)
 
     def page(
@@ -276,7 +296,7 @@ class RowArrays:
         found: list[np.ndarray] = []
         count = 0
         # Text last: each condition is checked on the rows the ones before kept.
-        conditions = sorted(conditions, key=lambda condition: pa.types.is_large_string(self.columns[condition[0]].type))
+        conditions = sorted(conditions, key=lambda condition: _is_text(self.columns[condition[0]].type))
         for start in range(0, self.rows, SCAN_ROWS):
             if start >= limit:
                 return None
@@ -311,6 +331,10 @@ class RowArrays:
                        ("position", "ascending", "at_end")],
         )
         return positions[order.to_numpy()]
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
 _COMPARE = {

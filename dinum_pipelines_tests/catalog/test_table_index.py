@@ -316,10 +316,14 @@ def test_pages_of_one_value_are_read_from_the_arrays_as_duckdb_reads_them(twins:
     assert answered == [False, True]
 
 
-def test_random_queries_read_from_the_arrays_equal_the_parquets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("text_offsets", [32, 64])
+def test_random_queries_read_from_the_arrays_equal_the_parquets(tmp_path: Path, text_offsets: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fuzz of the arrays' reader against the Parquet: 3,000 rows with nulls, repeated values,
     a float column holding NaN, a timestamp and a boolean (not kept in the arrays: a page that
-    shows it is DuckDB's); random conditions, sorts, pages and column selections."""
+    shows it is DuckDB's); random conditions, sorts, pages and column selections. Text with
+    32-bit offsets, and with 64-bit ones as past 2 GiB of a column's text."""
+    if text_offsets == 64:
+        monkeypatch.setattr(row_arrays, "NARROW_TEXT_BYTES", 0)
     rng = np.random.default_rng(7)
     size = 3000
 
