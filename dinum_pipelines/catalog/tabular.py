@@ -12,8 +12,9 @@ one parameterised SQL statement over `read_parquet(path)` (values are always bou
 quoted, columns checked against the file's schema) and the result into api-tabular's answer
 `{data, links, meta}`; app.py only finds the resource's file and wires the routes. A table's row
 index, when it has one (table_index.py: copies sorted by the columns reusers filter on, built
-after publication), answers the pages whose filters it narrows, with the same rows in the same
-order; scanning the Parquet is the reference and answers the rest.
+after publication, with the rows as memory-mapped arrays: row_arrays.py), answers the pages whose
+filters it narrows, with the same rows in the same order; scanning the Parquet is the reference
+and answers the rest.
 
 Syntax (as api-tabular): `col__exact`, `__differs` (IS DISTINCT FROM, as api-tabular's
 `isdistinct`: a null differs from any value), `__contains`, `__notcontains` (both
