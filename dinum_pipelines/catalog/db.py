@@ -11,6 +11,7 @@ new revision too (test_migrations.py fails until the two agree).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -687,22 +688,22 @@ class _VersionReader:
     read by every keyed request (Database.data_version) and up to 100 times a second by the
     watcher. Connections are taken from the pool once (its set-up applied: SQLite's PRAGMAs),
     detached from it, in autocommit (each read sees the latest commit, no transaction left
-    open); up to IDLE_KEPT wait for the next read, and one whose read fails is closed."""
+    open). At most CONNECTIONS exist: a read waits for one rather than open another (opening and
+    closing them per burst of requests made PostgreSQL fork a backend for each). One whose read
+    fails is closed, and replaced by the next read that needs it."""
 
-    IDLE_KEPT = 4
+    CONNECTIONS = 4
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sql = str(_DATA_VERSION_READ.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-        self._idle: list[Any] = []
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._opened = 0
         self._closed = False
 
     def read(self) -> int:
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is None:
-            connection = self._connect()
+        connection = self._take()
         try:
             cursor = connection.cursor()
             try:
@@ -711,15 +712,40 @@ class _VersionReader:
             finally:
                 cursor.close()
         except BaseException:
-            _close_quietly(connection)
+            self._discard(connection)
             raise
         with self._lock:
-            if not self._closed and len(self._idle) < self.IDLE_KEPT:
-                self._idle.append(connection)
-                connection = None
-        if connection is not None:
-            _close_quietly(connection)
+            closed = self._closed
+        if closed:
+            self._discard(connection)
+        else:
+            self._idle.put(connection)
         return int(row[0]) if row else 0
+
+    def _take(self) -> Any:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the database is closed")
+                opening = self._idle.empty() and self._opened < self.CONNECTIONS
+                if opening:
+                    self._opened += 1
+            if opening:
+                try:
+                    return self._connect()
+                except BaseException:
+                    with self._lock:
+                        self._opened -= 1
+                    raise
+            try:
+                return self._idle.get(timeout=0.05)  # then again: a failed read may have freed a place
+            except queue.Empty:
+                continue
+
+    def _discard(self, connection: Any) -> None:
+        _close_quietly(connection)
+        with self._lock:
+            self._opened -= 1
 
     def _connect(self) -> Any:
         pooled = self._engine.raw_connection()
@@ -732,9 +758,8 @@ class _VersionReader:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            _close_quietly(connection)
+        while not self._idle.empty():
+            _close_quietly(self._idle.get_nowait())
 
 
 def _close_quietly(connection: Any) -> None:

@@ -147,6 +147,23 @@ def test_the_data_version_is_known_without_a_query_and_unknown_while_it_cannot_b
         other.close()
 
 
+def test_the_data_version_is_read_on_a_few_connections_however_many_ask(tmp_path, monkeypatch):
+    """Every keyed request reads the data version: many at once wait for one of the reader's few
+    connections instead of opening and closing their own (on PostgreSQL, a backend forked each)."""
+    db = Database.open(f"sqlite:///{tmp_path}/catalog.db")
+    opened = []
+    reader = db._version_reader
+    connect = reader._connect
+    monkeypatch.setattr(reader, "_connect", lambda: opened.append(1) or connect())
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            versions = set(pool.map(lambda _: db.data_version(), range(2000)))
+        assert versions == {db.data_version()}
+        assert 1 <= len(opened) <= reader.CONNECTIONS
+    finally:
+        db.close()
+
+
 def test_the_data_version_is_read_again_after_its_connections_die(postgres_database):
     """Every keyed request reads the data version on a connection kept for it (db._VersionReader):
     when PostgreSQL drops those connections (a restart, an idle timeout), the next reads still
