@@ -44,7 +44,7 @@ from bench_catalog import (
 )
 from bench_uploads import sampled_rss
 
-from dinum_pipelines.catalog import API_KEY_HEADER, row_arrays, table_index, tabular
+from dinum_pipelines.catalog import API_KEY_HEADER, table_index, tabular
 
 P95_TARGET_MS = 100
 WARM_PATHS = 60
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             while args.rows >= table_index.MIN_ROWS and not index.exists() and time.perf_counter() - started < 1800:
                 time.sleep(0.1)  # built by the catalog in the background (table_index.py)
             if index.exists():
-                arrays = row_arrays.arrays_path(index)
+                arrays = table_index.arrays_path(served)
                 size = index.stat().st_size + (arrays.stat().st_size if arrays.exists() else 0)
                 print(f"row index ready {time.perf_counter() - started:.1f} s after the upload started: {size / 2**20:,.0f} MiB "
                       f"({size / table.stat().st_size:.1f}x the Parquet; its arrays {arrays.stat().st_size / 2**20:,.0f} MiB)")

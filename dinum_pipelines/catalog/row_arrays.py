@@ -1,27 +1,31 @@
 """Row arrays: a table's rows, and the order of each of its row index's sorted copies, as plain
-memory-mapped arrays beside the index (table_index.py), so that the commonest first answers, the
-rows of one value of a clustered column (a commune, a department's third page), sorted or not,
-are read without a DuckDB statement.
+memory-mapped arrays beside the index (table_index.py), so that most first answers (a commune, a
+department's third page, a month, a department's sales of one kind, sorted or not) are read
+without a DuckDB statement.
 
 Why: at 10M rows a page's DuckDB statement costs ~0.8 ms of CPU whatever its size (a scan set up
 over a row group's columns; bench/README.md), most of a computed page once the rest was cut. The
-rows of one value are a run of the copy sorted by that column, whose start and length the index's
-counts per value give (`table_index.ValueCounts`), ties in the file's order: a page's positions
-are a slice of the copy's order, and its rows a gather from each column, ~0.1 ms.
+rows a clustered column's conditions keep (a value, a list, nulls, bounds) are runs of the copy
+sorted by that column, whose starts and lengths the index's counts per value give
+(`table_index.ValueCounts.runs`), ties in the file's order: one value's page is a slice of the
+copy's order, and its rows a gather from each column, ~0.1 ms. Other conditions are checked here
+with SQL's rules (`RowArrays.page` says how a page is read).
 
 Layout: one file, `.<name>.rows.arrays` beside the index, written with it and renamed into place
 before it (an index found means its arrays are there). It holds each column of the table in the
 file's order as Arrow buffers (validity bitmap, offsets for text, values), and each sorted copy's
 positions; where each lies is in the index's meta (`layout`). Memory-mapped: only what a page
 touches is read, and the OS shares those pages between workers, so a worker's memory does not
-grow with the table. Only columns whose Python values Arrow and DuckDB give alike are written
-(text, integers, floats, dates, timestamps); a query that needs another, or that has any
-condition but the one value (or nulls) of a clustered column, is answered by DuckDB.
+grow with the table; the disk holds the rows once more, uncompressed (693 MiB at 10M DVF-like
+rows, beside 745 MiB of DuckDB copies). Only columns whose Python values Arrow and DuckDB give
+alike are written (text, integers, floats, dates, timestamps). DuckDB still answers a query that
+needs another column, searches text (`contains`: its lower() and casts), compares a float column
+holding NaN (ordered last by DuckDB, unordered by Arrow), sorts on two columns, or would make this
+module read too many rows.
 """
 
 from __future__ import annotations
 
-import bisect
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +40,6 @@ import pyarrow.compute as pc
 
 from dinum_pipelines.lib.clean.repeats import quoted as quote
 
-SUFFIX = ".rows.arrays"
 BATCH_ROWS = 65_536
 SORTED_ROWS_MAX = 20_000  # a sorted page gathers its sort key for every matching row: beyond this, DuckDB's top-N
 CANDIDATES_MAX = 20_000  # rows of a sparse selection's runs checked here (gathered: text costs ~60 ns a row): beyond, DuckDB
@@ -52,11 +55,6 @@ ARRAY_TYPES: dict[str, pa.DataType] = {
     "UBIGINT": pa.uint64(), "FLOAT": pa.float32(), "DOUBLE": pa.float64(), "DATE": pa.date32(),
     "TIMESTAMP": pa.timestamp("us"),
 }
-
-
-def arrays_path(index: Path) -> Path:
-    """Beside the index `.<name>.rows.duckdb`: `.<name>.rows.arrays`."""
-    return index.with_name(index.name.removesuffix(".rows.duckdb") + SUFFIX)
 
 
 # Writing

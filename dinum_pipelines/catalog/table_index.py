@@ -80,7 +80,7 @@ import pyarrow.parquet as pq
 
 from dinum_pipelines.catalog import row_arrays
 from dinum_pipelines.catalog.memo import BoundedMemo
-from dinum_pipelines.catalog.row_arrays import RowArrays, arrays_path
+from dinum_pipelines.catalog.row_arrays import RowArrays
 from dinum_pipelines.lib.clean.repeats import quoted as quote
 
 _log = logging.getLogger("dinum_pipelines.catalog")
@@ -97,6 +97,7 @@ MAX_ATTACHED = 64  # index databases kept attached per process; the least recent
 TOTALS_KEPT = 1024  # totals counted by a query kept per attached index (Index.remembered_total)
 MAX_COUNTED_VALUES = 200_000  # a clustered column's counts per value are held in memory up to this many values
 _SUFFIX = ".rows.duckdb"
+_ARRAYS_SUFFIX = ".rows.arrays"
 _META = "__index_meta"
 _FILE_ORDER = "rows_in_file_order"
 _SPILL_PREFIX = "dinum-rows-index-"
@@ -111,6 +112,11 @@ _INTEGER_KINDS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 
 def index_path(parquet: Path) -> Path:
     return parquet.with_name(f".{parquet.name}{_SUFFIX}")
+
+
+def arrays_path(parquet: Path) -> Path:
+    """The index's rows as arrays (row_arrays.py), beside it."""
+    return parquet.with_name(f".{parquet.name}{_ARRAYS_SUFFIX}")
 
 
 def position_name(columns: Sequence[str]) -> str:
@@ -326,7 +332,7 @@ def build(parquet: Path, *, min_rows: int | None = None, columns: Sequence[str] 
             return target if target.exists() else None
         token = secrets.token_hex(4)
         partial = target.with_name(f"{target.name}.{token}{_PARTIAL_SUFFIX}")
-        arrays = arrays_path(target)
+        arrays = arrays_path(parquet)
         arrays_partial = arrays.with_name(f"{arrays.name}.{token}{_PARTIAL_SUFFIX}")
         spill = _spill_folder()
         started = time.perf_counter()
@@ -413,7 +419,7 @@ def remove(parquet: Path) -> None:
     another."""
     _builder.drop(parquet)
     index_path(parquet).unlink(missing_ok=True)
-    arrays_path(index_path(parquet)).unlink(missing_ok=True)
+    arrays_path(parquet).unlink(missing_ok=True)
 
 
 # Background builds
@@ -467,7 +473,7 @@ class _Builder:
                 with self._lock:
                     if parquet in self._dropped:  # replaced or deleted while it was built
                         index_path(parquet).unlink(missing_ok=True)
-                        arrays_path(index_path(parquet)).unlink(missing_ok=True)
+                        arrays_path(parquet).unlink(missing_ok=True)
                         self._dropped.discard(parquet)
                     self._pending.discard(parquet)
                 self._queue.task_done()
@@ -547,7 +553,7 @@ class _Attached:
                         counts[column] = counted
             index = Index(alias, meta["position"], meta["rows"],
                           {column: f"{alias}.{table}" for column, table in meta["tables"].items()}, meta["distinct"], counts,
-                          RowArrays.open(arrays_path(target), meta.get("arrays")))
+                          RowArrays.open(arrays_path(parquet), meta.get("arrays")))
             self._entries[target] = (index, 1)
             self._evict(connection)
             return index

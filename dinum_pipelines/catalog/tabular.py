@@ -56,13 +56,13 @@ import pyarrow.csv as pacsv
 from dinum_pipelines.catalog import table_index
 from dinum_pipelines.catalog.errors import NotFound
 from dinum_pipelines.catalog.metrics_api import MetricApiError
+from dinum_pipelines.lib.clean.repeats import quoted as quote
+from dinum_pipelines.lib.clean.tables import CSV_WRITE_OPTIONS
 from dinum_pipelines.lib.publish.duckdb_values import (
     is_numeric,
     jsonable,
     python_type,
 )
-from dinum_pipelines.lib.clean.repeats import quoted as quote
-from dinum_pipelines.lib.clean.tables import CSV_WRITE_OPTIONS
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
