@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dinum_pipelines.catalog import tabular
+from dinum_pipelines.catalog import row_arrays, table_index, tabular
 from dinum_pipelines.catalog.app import COMPUTING_THREADS
 from dinum_pipelines.catalog.events import RESOURCE_DOWNLOAD
 from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
@@ -448,7 +448,10 @@ def million_rows() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("catalog_settings", ["sqlite"], indirect=True)  # the rows come from the file, not the database
-def test_a_million_rows_match_pandas(api: Api, anonymous: Api, dataset: dict[str, Any]) -> None:
+def test_a_million_rows_match_pandas(api: Api, anonymous: Api, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every filter and a deep sorted page, from the Parquet (anonymous, as soon as published),
+    then from the row index built meanwhile and its arrays (with a key: the response cache keeps
+    the anonymous answers); then an aggregation and an export."""
     df = million_rows()
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buffer, row_group_size=131_072)
@@ -456,26 +459,43 @@ def test_a_million_rows_match_pandas(api: Api, anonymous: Api, dataset: dict[str
     assert uploaded.status_code == 201, uploaded.text
     rid = uploaded.json()["id"]
     present = df["surface"].notna()
-    for params, mask in (
-        ({"code_commune__exact": "75056"}, df["code_commune"] == "75056"),
-        ({"nature__differs": "Vente"}, df["nature"] != "Vente"),
-        ({"valeur__greater": "500000", "valeur__strictly_less": "510000"}, (df["valeur"] >= 500000) & (df["valeur"] < 510000)),
-        ({"surface__less": "20"}, present & (df["surface"] <= 20)),
-        ({"surface__isnull": ""}, ~present),
-        ({"code_commune__in": "01001,13055,69123"}, df["code_commune"].isin(["01001", "13055", "69123"])),
-        ({"code_commune__contains": "055"}, df["code_commune"].str.contains("055", regex=False)),
-        ({"jour__strictly_greater": "2024-01-01"}, df["jour"] > dt.date(2024, 1, 1)),
-    ):
-        mask = mask.fillna(False).astype(bool)
-        answer = rows(anonymous, rid, **params, page_size=1000)
-        assert answer["meta"]["total"] == int(mask.sum()), params
-        assert [row["__id"] for row in answer["data"]] == [int(i) + 1 for i in df.index[mask][:1000]], params
-
-    # A sort and a page deep into it.
     ordered = df.assign(__id=np.arange(1, MILLION + 1)).sort_values(["valeur", "__id"], ascending=[False, True], kind="mergesort")
-    deep = rows(anonymous, rid, valeur__sort="desc", page=37, page_size=1000)
-    assert [row["__id"] for row in deep["data"]] == ordered["__id"].iloc[36_000:37_000].tolist()
-    assert [row["valeur"] for row in deep["data"]] == ordered["valeur"].iloc[36_000:37_000].tolist()
+
+    def check(client: Api) -> None:
+        for params, mask in (
+            ({"code_commune__exact": "75056"}, df["code_commune"] == "75056"),
+            ({"code_commune__exact": "75056", "page": "2", "page_size": "7"}, df["code_commune"] == "75056"),
+            ({"nature__differs": "Vente"}, df["nature"] != "Vente"),
+            ({"valeur__greater": "500000", "valeur__strictly_less": "510000"}, (df["valeur"] >= 500000) & (df["valeur"] < 510000)),
+            ({"surface__less": "20"}, present & (df["surface"] <= 20)),
+            ({"surface__isnull": ""}, ~present),
+            ({"code_commune__in": "01001,13055,69123"}, df["code_commune"].isin(["01001", "13055", "69123"])),
+            ({"code_commune__in": "01001,13055", "nature__exact": "Vente"}, df["code_commune"].isin(["01001", "13055"]) & (df["nature"] == "Vente")),
+            ({"code_commune__contains": "055"}, df["code_commune"].str.contains("055", regex=False)),
+            ({"jour__strictly_greater": "2024-01-01"}, df["jour"] > dt.date(2024, 1, 1)),
+            ({"jour__greater": "2023-03-01", "jour__less": "2023-03-31", "valeur__strictly_greater": "250000"},
+             (df["jour"] >= dt.date(2023, 3, 1)) & (df["jour"] <= dt.date(2023, 3, 31)) & (df["valeur"] > 250000)),
+        ):
+            mask = mask.fillna(False).astype(bool)
+            size, page = int(params.get("page_size", 1000)), int(params.get("page", 1))
+            answer = rows(client, rid, **{"page_size": size, **params})
+            assert answer["meta"]["total"] == int(mask.sum()), params
+            assert [row["__id"] for row in answer["data"]] == [int(i) + 1 for i in df.index[mask][(page - 1) * size : page * size]], params
+        # A sort, and a page deep into it.
+        deep = rows(client, rid, valeur__sort="desc", page=37, page_size=1000)
+        assert [row["__id"] for row in deep["data"]] == ordered["__id"].iloc[36_000:37_000].tolist()
+        assert [row["valeur"] for row in deep["data"]] == ordered["valeur"].iloc[36_000:37_000].tolist()
+        commune = ordered[ordered["code_commune"] == "13055"]
+        by_value = rows(client, rid, code_commune__exact="13055", valeur__sort="desc", page_size=1000)
+        assert [row["__id"] for row in by_value["data"]] == commune["__id"].tolist()
+
+    check(anonymous)
+    table_index.wait_for_builds()
+    answered: list[bool] = []
+    page = row_arrays.RowArrays.page
+    monkeypatch.setattr(row_arrays.RowArrays, "page", lambda self, *args: answered.append(True) or page(self, *args))
+    check(api)
+    assert len(answered) >= 8  # the catalog serves in this process: its pages came from the arrays
 
     # Aggregation by a category.
     answer = rows(anonymous, rid, nature__groupby="", valeur__sum="", valeur__avg="", surface__count="", surface__max="", jour__min="")
