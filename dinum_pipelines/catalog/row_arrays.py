@@ -79,13 +79,12 @@ class _Buffers:
 
 
 def write(
-    connection: duckdb.DuckDBPyConnection, file_order: str, types: Mapping[str, str], orders: Mapping[str, str],
+    connection: duckdb.DuckDBPyConnection, file_order: str, rows: int, types: Mapping[str, str], orders: Mapping[str, str],
     position: str, target: Path, spill: Path,
 ) -> dict[str, Any]:
     """Write the arrays of `file_order`'s columns (those of ARRAY_TYPES) and of each sorted copy's
     positions (`orders`: clustered column -> its table) to `target`, batch by batch (memory
     bounded); the layout for the index's meta."""
-    rows = int(connection.execute(f"SELECT count(*) FROM {file_order}").fetchall()[0][0])
     positions = "int32" if rows < 2**31 else "int64"
     layout: dict[str, Any] = {"rows": rows, "columns": {}, "orders": {}, "positions": positions}
     buffers = _Buffers(target)
@@ -119,7 +118,7 @@ def _column_parts(connection: duckdb.DuckDBPyConnection, sql: str, arrow_type: p
     """One column's buffers written as files, batch by batch."""
     text = pa.types.is_large_string(arrow_type)
     validity, offsets, values = folder / "validity", folder / "offsets", folder / "values"
-    rows = nulls = nans = 0
+    nulls = nans = 0
     ending = 0  # text: bytes so far
     pending = np.zeros(0, dtype=bool)  # validity bits not yet packed (a batch's length need not be a multiple of 8)
     reader = connection.sql(sql).to_arrow_reader(BATCH_ROWS)
@@ -146,7 +145,6 @@ def _column_parts(connection: duckdb.DuckDBPyConnection, sql: str, arrow_type: p
             else:
                 width = arrow_type.bit_width // 8
                 values_out.write(memoryview(buffers[1])[array.offset * width : (array.offset + length) * width])
-            rows += length
         if len(pending):
             valid_out.write(np.packbits(pending, bitorder="little").tobytes())
         if text:
@@ -229,6 +227,8 @@ class RowArrays:
         runs = counts.runs(located) if located else None
         if runs is None:
             return None
+        if not runs:  # no row holds what the clustered column's conditions ask
+            return 0, []
         size, offset = page
         order = self.orders[column]
         located_rows = sum(end - start for start, end in runs)
@@ -237,8 +237,8 @@ class RowArrays:
 
         def candidates() -> np.ndarray:
             if one_value:
-                return order[runs[0][0] : runs[0][1]] if runs else order[:0]
-            return np.sort(np.concatenate([order[start:end] for start, end in runs])) if runs else order[:0]
+                return order[runs[0][0] : runs[0][1]]
+            return np.sort(np.concatenate([order[start:end] for start, end in runs]))
 
         if sorts:
             if located_rows > SORTED_ROWS_MAX:
@@ -247,8 +247,8 @@ class RowArrays:
             chosen = self._sorted(matching, sorts[0])
             return None if chosen is None else self._rows(len(matching), chosen[offset : offset + size], columns)
         if one_value and not checked:  # a slice of the copy's order
-            start = runs[0][0] + offset if runs else 0
-            return self._rows(located_rows, order[start : min(start + size, runs[0][1])] if runs else order[:0], columns)
+            start = runs[0][0] + offset
+            return self._rows(located_rows, order[start : min(start + size, runs[0][1])], columns)
         if (offset + size) * self.rows <= direct_scan_rows * located_rows:
             scanned = self._scanned(compared, offset + size, limit=4 * direct_scan_rows)
             if scanned is not None:

@@ -80,7 +80,6 @@ import pyarrow.parquet as pq
 
 from dinum_pipelines.catalog import row_arrays
 from dinum_pipelines.catalog.memo import BoundedMemo
-from dinum_pipelines.catalog.row_arrays import RowArrays
 from dinum_pipelines.lib.clean.repeats import quoted as quote
 
 _log = logging.getLogger("dinum_pipelines.catalog")
@@ -199,7 +198,7 @@ class Index:
     tables: Mapping[str, str]
     distinct: Mapping[str, int]
     counts: Mapping[str, ValueCounts]
-    arrays: RowArrays | None = None  # the rows and copies' orders memory-mapped (row_arrays.py)
+    arrays: row_arrays.RowArrays | None = None  # the rows and copies' orders memory-mapped (row_arrays.py)
     # Totals counted by a query, by (statement, values): the next pages of a selection reuse them.
     # The index never changes while attached; a new attachment starts afresh.
     _totals: BoundedMemo = field(default_factory=lambda: BoundedMemo(TOTALS_KEPT), compare=False, repr=False)
@@ -380,7 +379,7 @@ def _write(parquet: Path, partial: Path, arrays_partial: Path, spill: Path, colu
             connection.execute(
                 f"CREATE TABLE {counts[column]} AS SELECT {quote(column)} AS value, count(*) AS rows FROM {tables[column]} GROUP BY ALL"
             )
-        layout = row_arrays.write(connection, _FILE_ORDER, types, tables, position, arrays_partial, spill)
+        layout = row_arrays.write(connection, _FILE_ORDER, rows, types, tables, position, arrays_partial, spill)
         meta = {"format": FORMAT, "source_size": parquet.stat().st_size, "rows": rows, "position": position,
                 "tables": tables, "distinct": clustered, "counts": counts, "arrays": layout}
         connection.execute(f"CREATE TABLE {_META} AS SELECT ? AS meta", [json.dumps(meta)])
@@ -418,6 +417,11 @@ def remove(parquet: Path) -> None:
     one is queued or running; a process that has it attached detaches it when it next attaches
     another."""
     _builder.drop(parquet)
+    _delete(parquet)
+
+
+def _delete(parquet: Path) -> None:
+    """The index's files: its database and its arrays."""
     index_path(parquet).unlink(missing_ok=True)
     arrays_path(parquet).unlink(missing_ok=True)
 
@@ -472,8 +476,7 @@ class _Builder:
             finally:
                 with self._lock:
                     if parquet in self._dropped:  # replaced or deleted while it was built
-                        index_path(parquet).unlink(missing_ok=True)
-                        arrays_path(parquet).unlink(missing_ok=True)
+                        _delete(parquet)
                         self._dropped.discard(parquet)
                     self._pending.discard(parquet)
                 self._queue.task_done()
@@ -553,7 +556,7 @@ class _Attached:
                         counts[column] = counted
             index = Index(alias, meta["position"], meta["rows"],
                           {column: f"{alias}.{table}" for column, table in meta["tables"].items()}, meta["distinct"], counts,
-                          RowArrays.open(arrays_path(parquet), meta.get("arrays")))
+                          row_arrays.RowArrays.open(arrays_path(parquet), meta.get("arrays")))
             self._entries[target] = (index, 1)
             self._evict(connection)
             return index

@@ -126,7 +126,6 @@ class RowQuery:
     columns: list[str]
     conditions: list[str] = field(default_factory=list)
     parameters: list[Any] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)
     sorts: list[tuple[str, str]] = field(default_factory=list)  # (column, asc|desc) of each ORDER BY term
     group_by: list[str] = field(default_factory=list)
     aggregates: list[tuple[str, str]] = field(default_factory=list)  # (answer's column name, SQL)
@@ -140,6 +139,11 @@ class RowQuery:
     @property
     def aggregated(self) -> bool:
         return bool(self.group_by or self.aggregates)
+
+    @property
+    def order(self) -> list[str]:
+        """The ORDER BY terms of `sorts`: nulls last ascending, first descending (PostgreSQL's)."""
+        return [f"{quote(name)} ASC NULLS LAST" if direction == "asc" else f"{quote(name)} DESC NULLS FIRST" for name, direction in self.sorts]
 
     @property
     def output_columns(self) -> list[str]:
@@ -372,12 +376,6 @@ def _resolved(slot: Any, casts: Sequence[Any]) -> Any:
     return casts[slot.position] if isinstance(slot, _Cast) else slot
 
 
-def _sort_term(key: str, name: str, value: str) -> str:
-    if value not in ("asc", "desc"):
-        raise bad_request(f"{key}: sort must be asc or desc, not {value!r}")
-    return f"{quote(name)} ASC NULLS LAST" if value == "asc" else f"{quote(name)} DESC NULLS FIRST"
-
-
 def parse(
     connection: duckdb.DuckDBPyConnection, types: Mapping[str, str], items: Sequence[tuple[str, str]]
 ) -> RowQuery:
@@ -453,7 +451,8 @@ def parse(
         if name not in sortable:
             what = "a group or an aggregate of this query" if result.aggregated else "a column"
             raise bad_request(f"{key}: {name!r} is not {what}; sortable: {sortable}")
-        result.order.append(_sort_term(key, name, value))
+        if value not in ("asc", "desc"):
+            raise bad_request(f"{key}: sort must be asc or desc, not {value!r}")
         result.sorts.append((name, value))
     return result
 
