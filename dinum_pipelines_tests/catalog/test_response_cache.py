@@ -159,7 +159,7 @@ def test_the_data_version_is_read_on_a_few_connections_however_many_ask(tmp_path
         with ThreadPoolExecutor(16) as pool:
             versions = set(pool.map(lambda _: db.data_version(), range(2000)))
         assert versions == {db.data_version()}
-        assert 1 <= len(opened) <= reader.CONNECTIONS
+        assert len(opened) <= reader.CONNECTIONS  # one connection per thread before: 16
     finally:
         db.close()
 
