@@ -13,6 +13,18 @@ import pytest
 from dinum_pipelines.catalog.db import open_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """anyio's names, imported now, in the main thread. anyio imports its modules on first use,
+    and anyio is a pytest plugin, so pytest rewrites their asserts as it imports them: a catalog
+    serving in a test's thread imported `anyio`'s file module on its first download, while another
+    thread parsed too, and CPython 3.11's `ast.parse` is not thread-safe (a CI run's catalog failed
+    a download with "SystemError: AST constructor recursion depth mismatch")."""
+    import anyio
+
+    for name in dir(anyio):
+        getattr(anyio, name)
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
