@@ -72,6 +72,7 @@ from dinum_pipelines.catalog.response_cache import (
     CachedAnswer,
     Usage,
     ResponseCache,
+    SharedAnswers,
     anonymous_cache_key,
 )
 from dinum_pipelines.catalog.settings import CatalogSettings
@@ -979,7 +980,8 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         lifespan=lifespan,
     )
     app.state.store = catalog_store
-    app.state.response_cache = ResponseCache()
+    shared = SharedAnswers(settings.shared_answers_dir) if settings.shared_answers_dir else None
+    app.state.response_cache = ResponseCache(shared=shared)
     app.state.computing_limiter = anyio.CapacityLimiter(COMPUTING_THREADS)
     app.add_middleware(
         AnonymousCacheMiddleware,

@@ -469,6 +469,9 @@ def upgrade_to_head(engine: Engine) -> None:
             command.upgrade(config, "head")
 
 
+SQLITE_MMAP_BYTES = 2**34  # SQLite caps it at its compile-time maximum (2 GB in the usual builds)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL (readers never block the writer), foreign keys on, and explicit BEGIN statements.
 
@@ -485,6 +488,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Pages read through a memory map of the file (the OS's page cache, shared by the worker
+        # processes) rather than a read() call each into every connection's own 2 MB cache: at
+        # 100,000 datasets the listings' first answers took 15 % less CPU (bench/README.md).
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -28,13 +28,20 @@ its entries.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import itertools
+import json
+import os
 import re
+import shutil
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -65,9 +72,119 @@ class CachedAnswer:
     usage: Usage | None = None  # a dataset GET's view, a row-API page's download
 
 
+class SharedAnswers:
+    """The anonymous answers of one node's worker processes, in a folder they share.
+
+    `serve --workers N` runs N processes, each with its own `ResponseCache`: without this, each
+    process computed every first answer itself, N times the work of a start or of a write (at
+    100,000 datasets, 260 distinct listings cost 10 s of CPU a process: bench/README.md). Here a
+    process that computes an answer leaves it in the folder, and the others read it there instead
+    of computing it; a process about to compute one takes the answer's lock file (`flock`), so that
+    the others wait for it rather than compute it alongside.
+
+    Keys are `anonymous_cache_key`'s: an answer is kept under its data version, one subfolder a
+    version, and a process that starts a new version's subfolder removes the older ones. Each
+    process writes at most `max_entries` answers and `max_bytes` a version (the folder holds at
+    most N times that); an answer older than the time-to-live is not read. Files are written
+    whole, then renamed: a reader sees an answer entire or not at all. The folder is the node's
+    own (`serve` makes it on local memory, /dev/shm, and removes it when it stops): nothing else
+    should write there.
+    """
+
+    def __init__(
+        self, directory: Path, *, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES,
+        time_to_live: float = TIME_TO_LIVE_SECONDS,
+    ) -> None:
+        self.directory = directory
+        self.max_entries, self.max_bytes, self.time_to_live = max_entries, max_bytes, time_to_live
+        self._lock = threading.Lock()
+        self._version = -1  # the newest this process wrote or locked under
+        self._written = (0, 0)  # answers and bytes this process wrote under it
+        self._names = itertools.count()
+
+    def _path(self, key: Hashable) -> tuple[int, Path] | None:
+        if not (isinstance(key, tuple) and key and isinstance(key[0], int)):
+            return None
+        name = hashlib.sha256(repr(key[1:]).encode()).hexdigest()
+        return key[0], self.directory / str(key[0]) / name
+
+    def _enter(self, version: int) -> bool:
+        """Make `version`'s folder, the older ones removed when it is new to this process; False
+        for a version older than one this process has seen (its answers are not worth keeping)."""
+        with self._lock:
+            if version < self._version:
+                return False
+            newer = version > self._version
+            if newer:
+                self._version, self._written = version, (0, 0)
+        (self.directory / str(version)).mkdir(parents=True, exist_ok=True)
+        if newer:
+            for entry in self.directory.iterdir():
+                if entry.name.isdigit() and int(entry.name) < version:
+                    shutil.rmtree(entry, ignore_errors=True)
+        return True
+
+    def get(self, key: Hashable) -> tuple[float, CachedAnswer] | None:
+        """(age in seconds, answer) when another process left the answer, fresh enough."""
+        found = self._path(key)
+        if found is None:
+            return None
+        try:
+            with found[1].open("rb") as file:
+                age = time.time() - os.fstat(file.fileno()).st_mtime
+                if age > self.time_to_live:
+                    return None
+                usage, body = file.read().split(b"\n", 1)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None
+        fields = json.loads(usage)
+        return max(age, 0.0), CachedAnswer(body, Usage(**fields) if fields else None)
+
+    def put(self, key: Hashable, answer: CachedAnswer) -> None:
+        found = self._path(key)
+        if found is None:
+            return
+        version, path = found
+        if not self._enter(version):
+            return
+        with self._lock:
+            answers, size = self._written
+            if version != self._version or answers >= self.max_entries or size + len(answer.body) > self.max_bytes:
+                return
+            self._written = (answers + 1, size + len(answer.body))
+        temporary = path.parent / f".{os.getpid()}-{next(self._names)}"
+        try:
+            temporary.write_bytes(json.dumps(asdict(answer.usage) if answer.usage else None).encode() + b"\n" + answer.body)
+            os.replace(temporary, path)
+        except FileNotFoundError:  # another process removed this version's folder: the answer is stale
+            temporary.unlink(missing_ok=True)
+
+    @contextmanager
+    def computing(self, key: Hashable) -> Iterator[None]:
+        """Hold the answer's lock file: other processes asking for it wait here until it is left."""
+        found = self._path(key)
+        if found is None:
+            yield
+            return
+        version, path = found
+        try:
+            if not self._enter(version):
+                raise FileNotFoundError
+            descriptor = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # an old version, or its folder went meanwhile: compute alone
+            yield
+            return
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+
 class ResponseCache:
     def __init__(
         self, max_entries: int = MAX_ENTRIES, time_to_live: float = TIME_TO_LIVE_SECONDS, max_bytes: int = MAX_BYTES,
+        shared: SharedAnswers | None = None,
     ) -> None:
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -76,6 +193,7 @@ class ResponseCache:
         self.time_to_live = time_to_live
         self.max_bytes = max_bytes
         self._bytes = 0
+        self.shared = shared  # the other processes' answers, if this process has siblings
 
     @contextmanager
     def single_flight(self, key: Hashable) -> Iterator[None]:
@@ -89,7 +207,7 @@ class ResponseCache:
             flight = self._in_flight.setdefault(key, _Flight())
             flight.waiting += 1
         try:
-            with flight.lock:
+            with flight.lock, self.shared.computing(key) if self.shared else nullcontext():
                 yield
         finally:
             with self._lock:
@@ -98,22 +216,32 @@ class ResponseCache:
                     del self._in_flight[key]
 
     def get(self, key: Hashable) -> Any | None:
+        """The answer kept for `key`: this process's, else one another process left (`shared`)."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                return None
-            stored_at, value = entry
-            if time.monotonic() - stored_at > self.time_to_live:
+            if entry is not None:
+                stored_at, value = entry
+                if time.monotonic() - stored_at <= self.time_to_live:
+                    self._entries.move_to_end(key)
+                    return value
                 self._drop(key)
-                return None
-            self._entries.move_to_end(key)
-            return value
+        found = self.shared.get(key) if self.shared else None
+        if found is None:
+            return None
+        age, answer = found
+        self._keep(key, time.monotonic() - age, answer)
+        return answer
 
     def put(self, key: Hashable, value: Any) -> None:
+        self._keep(key, time.monotonic(), value)
+        if self.shared and isinstance(value, CachedAnswer):
+            self.shared.put(key, value)
+
+    def _keep(self, key: Hashable, stored_at: float, value: Any) -> None:
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = (time.monotonic(), value)
+            self._entries[key] = (stored_at, value)
             self._bytes += _size(value)
             while self._entries and (len(self._entries) > self.max_entries or self._bytes > self.max_bytes):
                 self._drop(next(iter(self._entries)))
@@ -137,16 +265,19 @@ def anonymous_cache_key(scope: Scope, data_version: Callable[[], int | None]) ->
     """The cache key of an HTTP request; None when its caller sends a key or the version is unknown.
 
     The version is read first: a write landing while the answer is computed is shown under the
-    old number at worst, and the next number makes a new entry.
+    old number at worst, and the next number makes a new entry. The Host header is part of the key:
+    without a public URL set, answers' links are made from it (call.py).
     """
-    fields = None
+    fields = host = None
     for name, value in scope["headers"]:
         if name == _API_KEY_NAME:
             return None
         if name == _FIELDS_NAME:
             fields = value
+        elif name == b"host":
+            host = value
     version = data_version()
-    return None if version is None else (version, scope["path"], scope["query_string"], fields)
+    return None if version is None else (version, scope["path"], scope["query_string"], fields, host)
 
 
 JSON_HEADERS = [(b"content-type", b"application/json")]

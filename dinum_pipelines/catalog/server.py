@@ -11,13 +11,16 @@ and `RunningCatalog.url` is known, and it returns only once the server answers H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import os
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -66,9 +69,19 @@ def serve(
         uvicorn.run(app, **options)
         return
     # Workers are fresh interpreters: they import the app factory by name and read the settings
-    # from the environment they inherit.
-    os.environ.update(settings.as_env())
-    uvicorn.run(f"{__name__}:{app_from_environment.__name__}", factory=True, workers=workers, **options)
+    # from the environment they inherit. They share their anonymous answers in a folder of their
+    # own, on local memory where the system has it, gone when they stop.
+    with contextlib.ExitStack() as stack:
+        if settings.shared_answers_dir is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dinum-catalog-answers-", dir=_memory_folder()))
+            settings = dataclasses.replace(settings, shared_answers_dir=Path(folder))
+        os.environ.update(settings.as_env())
+        uvicorn.run(f"{__name__}:{app_from_environment.__name__}", factory=True, workers=workers, **options)
+
+
+def _memory_folder() -> str | None:
+    """/dev/shm where there is one (Linux's memory file system), else the system's temporary folder."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) and not os.environ.get("TMPDIR") else None
 
 
 def app_from_environment() -> Starlette:

@@ -17,6 +17,7 @@ SIMULATED_CLOCK_ENV = "DINUM_CATALOG_SIMULATED_CLOCK"
 ACCEL_REDIRECT_PREFIX_ENV = "DINUM_CATALOG_ACCEL_REDIRECT_PREFIX"
 SCHEMAS_DIR_ENV = "DINUM_CATALOG_SCHEMAS_DIR"
 FETCH_PRIVATE_URLS_ENV = "DINUM_CATALOG_FETCH_PRIVATE_URLS"
+SHARED_ANSWERS_DIR_ENV = "DINUM_CATALOG_SHARED_ANSWERS_DIR"
 DEFAULT_HOME = Path(".dinum") / "catalog"
 
 
@@ -47,6 +48,10 @@ class CatalogSettings:
     webhook_retry_seconds: float = 30.0
     webhook_attempts: int = 6
     webhook_timeout_seconds: float = 10.0
+    # A folder the worker processes of one node share their anonymous answers in (response_cache.py,
+    # `SharedAnswers`), so that each first answer is computed once per node rather than once per
+    # process. None: each process keeps its own; `serve --workers N` makes one for its workers.
+    shared_answers_dir: Path | None = None
 
     @classmethod
     def in_directory(
@@ -76,6 +81,7 @@ class CatalogSettings:
             accel_redirect_prefix=os.environ.get(ACCEL_REDIRECT_PREFIX_ENV) or None,
             schemas_dir=_optional_path(os.environ.get(SCHEMAS_DIR_ENV), default.schemas_dir),
             fetch_private_urls=os.environ.get(FETCH_PRIVATE_URLS_ENV) == "1",
+            shared_answers_dir=_optional_path(os.environ.get(SHARED_ANSWERS_DIR_ENV), None),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -88,6 +94,7 @@ class CatalogSettings:
             ACCEL_REDIRECT_PREFIX_ENV: self.accel_redirect_prefix or "",
             SCHEMAS_DIR_ENV: str(self.schemas_dir or ""),
             FETCH_PRIVATE_URLS_ENV: "1" if self.fetch_private_urls else "",
+            SHARED_ANSWERS_DIR_ENV: str(self.shared_answers_dir or ""),
         }
 
 

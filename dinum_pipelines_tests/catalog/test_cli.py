@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -93,8 +94,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalog_settings: CatalogSettings) -> None:
-    """Two processes, each with its own usage-log writer, on one database; SIGTERM drains both."""
+def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalog_settings: CatalogSettings, tmp_path: Path) -> None:
+    """Two processes, each with its own usage-log writer, on one database; SIGTERM drains both.
+    They share their anonymous answers in a folder of the system's temporary one, gone at the stop."""
     with CatalogStore(catalog_settings) as store:
         publisher = bootstrap_publisher(store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
     port = free_port()
@@ -102,7 +104,11 @@ def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalo
         sys.executable, "-m", "dinum_pipelines.catalog", "serve", "--workers", "2", "--no-access-log", "--port", str(port),
         "--database-url", catalog_settings.database_url, "--files-dir", str(catalog_settings.files_dir),
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temporary)},
+    )
     base = f"http://127.0.0.1:{port}/api/1"
     try:
         deadline = time.monotonic() + 30
@@ -125,10 +131,13 @@ def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalo
         with ThreadPoolExecutor(6) as pool:
             statuses = [status for batch in pool.map(views, range(6)) for status in batch]
         assert statuses == [200] * 120
+        [answers] = temporary.glob("dinum-catalog-answers-*")
+        assert [path.name for path in answers.glob("*/*") if not path.name.endswith(".lock")]  # the dataset's answer
     finally:
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=30)
     assert server.returncode == 0, errors
     assert errors.count("Started server process") == 2
+    assert not list(temporary.glob("dinum-catalog-answers-*"))
     with CatalogStore(catalog_settings) as store:
         assert len(store.events.list(kind=DATASET_VIEW)) == 120

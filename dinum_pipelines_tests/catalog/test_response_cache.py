@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from sqlalchemy import text
 
-from dinum_pipelines.catalog import CatalogStore
+from dinum_pipelines.catalog import CatalogStore, RunningCatalog, bootstrap_publisher, serve_in_thread
 from dinum_pipelines.catalog.db import Database, data_version
 from dinum_pipelines.catalog.events import DATASET_VIEW
-from dinum_pipelines.catalog.response_cache import CachedAnswer, ResponseCache
+from dinum_pipelines.catalog.response_cache import CachedAnswer, ResponseCache, SharedAnswers, Usage
 from dinum_pipelines_tests.catalog.conftest import Api
 
 
@@ -240,3 +242,92 @@ def test_the_cache_is_bounded_in_bytes_too() -> None:
     cache.put("b", CachedAnswer(b"1234"))  # replaced, not counted twice
     cache.put("c", CachedAnswer(b"123456"))
     assert cache.get("b") is not None and cache.get("c") is not None
+
+
+# Answers shared between the processes of one node (`serve --workers N`: SharedAnswers)
+
+
+def key(version: int, path: str = "/api/1/datasets/") -> tuple:
+    return (version, path, b"q=eau", None, b"catalog.test")
+
+
+def test_an_answer_one_process_computed_is_read_by_the_others(tmp_path):
+    """Two caches on one folder stand for two processes; the usage an answer records goes along."""
+    first, second = (ResponseCache(shared=SharedAnswers(tmp_path)) for _ in range(2))
+    view = Usage(DATASET_VIEW, "api", "d1")
+    first.put(key(1), CachedAnswer(b'{"total": 1}', view))
+    assert second.get(key(1)) == CachedAnswer(b'{"total": 1}', view)
+    assert second.get(key(1, "/api/1/datasets/d2/")) is None
+    assert ResponseCache().get(key(1)) is None  # a process without the folder computes its own
+
+
+def test_a_newer_version_removes_the_older_answers_and_old_answers_are_not_kept(tmp_path):
+    shared = SharedAnswers(tmp_path)
+    shared.put(key(1), CachedAnswer(b"old"))
+    shared.put(key(2), CachedAnswer(b"new"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2"]
+    assert shared.get(key(1)) is None and shared.get(key(2)) == (pytest.approx(0, abs=5), CachedAnswer(b"new"))
+    shared.put(key(1), CachedAnswer(b"late"))  # a write of the old version, after the new one
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2"]
+
+
+def test_shared_answers_expire_and_each_process_writes_a_bounded_number(tmp_path):
+    expired = SharedAnswers(tmp_path / "a", time_to_live=-1)
+    expired.put(key(1), CachedAnswer(b"x"))
+    assert expired.get(key(1)) is None
+    bounded = SharedAnswers(tmp_path / "b", max_entries=2, max_bytes=100)
+    for index in range(4):
+        bounded.put(key(1, f"/api/1/datasets/{index}/"), CachedAnswer(b"x"))
+    assert [bounded.get(key(1, f"/api/1/datasets/{index}/")) is not None for index in range(4)] == [True, True, False, False]
+    bounded.put(key(2, "/big/"), CachedAnswer(b"x" * 101))
+    assert bounded.get(key(2, "/big/")) is None
+
+
+def test_processes_asking_at_once_for_an_uncached_answer_compute_it_once(tmp_path):
+    """Each cache stands for a process: the second waits on the answer's lock file while the first
+    computes, then reads its answer. Without the shared folder each computes its own."""
+    for shared, expected in ((True, 1), (False, 2)):
+        caches = [ResponseCache(shared=SharedAnswers(tmp_path / "shared") if shared else None) for _ in range(2)]
+        computed = []
+
+        def answer(cache: ResponseCache) -> CachedAnswer:
+            with cache.single_flight(key(1)):
+                found = cache.get(key(1))
+                if found is None:
+                    computed.append(1)
+                    time.sleep(0.3)
+                    found = CachedAnswer(b"computed")
+                    cache.put(key(1), found)
+                return found
+
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(answer, caches)) == [CachedAnswer(b"computed")] * 2
+        assert len(computed) == expected, (shared, computed)
+
+
+def test_catalogs_sharing_a_folder_serve_each_others_answers_with_their_views(catalog_settings, tmp_path):
+    """Two catalogs on one database (the workers of one node) and one folder: the second serves the
+    first's answer, and counts its view. The dataset is renamed in the database without moving the
+    data version, so that an answer computed again would show it; a catalog without the folder does."""
+    # The workers of one node share one address, hence their answers' links.
+    catalog_settings = dataclasses.replace(catalog_settings, public_url="http://catalog.test")
+    shared = dataclasses.replace(catalog_settings, shared_answers_dir=tmp_path / "answers")
+    with CatalogStore(catalog_settings) as store:
+        publisher = bootstrap_publisher(store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
+        dataset = store.datasets.create({"title": "Alpha", "description": "d"}, owner_id=None, organization_id=publisher.organization_id)
+    with serve_in_thread(shared) as first, serve_in_thread(shared) as second, serve_in_thread(catalog_settings) as alone:
+        paths = ("/api/1/datasets/?sort=title", f"/api/1/datasets/{dataset['id']}/")
+        for path in paths:
+            assert requests.get(first.url + path, timeout=10).status_code == 200
+        with first.store.db.engine.begin() as connection:
+            connection.execute(text("UPDATE datasets SET title = 'Renamed' WHERE id = :id"), {"id": dataset["id"]})
+
+        def title(catalog: RunningCatalog, path: str) -> str:
+            body = requests.get(catalog.url + path, timeout=10).json()
+            return body["data"][0]["title"] if "data" in body else body["title"]
+
+        assert [title(second, path) for path in paths] == ["Alpha", "Alpha"]
+        assert [title(alone, path) for path in paths] == ["Renamed", "Renamed"]
+        first.store.events.list()
+    with CatalogStore(catalog_settings) as store:
+        assert len(store.events.list(kind=DATASET_VIEW)) == 3
