@@ -77,14 +77,14 @@ ORGANIZATIONS = 20
 def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
     """`count` datasets (2 resources, 3 tags each) in 20 organizations, by direct inserts; their ids."""
     from dinum_pipelines.catalog.datasets import dataset_doc
-    from dinum_pipelines.catalog.db import dataset_tags, datasets, resources
+    from dinum_pipelines.catalog.db import dataset_tags, dataset_terms, datasets, resources
     from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-    from dinum_pipelines.catalog.search import search_text
+    from dinum_pipelines.catalog.search import term_rows
 
     rng = random.Random(seed)
     orgs = [store.accounts.create_organization(f"bench-org-{i}", f"Administration {i}")["id"] for i in range(ORGANIZATIONS)]
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    dataset_rows, tag_rows, resource_rows = [], [], []
+    dataset_rows, tag_rows, resource_rows, word_rows = [], [], [], []
     for index in range(count):
         dataset_id = new_object_id()
         words = rng.sample(WORDS, 4)
@@ -94,12 +94,13 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
         tags = sorted({slugify(w) for w in rng.sample(WORDS, 3)})
         dataset_rows.append({
             "id": dataset_id, "slug": f"bench-{index}", "title": title, "description": description,
-            "search_text": search_text(title, description), "organization_id": rng.choice(orgs), "owner_id": None,
+            "organization_id": rng.choice(orgs), "owner_id": None,
             "private": False, "deleted_at": None, "created_at": created, "last_modified": created,
             "last_update": created + timedelta(days=rng.randrange(365)), "license": rng.choice(LICENSES),
             **dataset_doc({"frequency": "monthly", "tags": tags, "extras": {}, "metrics": {"views": rng.randrange(10_000)}}),
         })
         tag_rows.extend({"dataset_id": dataset_id, "tag": tag} for tag in tags)
+        word_rows.extend(term_rows(dataset_id, title, description, listed=True))
         for position, fmt in enumerate(rng.sample(FORMATS, 2)):
             resource_rows.append({
                 "id": new_resource_id(), "dataset_id": dataset_id, "position": position, "file_key": None,
@@ -108,7 +109,7 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
                         "filetype": "remote", "type": "main", "format": fmt, "extras": {}},
             })
     with store.db.write() as connection:
-        for table, rows in ((datasets, dataset_rows), (dataset_tags, tag_rows), (resources, resource_rows)):
+        for table, rows in ((datasets, dataset_rows), (dataset_tags, tag_rows), (resources, resource_rows), (dataset_terms, word_rows)):
             for batch in range(0, len(rows), 2000):
                 connection.execute(insert(table), rows[batch : batch + 2000])
     return [row["id"] for row in dataset_rows]

@@ -30,7 +30,7 @@ from dinum_pipelines.catalog.db import (
 )
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-from dinum_pipelines.catalog.search import Match, search_text
+from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, set_listed
 from dinum_pipelines.catalog.versions import (
     delete_versions,
     record_extras,
@@ -108,10 +108,10 @@ class Datasets:
                     conn.execute(
                         insert(datasets).values(
                             id=dataset_id, slug=slug, organization_id=organization_id, owner_id=owner_id,
-                            created_at=now, last_modified=now, last_update=now, **dataset_doc(doc),
-                            search_text=search_text(columns["title"], columns["description"]), **columns,
+                            created_at=now, last_modified=now, last_update=now, **dataset_doc(doc), **columns,
                         )
                     )
+                    index_dataset(conn, dataset_id, columns["title"], columns["description"], listed=is_listed(columns.get("private", False), None))
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
                     if notify:
                         notify(conn, dataset_id, None)
@@ -158,18 +158,18 @@ class Datasets:
                 conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=None, last_modified=utcnow()))
             if actual:
                 columns, doc_changes = _split(actual)
-                title = columns.get("title", row["title"])
-                description = columns.get("description", row["description"])
                 conn.execute(
                     update(datasets)
                     .where(datasets.c.id == dataset_id)
-                    .values(
-                        **columns, **dataset_doc({**row["doc"], **doc_changes}), last_modified=utcnow(),
-                        search_text=search_text(title, description),
-                    )
+                    .values(**columns, **dataset_doc({**row["doc"], **doc_changes}), last_modified=utcnow())
                 )
                 if "tags" in actual:
                     _write_tags(conn, dataset_id, actual["tags"])
+            if restored or {"title", "description", "private"} & actual.keys():
+                index_dataset(
+                    conn, dataset_id, actual.get("title", row["title"]), actual.get("description", row["description"]),
+                    listed=is_listed(actual.get("private", row["private"]), None if restored else row["deleted_at"]),
+                )
             if notify and (actual or restored):
                 notify(conn, dataset_id, None)
         return self.require(dataset_id), bool(actual) or restored
@@ -186,21 +186,26 @@ class Datasets:
         now = utcnow()
         with self._db.write() as conn:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
+            set_listed(conn, dataset_id, False)
             if notify:
                 notify(conn, dataset_id, None)
 
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
         """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
-        conditions: list[Any] = [datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None)]
-        if query.editable_by is not None:
-            user_id, organization_ids = query.editable_by
-            conditions.append(or_(
-                datasets.c.organization_id.in_(organization_ids),
-                and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
-            ))
-        elif not query.include_private:
-            conditions.append(datasets.c.private.is_(False))
-        match = Match(self._db.engine.dialect.name, query.q, datasets) if query.q else None
+        # The public listing, whose condition a search for `q` reads from the words' own rows.
+        public = not query.deleted and query.editable_by is None and not query.include_private
+        match = Match(query.q) if query.q else None
+        conditions: list[Any] = []
+        if match is None or not public:
+            conditions.append(datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None))
+            if query.editable_by is not None:
+                user_id, organization_ids = query.editable_by
+                conditions.append(or_(
+                    datasets.c.organization_id.in_(organization_ids),
+                    and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
+                ))
+            elif not query.include_private:
+                conditions.append(datasets.c.private.is_(False))
         if query.organization_id:
             conditions.append(datasets.c.organization_id == query.organization_id)
         for tag in query.tags:
@@ -213,38 +218,41 @@ class Datasets:
         field, descending = query.sort or ("created_at", True)
         column = SORT_KEYS[field]
         offset, limit = (query.page - 1) * query.page_size, query.page_size
-        if match is None:
-            # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
-            order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-            count = select(func.count()).select_from(datasets).where(*conditions)
-            page_ids = select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit)
-        else:
-            # The matches counted in the pass that ranks them (every match is read to rank it), in a
-            # subquery: SQLite refuses bm25() beside a window function.
-            conditions.append(match.condition)
-            count = select(func.count()).select_from(match.source).where(*conditions)
-            # Only what orders the page: the sort column, or the relevance (a score for every match).
-            ordering = [column.label("sort_key")] if query.sort else match.columns
-            matches = (
-                select(datasets.c.id, *ordering)
-                .select_from(match.source).where(*conditions).subquery("matches")
-            )
-            if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
-                order = [*match.order(matches), matches.c.id.desc()]
-            else:
-                order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
-            page_ids = (
-                select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
-            )
         # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
         with self._db.read() as conn:
             if match is None:
-                total = conn.scalar(count) or 0
-                ids = list(conn.scalars(page_ids)) if total else []
+                # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
+                order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
+                total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
+                ids = list(conn.scalars(select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit))) if total else []
+            elif not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
+                ids, total = [], 0
             else:
-                page = conn.execute(page_ids).all()
-                ids = [row.id for row in page]
-                total = page[0].total if page else conn.scalar(count) or 0  # past the last page: counted apart
+                match.weigh(conn)
+                ranked_alone = public and not conditions and query.sort is None and len(match.words) == 1
+                conditions = [match.condition, *([match.listed] if public else []), *conditions]
+                if ranked_alone:
+                    # One word on the public listing, by relevance: its index holds the ranking.
+                    source = match.source()
+                    total = conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
+                    ranked = select(match.dataset_id).select_from(source).where(*conditions).order_by(*match.ranked_order)
+                    ids = list(conn.scalars(ranked.offset(offset).limit(limit))) if total else []
+                else:
+                    needs_datasets = len(conditions) > (2 if public else 1) or query.sort is not None
+                    source = match.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
+                    # The matches counted in the pass that ranks them (every match is read to rank it).
+                    ordering = [column.label("sort_key")] if query.sort else match.columns
+                    matches = select(match.dataset_id.label("id"), *ordering).select_from(source).where(*conditions).subquery("matches")
+                    if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
+                        order = [*match.order(matches), matches.c.id.desc()]
+                    else:
+                        order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
+                    page = conn.execute(
+                        select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
+                    ).all()
+                    ids = [row.id for row in page]
+                    # past the last page: counted apart
+                    total = page[0].total if page else conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
             rows = conn.execute(_select_with_refs().where(datasets.c.id.in_(ids))).mappings() if ids else []
             by_id = {row["id"]: _dataset_record(row) for row in rows}
             records = [by_id[dataset_id] for dataset_id in ids]
@@ -403,6 +411,8 @@ def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
 # A dataset row comes with its organization's and owner's columns (left joins), labelled with
 # these prefixes: reading a dataset is one query, not three.
 _REFERENCES = {"organization": organizations, "owner": users}
+# A search reads its matches' filter columns from this index: (id, private, deleted_at, organization_id, license).
+_DATASETS_BY_ID = "ix_datasets_listed_with_id"
 
 
 def _select_with_refs() -> Select[Any]:

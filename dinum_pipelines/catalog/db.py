@@ -31,6 +31,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -50,7 +51,6 @@ from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.types import TypeDecorator
 
 from dinum_pipelines.catalog.memo import BoundedMemo
-from dinum_pipelines.catalog.search import SEARCH_VECTOR, TEXT_SEARCH_CONFIG
 from dinum_pipelines.lib.metrics.schema import METRIC_MODELS
 
 _log = logging.getLogger(__name__)
@@ -151,9 +151,6 @@ datasets = Table(
     Column("slug", String(255), nullable=False, unique=True),
     Column("title", String(350), nullable=False),
     Column("description", Text, nullable=False),
-    # search.search_text(title, description): the searchable words of each, which SQLite's
-    # full-text index is filled from (PostgreSQL indexes the columns themselves).
-    Column("search_text", Text, nullable=False),
     Column("organization_id", ID, ForeignKey("organizations.id")),
     Column("owner_id", ID, ForeignKey("users.id"), index=True),
     Column("private", Boolean, nullable=False, default=False),
@@ -183,46 +180,20 @@ datasets = Table(
     ],
 )
 
-# The index behind `q` (revision 0011, catalog/search.py): on SQLite an FTS5 table filled by
-# triggers on `datasets` (its rows numbered by `datasets_search_ids`, revision 0006), on PostgreSQL
-# a generated tsvector column, its GIN index and the text search configuration it uses.
-# SQLAlchemy's metadata cannot declare these, so they are listed here, left out of the schema
-# comparison with the revisions (`include_in_schema_comparison`), and checked by
-# `missing_search_index_objects` instead.
-SEARCH_INDEX_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "sqlite": {
-        "table": ("datasets_fts", "datasets_search_ids"),
-        "trigger": ("datasets_fts_insert", "datasets_fts_update", "datasets_fts_delete"),
-    },
-    "postgresql": {
-        "column": (f"datasets.{SEARCH_VECTOR}",),
-        "index": (f"ix_datasets_{SEARCH_VECTOR}",),
-        "text search configuration": (TEXT_SEARCH_CONFIG,),
-    },
-}
-# FTS5's own storage for datasets_fts.
-_FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
-
-
-def include_in_schema_comparison(name: str | None, kind: str, parent: Any) -> bool:
-    """Alembic `include_name` hook: everything but the search index objects (see above)."""
-    if kind == "column":
-        return f"{(parent or {}).get('table_name')}.{name}" not in SEARCH_INDEX_OBJECTS["postgresql"]["column"]
-    search_objects = {name for objects in SEARCH_INDEX_OBJECTS.values() for names in objects.values() for name in names}
-    search_tables = {f"{table}{suffix}" for table in SEARCH_INDEX_OBJECTS["sqlite"]["table"] for suffix in ("", *_FTS5_SHADOW_SUFFIXES)}
-    return not (kind in ("table", "index") and name in search_objects | search_tables)
-
-
-def missing_search_index_objects(connection: Connection) -> list[str]:
-    """The search index objects this database should have and lacks ("kind name")."""
-    expected = SEARCH_INDEX_OBJECTS.get(connection.dialect.name, {})
-    if connection.dialect.name == "sqlite":
-        present = set(connection.execute(text("SELECT type, name FROM sqlite_master")).tuples())
-    else:
-        present = {("index", name) for (name,) in connection.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"))}
-        present |= {("column", f"datasets.{found['name']}") for found in inspect(connection).get_columns("datasets")}
-        present |= {("text search configuration", name) for (name,) in connection.execute(text("SELECT cfgname FROM pg_ts_config"))}
-    return [f"{kind} {name}" for kind, names in expected.items() for name in names if (kind, name) not in present]
+# The index behind `q` (revision 0015, catalog/search.py): each dataset's searchable words, with
+# their weight in it and whether it is on the public listing (search.index_dataset writes them).
+# The ranked index reads a word's datasets in rank order; the key finds a dataset's own words.
+dataset_terms = Table(
+    "dataset_terms",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id"), primary_key=True),
+    Column("term", String(64), primary_key=True),
+    Column("listed", Boolean, nullable=False),
+    Column("in_title", Boolean, nullable=False),
+    Column("weight", Float, nullable=False),
+    Index("ix_dataset_terms_ranked", "term", "listed", "in_title", "weight", "dataset_id"),
+    sqlite_with_rowid=False,
+)
 
 
 # One row per (dataset, tag): the portable way to filter on tags (no JSON operators needed).

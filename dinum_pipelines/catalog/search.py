@@ -1,45 +1,42 @@
-"""udata's `q` as a French full-text search, on the database engine the catalog runs on.
+"""udata's `q` as a French full-text search, ranked, on the catalog's own database (revision 0015).
 
-data.gouv.fr answers `q` with Elasticsearch; we answer it with what we already run (revision
-0011). A dataset matches when every searched word is in its title or description, as a word,
-whatever its case, accents, plural or feminine form; matches come ranked, a dataset whose title
-holds every word first, then by the engine's relevance score.
+data.gouv.fr answers `q` with Elasticsearch; we answer it with an inverted index kept in a table
+of the database the catalog already runs, the same on SQLite and PostgreSQL: `dataset_terms`
+(db.py), one row per (dataset, searchable word). A dataset matches when every searched word is
+in its title or description, as a word, whatever its case, accents, plural or feminine form
+(`terms`: folded, French stop words dropped, a light stemmer for plural and feminine endings;
+queries go through the same function). Matches come ranked: a dataset whose title holds every
+word first, then by relevance, then the newest.
 
-- PostgreSQL: `search_vector`, a generated tsvector column (title weighted A, description B)
-  under the `french_unaccent` text search configuration (French snowball stemmer after
-  `unaccent`), a GIN index on it, `websearch_to_tsquery` for the query and `ts_rank_cd`.
-- SQLite: an FTS5 table `datasets_fts` (title, description), filled by triggers from
-  `datasets.search_text`, which holds the two texts normalized here in Python (`terms`): folded,
-  French stop words dropped, a light stemmer for plural and feminine endings. Queries go through
-  the same function, and are ranked by bm25 with the title weighted over the description.
+Relevance is BM25F, computed when a dataset is written rather than when it is searched: each row
+holds its word's `weight` in that dataset (the word's count in the title and in the description,
+each saturated and normalized by the field's length, the title counting 4 times the description;
+fixed average lengths stand for the corpus's), and whether the title holds it (`in_title`). A
+query of several words adds its words' weights, each times an inverse document frequency taken
+from how many datasets hold each word. An index (word, listed, in_title, weight, dataset) holds
+every word's datasets in rank order: the first page of a one-word search is its first rows, and
+its count a count of an index range, whatever the number of matches. Before this (revision 0011:
+FTS5 and bm25 on SQLite, a tsvector and ts_rank_cd on PostgreSQL) every match was read and scored
+for every search, 40 ms for a typical word at 100,000 datasets and 500 ms for a common one
+(bench/README.md), and the two engines stemmed differently.
 
-The two stemmers differ (snowball is more aggressive), so a few words match on one engine and
-not on the other; the rules the relevance tests pin hold on both. `search_text` is stored: a
-change to `terms` needs a revision that recomputes it for existing rows, as 0011 does.
+`listed` is the public listing's condition (public and not deleted), copied from the dataset:
+`index_dataset` rewrites a dataset's rows whenever its title, description, visibility or deletion
+changes (datasets.py), in the same transaction.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Join, Label, Table, bindparam, case, column, func, literal_column, select, table
+from sqlalchemy import ColumnElement, Connection, FromClause, Join, and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.compiler import compiles
 
+from dinum_pipelines.catalog.db import dataset_terms
 from dinum_pipelines.catalog.ids import fold
-
-# PostgreSQL
-TEXT_SEARCH_CONFIG = "french_unaccent"
-SEARCH_VECTOR = "search_vector"
-# ts_rank_cd's weights for D, C, B, A: the title (A) counts 2.5 times the description (B).
-_PG_WEIGHTS = "{0.1, 0.2, 0.4, 1.0}"
-
-# SQLite: the FTS5 table and the one numbering the datasets for it (revision 0006)
-datasets_fts = table("datasets_fts", column("rowid"), column("title"), column("description"))
-datasets_search_ids = table("datasets_search_ids", column("id"), column("dataset_id"))
-# bm25's weights for the FTS5 columns (title, description).
-_BM25_TITLE_WEIGHT, _BM25_DESCRIPTION_WEIGHT = 4.0, 1.0
-_DATASETS_BY_ID = "ix_datasets_listed_with_id"  # (id, private, deleted_at): db.py
 
 _WORD = re.compile(r"[^\W_]+")
 # Words too common to tell datasets apart; dropped from texts and queries alike.
@@ -49,6 +46,15 @@ STOP_WORDS = frozenset(
     "un une vos votre vous y".split()
 )
 _DOUBLED_FINALS = ("ll", "nn", "tt")  # "culturelle" -> "culturel", "ancienne" -> "ancien", "nette" -> "net"
+TERM_LENGTH = 64  # longer words are cut, in texts and queries alike (db.py's column)
+
+# BM25F: the title counts TITLE_WEIGHT times the description; K1 is how fast repeats saturate, B
+# how much a field's length normalizes (Elasticsearch's defaults); the average lengths stand for the
+# corpus's (data.gouv.fr's titles and descriptions, in terms), fixed so that a weight, once written,
+# never needs computing again.
+TITLE_WEIGHT, DESCRIPTION_WEIGHT = 4.0, 1.0
+K1, B = 1.2, 0.75
+AVERAGE_TITLE_TERMS, AVERAGE_DESCRIPTION_TERMS = 6.0, 60.0
 
 
 def stem(word: str) -> str:
@@ -76,21 +82,53 @@ def stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The searchable words of `text`, in order: folded, stop words dropped, stemmed."""
-    return [stem(word) for word in _WORD.findall(fold(text)) if word not in STOP_WORDS]
+    return [stem(word)[:TERM_LENGTH] for word in _WORD.findall(fold(text)) if word not in STOP_WORDS]
 
 
-def search_text(title: str, description: str) -> str:
-    """`datasets.search_text`: the title's terms, a newline, the description's (SQLite's triggers
-    split them into the FTS5 table's two columns)."""
-    return " ".join(terms(title)) + "\n" + " ".join(terms(description or ""))
+def _saturated(count: int, length: int, average: float) -> float:
+    return count * (K1 + 1) / (count + K1 * (1 - B + B * length / average)) if count else 0.0
+
+
+def term_rows(dataset_id: str, title: str, description: str, *, listed: bool) -> list[dict[str, Any]]:
+    """The `dataset_terms` rows of a dataset: each of its words, its weight, whether the title holds it."""
+    title_terms, description_terms = terms(title), terms(description or "")
+    in_title, in_description = Counter(title_terms), Counter(description_terms)
+    return [
+        {
+            "dataset_id": dataset_id, "term": term, "listed": listed, "in_title": term in in_title,
+            "weight": round(
+                TITLE_WEIGHT * _saturated(in_title[term], len(title_terms), AVERAGE_TITLE_TERMS)
+                + DESCRIPTION_WEIGHT * _saturated(in_description[term], len(description_terms), AVERAGE_DESCRIPTION_TERMS),
+                9,
+            ),
+        }
+        for term in dict.fromkeys([*title_terms, *description_terms])
+    ]
+
+
+def index_dataset(conn: Connection, dataset_id: str, title: str, description: str, *, listed: bool) -> None:
+    """Write a dataset's words anew (a new dataset, or a new title or description)."""
+    conn.execute(delete(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id))
+    rows = term_rows(dataset_id, title, description, listed=listed)
+    if rows:
+        conn.execute(insert(dataset_terms), rows)
+
+
+def set_listed(conn: Connection, dataset_id: str, listed: bool) -> None:
+    """A dataset made public or private, deleted or restored: its words follow."""
+    conn.execute(update(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id).values(listed=listed))
+
+
+def is_listed(private: bool, deleted_at: Any) -> bool:
+    return not private and deleted_at is None
 
 
 class _CrossJoin(Join):
     """SQLite's CROSS JOIN, its right table read through `index`: the same as JOIN but for the
-    planner, which keeps the tables in the order written. Searches are driven by the full-text
-    matches, each looked up in `datasets` by its id. Left to itself, SQLite started from a filter's
-    index (a licence: 25,000 rows at 100,000 datasets) and looked each row up in the matches, or
-    read `datasets` through the organization's index for every match: 10 to 1,000 times slower."""
+    planner, which keeps the tables in the order written. Searches are driven by the words' rows,
+    each match then looked up by its id. Left to itself, SQLite started from a filter's index (a
+    licence: 25,000 rows at 100,000 datasets) and looked each row up in the matches: 10 to 1,000
+    times slower. PostgreSQL plans the same query with a plain JOIN."""
 
     inherit_cache = True
 
@@ -99,7 +137,7 @@ class _CrossJoin(Join):
         self.index = index
 
 
-@compiles(_CrossJoin)
+@compiles(_CrossJoin, "sqlite")
 def _render_cross_join(join: _CrossJoin, compiler: Any, **kw: Any) -> str:
     kw["asfrom"] = True
     left, right, on = (compiler.process(part, **kw) for part in (join.left, join.right, join.onclause))
@@ -108,42 +146,78 @@ def _render_cross_join(join: _CrossJoin, compiler: Any, **kw: Any) -> str:
 
 
 class Match:
-    """What a search for `q` adds to a dataset query: `condition`, and the `columns` that `order`
-    ranks the matches by. On SQLite the query must select from `source` (the matches, then `datasets`); on
-    PostgreSQL `source` is `datasets` itself.
+    """What a search for `q` adds to a dataset query.
+
+    `words`: the query's distinct terms, the rarest first once `weigh` has read how many datasets
+    hold each (the rarest drives the query: its rows are read, the others' looked up per match).
+    `source` joins the words' rows (and, if asked, `datasets`); `dataset_id` is the matches' id,
+    `listed` the public listing's condition read from the words' rows, `columns` what `order`
+    ranks by. A query with nothing searchable in it (stop words, punctuation) matches nothing.
     """
 
-    def __init__(self, dialect: str, q: str, datasets: Table) -> None:
-        self.source: FromClause = datasets
-        if dialect == "postgresql":
-            query = func.websearch_to_tsquery(literal_column(f"'{TEXT_SEARCH_CONFIG}'::regconfig"), bindparam("q", q))
-            vector = literal_column(f"datasets.{SEARCH_VECTOR}")
-            self.condition: ColumnElement[bool] = vector.op("@@")(query)
-            title_hit = func.ts_filter(vector, literal_column("'{a}'::\"char\"[]")).op("@@")(query)
-            score = func.ts_rank_cd(literal_column(f"'{_PG_WEIGHTS}'::float4[]"), vector, query)
-            self._rank_by(case((title_hit, 1), else_=0), score, lower_scores_first=False)
-            return
-        words = terms(q)
-        if not words:  # nothing searchable in q (stop words, punctuation): nothing matches
-            self.condition = datasets.c.id.is_(None)
-            self._rank_by(literal_column("0"), literal_column("0"), lower_scores_first=True)
-            return
-        # Terms are letters and digits only: quoting them is enough for FTS5's syntax.
-        expression = " AND ".join(f'"{word}"' for word in words)
-        fts = literal_column(datasets_fts.name)
-        self.source = _CrossJoin(
-            _CrossJoin(datasets_fts, datasets_search_ids, datasets_search_ids.c.id == datasets_fts.c.rowid),
-            datasets, datasets.c.id == datasets_search_ids.c.dataset_id, index=_DATASETS_BY_ID,
-        )
-        self.condition = fts.match(expression)
-        in_title = select(datasets_fts.c.rowid).where(fts.match(f"title : ({expression})"))
-        score = func.bm25(fts, _BM25_TITLE_WEIGHT, _BM25_DESCRIPTION_WEIGHT)
-        self._rank_by(case((datasets_fts.c.rowid.in_(in_title), 1), else_=0), score, lower_scores_first=True)  # bm25: lower is better
+    def __init__(self, q: str) -> None:
+        self.words = list(dict.fromkeys(terms(q)))
+        self._idf: dict[str, float] = {word: 1.0 for word in self.words}
+        self._aliases = [dataset_terms.alias(f"term_{index}") for index in range(len(self.words))]
 
-    def _rank_by(self, title_hit: ColumnElement[int], score: ColumnElement[float], *, lower_scores_first: bool) -> None:
-        self.columns: list[Label[Any]] = [title_hit.label("title_hit"), score.label("score")]
-        self.lower_scores_first = lower_scores_first
+    def weigh(self, conn: Connection) -> None:
+        """Read how many listed datasets hold each word (several words only): the rarest drives
+        the query, and each word's weights count by its inverse document frequency, the rarer
+        the more (BM25's, with the query's own words standing for the corpus)."""
+        if len(self.words) < 2:
+            return
+        counts = dict.fromkeys(self.words, 0)
+        found = select(dataset_terms.c.term, func.count()).where(
+            dataset_terms.c.term.in_(self.words), dataset_terms.c.listed.is_(True)
+        ).group_by(dataset_terms.c.term)
+        counts.update({term: count for term, count in conn.execute(found).tuples()})
+        total = sum(counts.values())
+        self._idf = {word: math.log(1 + (total - count + 0.5) / (count + 0.5)) for word, count in counts.items()}
+        self.words.sort(key=lambda word: counts[word])
+
+    @property
+    def searchable(self) -> bool:
+        return bool(self.words)
+
+    @property
+    def _driver(self) -> Any:
+        return self._aliases[0]
+
+    @property
+    def dataset_id(self) -> Any:
+        return self._driver.c.dataset_id
+
+    @property
+    def listed(self) -> ColumnElement[bool]:
+        return self._driver.c.listed.is_(True)
+
+    @property
+    def condition(self) -> ColumnElement[bool]:
+        return self._driver.c.term == self.words[0]
+
+    def source(self, datasets: Any = None, index: str | None = None) -> FromClause:
+        joined: FromClause = self._driver
+        for word, alias in zip(self.words[1:], self._aliases[1:], strict=False):
+            joined = _CrossJoin(joined, alias, and_(alias.c.dataset_id == self.dataset_id, alias.c.term == word))
+        if datasets is not None:
+            joined = _CrossJoin(joined, datasets, datasets.c.id == self.dataset_id, index=index)
+        return joined
+
+    @property
+    def columns(self) -> list[Any]:
+        aliases = self._aliases[: len(self.words)]
+        every_in_title = and_(*(alias.c.in_title.is_(True) for alias in aliases))
+        score: Any = self._driver.c.weight if len(aliases) == 1 else sum(
+            (alias.c.weight * literal(self._idf[word]) for word, alias in zip(self.words, aliases, strict=False)), literal(0.0)
+        )
+        return [case((every_in_title, 1), else_=0).label("title_hit"), score.label("score")]
 
     def order(self, ranked: Any) -> list[Any]:
         """The relevance ORDER BY, on a subquery of the query that selected `columns`."""
-        return [ranked.c.title_hit.desc(), ranked.c.score.asc() if self.lower_scores_first else ranked.c.score.desc()]
+        return [ranked.c.title_hit.desc(), ranked.c.score.desc()]
+
+    @property
+    def ranked_order(self) -> list[Any]:
+        """One word's ranking, straight from its index (`term`, `listed`, `in_title`, `weight`, id)."""
+        driver = self._driver
+        return [driver.c.in_title.desc(), driver.c.weight.desc(), driver.c.dataset_id.desc()]

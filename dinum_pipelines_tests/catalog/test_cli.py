@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher, serve_in_thread
-from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.__main__ import main
+from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines_tests.catalog.conftest import Api
 
 

@@ -24,9 +24,7 @@ from dinum_pipelines.catalog.db import (
     current_revision,
     datasets,
     head_revision,
-    include_in_schema_comparison,
     metadata,
-    missing_search_index_objects,
     open_engine,
 )
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, create_postgres_database, drop_postgres_database
@@ -54,8 +52,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 def schema_differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
-        # The search index's objects are not in the metadata (db.py): they are checked apart.
-        opts = {"compare_type": True, "include_name": include_in_schema_comparison}
+        opts = {"compare_type": True}
         return compare_metadata(MigrationContext.configure(connection, opts=opts), metadata)
 
 
@@ -73,18 +70,6 @@ def test_revisions_build_exactly_the_declared_tables(migrated_engine: Engine) ->
     assert schema_differences(migrated_engine) == []
     with migrated_engine.connect() as connection:
         assert current_revision(connection) == head_revision()
-        assert missing_search_index_objects(connection) == []
-
-
-def test_the_search_index_check_sees_a_missing_object(migrated_engine: Engine) -> None:
-    with migrated_engine.begin() as connection:
-        if connection.dialect.name == "sqlite":
-            connection.execute(text("DROP TRIGGER datasets_fts_update"))
-            expected = ["trigger datasets_fts_update"]
-        else:
-            connection.execute(text("DROP INDEX ix_datasets_search_vector"))
-            expected = ["index ix_datasets_search_vector"]
-        assert missing_search_index_objects(connection) == expected
 
 
 def test_the_comparison_sees_a_missing_index(migrated_engine: Engine) -> None:
@@ -162,7 +147,6 @@ def test_opening_an_older_database_upgrades_it_and_keeps_its_data(
         assert store.datasets.search(DatasetQuery(q="absent"))[1] == 0
         with store.db.read() as connection:
             assert connection.scalar(select(datasets.c.views)) == 12
-            assert missing_search_index_objects(connection) == []
 
 
 def test_migrate_command_upgrades_and_prints_the_revision(

@@ -288,9 +288,9 @@ def test_processes_asking_at_once_for_an_uncached_answer_compute_it_once(tmp_pat
     computes, then reads its answer. Without the shared folder each computes its own."""
     for shared, expected in ((True, 1), (False, 2)):
         caches = [ResponseCache(shared=SharedAnswers(tmp_path / "shared") if shared else None) for _ in range(2)]
-        computed = []
+        computed: list[int] = []
 
-        def answer(cache: ResponseCache) -> CachedAnswer:
+        def answer(cache: ResponseCache, computed: list[int] = computed) -> CachedAnswer:
             with cache.single_flight(key(1)):
                 found = cache.get(key(1))
                 if found is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from dinum_pipelines.catalog.db import include_in_schema_comparison, metadata
+from dinum_pipelines.catalog.db import metadata
 
 
 def _run(connection: object) -> None:
@@ -20,7 +20,6 @@ def _run(connection: object) -> None:
         # SQLite cannot ALTER most things: batch mode recreates the table instead.
         render_as_batch=True,
         compare_type=True,
-        include_name=include_in_schema_comparison,  # the search index is not in the metadata
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -31,7 +31,16 @@ import sqlalchemy as sa
 from alembic import op
 
 from dinum_pipelines.catalog.ids import fold
-from dinum_pipelines.catalog.search import SEARCH_VECTOR, TEXT_SEARCH_CONFIG, search_text
+from dinum_pipelines.catalog.search import terms
+
+# This revision's index, replaced by revision 0015's.
+TEXT_SEARCH_CONFIG = "french_unaccent"
+SEARCH_VECTOR = "search_vector"
+
+
+def search_text(title: str, description: str) -> str:
+    """`datasets.search_text`: the title's terms, a newline, the description's (the triggers split them)."""
+    return " ".join(terms(title)) + "\n" + " ".join(terms(description or ""))
 
 revision = "0011_french_full_text_search"
 down_revision = "0010_organization_url_and_extras"
@@ -74,7 +83,7 @@ def create_sqlite_triggers() -> None:
         op.execute(statement)
 
 
-def _rewrite_search_text(connection: sa.Connection, compute: object) -> None:
+def rewrite_search_text(connection: sa.Connection, compute: object) -> None:
     rows = connection.execute(sa.select(_datasets.c.id, _datasets.c.title, _datasets.c.description)).all()
     for start in range(0, len(rows), _BATCH):
         connection.execute(
@@ -96,39 +105,49 @@ def _replace_by_id_index(columns: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     connection = op.get_bind()
-    _rewrite_search_text(connection, search_text)
+    rewrite_search_text(connection, search_text)
     _replace_by_id_index(_BY_ID_AFTER)
     if connection.dialect.name == "sqlite":
         for name in _OLD_SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
         op.execute("DROP TABLE datasets_search")
-        op.execute("CREATE VIRTUAL TABLE datasets_fts USING fts5(title, description, tokenize='unicode61')")
-        op.execute(
-            f"INSERT INTO datasets_fts (rowid, title, description) "
-            f"SELECT ids.id, {_TITLE.replace('new.', 'datasets.')}, {_DESCRIPTION.replace('new.', 'datasets.')} "
-            "FROM datasets JOIN datasets_search_ids AS ids ON ids.dataset_id = datasets.id"
-        )
-        create_sqlite_triggers()
+        create_sqlite_fts()
     elif connection.dialect.name == "postgresql":
         op.execute("DROP INDEX ix_datasets_search_text_trgm")
-        op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
-        op.execute(f"CREATE TEXT SEARCH CONFIGURATION {TEXT_SEARCH_CONFIG} (COPY = french)")
-        op.execute(
-            f"ALTER TEXT SEARCH CONFIGURATION {TEXT_SEARCH_CONFIG} "
-            "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, french_stem"
-        )
-        op.execute(
-            f"ALTER TABLE datasets ADD COLUMN {SEARCH_VECTOR} tsvector GENERATED ALWAYS AS ("
-            f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, title), 'A') || "
-            f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, description), 'B')) STORED"
-        )
-        op.execute(f"CREATE INDEX ix_datasets_{SEARCH_VECTOR} ON datasets USING gin ({SEARCH_VECTOR})")
+        create_postgresql_vector()
+
+
+def create_sqlite_fts() -> None:
+    """The FTS5 table, filled from `search_text`, and the triggers that keep it (revision 0015's downgrade too)."""
+    op.execute("CREATE VIRTUAL TABLE datasets_fts USING fts5(title, description, tokenize='unicode61')")
+    op.execute(
+        f"INSERT INTO datasets_fts (rowid, title, description) "
+        f"SELECT ids.id, {_TITLE.replace('new.', 'datasets.')}, {_DESCRIPTION.replace('new.', 'datasets.')} "
+        "FROM datasets JOIN datasets_search_ids AS ids ON ids.dataset_id = datasets.id"
+    )
+    create_sqlite_triggers()
+
+
+def create_postgresql_vector() -> None:
+    """The text search configuration, the generated tsvector and its index (revision 0015's downgrade too)."""
+    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    op.execute(f"CREATE TEXT SEARCH CONFIGURATION {TEXT_SEARCH_CONFIG} (COPY = french)")
+    op.execute(
+        f"ALTER TEXT SEARCH CONFIGURATION {TEXT_SEARCH_CONFIG} "
+        "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, french_stem"
+    )
+    op.execute(
+        f"ALTER TABLE datasets ADD COLUMN {SEARCH_VECTOR} tsvector GENERATED ALWAYS AS ("
+        f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, title), 'A') || "
+        f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, description), 'B')) STORED"
+    )
+    op.execute(f"CREATE INDEX ix_datasets_{SEARCH_VECTOR} ON datasets USING gin ({SEARCH_VECTOR})")
 
 
 def downgrade() -> None:
     connection = op.get_bind()
     _replace_by_id_index(_BY_ID_BEFORE)
-    _rewrite_search_text(connection, lambda title, description: fold(f"{title}\n{description}"))
+    rewrite_search_text(connection, lambda title, description: fold(f"{title}\n{description}"))
     if connection.dialect.name == "sqlite":
         for name in SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
