@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from dinum_pipelines.catalog.db import (
+    UNLISTED,
     Database,
     dataset_tags,
     datasets,
@@ -208,13 +209,15 @@ class Datasets:
                 conditions.append(datasets.c.private.is_(False))
         if query.organization_id:
             conditions.append(datasets.c.organization_id == query.organization_id)
-        for tag in query.tags:
-            conditions.append(_listed_in(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag), per_row=match is not None))
         if query.license:
             conditions.append(datasets.c.license == query.license)
-        if query.format:
-            with_format = resources.c.format == _normal_format(query.format)
-            conditions.append(_listed_in(resources.c.dataset_id, with_format, per_row=match is not None))
+        memberships = [(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag)) for tag in query.tags]
+        if query.format:  # a dataset may have several resources of one format
+            memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
+        # A tag or a format alone on the public listing: counted from its own index (public_members).
+        lone_membership = memberships[0] if match is None and public and len(memberships) == 1 and len(conditions) == 2 else None
+        if lone_membership is None:
+            conditions.extend(_listed_in(*membership, per_row=match is not None) for membership in memberships)
         field, descending = query.sort or ("created_at", True)
         column = SORT_KEYS[field]
         offset, limit = (query.page - 1) * query.page_size, query.page_size
@@ -223,7 +226,13 @@ class Datasets:
             if match is None:
                 # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
                 order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-                total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
+                if lone_membership is not None:
+                    total = public_members(conn, *lone_membership)
+                    # Many members: the listing's index in order, each row looked up in the filter's
+                    # index, finds a page's rows first; few: listing them all first does.
+                    conditions.append(_listed_in(*lone_membership, per_row=total >= _MEMBERS_READ_IN_ORDER))
+                else:
+                    total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
                 ids = list(conn.scalars(select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit))) if total else []
             elif not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
                 ids, total = [], 0
@@ -376,6 +385,35 @@ class Datasets:
         if found is None:
             raise NotFound(RESOURCE_NOT_FOUND)
         return found
+
+
+# A tag or format held by at least this many public datasets: its listing is read in the sort's order,
+# each row checked (at 100,000 datasets, a tag of 3,500: 8.4 -> 0.6 ms; a format of 40,000, page 2:
+# 26 -> 0.2 ms); under it, its members are listed first (a tag of 10 would read the whole listing).
+_MEMBERS_READ_IN_ORDER = 1000
+_UNLISTED_INDEX = "ix_datasets_unlisted"  # db.py
+
+
+def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
+    """How many public, live datasets are among the `dataset_id`s of the rows meeting `condition`
+    (a tag's, a format's). When the unlisted datasets (private or deleted) are fewer than its
+    members, all its members counted from the filter's index less its unlisted ones (a tag of
+    3,500 at 100,000 datasets: 13.5 -> 0.4 ms; a format of 40,000: 70 -> 18 ms); else each member
+    looked up, as before."""
+    # A dataset holds a tag once (the key of dataset_tags); it may have several resources of a format.
+    counted = func.count() if dataset_id.table is dataset_tags else func.count(dataset_id.distinct())
+    members = conn.scalar(select(counted).where(condition)) or 0
+    # SQLite's planner, without statistics, prefers a whole covering index to the partial one; the
+    # FROM is then text, and the member check names the outer row's id as text too.
+    unlisted_rows = text(f"datasets INDEXED BY {_UNLISTED_INDEX}") if conn.dialect.name == "sqlite" else datasets
+    unlisted = conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED)) or 0
+    if unlisted < members:
+        is_member = select(dataset_id).where(condition, dataset_id == literal_column("datasets.id")).exists()
+        return members - (conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED, is_member)) or 0)
+    listed = select(func.count()).select_from(datasets).where(
+        datasets.c.deleted_at.is_(None), datasets.c.private.is_(False), _listed_in(dataset_id, condition, per_row=False)
+    )
+    return conn.scalar(listed) or 0
 
 
 def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool) -> Any:

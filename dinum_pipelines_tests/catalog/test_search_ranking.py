@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
+from dinum_pipelines.catalog import datasets as datasets_module
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.search import term_rows, terms
 
 VOCABULARY = ["transports", "écoles", "communes", "budget", "eau", "énergie", "électriques", "santé", "routes", "vélos"]
 FILLER = ["données", "liste", "fichier", "annuel", "région", "carte"]
+TAGS = ("geo", "transport", "rare")  # held by many datasets, fewer, and fewer than the unlisted ones
 
 
 @pytest.fixture
@@ -33,8 +35,9 @@ def corpus(catalog_settings: CatalogSettings) -> Iterator[tuple[CatalogStore, di
             title = " ".join(rng.choices(VOCABULARY + FILLER, k=rng.randint(1, 4)))
             description = " ".join(rng.choices(VOCABULARY + FILLER * 3, k=rng.randint(0, 30)))
             organization = rng.choice((publisher, other)).organization_id
+            tags = sorted(set(rng.choices(TAGS, weights=(60, 30, 3), k=2)))
             fields = {"title": title, "description": description, "private": rng.random() < 0.1,
-                      "license": rng.choice(("lov2", "odc-odbl"))}
+                      "license": rng.choice(("lov2", "odc-odbl")), "tags": tags}
             dataset = store.datasets.create(fields, owner_id=None, organization_id=organization)
             state[dataset["id"]] = {**fields, "organization_id": organization, "deleted": False}
         ids = list(state)
@@ -90,6 +93,28 @@ def test_search_ranks_as_the_reference_page_by_page(corpus: tuple[CatalogStore, 
     seen: list[str] = []
     for page in range(1, len(expected) // 7 + 3):
         records, total = store.datasets.search(DatasetQuery(q=q, page=page, page_size=7, **filters))
+        assert total == len(expected)
+        seen += [record["id"] for record in records]
+    assert seen == expected
+
+
+@pytest.mark.parametrize("tag", TAGS)
+@pytest.mark.parametrize("read_in_order_from", [1, 10**9])  # each row checked in the listing's order, or the members listed first
+def test_a_tag_alone_counts_and_pages_its_public_datasets(
+    corpus: tuple[CatalogStore, dict[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tag: str, read_in_order_from: int
+) -> None:
+    """A tag alone is counted from its own index, less its unlisted datasets when these are fewer
+    (datasets.public_members), or each member looked up; both against the datasets' states."""
+    monkeypatch.setattr(datasets_module, "_MEMBERS_READ_IN_ORDER", read_in_order_from)
+    store, state = corpus
+    public = [i for i, d in state.items() if tag in d["tags"] and not d["deleted"] and not d["private"]]
+    expected = sorted(public, key=lambda i: (store.datasets.require(i)["created_at"], i), reverse=True)  # the newest first
+    unlisted = sum(1 for d in state.values() if d["deleted"] or d["private"])
+    members = sum(1 for d in state.values() if tag in d["tags"])
+    assert (members > unlisted) == (tag != "rare")  # both ways of counting are taken
+    seen: list[str] = []
+    for page in range(1, len(expected) // 9 + 2):
+        records, total = store.datasets.search(DatasetQuery(tags=(tag,), page=page, page_size=9))
         assert total == len(expected)
         seen += [record["id"] for record in records]
     assert seen == expected

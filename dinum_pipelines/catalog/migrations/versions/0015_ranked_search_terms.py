@@ -11,6 +11,9 @@ once, but every search read and scored every match: 40 ms for a typical word at 
 the dataset is listed, filled here from the existing datasets. The FTS5 table, its triggers and
 `datasets_search_ids` (SQLite), the generated `search_vector` column, its index and the
 `french_unaccent` configuration (PostgreSQL), and `datasets.search_text`, which fed FTS5, go.
+
+A partial index on the unlisted datasets (private or deleted) lets a tag's or a format's count
+subtract the few unlisted members from all of them (datasets.public_members).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_dataset_terms_ranked", "dataset_terms", ["term", "listed", "in_title", "weight", "dataset_id"])
+    unlisted = sa.text("(private OR deleted_at IS NOT NULL)")
+    op.create_index("ix_datasets_unlisted", "datasets", ["id"], sqlite_where=unlisted, postgresql_where=unlisted)
     rows = connection.execute(sa.select(_datasets.c.id, _datasets.c.title, _datasets.c.description, _datasets.c.private, _datasets.c.deleted_at))
     while batch := rows.fetchmany(_BATCH):
         values = [
@@ -79,3 +84,4 @@ def downgrade() -> None:
     elif connection.dialect.name == "postgresql":
         _revision_0011.create_postgresql_vector()
     op.drop_table("dataset_terms")
+    op.drop_index("ix_datasets_unlisted", table_name="datasets")
