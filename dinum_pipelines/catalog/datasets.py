@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal, literal_column, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -422,7 +422,9 @@ def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool) -> Any:
     the (condition, dataset_id) index instead of SQLite listing every tagged dataset first (40,000
     for a format at 100,000 datasets)."""
     if per_row:
-        return select(dataset_id).where(condition, dataset_id == datasets.c.id).exists()
+        # A scalar subquery, not EXISTS: PostgreSQL turns EXISTS into a join and, estimating the
+        # matches many, hashed every member first (a format's 40,000 resources for 489 matches: 90 ms).
+        return select(literal(1)).where(condition, dataset_id == datasets.c.id).limit(1).scalar_subquery().is_not(None)
     return datasets.c.id.in_(select(dataset_id).where(condition))
 
 
