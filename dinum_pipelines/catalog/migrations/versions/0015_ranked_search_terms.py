@@ -1,6 +1,6 @@
 """`q` answered from an index of the datasets' words, ranked when written (catalog/search.py).
 
-Revision ID: 0015_revision_0011_terms
+Revision ID: 0015_ranked_search_terms
 Revises: 0014_tabular_channel
 Create Date: 2026-12-07
 
@@ -25,7 +25,7 @@ from alembic import op
 
 from dinum_pipelines.catalog.search import is_listed, term_rows
 
-revision = "0015_revision_0011_terms"
+revision = "0015_ranked_search_terms"
 down_revision = "0014_tabular_channel"
 branch_labels = None
 depends_on = None
