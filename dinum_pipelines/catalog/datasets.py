@@ -128,8 +128,9 @@ class Datasets:
     def get(self, id_or_slug: str) -> Record | None:
         """The dataset, deleted or private ones included (callers decide who may see them); an id
         wins over a slug, as in udata. Two queries: the dataset with its organization and owner,
-        then its resources."""
-        with self._db.read() as conn:
+        then its resources (outside a transaction: resources written in between show the newer
+        list, which a reader that came a moment later would have seen anyway)."""
+        with self._db.read(snapshot=False) as conn:
             row = conn.execute(_DATASET_BY_ID, {"key": id_or_slug}).mappings().first()
             if row is None:
                 row = conn.execute(_DATASET_BY_SLUG, {"key": id_or_slug}).mappings().first()

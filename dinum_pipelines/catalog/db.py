@@ -526,8 +526,17 @@ class Database:
         return cls(open_engine(database_url))
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self, *, snapshot: bool = True) -> Iterator[Connection]:
+        """A connection whose statements share one snapshot of the database (one transaction,
+        rolled back). Without `snapshot`, for reads whose statements need not agree with each
+        other, on PostgreSQL each statement sees what was committed when it starts and there is
+        no transaction to open and end: two round trips fewer (BEGIN and ROLLBACK), half of a
+        dataset's read at 100,000 datasets (bench/README.md). SQLite keeps its transaction: it
+        costs no round trip, and switching a connection's isolation and back cost more (0.5 ms
+        against 0.2 ms a dataset)."""
         with self.engine.connect() as connection:
+            if not snapshot and self.engine.dialect.name != "sqlite":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     @contextmanager
