@@ -102,11 +102,12 @@ from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
 # (db.POOL_SIZE), and past ~16 more threads only add GIL contention (bench/README.md).
 REQUEST_THREADS = POOL_SIZE - 2
 # Requests whose time is CPU and short (the row API's pages, aggregations apart: DuckDB and the
-# page's JSON) run this many at a time per process, the others waiting their turn on the event
-# loop in order of arrival. Deployments run a process per core; two per process keep a core busy
-# while one waits for the database. At 50 keyed clients on 10M rows, sharing the cores among 16
-# threads cost 10 ms of CPU a page against 6.1 with one at a time (GIL hand-offs, DuckDB's and
-# SQLite's locks), and the same pages came back 1.5x slower (bench/README.md, bench_row_api.py).
+# page's JSON; a dataset's GET) run this many at a time per process, the others waiting their
+# turn on the event loop in order of arrival. Deployments run a process per core; two per process
+# keep a core busy while one waits for the database. At 50 keyed clients on 10M rows, sharing the
+# cores among 16 threads cost 10 ms of CPU a page against 6.1 with one at a time (GIL hand-offs,
+# DuckDB's and SQLite's locks), and the same pages came back 1.5x slower (bench/README.md,
+# bench_row_api.py).
 COMPUTING_THREADS = 2
 DATASET_DELETED = "Dataset has been deleted"
 ORGANIZATION_NOT_FOUND = "Organization not found"
@@ -877,6 +878,15 @@ def _route(
     return [Route(variant, dispatch, methods=list(endpoints)) for variant in paths]
 
 
+def _read(request: Request) -> bool:
+    """A dataset's GET: CPU work, about a millisecond. At 100,000 datasets with 50 clients, first
+    answers computed in every request thread at once kept the event loop from the cached ones:
+    p99 49-57 ms, 28-38 ms two at a time (bench/README.md). Its writes wait for the database's
+    write lock instead. Listings stay in the request threads: a first one may wait tens of ms for
+    another worker computing it (SharedAnswers), which would hold a slot meanwhile."""
+    return request.method == "GET"
+
+
 def routes() -> list[BaseRoute]:
     v1, v2 = "/api/1", "/api/2"
     dataset = f"{v1}/datasets/{{dataset}}"
@@ -890,7 +900,7 @@ def routes() -> list[BaseRoute]:
         _route(f"{v1}/datasets/resource_types/", {"GET": _static(RESOURCE_TYPE_LIST)}),
         _route(f"{v1}/spatial/granularities/", {"GET": _static(GRANULARITY_LIST)}),
         _route(f"{v1}/datasets/r/{{rid}}", {"GET": resource_permalink}),
-        _route(f"{dataset}/", {"GET": get_dataset, "PUT": update_dataset, "DELETE": delete_dataset}),
+        _route(f"{dataset}/", {"GET": get_dataset, "PUT": update_dataset, "DELETE": delete_dataset}, computing=_read),
         _route(f"{dataset}/upload/", stream={"POST": upload_resource}),
         _route(f"{dataset}/resources/", {"POST": create_remote_resource, "PUT": reorder_resources}),
         _route(f"{resource}/", {"GET": get_resource, "PUT": update_resource, "DELETE": delete_resource}),

@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import text
 
 from dinum_pipelines.catalog import CatalogStore, RunningCatalog, bootstrap_publisher, serve_in_thread
+from dinum_pipelines.catalog.app import COMPUTING_THREADS
 from dinum_pipelines.catalog.db import Database, data_version
 from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.response_cache import CachedAnswer, ResponseCache, SharedAnswers, Usage
@@ -331,3 +332,30 @@ def test_catalogs_sharing_a_folder_serve_each_others_answers_with_their_views(ca
         first.store.events.list()
     with CatalogStore(catalog_settings) as store:
         assert len(store.events.list(kind=DATASET_VIEW)) == 3
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["anonymous", "publisher"])
+def test_datasets_are_computed_a_few_at_a_time(catalog, api, anonymous, publisher, monkeypatch, keyed):
+    """A dataset's GET is CPU work: a process computes COMPUTING_THREADS at once and queues the
+    others (app.py), instead of sharing its cores among every request thread."""
+    created = [api.create_dataset(title=f"Jeu {index}", organization=publisher.organization_id) for index in range(8)]
+    computing, peak, lock = [0], [0], threading.Lock()
+    original = catalog.store.datasets.get
+
+    def counted(*args, **kwargs):
+        with lock:
+            computing[0] += 1
+            peak[0] = max(peak[0], computing[0])
+        try:
+            time.sleep(0.05)  # long enough for the other requests to arrive meanwhile
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                computing[0] -= 1
+
+    monkeypatch.setattr(catalog.store.datasets, "get", counted)
+    client = api if keyed else anonymous
+    with ThreadPoolExecutor(len(created)) as pool:
+        answers = list(pool.map(lambda dataset: client.get(f"/datasets/{dataset['id']}/"), created))
+    assert [answer.json()["title"] for answer in answers] == [dataset["title"] for dataset in created]
+    assert peak[0] == COMPUTING_THREADS
