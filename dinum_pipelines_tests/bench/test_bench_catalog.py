@@ -4,7 +4,10 @@ so that `make bench` cannot rot. Figures are printed, never asserted: the machin
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -32,7 +35,7 @@ def test_loaded_datasets_are_what_the_api_filters_on(bench: ModuleType, tmp_path
         assert all(len(store.datasets.require(dataset_id)["resources"]) == 2 for dataset_id in ids[:5])
 
 
-@pytest.mark.parametrize("client", ["wrk", "threads"])
+@pytest.mark.parametrize("client", ["wrk", "threads", "asyncio"])
 def test_load_clients_count_requests_and_errors(bench: ModuleType, tmp_path: Path, client: str) -> None:
     with serve_in_thread(CatalogSettings.in_directory(tmp_path)) as catalog:
         ids = bench.load_datasets(catalog.store, 30)
@@ -42,6 +45,37 @@ def test_load_clients_count_requests_and_errors(bench: ModuleType, tmp_path: Pat
         assert searches.requests > 0 and searches.errors == 0
         missing = bench.LOAD_CLIENTS[client](catalog.url, ["/api/1/datasets/nope/"], concurrency=2, duration=1)
         assert missing.errors == missing.requests > 0
+
+
+@pytest.mark.parametrize(("every", "slow_at_p99"), [(200, False), (40, True)])
+def test_the_asyncio_client_counts_each_request_once(bench: ModuleType, every: int, slow_at_p99: bool) -> None:
+    """Each connection's every `every`-th request is answered in a second, the others at once: the
+    p99 of the requests is slow only when more than 1 % of them are (wrk's is slow either way)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        answered = 0  # on this connection (one handler per connection)
+
+        def do_GET(self) -> None:
+            self.answered += 1
+            if self.answered % every == 0:
+                time.sleep(1)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = bench.run_asyncio(f"http://127.0.0.1:{server.server_address[1]}", ["/"], concurrency=4, duration=3)
+    finally:
+        server.shutdown()
+    assert result.errors == 0 and result.p50_ms < 500
+    assert (result.p99_ms >= 1000) == slow_at_p99, result
 
 
 def test_the_benchmark_runs_end_to_end(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
