@@ -127,3 +127,25 @@ def test_tokens_are_stored_hashed(catalog: RunningCatalog, publisher: Publisher)
     for record in catalog.store.accounts.tokens_of(publisher.user_id):
         assert publisher.token not in record.values()
         assert len(record["token_hash"]) == 64
+
+
+def test_a_keys_last_use_is_recorded_once_a_minute_without_moving_the_data_version(
+    catalog: RunningCatalog, publisher: Publisher, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording when a key was last used is not a change to what the API shows: anonymous answers
+    stay cached (their key is the data version). Within a minute, a second use writes nothing."""
+    accounts, db = catalog.store.accounts, catalog.store.db
+
+    def last_used() -> Any:
+        return next(t["last_used_at"] for t in accounts.tokens_of(publisher.user_id) if t["name"] == "publisher")
+
+    version = db.data_version()
+    assert api.get("/me/").status_code == 200
+    first = last_used()
+    assert first is not None and db.data_version() == version
+    assert api.get("/me/").status_code == 200
+    assert last_used() == first and db.data_version() == version
+    later = utcnow() + timedelta(minutes=2)
+    monkeypatch.setattr("dinum_pipelines.catalog.accounts.utcnow", lambda: later)
+    assert api.get("/me/").status_code == 200
+    assert last_used() == later and db.data_version() == version
