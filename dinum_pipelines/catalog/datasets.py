@@ -20,9 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from dinum_pipelines.catalog.db import (
     UNLISTED,
+    UNLISTED_INDEX,
     Database,
     dataset_tags,
     datasets,
+    listing_index,
     organizations,
     resources,
     unique_slug,
@@ -167,11 +169,13 @@ class Datasets:
                 )
                 if "tags" in actual:
                     _write_tags(conn, dataset_id, actual["tags"])
-            if restored or {"title", "description", "private"} & actual.keys():
+            listed = is_listed(actual.get("private", row["private"]), None if restored else row["deleted_at"])
+            if {"title", "description"} & actual.keys():
                 index_dataset(
-                    conn, dataset_id, actual.get("title", row["title"]), actual.get("description", row["description"]),
-                    listed=is_listed(actual.get("private", row["private"]), None if restored else row["deleted_at"]),
+                    conn, dataset_id, actual.get("title", row["title"]), actual.get("description", row["description"]), listed=listed,
                 )
+            elif restored or "private" in actual:
+                set_listed(conn, dataset_id, listed)
             if notify and (actual or restored):
                 notify(conn, dataset_id, None)
         return self.require(dataset_id), bool(actual) or restored
@@ -198,7 +202,10 @@ class Datasets:
         public = not query.deleted and query.editable_by is None and not query.include_private
         match = Match(query.q) if query.q else None
         conditions: list[Any] = []
-        if match is None or not public:
+        if public:
+            if match is None:
+                conditions.extend(_PUBLIC_LISTING)
+        else:
             conditions.append(datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None))
             if query.editable_by is not None:
                 user_id, organization_ids = query.editable_by
@@ -216,7 +223,9 @@ class Datasets:
         if query.format:  # a dataset may have several resources of one format
             memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
         # A tag or a format alone on the public listing: counted from its own index (public_members).
-        lone_membership = memberships[0] if match is None and public and len(memberships) == 1 and len(conditions) == 2 else None
+        lone_membership = (
+            memberships[0] if match is None and public and len(memberships) == 1 and not (query.organization_id or query.license) else None
+        )
         if lone_membership is None:
             conditions.extend(_listed_in(*membership, per_row=match is not None) for membership in memberships)
         field, descending = query.sort or ("created_at", True)
@@ -392,7 +401,8 @@ class Datasets:
 # each row checked (at 100,000 datasets, a tag of 3,500: 8.4 -> 0.6 ms; a format of 40,000, page 2:
 # 26 -> 0.2 ms); under it, its members are listed first (a tag of 10 would read the whole listing).
 _MEMBERS_READ_IN_ORDER = 1000
-_UNLISTED_INDEX = "ix_datasets_unlisted"  # db.py
+# The public listing: live and public datasets (the complement of db.UNLISTED).
+_PUBLIC_LISTING = (datasets.c.deleted_at.is_(None), datasets.c.private.is_(False))
 
 
 def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
@@ -406,14 +416,12 @@ def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
     members = conn.scalar(select(counted).where(condition)) or 0
     # SQLite's planner, without statistics, prefers a whole covering index to the partial one; the
     # FROM is then text, and the member check names the outer row's id as text too.
-    unlisted_rows = text(f"datasets INDEXED BY {_UNLISTED_INDEX}") if conn.dialect.name == "sqlite" else datasets
+    unlisted_rows = text(f"datasets INDEXED BY {UNLISTED_INDEX}") if conn.dialect.name == "sqlite" else datasets
     unlisted = conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED)) or 0
     if unlisted < members:
         is_member = select(dataset_id).where(condition, dataset_id == literal_column("datasets.id")).exists()
         return members - (conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED, is_member)) or 0)
-    listed = select(func.count()).select_from(datasets).where(
-        datasets.c.deleted_at.is_(None), datasets.c.private.is_(False), _listed_in(dataset_id, condition, per_row=False)
-    )
+    listed = select(func.count()).select_from(datasets).where(*_PUBLIC_LISTING, _listed_in(dataset_id, condition, per_row=False))
     return conn.scalar(listed) or 0
 
 
@@ -453,7 +461,7 @@ def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
 # these prefixes: reading a dataset is one query, not three.
 _REFERENCES = {"organization": organizations, "owner": users}
 # A search reads its matches' filter columns from this index: (id, private, deleted_at, organization_id, license).
-_DATASETS_BY_ID = "ix_datasets_listed_with_id"
+_DATASETS_BY_ID = listing_index("id")
 
 
 def _select_with_refs() -> Select[Any]:
