@@ -35,7 +35,7 @@ from dinum_pipelines.lib.quality.data_docs import archive_validation
 from dinum_pipelines.lib.storage.rawstore import RawVersion
 from dinum_pipelines.lib.declare.registry import DatasetSpec
 from dinum_pipelines.lib.clean.repeats import resolve_duplicate_keys
-from dinum_pipelines.lib.clean.streams import prefetched
+from dinum_pipelines.lib.streams import prefetched
 from dinum_pipelines.lib.clean.tables import (
     CleanTableWriter,
     first_rows,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import resource
+import signal
 
 import pytest
 
@@ -134,3 +137,34 @@ def test_corrupt_gzip_is_an_error(server, tmp_path):
     server.plan(Reply(200, bytes(compressed), GZIP_HEADERS))
     with pytest.raises(FetchError, match="corrupt compressed body"):
         fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)
+
+
+# Many blocks: received, hashed and written by three threads (fetch_to_file), in order.
+MANY_BLOCKS = os.urandom(9 * (1 << 20) + 12_345)
+
+
+def test_a_body_of_many_blocks_is_written_and_hashed_in_order(server, tmp_path):
+    server.plan(Reply(200, MANY_BLOCKS))
+    download = fetch_to_file(make_session(), f"{server.url}/a.csv", tmp_path)
+    assert download.path.read_bytes() == MANY_BLOCKS
+    assert download.sha256 == hashlib.sha256(MANY_BLOCKS).hexdigest() and download.size == len(MANY_BLOCKS)
+
+
+@pytest.fixture
+def files_limited_to_two_mib():
+    """Files this process writes stop at 2 MiB (the kernel's EFBIG, as a full disk stops them)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_that_fails_stops_the_download_with_an_error_naming_the_url(server, tmp_path, files_limited_to_two_mib):
+    server.plan(Reply(200, MANY_BLOCKS))
+    with pytest.raises(FetchError, match=r"/a\.csv: download interrupted after \d+ bytes: .*File too large"):
+        fetch_to_file(make_session(retries=0), f"{server.url}/a.csv", tmp_path)
+    assert list(tmp_path.iterdir()) == []

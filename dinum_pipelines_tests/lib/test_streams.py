@@ -1,11 +1,11 @@
-"""The threads that overlap the cleaning's stages (lib/clean/streams.py): what goes in comes out,
+"""The threads that overlap the cleaning's stages (lib/streams.py): what goes in comes out,
 in order, and an error in a thread reaches the caller."""
 
 from __future__ import annotations
 
 import pytest
 
-from dinum_pipelines.lib.clean.streams import BackgroundSink, prefetched
+from dinum_pipelines.lib.streams import BackgroundSink, prefetched
 
 
 def test_prefetched_batches_come_in_order_and_an_error_reaches_the_caller() -> None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dinum_pipelines.lib.clean.streams import BackgroundSink
+from dinum_pipelines.lib.streams import BackgroundSink
 from dinum_pipelines.lib.declare.registry import DatasetSpec
 
 
@@ -82,7 +82,7 @@ class CleanTableWriter:
         self._csv: pacsv.CSVWriter | None = None
         # The CSV is written in a thread of its own while the caller's thread writes the Parquet:
         # each writer is single-threaded C++ that releases the GIL, and one after the other they
-        # were the slowest stage of the cleaning's pipeline (lib/clean/streams.py).
+        # were the slowest stage of the cleaning's pipeline (lib/streams.py).
         self._csv_sink: BackgroundSink | None = None
 
     @staticmethod

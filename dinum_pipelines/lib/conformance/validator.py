@@ -36,7 +36,7 @@ from dinum_pipelines.lib.conformance.schema import Field, Schema
 from dinum_pipelines.lib.conformance.source import RawBatch, RawTable, open_source
 from dinum_pipelines.lib.declare.registry import SourceSpec
 from dinum_pipelines.lib.clean.repeats import POSITION, parquet_database, positions, quoted
-from dinum_pipelines.lib.clean.streams import prefetched
+from dinum_pipelines.lib.streams import prefetched
 
 _TYPE_NAMES = {
     "string": "une chaîne de caractères",

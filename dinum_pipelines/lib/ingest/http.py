@@ -22,8 +22,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from dinum_pipelines.lib.streams import BackgroundSink
+
 USER_AGENT = "dinum-pipelines/0.1 (+https://github.com/etalab; open data republication)"
 CHUNK_SIZE = 1024 * 1024
+# Blocks received ahead of the hashing and of the writing: memory stays at a few CHUNK_SIZE.
+_BLOCKS_AHEAD = 4
 # Headers kept in the raw store's manifest: enough to explain a version and to revalidate it.
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "last-modified", "date")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
@@ -204,6 +208,11 @@ def fetch_to_file(
         tmp_path = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
+                # Receiving, hashing and writing each take a core's second per GB or so (the
+                # writes more on a VM that backs new page-cache pages on demand): in threads of
+                # their own, with a few blocks between them, they overlap.
+                hashing = BackgroundSink(digest.update, depth=_BLOCKS_AHEAD, name="download-sha256")
+                writing = BackgroundSink(out.write, depth=_BLOCKS_AHEAD, name="download-writer")
                 try:
                     for chunk in body.chunks():
                         if size == 0 and not expect_html and looks_like_html(chunk[:512]):
@@ -215,12 +224,17 @@ def fetch_to_file(
                         size += len(chunk)
                         if max_bytes is not None and size > max_bytes:
                             raise FetchError(f"{url}: body exceeds the {max_bytes}-byte limit", transient=False)
-                        digest.update(chunk)
-                        out.write(chunk)
+                        hashing.put(chunk)
+                        writing.put(chunk)
+                    hashing.close()
+                    writing.close()
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     if isinstance(exc, FetchError):
                         raise
                     raise FetchError(f"{url}: download interrupted after {size} bytes: {exc}") from exc
+                finally:
+                    hashing.close(raise_error=False)
+                    writing.close(raise_error=False)
             if expected_size is not None and body.wire_bytes != expected_size:
                 raise FetchError(f"{url}: truncated body: received {body.wire_bytes} of {expected_size} bytes")
         except BaseException:

@@ -161,7 +161,7 @@ def validate_parquet(
         validate_batches,
     )
     from dinum_pipelines.lib.clean.repeats import repeated_rows
-    from dinum_pipelines.lib.clean.streams import prefetched
+    from dinum_pipelines.lib.streams import prefetched
     from dinum_pipelines.lib.clean.tables import parquet_batches
 
     metadata = pq.ParquetFile(path).metadata

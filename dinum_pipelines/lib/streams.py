@@ -1,9 +1,10 @@
-"""Batches of a large file handed between threads, so that reading, cleaning and writing overlap.
+"""Pieces of a large file handed between threads, so that its stages overlap.
 
-A file is worked on in record batches to keep memory flat (see lib/pipeline.py); each stage
-(Arrow's reader, the cleaning, the writers) spends most of its time in C++ or numpy without the
-GIL, so a thread per stage with a short queue between them keeps both cores busy while holding
-only a few batches at a time.
+A file is worked on in pieces to keep memory flat: a download in blocks (lib/ingest/http.py),
+then record batches (see lib/pipeline.py). Each stage (receiving, hashing, writing; Arrow's
+reader, the cleaning, the writers) spends most of its time in C++, numpy or system calls without
+the GIL, so a thread per stage with a short queue between them keeps both cores busy while
+holding only a few pieces at a time.
 """
 
 from __future__ import annotations
