@@ -20,6 +20,10 @@ store. A part a host crash lost, shortened or left as zeros (its marker made it 
 bytes did not) no longer matches its marker's size or CRC: it is asked for again, never assembled.
 (Parts used to be files of their own, copied into a new file at assembly: at 10M rows, 1.8 GB
 written twice and a final request of 7 s, of which the copy 2.5 s and deleting the parts 0.9 s.)
+When this process received every part, in order, it hashed them as they came (`_RunningSha1s`):
+assembly then reads nothing back, since the bytes it wrote cannot have been lost without this
+process dying with its memory; parts received by several nodes, out of order or before a
+restart are read back as above.
 Assembly first renames the folder away, so two concurrent final requests cannot both assemble; on
 failure (a missing part...) it is renamed back and the client may send what is missing, then
 the final request again. Folders untouched for a day are swept.
@@ -35,7 +39,9 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,18 +139,86 @@ def parts_folder(files: FileStore, dataset_id: str, upload_id: str) -> Path:
     return files.root / CHUNKS_FOLDER / dataset_id / upload_id
 
 
+@dataclass
+class _RunningSha1:
+    sha1: Any  # hashlib's sha1 of the parts' bytes so far
+    end: int  # the offset the next part must start at to continue it
+    markers: tuple[str, ...]  # the parts hashed, as their markers name them
+
+
+class _RunningSha1s:
+    """The sha1 of each upload whose parts this process received from the first, one after the
+    other, kept until its assembly (at most `capacity` uploads: the oldest, likely abandoned, go).
+
+    A part starting where the previous one ended continues a copy of the hash, which becomes the
+    upload's when the part is stored; a part sent again, or out of order, leaves the hash as it
+    was, and assembly uses it only if the markers on disk are exactly the parts it hashed."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._uploads: OrderedDict[str, _RunningSha1] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def continued(self, folder: Path, offset: int) -> Any | None:
+        """A hash to continue with a part starting at `offset`, or None if it does not follow."""
+        if offset == 0:
+            return hashlib.sha1()
+        with self._lock:
+            running = self._uploads.get(str(folder))
+            return running.sha1.copy() if running is not None and running.end == offset else None
+
+    def stored(self, folder: Path, offset: int, size: int, sha1: Any, marker: str) -> None:
+        key = str(folder)
+        with self._lock:
+            running = self._uploads.get(key)
+            if offset == 0:
+                self._uploads[key] = _RunningSha1(sha1, size, (marker,))
+            elif running is not None and running.end == offset:
+                self._uploads[key] = _RunningSha1(sha1, offset + size, (*running.markers, marker))
+            else:
+                return
+            self._uploads.move_to_end(key)
+            while len(self._uploads) > self._capacity:
+                self._uploads.popitem(last=False)
+
+    def take(self, folder: Path, parts: list[_Part], size: int) -> str | None:
+        """The sha1 of the upload if this process hashed exactly its `parts`, in order; forgotten either way."""
+        with self._lock:
+            running = self._uploads.pop(str(folder), None)
+        if running is None or running.end != size or running.markers != tuple(part.marker for part in parts):
+            return None
+        return running.sha1.hexdigest()
+
+
+# Per file store, that is per catalog instance (a test may run several in one process, as nodes).
+_RUNNING_SHA1S: weakref.WeakKeyDictionary[FileStore, _RunningSha1s] = weakref.WeakKeyDictionary()
+_RUNNING_SHA1S_LOCK = threading.Lock()
+
+
+def _running_sha1s(files: FileStore) -> _RunningSha1s:
+    with _RUNNING_SHA1S_LOCK:
+        running = _RUNNING_SHA1S.get(files)
+        if running is None:
+            running = _RUNNING_SHA1S[files] = _RunningSha1s()
+        return running
+
+
 class PartWriter:
     """A part received straight into its upload's data file, at its offset, with its CRC-32
-    (the marker records it: assembly reads it back to find a part a crash lost). Offers what
+    (the marker records it: assembly reads it back to find a part a crash lost) and, when it
+    follows the parts this process received before it, the upload's running sha1. Offers what
     receive_upload uses of an AtomicWriter."""
 
-    def __init__(self, folder: Path, fields: ChunkFields) -> None:
+    def __init__(self, folder: Path, fields: ChunkFields, running: _RunningSha1s) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.fields = fields
         self._fd: int | None = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
         self._size = 0
         self._crc = 0
+        assert fields.partbyteoffset is not None
+        self._running = running
+        self._sha1 = running.continued(folder, fields.partbyteoffset)
 
     @property
     def size(self) -> int:
@@ -156,6 +230,8 @@ class PartWriter:
         while view:
             written = os.pwrite(self._fd, view, self.fields.partbyteoffset + self._size)
             self._crc = zlib.crc32(view[:written], self._crc)
+            if self._sha1 is not None:
+                self._sha1.update(view[:written])
             self._size += written
             view = view[written:]
 
@@ -167,6 +243,12 @@ class PartWriter:
     def marker(self) -> str:
         return f"{self.fields.partindex}-{self.fields.partbyteoffset}-{self._size}-{self._crc:08x}"
 
+    def stored(self) -> None:
+        """The part is visible under its marker: its bytes continue the upload's running sha1."""
+        if self._sha1 is not None:
+            assert self.fields.partbyteoffset is not None
+            self._running.stored(self.folder, self.fields.partbyteoffset, self._size, self._sha1, self.marker())
+
     def abort(self) -> None:
         """The part is dropped: its bytes stay in the data file, unseen without a marker; the
         file itself goes when no part of the upload has been received."""
@@ -175,7 +257,7 @@ class PartWriter:
 
 
 def part_writer(files: FileStore, dataset_id: str, fields: ChunkFields) -> PartWriter:
-    return PartWriter(parts_folder(files, dataset_id, fields.upload_id), fields)
+    return PartWriter(parts_folder(files, dataset_id, fields.upload_id), fields, _running_sha1s(files))
 
 
 def _remove_if_no_part(folder: Path) -> None:
@@ -206,6 +288,8 @@ def store_part(files: FileStore, dataset_id: str, fields: ChunkFields, writer: P
         if earlier.name != name:
             earlier.unlink(missing_ok=True)
     (folder / name).touch()
+    if isinstance(writer, PartWriter):
+        writer.stored()
 
 
 def _copy_in(folder: Path, fields: ChunkFields, writer: PartWriter | AtomicWriter) -> str:
@@ -253,14 +337,18 @@ def assemble(
             handle.truncate(size)  # bytes beyond: a part first sent with a larger offset
             head = handle.read(SNIFF_BYTES)
             check_head(head)
-            # The fsync (the disk's time) runs while the file is read back (the CPU's).
-            durable = threading.Thread(target=os.fsync, args=(handle.fileno(),), name="assembly-fsync")
-            durable.start()
-            try:
-                sha1 = _checked_sha1(handle, parts)
-            finally:
-                durable.join()
-            os.fsync(handle.fileno())  # returns at once: only for its error, which the thread's would hide
+            sha1 = _running_sha1s(files).take(folder, parts, size)
+            if sha1 is not None:  # hashed as it came, by this process: nothing can be missing
+                os.fsync(handle.fileno())
+            else:
+                # The fsync (the disk's time) runs while the file is read back (the CPU's).
+                durable = threading.Thread(target=os.fsync, args=(handle.fileno(),), name="assembly-fsync")
+                durable.start()
+                try:
+                    sha1 = _checked_sha1(handle, parts)
+                finally:
+                    durable.join()
+                os.fsync(handle.fileno())  # returns at once: only for its error, which the thread's would hide
         key = files.new_key(dataset_id, fields.filename)
         files.adopt(data, key)
     except BaseException:

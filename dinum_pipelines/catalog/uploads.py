@@ -8,6 +8,8 @@ protocol, or its final request (chunks.py): the small form fields beside the fil
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError
@@ -36,6 +38,11 @@ UPLOAD_BODY: Json = {
     "description": "A whole file in `file`; or udata's chunked upload: each part sends `file` with every other field "
     "(answered `{\"success\": true}`), then a final request without `file` assembles them and answers the resource.",
 }
+# Bytes the event loop gathers before a worker thread writes them (see _WriteBehind).
+WRITE_BLOCK_BYTES = 1 << 20
+WRITE_MIN_BYTES = 256 << 10
+# Writes of every upload in flight; each upload has at most one at a time, so its bytes stay in order.
+_WRITES = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-write")
 HTML_REFUSED = "HTML files are not accepted: the upload looks like a web page (often an error page saved by mistake)."
 
 
@@ -56,12 +63,63 @@ class ReceivedFile:
         }
 
 
+class _WriteBehind:
+    """A writer's bytes accepted by the event loop and written by a worker thread a block behind.
+
+    Copying a block into the page cache is a system call of milliseconds (several per MiB on a
+    VM that backs new pages on demand), plus the part's CRC-32 or the file's sha1: done on the
+    event loop, they kept it from receiving the next bytes, and an upload went at one core's
+    pace. Here the loop hands what it received to a thread and goes on receiving while it is
+    written; while a block is being written, the next one gathers, up to WRITE_BLOCK_BYTES, then
+    the loop waits for the first (so at most two blocks are held, and bytes reach the file as
+    soon as the disk takes them). `drain` before the writer is committed or stored; `settle`
+    before it is aborted (no thread may write into a closed descriptor)."""
+
+    def __init__(self, writer: AtomicWriter | PartWriter) -> None:
+        self.writer = writer
+        self.size = writer.size  # bytes accepted, written or not
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._writing: concurrent.futures.Future | None = None
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self.size += len(data)
+
+    async def flush(self, *, whole: bool = False) -> None:
+        """Hand the gathered bytes to a thread: at once when it is idle; while it writes the
+        previous block, once WRITE_BLOCK_BYTES are gathered (`whole`: whatever is left)."""
+        if not self._pending or (self._pending_bytes < WRITE_MIN_BYTES and not whole):
+            return
+        if self._writing is not None:
+            if not self._writing.done() and self._pending_bytes < WRITE_BLOCK_BYTES and not whole:
+                return
+            await asyncio.wrap_future(self._writing)  # raises the previous block's error
+        block = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        self._writing = _WRITES.submit(self.writer.write, block)
+
+    async def drain(self) -> None:
+        await self.flush(whole=True)
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await asyncio.wrap_future(writing)
+
+    def settle(self) -> None:
+        """Wait for the block being written, whatever its outcome (a failing upload is being aborted)."""
+        if self._writing is not None:
+            concurrent.futures.wait([self._writing])
+            self._writing = None
+        self._pending.clear()
+
+
 @dataclass
 class _PartState:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     header_name: bytes = b""
     header_value: bytes = b""
-    writer: AtomicWriter | PartWriter | None = None  # set while the current part is the file being stored
+    writer: _WriteBehind | None = None  # set while the current part is the file being stored
     field_name: str | None = None  # set while the current part is one of the chunk fields
     field_value: bytearray = field(default_factory=bytearray)
 
@@ -76,6 +134,7 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
 
     part = _PartState()
     writer: AtomicWriter | PartWriter | None = None
+    behind: _WriteBehind | None = None  # the writer's bytes, written by a thread
     filename = ""
     complete = False
     form: dict[str, str] = {}
@@ -96,7 +155,7 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         part.header_name, part.header_value = b"", b""
 
     def on_headers_finished() -> None:
-        nonlocal writer, filename, part_limit
+        nonlocal writer, behind, filename, part_limit
         _, options = parse_options_header(part.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         sent_name = options.get(b"filename")
@@ -107,9 +166,10 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
             announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
             part_limit = announced.chunksize if announced is not None else None
             if announced is not None:
-                writer = part.writer = part_writer(files, dataset_id, announced)
+                writer = part_writer(files, dataset_id, announced)
             else:
-                writer = part.writer = files.writer(files.new_key(dataset_id, filename))
+                writer = files.writer(files.new_key(dataset_id, filename))
+            behind = part.writer = _WriteBehind(writer)
         elif name in CHUNK_FIELD_SCHEMAS and sent_name is None:
             part.field_name = name
 
@@ -118,8 +178,8 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         if part.writer is not None:
             if part_limit is not None and part.writer.size + end - start > part_limit:
                 raise UploadStatusError("Chunk size mismatch")  # no need to store the rest
-            # A plain write lands in the page cache in microseconds; the slow fsync runs in a
-            # worker thread at commit, so the event loop is not held.
+            # Gathered here, written by a thread (_WriteBehind); the slow fsync runs in a worker
+            # thread at commit: the event loop is not held.
             part.writer.write(data[start:end])
         elif part.field_name is not None:
             part.field_value += data[start:end]
@@ -150,9 +210,13 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
     try:
         async for chunk in request.stream():
             parser.write(chunk)
+            if behind is not None:
+                await behind.flush()
             if writer is not None and part_limit is None and writer.head_complete:
                 _refuse_html(writer)  # as soon as we can tell: no need to store 200 MB of it
         parser.finalize()
+        if behind is not None:
+            await behind.drain()
         if writer is not None and not complete:
             raise field_error(FILE_FIELD, "This field is required.")
         chunked = chunk_fields(form, has_file=writer is not None)
@@ -165,12 +229,14 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         _refuse_html(writer)
         stored = await run_in_threadpool(writer.commit)
     except FormParserError as exc:
-        if writer is not None:
-            writer.abort()
+        if behind is not None:
+            behind.settle()
+            behind.writer.abort()
         raise field_error(FILE_FIELD, f"Invalid multipart body: {exc}") from exc
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        if behind is not None:
+            behind.settle()
+            behind.writer.abort()
         raise
     return ReceivedFile(stored, filename)
 

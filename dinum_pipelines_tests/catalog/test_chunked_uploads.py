@@ -10,11 +10,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
-from dinum_pipelines.catalog import RunningCatalog
+from dinum_pipelines.catalog import RunningCatalog, chunks
 from dinum_pipelines.catalog.chunks import CHUNKS_FOLDER, DATA_FILE, sweep_abandoned_parts
 from dinum_pipelines.catalog.files import FileStore
+from dinum_pipelines.catalog.server import serve_in_thread
 from dinum_pipelines_tests.catalog.conftest import Api
 
 CONTENT = b"code_commune;population\n" + b"".join(f"{n:05d};{n * 7}\n".encode() for n in range(3000))
@@ -125,7 +127,8 @@ def test_missing_parts_are_named_then_the_upload_resumes(api: Api, catalog: Runn
 
 def test_a_part_a_crash_shortened_or_zeroed_is_asked_for_again(api: Api, catalog: RunningCatalog, dataset: dict[str, Any]) -> None:
     """Parts are not fsynced: after a host crash the data file may be shorter than its markers say,
-    or hold zeros where a part's bytes never reached the disk (its marker did)."""
+    or hold zeros where a part's bytes never reached the disk (its marker did). The crash took
+    the catalog's memory too: the upload ends on a catalog started again."""
     parts = split(CONTENT, 3)
     upload = ChunkedUpload(api, dataset["id"], len(parts))
     for index, (offset, data) in enumerate(parts):
@@ -133,20 +136,57 @@ def test_a_part_a_crash_shortened_or_zeroed_is_asked_for_again(api: Api, catalog
     damaged = data_file(catalog)
     content = damaged.read_bytes()
     damaged.write_bytes(content[:parts[2][0] + 10])
+    with serve_in_thread(catalog.settings) as restarted:
+        api.catalog = restarted
 
-    response = upload.finish()
-    assert response.status_code == 400 and "Part 2 was lost" in response.json()["error"]
-    assert_part_received(upload.part(2, *parts[2]))
+        response = upload.finish()
+        assert response.status_code == 400 and "Part 2 was lost" in response.json()["error"]
+        assert_part_received(upload.part(2, *parts[2]))
+        offset, data = parts[1]
+        with damaged.open("r+b") as handle:
+            handle.seek(offset)
+            handle.write(bytes(len(data)))
+
+        response = upload.finish()
+        assert response.status_code == 400 and "Part 1 was lost" in response.json()["error"]
+        assert resources(api, dataset["id"]) == []
+        assert_part_received(upload.part(1, *parts[1]))
+        assert upload.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+
+
+def test_parts_one_catalog_received_in_order_are_not_read_back_and_others_are(
+    api: Api, catalog: RunningCatalog, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog hashes the parts it receives one after the other as they come: their assembly
+    reads nothing back. Parts that went through two nodes (or came out of order) are read back."""
+    read_back: list[int] = []
+    checked_sha1 = chunks._checked_sha1
+    monkeypatch.setattr(chunks, "_checked_sha1", lambda handle, parts: read_back.append(len(parts)) or checked_sha1(handle, parts))
+    parts = split(CONTENT, 4)
+
+    one_node = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(one_node.part(index, offset, data))
+    assert one_node.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+    assert read_back == []
+
+    with serve_in_thread(catalog.settings) as other_node:
+        two_nodes = ChunkedUpload(api, dataset["id"], len(parts))
+        for index, (offset, data) in enumerate(parts):
+            api.catalog = other_node if index == 2 else catalog
+            assert_part_received(two_nodes.part(index, offset, data))
+        assert two_nodes.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+    assert read_back == [len(parts)]
+
+    # A part sent again with other bytes after the parts that follow it: the hash cannot hold.
+    resent = ChunkedUpload(api, dataset["id"], len(parts))
+    for index, (offset, data) in enumerate(parts):
+        assert_part_received(resent.part(index, offset, data))
     offset, data = parts[1]
-    with damaged.open("r+b") as handle:
-        handle.seek(offset)
-        handle.write(bytes(len(data)))
-
-    response = upload.finish()
-    assert response.status_code == 400 and "Part 1 was lost" in response.json()["error"]
-    assert resources(api, dataset["id"]) == []
-    assert_part_received(upload.part(1, *parts[1]))
-    assert upload.finish().json()["checksum"]["value"] == hashlib.sha1(CONTENT).hexdigest()
+    assert_part_received(resent.part(1, offset, data[::-1]))
+    changed = CONTENT[:offset] + data[::-1] + CONTENT[offset + len(data):]
+    assert resent.finish().json()["checksum"]["value"] == hashlib.sha1(changed).hexdigest()
+    assert read_back == [len(parts), len(parts)]
 
 
 def test_parts_that_do_not_follow_each_other_are_refused(api: Api, dataset: dict[str, Any]) -> None:
