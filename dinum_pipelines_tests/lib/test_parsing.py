@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import date, datetime
 from pathlib import Path
 
 import charset_normalizer
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from dinum_pipelines.lib.clean import parsing
 from dinum_pipelines.lib.clean.parsing import (
     ParseError,
     detect_encoding,
@@ -18,6 +21,7 @@ from dinum_pipelines.lib.clean.parsing import (
     read_geojson,
     read_json,
     read_source,
+    read_source_batches,
     read_spreadsheet,
     read_xml,
 )
@@ -156,6 +160,10 @@ def test_undecodable_byte_in_the_data_is_located(tmp_path):
     path.write_bytes(b"code;nom\n01053;Bourg\n01004;Amb\x81rieu\n")
     with pytest.raises(ParseError, match=r"data\.csv: line 3: byte\(s\) 0x81 cannot be decoded as cp1252"):
         read_csv(path, CsvOptions(encoding="cp1252"))
+    # Streamed, in batches of a few rows: the batch holding it fails the same way.
+    source = SourceSpec(url="http://example.org/data.csv", format="csv", csv=CsvOptions(encoding="cp1252"))
+    with pytest.raises(ParseError, match=r"data\.csv: line 3: byte\(s\) 0x81 cannot be decoded as cp1252"):
+        list(read_source_batches(path, source, block_size=16).batches)
 
 
 def test_detected_encoding_wrong_past_the_sample_says_to_declare_it(tmp_path):
@@ -423,3 +431,41 @@ def test_messages_name_the_file_as_served_not_as_stored(tmp_path):
     source = SourceSpec(url="${DINUM_X:-http://127.0.0.1:9}/exports/march%C3%A9s.json", format="json")
     with pytest.raises(ParseError, match=r"^marchés\.json \(raw file 3f2a9c0d1e7b\): not valid JSON"):
         read_source(stored, source)
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso-8859-15"])
+def test_columns_read_as_bytes_become_the_same_text_as_the_codec_gives(encoding):
+    """A single-byte file is parsed as bytes and made text column by column (_BytesToText): each
+    cell must be what Python's codec makes of it, nulls and slices included."""
+    bytes_to_text = parsing._BytesToText.of(encoding)
+    assert bytes_to_text is not None
+    alphabet = [c for c in bytes(range(1, 256)).decode(encoding, errors="replace") if c != "\ufffd"]
+    rng = random.Random(13)
+    cells = []
+    for _ in range(2000):
+        pick = rng.random()
+        if pick < 0.1:
+            cells.append(None)
+        elif pick < 0.5:
+            cells.append("".join(rng.choices("0123456789;,. abc", k=rng.randrange(0, 12))))  # ASCII only
+        else:
+            cells.append("".join(rng.choices(alphabet, k=rng.randrange(0, 30))))
+    binary = pa.array([None if cell is None else cell.encode(encoding) for cell in cells], pa.large_binary())
+    for array, expected in ((binary, cells), (binary.slice(7, 1500), cells[7:1507])):
+        text = bytes_to_text.text_array(array)
+        text.validate(full=True)
+        assert text.type == pa.large_string() and text.to_pylist() == expected
+    ascii_only = pa.array([b"01053", None, b"1 234,50"], pa.large_binary())
+    assert bytes_to_text.text_array(ascii_only).to_pylist() == ["01053", None, "1 234,50"]
+
+
+def test_a_byte_the_encoding_leaves_undefined_is_the_codecs_error():
+    bytes_to_text = parsing._BytesToText.of("cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        bytes_to_text.text_array(pa.array([b"caf\xe9", b"\x81"], pa.large_binary()))
+
+
+def test_only_ascii_compatible_single_byte_encodings_are_read_as_bytes():
+    assert parsing._BytesToText.of("utf-8") is None
+    assert parsing._BytesToText.of("cp500") is None  # EBCDIC: ';' is not byte 0x3B
+    assert parsing._BytesToText.of("utf-16") is None

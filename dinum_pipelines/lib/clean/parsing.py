@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -419,14 +420,68 @@ def _encoding_error(
 
 
 @dataclass(frozen=True)
+class _BytesToText:
+    """A single-byte encoding that keeps ASCII as it is (Windows-1252, Latin-1, ISO-8859-15...),
+    so that Arrow can parse the file's bytes as they are and each column becomes UTF-8 text
+    afterwards (`text_table`), instead of Arrow transcoding the whole file through Python's codec
+    before parsing it (`ReadOptions(encoding=...)`).
+
+    The result is the same text, and a byte the encoding leaves undefined (0x81 in Windows-1252)
+    is the same UnicodeDecodeError. The gain: the codec, which holds the GIL, sees only the columns
+    that hold a byte above 0x7F (names and addresses; not codes, numbers nor dates), about a
+    third of a typical French file; the others are ASCII, already UTF-8."""
+
+    encoding: str
+    # Per byte value, how many more bytes its character takes in UTF-8 (0 for ASCII).
+    widening: np.ndarray
+
+    @classmethod
+    def of(cls, encoding: str) -> _BytesToText | None:
+        if _codec(encoding) == "utf-8" or not _single_byte(encoding):
+            return None
+        characters = bytes(range(256)).decode(encoding, errors="replace")
+        if characters[:128] != bytes(range(128)).decode("ascii"):
+            return None  # EBCDIC and the like: the delimiter's byte is not ASCII's
+        widening = np.array([len(character.encode("utf-8")) - 1 for character in characters], dtype=np.int64)
+        return cls(encoding, widening)
+
+    def text_array(self, array: pa.Array) -> pa.Array:
+        """A large_binary array of this encoding's bytes, as large_string."""
+        if array.offset:
+            array = pa.concat_arrays([array])
+        _, offset_buffer, data_buffer = array.buffers()
+        offsets = np.frombuffer(offset_buffer, dtype=np.int64, count=len(array) + 1)
+        data = np.frombuffer(data_buffer, dtype=np.uint8, count=int(offsets[-1])) if data_buffer is not None else np.empty(0, np.uint8)
+        high = np.flatnonzero(data >= 0x80)
+        if not len(high):
+            return array.view(pa.large_string())
+        text = data.tobytes().decode(self.encoding).encode("utf-8")
+        widened = np.zeros(len(high) + 1, dtype=np.int64)
+        np.cumsum(self.widening[data[high]], out=widened[1:])
+        moved = offsets + widened[np.searchsorted(high, offsets)]
+        return pa.LargeStringArray.from_buffers(
+            len(array), pa.py_buffer(moved), pa.py_buffer(text), array.buffers()[0], array.null_count
+        )
+
+    def text_table(self, table: pa.Table) -> pa.Table:
+        columns = [pa.chunked_array([self.text_array(chunk) for chunk in column.chunks], pa.large_string()) for column in table.columns]
+        return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+@dataclass(frozen=True)
 class _CsvReading:
-    """How Arrow reads a delimited file: its layout, and the options of Arrow's readers."""
+    """How Arrow reads a delimited file: its layout, and the options of Arrow's readers (which read
+    bytes, made text by `bytes_to_text`, when the encoding allows it)."""
 
     layout: CsvLayout
     header: list[str]
     read_options: pacsv.ReadOptions
     parse_options: pacsv.ParseOptions
     convert_options: pacsv.ConvertOptions
+    bytes_to_text: _BytesToText | None = None
+
+    def text(self, table: pa.Table) -> pa.Table:
+        return self.bytes_to_text.text_table(table) if self.bytes_to_text is not None else table
 
 
 def _csv_reading(path: Path, options: CsvOptions, name: str, block_size: int | None = None) -> _CsvReading:
@@ -446,20 +501,25 @@ def _csv_reading(path: Path, options: CsvOptions, name: str, block_size: int | N
     # A repeated name is kept, twice: cleaning drops an empty copy and blocks on one with values,
     # and the conformance report names it (duplicate-label).
     header = [column or "" for column in names]
-    read_options = pacsv.ReadOptions(encoding=layout.text.encoding, skip_rows=layout.skip_lines, column_names=header)
+    bytes_to_text = _BytesToText.of(layout.text.encoding)
+    read_options = pacsv.ReadOptions(
+        encoding="utf8" if bytes_to_text else layout.text.encoding, skip_rows=layout.skip_lines, column_names=header
+    )
     if block_size is not None:
         read_options.block_size = block_size
+    cell_type = pa.large_binary() if bytes_to_text else pa.large_string()
     return _CsvReading(
         layout=layout,
         header=header,
         read_options=read_options,
         parse_options=pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
-            column_types={column: pa.large_string() for column in header},
+            column_types={column: cell_type for column in header},
             strings_can_be_null=True,
             null_values=[""],
             quoted_strings_can_be_null=True,
         ),
+        bytes_to_text=bytes_to_text,
     )
 
 
@@ -483,9 +543,9 @@ def read_csv(path: Path, options: CsvOptions, *, name: str | None = None) -> tup
     name = name or path.name
     reading = _csv_reading(path, options, name)
     try:
-        table = pacsv.read_csv(
+        table = reading.text(pacsv.read_csv(
             path, read_options=reading.read_options, parse_options=reading.parse_options, convert_options=reading.convert_options
-        )
+        ))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _csv_failure(exc, path, name, reading, options) from None
     return table.to_pandas(), reading.layout
@@ -513,7 +573,10 @@ def _csv_batches(path: Path, options: CsvOptions, name: str, reading: _CsvReadin
     offset = 0
 
     def frame_of(batches: list[pa.RecordBatch]) -> pd.DataFrame:
-        frame = pa.Table.from_batches(batches).to_pandas()
+        try:
+            frame = reading.text(pa.Table.from_batches(batches)).to_pandas()
+        except UnicodeDecodeError as exc:
+            raise _csv_failure(exc, path, name, reading, options) from None
         frame.index = pd.RangeIndex(offset, offset + len(frame))
         return frame
 
