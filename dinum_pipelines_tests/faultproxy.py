@@ -101,8 +101,10 @@ class FaultProxy:
     def hold_answer(self, *, method: str | None = None, path: str = "", times: int | None = 1) -> Fault:
         return self._plan("hold_answer", method, path, times)
 
-    def gate(self, parties: int, *, method: str | None = None, path: str = "") -> Fault:
-        return self._plan("gate", method, path, parties, gate=threading.Barrier(parties, timeout=WAIT_SECONDS))
+    def gate(self, parties: int, *, method: str | None = None, path: str = "", timeout: float = WAIT_SECONDS) -> Fault:
+        """Hold the first `parties` matching requests until they are all in flight at once (after
+        `timeout`, each goes on alone and `fault.gate.broken` says so)."""
+        return self._plan("gate", method, path, parties, gate=threading.Barrier(parties, timeout=timeout))
 
     def release(self, fault: Fault, *, cut: bool = False) -> None:
         fault.cut = cut

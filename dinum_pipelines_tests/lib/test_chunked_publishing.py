@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,45 @@ def test_a_small_file_goes_as_one_streamed_upload(proxied: tuple[FaultProxy, str
     resource = client.upload_resource(dataset["id"], csv)
     assert resource["title"] == csv.name and resource["checksum"]["value"] == hashlib.sha1(csv.read_bytes()).hexdigest()
     assert uploads(proxy) == [("forwarded", 201)]
+
+
+def test_the_next_files_parts_go_out_while_the_first_one_is_sent(proxied: tuple[FaultProxy, str], tmp_path: Path) -> None:
+    proxy, token = proxied
+    csv = big_csv(tmp_path)
+    table = tmp_path / "lieux_covoiturage.parquet"
+    table.write_bytes(os.urandom(6 * CHUNK + 123))
+    client = chunking_client(proxy, token)
+    # The first two upload requests pass only together: a part of each file in flight at once.
+    together = proxy.gate(2, method="POST", path=UPLOAD_PATH, timeout=5)
+
+    result = publish(client, SPEC, {"csv": csv, "parquet": table})
+    assert not together.gate.broken
+    for role, path in (("csv", csv), ("parquet", table)):
+        resource, content = published_file(client, result.dataset_id, result.resource_ids[role])
+        assert content == path.read_bytes() and resource["title"] == path.name
+        assert resource["checksum"]["value"] == hashlib.sha1(content).hexdigest()
+    parts = {path: -(-path.stat().st_size // CHUNK) for path in (csv, table)}
+    assert len(uploads(proxy)) == parts[csv] + parts[table] + 2
+
+    # Published again with only the CSV changed: the table's parts are not sent ahead for nothing.
+    csv.write_bytes(csv.read_bytes() + b"999999-C-001,00001\n")
+    before = len(uploads(proxy))
+    again = publish(client, SPEC, {"csv": csv, "parquet": table})
+    assert again.resource_ids == result.resource_ids
+    assert len(uploads(proxy)) - before == -(-csv.stat().st_size // CHUNK) + 1
+    assert published_file(client, result.dataset_id, result.resource_ids["csv"])[1] == csv.read_bytes()
+
+
+def test_parts_sent_ahead_that_fail_are_sent_again_by_the_upload(proxied: tuple[FaultProxy, str], tmp_path: Path) -> None:
+    proxy, token = proxied
+    csv = big_csv(tmp_path)
+    client = chunking_client(proxy, token)
+    client.part_attempts = 1
+    dataset = client.create_dataset({"title": "Lieux", "description": "Des lieux.", "organization": "insee"})
+    proxy.answer(503, method="POST", path=UPLOAD_PATH, times=1)  # the first part sent ahead, then not again
+
+    client.send_parts_ahead(dataset["id"], csv)
+    resource = client.upload_resource(dataset["id"], csv)
+    assert published_file(client, dataset["id"], resource["id"])[1] == csv.read_bytes()
+    assert uploads(proxy)[0] == ("answered 503", 503)
+    assert uploads(proxy)[-1] == ("forwarded", 201)

@@ -8,6 +8,8 @@ Files are sent from disk as they go out, never built into a body in memory: a sm
 streamed multipart upload, a large one with udata's chunked upload protocol (parts of a few MiB,
 each retried on its own, since storing a part twice is harmless; then a final request that has the
 catalog assemble them), so a multi-GB file survives a dropped connection without starting over.
+A publication of several large files sends the next file's parts while the current one goes
+(`send_parts_ahead`): the catalog writes both, and the run waits for neither alone.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import logging
 import mimetypes
 import secrets
+import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -125,6 +128,23 @@ def _worth_sending_again(error: CatalogError) -> bool:
     return error.status == 0 or error.status == 429 or error.status >= 500
 
 
+@dataclass
+class _PartsAhead:
+    """The parts of one file being sent by a thread of their own (UdataClient.send_parts_ahead)."""
+
+    upload: dict[str, str]  # the chunked upload's fields: its uuid, file name and number of parts
+    size: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    sent: bool = False
+    error: BaseException | None = None
+
+
+def _upload_path(dataset_id: str, resource_id: str | None) -> str:
+    """Where a new file (or a new version of a resource's file) is uploaded: its parts and final request alike."""
+    return f"1/datasets/{dataset_id}/" + (f"resources/{resource_id}/upload/" if resource_id else "upload/")
+
+
 class UdataClient:
     def __init__(
         self,
@@ -147,6 +167,7 @@ class UdataClient:
         self.chunk_size = chunk_size
         self.part_attempts = part_attempts
         self.part_backoff = part_backoff
+        self._ahead: dict[tuple[str, Path], _PartsAhead] = {}
 
     def __repr__(self) -> str:
         return f"UdataClient({self.base_url!r}, api_key={'***' if self._api_key else None})"
@@ -192,31 +213,89 @@ class UdataClient:
 
     # Resources
     def upload_resource(self, dataset_id: str, path: Path) -> dict:
-        return self._upload(f"1/datasets/{dataset_id}/upload/", path)
+        return self._upload(_upload_path(dataset_id, None), path)
 
     def replace_resource_file(self, dataset_id: str, resource_id: str, path: Path) -> dict:
-        return self._upload(f"1/datasets/{dataset_id}/resources/{resource_id}/upload/", path)
+        return self._upload(_upload_path(dataset_id, resource_id), path)
+
+    def send_parts_ahead(
+        self, dataset_id: str, path: Path, resource_id: str | None = None, *, wanted: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Start sending the parts of a large file from a thread (with a session of its own) while
+        the caller sends something else; `upload_resource` (`replace_resource_file` with
+        `resource_id`) of the same file then waits for them and sends only the final request,
+        which makes the file visible. `wanted` is asked first, in the thread (whether the file
+        differs from the one served: its digest may take a while). A file sent in one request is
+        not sent ahead. `stop_sending_ahead` ends what a failed publication left going; a part
+        that failed for good only means the upload sends its parts itself."""
+        path_in_api = _upload_path(dataset_id, resource_id)
+        size = path.stat().st_size
+        if size <= self.chunked_above or (path_in_api, path) in self._ahead:
+            return
+        sender = UdataClient(
+            self.base_url, self._api_key, make_session(retries=3, backoff_factor=0.5), self.timeout,
+            chunked_above=self.chunked_above, chunk_size=self.chunk_size, part_attempts=self.part_attempts,
+            part_backoff=self.part_backoff,
+        )
+        ahead = _PartsAhead(self._new_upload(path, size), size)
+
+        def send() -> None:
+            try:
+                if wanted():
+                    sender._send_parts(path_in_api, path, size, ahead.upload, ahead.stop)
+                    ahead.sent = not ahead.stop.is_set()
+            except BaseException as exc:  # noqa: BLE001 - reported by the upload, which sends the parts again
+                ahead.error = exc
+            finally:
+                sender.session.close()
+
+        ahead.thread = threading.Thread(target=send, name=f"parts-ahead-{path.name}", daemon=True)
+        self._ahead[(path_in_api, path)] = ahead
+        ahead.thread.start()
+
+    def stop_sending_ahead(self) -> None:
+        """Stop the parts still being sent ahead (after their current part) and forget them."""
+        aheads, self._ahead = list(self._ahead.values()), {}
+        for ahead in aheads:
+            ahead.stop.set()
+        for ahead in aheads:
+            if ahead.thread is not None:
+                ahead.thread.join()
 
     def _upload(self, path_in_api: str, path: Path) -> dict:
         size = path.stat().st_size
-        if size > self.chunked_above:
-            return self._upload_in_parts(path_in_api, path, size)
-        return self._post_form(path_in_api, {}, FileSlice(path, 0, size))
+        if size <= self.chunked_above:
+            return self._post_form(path_in_api, {}, FileSlice(path, 0, size))
+        ahead = self._ahead.pop((path_in_api, path), None)
+        if ahead is not None and ahead.thread is not None:
+            ahead.thread.join()
+            if ahead.sent and ahead.size == size:
+                return self._post_form(path_in_api, ahead.upload, None)
+            if ahead.error is not None:
+                _log.warning("the parts of %s sent ahead failed (%s); sending them again", path.name, ahead.error)
+        upload = self._new_upload(path, size)
+        self._send_parts(path_in_api, path, size, upload)
+        return self._post_form(path_in_api, upload, None)
 
     def _post_form(self, path_in_api: str, fields: dict[str, str], file: FileSlice | None) -> dict:
         body = MultipartBody(fields, file)
         return self._call("POST", path_in_api, data=body, headers={"Content-Type": body.content_type})
 
-    def _upload_in_parts(self, path_in_api: str, path: Path, size: int) -> dict:
-        """udata's chunked upload: every part (retried on its own), then the final request, whose
-        answer is the resource, as for a whole upload."""
-        total = -(-size // self.chunk_size)
-        upload = {"uuid": str(uuid.uuid4()), "filename": path.name, "totalparts": str(total)}
+    def _new_upload(self, path: Path, size: int) -> dict[str, str]:
+        """udata's chunked upload: every part (retried on its own, `_send_parts`), then the final
+        request with these fields, whose answer is the resource, as for a whole upload."""
+        return {"uuid": str(uuid.uuid4()), "filename": path.name, "totalparts": str(-(-size // self.chunk_size))}
+
+    def _send_parts(
+        self, path_in_api: str, path: Path, size: int, upload: dict[str, str], stop: threading.Event | None = None
+    ) -> None:
+        total = upload["totalparts"]
         for index, offset in enumerate(range(0, size, self.chunk_size)):
+            if stop is not None and stop.is_set():
+                return
             length = min(self.chunk_size, size - offset)
             part = {**upload, "partindex": str(index), "partbyteoffset": str(offset), "chunksize": str(length)}
             self._send_part(path_in_api, part, FileSlice(path, offset, length), f"part {index + 1}/{total} of {path.name}")
-        return self._post_form(path_in_api, upload, None)
 
     def _send_part(self, path_in_api: str, fields: dict[str, str], part: FileSlice, what: str) -> None:
         for attempt in range(1, self.part_attempts + 1):

@@ -340,17 +340,31 @@ def _publish_once(
     hashing = digests_ahead(list(files.values()))
     try:
         changes = _table_changes(client, existing_by_role.get(TABLE_ROLE), files.get(TABLE_ROLE), compare_tables, actions)
-        resource_ids = {
-            role: _publish_file(client, spec, dataset["id"], role, path, existing_by_role.get(role), changes,
-                                resource_descriptions, validation_extras, actions)
-            for role, path in files.items()
-        }
+        resource_ids = {}
+        roles = list(files)
+        for rank, role in enumerate(roles):
+            if rank + 1 < len(roles):  # the next file's parts go out while this one is sent
+                _send_ahead(client, dataset["id"], files[roles[rank + 1]], existing_by_role.get(roles[rank + 1]))
+            resource_ids[role] = _publish_file(client, spec, dataset["id"], role, files[role], existing_by_role.get(role),
+                                               changes, resource_descriptions, validation_extras, actions)
     finally:
+        client.stop_sending_ahead()
         hashing.shutdown(wait=False, cancel_futures=True)
     result = PublicationResult(
         dataset_id=dataset["id"], dataset_url=dataset.get("page"), resource_ids=resource_ids, actions=actions, changes=changes,
     )
     return result, created
+
+
+def _send_ahead(client: UdataClient, dataset_id: str, path: Path, existing: dict | None) -> None:
+    """Send a file's parts ahead of its turn when `_publish_file` will upload it: a new resource, or
+    a file whose sha1 differs from the one served (asked in the sending thread: it may wait for
+    the digests being computed)."""
+    if existing is None:
+        client.send_parts_ahead(dataset_id, path)
+        return
+    served = (existing.get("checksum") or {}).get("value")
+    client.send_parts_ahead(dataset_id, path, existing["id"], wanted=lambda: served != file_digest(path, "sha1"))
 
 
 def _publish_file(
