@@ -38,7 +38,8 @@ UPLOAD_BODY: Json = {
     "description": "A whole file in `file`; or udata's chunked upload: each part sends `file` with every other field "
     "(answered `{\"success\": true}`), then a final request without `file` assembles them and answers the resource.",
 }
-# Bytes the event loop gathers before a worker thread writes them (see _WriteBehind).
+# What the event loop gathers before a worker thread writes it (see _WriteBehind): at least
+# WRITE_MIN_BYTES (fewer hand-offs), at most WRITE_BLOCK_BYTES while the previous block is written.
 WRITE_BLOCK_BYTES = 1 << 20
 WRITE_MIN_BYTES = 256 << 10
 # Writes of every upload in flight; each upload has at most one at a time, so its bytes stay in order.
@@ -69,10 +70,9 @@ class _WriteBehind:
     Copying a block into the page cache is a system call of milliseconds (several per MiB on a
     VM that backs new pages on demand), plus the part's CRC-32 or the file's sha1: done on the
     event loop, they kept it from receiving the next bytes, and an upload went at one core's
-    pace. Here the loop hands what it received to a thread and goes on receiving while it is
-    written; while a block is being written, the next one gathers, up to WRITE_BLOCK_BYTES, then
-    the loop waits for the first (so at most two blocks are held, and bytes reach the file as
-    soon as the disk takes them). `drain` before the writer is committed or stored; `settle`
+    pace. Here the loop hands what it received (WRITE_MIN_BYTES at least) to a thread and goes on
+    receiving while it is written; while a block is being written, the next one gathers, up to
+    WRITE_BLOCK_BYTES, then the loop waits for the first (so at most two blocks are held). `drain` before the writer is committed or stored; `settle`
     before it is aborted (no thread may write into a closed descriptor)."""
 
     def __init__(self, writer: AtomicWriter | PartWriter) -> None:
@@ -88,8 +88,8 @@ class _WriteBehind:
         self.size += len(data)
 
     async def flush(self, *, whole: bool = False) -> None:
-        """Hand the gathered bytes to a thread: at once when it is idle; while it writes the
-        previous block, once WRITE_BLOCK_BYTES are gathered (`whole`: whatever is left)."""
+        """Hand the gathered bytes to a thread once there are WRITE_MIN_BYTES; while it still
+        writes the previous block, once there are WRITE_BLOCK_BYTES (`whole`: whatever is left)."""
         if not self._pending or (self._pending_bytes < WRITE_MIN_BYTES and not whole):
             return
         if self._writing is not None:
