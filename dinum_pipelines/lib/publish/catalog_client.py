@@ -14,6 +14,7 @@ A publication of several large files sends the next file's parts while the curre
 
 from __future__ import annotations
 
+import copy
 import logging
 import mimetypes
 import secrets
@@ -140,6 +141,11 @@ class _PartsAhead:
     error: BaseException | None = None
 
 
+def _catalog_session() -> requests.Session:
+    """A session that retries what is safe to retry (lib/ingest/http.make_session)."""
+    return make_session(retries=3, backoff_factor=0.5)
+
+
 def _upload_path(dataset_id: str, resource_id: str | None) -> str:
     """Where a new file (or a new version of a resource's file) is uploaded: its parts and final request alike."""
     return f"1/datasets/{dataset_id}/" + (f"resources/{resource_id}/upload/" if resource_id else "upload/")
@@ -160,7 +166,7 @@ class UdataClient:
     ):
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self.session = session or make_session(retries=3, backoff_factor=0.5)
+        self.session = session or _catalog_session()
         self.timeout = timeout
         # Files above `chunked_above` bytes go in parts of `chunk_size`.
         self.chunked_above = chunked_above
@@ -232,11 +238,8 @@ class UdataClient:
         size = path.stat().st_size
         if size <= self.chunked_above or (path_in_api, path) in self._ahead:
             return
-        sender = UdataClient(
-            self.base_url, self._api_key, make_session(retries=3, backoff_factor=0.5), self.timeout,
-            chunked_above=self.chunked_above, chunk_size=self.chunk_size, part_attempts=self.part_attempts,
-            part_backoff=self.part_backoff,
-        )
+        sender = copy.copy(self)  # the same catalog, key and settings; its own session and nothing ahead
+        sender.session, sender._ahead = _catalog_session(), {}
         ahead = _PartsAhead(self._new_upload(path, size), size)
 
         def send() -> None:

@@ -363,8 +363,12 @@ def _send_ahead(client: UdataClient, dataset_id: str, path: Path, existing: dict
     if existing is None:
         client.send_parts_ahead(dataset_id, path)
         return
-    served = (existing.get("checksum") or {}).get("value")
-    client.send_parts_ahead(dataset_id, path, existing["id"], wanted=lambda: served != file_digest(path, "sha1"))
+    client.send_parts_ahead(dataset_id, path, existing["id"], wanted=lambda: _differs_from_served(path, existing))
+
+
+def _differs_from_served(path: Path, resource: dict) -> bool:
+    """Whether the file's content is not the one the catalog serves for `resource` (by its sha1)."""
+    return (resource.get("checksum") or {}).get("value") != file_digest(path, "sha1")
 
 
 def _publish_file(
@@ -386,7 +390,7 @@ def _publish_file(
     if existing is None:
         resource = client.upload_resource(dataset_id, path)
         actions.append(f"uploaded {role} as resource {resource['id']}")
-    elif (existing.get("checksum") or {}).get("value") != file_digest(path, "sha1"):
+    elif _differs_from_served(path, existing):
         resource = client.replace_resource_file(dataset_id, existing["id"], path)
         actions.append(f"replaced {role} file of resource {existing['id']}")
     else:
@@ -429,7 +433,7 @@ def _table_changes(
     that cannot be had (the file unreachable) is left out: the publication goes on without it."""
     if compare is None or table is None or published is None or published.get("filetype") != "file":
         return None
-    if (published.get("checksum") or {}).get("value") == file_digest(table, "sha1"):
+    if not _differs_from_served(table, published):
         return None
     with tempfile.TemporaryDirectory(prefix=".published-", dir=table.parent) as folder:
         previous = Path(folder) / table.name
