@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=2000, help="the file's size in MB (10^6 bytes)")
-    parser.add_argument("--chunk-mib", type=int, default=8, help="the parts' size")
+    parser.add_argument("--chunk-mib", type=int, default=32, help="the parts' size (the publisher's default: 32)")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the file and the catalog")
     parser.add_argument("--with-before", action="store_true",

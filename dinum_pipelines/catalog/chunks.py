@@ -8,8 +8,8 @@ with a `file` and `totalparts` > 1 is one part: its size must equal `chunksize` 
 checked and moved into the file store, and the resource is created or replaced exactly as by a
 whole upload.
 
-Parts are written in place, at their offset, into one file per upload,
-`{files}/.chunks/{dataset}/{uuid}/data`, never in memory nor in the database, so an upload survives
+Parts are written in place, at their offset (past the page cache: uncached.py), into one file per
+upload, `{files}/.chunks/{dataset}/{uuid}/data`, never in memory nor in the database, so an upload survives
 a restart and any catalog node sharing the files folder can take the next part. A part becomes
 visible once all its bytes are in, by an empty marker file beside the data,
 `{partindex}-{partbyteoffset}-{size}-{crc32}`: a retried part rewrites its bytes and replaces the
@@ -49,12 +49,13 @@ from typing import Any, BinaryIO
 
 from dinum_pipelines.catalog.api_schemas import BOOLEAN, STRING, Json, obj
 from dinum_pipelines.catalog.errors import CatalogError, field_error
-from dinum_pipelines.catalog.files import SNIFF_BYTES, AtomicWriter, FileStore, StoredFile
+from dinum_pipelines.catalog.files import SNIFF_BYTES, AtomicWriter, FileStore, StoredFile, write_hashed
+from dinum_pipelines.catalog.uncached import UncachedWriter
 
 CHUNKS_FOLDER = ".chunks"
 # The file the parts of an upload are written into, beside their markers.
 DATA_FILE = "data"
-# Bounds that refuse nonsense early; a part is meant to be a few MiB (the publisher sends 8).
+# Bounds that refuse nonsense early; a part is meant to be tens of MiB (the publisher sends 32).
 MAX_PARTS = 100_000
 MAX_CHUNK_BYTES = 1 << 30
 MAX_UPLOAD_BYTES = 1 << 40
@@ -214,9 +215,10 @@ class PartWriter:
         self.folder = folder
         self.fields = fields
         self._fd: int | None = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        assert fields.partbyteoffset is not None
+        self._file = UncachedWriter(folder / DATA_FILE, self._fd, fields.partbyteoffset)
         self._size = 0
         self._crc = 0
-        assert fields.partbyteoffset is not None
         self._running = running
         self._sha1 = running.continued(folder, fields.partbyteoffset)
 
@@ -225,20 +227,23 @@ class PartWriter:
         return self._size
 
     def write(self, data: bytes) -> None:
-        assert self._fd is not None and self.fields.partbyteoffset is not None
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, self.fields.partbyteoffset + self._size)
-            self._crc = zlib.crc32(view[:written], self._crc)
-            if self._sha1 is not None:
-                self._sha1.update(view[:written])
-            self._size += written
-            view = view[written:]
+        write_hashed(self._file.write, data, self._hash_block)
+        self._size += len(data)
+
+    def _hash_block(self, view: memoryview) -> None:
+        self._crc = zlib.crc32(view, self._crc)
+        if self._sha1 is not None:
+            self._sha1.update(view)
 
     def close(self) -> None:
+        """The part's bytes all written (none held by this writer), its descriptors closed."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                self._file.flush()
+            finally:
+                self._file.close()
+                os.close(self._fd)
+                self._fd = None
 
     def marker(self) -> str:
         return f"{self.fields.partindex}-{self.fields.partbyteoffset}-{self._size}-{self._crc:08x}"

@@ -1,8 +1,9 @@
 """Hosted files on local disk, written so that no reader ever sees half a file.
 
-A file is streamed into a hidden temporary file in its final folder, hashed while it is written,
-fsynced, then renamed into place with `os.replace` (atomic on one filesystem). A crash mid-upload
-leaves only a `.part` file, which nothing serves and `sweep_partials` removes later.
+A file is streamed into a hidden temporary file in its final folder (past the page cache where
+the filesystem allows: uncached.py), hashed while it is written (write_hashed), fsynced, then
+renamed into place with `os.replace` (atomic on one filesystem). A crash mid-upload leaves only
+a `.part` file, which nothing serves and `sweep_partials` removes later.
 
 Files go out either from the catalog itself, or, behind nginx, through `X-Accel-Redirect`: the
 catalog checks the request and counts the download, nginx sends the bytes (sendfile, no Python in
@@ -11,6 +12,7 @@ the data path; see bench/README.md for the figures and the nginx configuration).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import mimetypes
@@ -19,17 +21,22 @@ import secrets
 import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 from urllib.parse import quote
 
 from starlette.responses import FileResponse, Response
 
+from dinum_pipelines.catalog.uncached import UncachedWriter
+
 _PARTIAL_SUFFIX = ".part"
 _log = logging.getLogger("dinum_pipelines.catalog")
 SNIFF_BYTES = 512  # the first bytes kept for content sniffing
+# A block at least this large is hashed by another thread while it is written (write_hashed).
+HASHED_BESIDE_BYTES = 256 << 10
+_HASHING = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-hash")
 # Compression suffixes that keep the inner format in udata's `format` ("csv.gz").
 _COMPRESSIONS = frozenset({"gz", "bz2", "xz", "zst"})
 # Types Python's mimetypes table lacks or gets wrong for open data files.
@@ -67,6 +74,25 @@ def safe_filename(name: str) -> str:
     return cleaned[:200] or "file"
 
 
+def write_hashed(write: Callable[[memoryview], None], data: bytes, hash_block: Callable[[memoryview], None] | None) -> None:
+    """`write(data)` and `hash_block(data)`, the hashing in another thread while this one writes
+    a large block. Copying a block into the page cache is mostly the kernel's time (on a VM that
+    backs new pages on demand, more than hashing it): done one after the other, an upload went at
+    the pace of their sum, one core, with the other idle. Both finish before this returns, so the
+    next block is hashed after this one; the write's error is raised after the hashing ended."""
+    view = memoryview(data)
+    if hash_block is None or len(view) < HASHED_BESIDE_BYTES:
+        write(view)
+        if hash_block is not None:
+            hash_block(view)
+        return
+    hashing = _HASHING.submit(hash_block, view)
+    try:
+        write(view)
+    finally:
+        hashing.result()
+
+
 @dataclass(frozen=True)
 class StoredFile:
     key: str
@@ -85,7 +111,8 @@ class AtomicWriter:
         self._root = root
         handle, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=_PARTIAL_SUFFIX)
         self._temp_path = Path(temp_name)
-        self._file: BinaryIO = os.fdopen(handle, "wb")
+        self._fd: int | None = handle
+        self._file = UncachedWriter(self._temp_path, handle, 0)
         # A part of a chunked upload needs no hash of its own: the assembled file gets one.
         self._sha1 = hashlib.sha1() if hashed else None
         self._size = 0
@@ -101,9 +128,7 @@ class AtomicWriter:
         return len(self._head) >= SNIFF_BYTES
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
-        if self._sha1 is not None:
-            self._sha1.update(data)
+        write_hashed(self._file.write, data, self._sha1.update if self._sha1 is not None else None)
         self._size += len(data)
         if len(self._head) < SNIFF_BYTES:
             self._head.extend(data[: SNIFF_BYTES - len(self._head)])
@@ -121,10 +146,11 @@ class AtomicWriter:
         rename. Not `durable`: no fsync, the file may come back shorter or missing after a crash
         (for a part, which its reader checks and can ask again, so that it need not reach the
         disk before it is read back and deleted)."""
+        assert self._fd is not None
         self._file.flush()
         if durable:
-            os.fsync(self._file.fileno())
-        self._file.close()
+            os.fsync(self._fd)
+        self._close()
         final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._temp_path, final_path)
         if durable:
@@ -133,9 +159,14 @@ class AtomicWriter:
             _remove_empty_parents(self._temp_path, self._root)
         return StoredFile(key, self._sha1.hexdigest() if self._sha1 is not None else "", self._size, self.head)
 
+    def _close(self) -> None:
+        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self._close()
         self._temp_path.unlink(missing_ok=True)
         _remove_empty_parents(self._temp_path, self._root)
 

@@ -89,9 +89,10 @@ def test_an_upload_cut_short_leaves_no_file_and_no_resource(
     catalog: RunningCatalog, api: Api, anonymous: Api, publisher: Publisher, dataset: dict[str, Any]
 ) -> None:
     root = catalog.settings.files_dir
-    sock = start_upload(catalog.url, f"/api/1/datasets/{dataset['id']}/upload/", publisher.token, announced=4_000_000, sent=1_000_000)
+    sock = start_upload(catalog.url, f"/api/1/datasets/{dataset['id']}/upload/", publisher.token, announced=8_000_000, sent=4_000_000)
     try:
-        # While it arrives, the bytes sit in a hidden temporary file that no URL reaches.
+        # While it arrives, the bytes sit in a hidden temporary file that no URL reaches (the
+        # catalog holds at most a few MiB before writing them: uploads._WriteBehind, uncached.py).
         [partial] = wait_for(lambda: growing_partials(root), "the upload's temporary file")
         assert visible_files(root) == []
         relative = partial.relative_to(root).as_posix()
@@ -181,7 +182,7 @@ def test_a_catalog_killed_mid_upload_leaves_only_a_hidden_partial_that_a_restart
         f"{url}/api/1/datasets/", json={"title": "Communes", "description": "Les communes.", "organization": publisher.organization_id},
         headers={"X-API-KEY": publisher.token}, timeout=SECONDS,
     ).json()
-    sock = start_upload(url, f"/api/1/datasets/{dataset['id']}/upload/", publisher.token, announced=4_000_000, sent=1_000_000)
+    sock = start_upload(url, f"/api/1/datasets/{dataset['id']}/upload/", publisher.token, announced=8_000_000, sent=4_000_000)
     try:
         wait_for(lambda: growing_partials(settings.files_dir), "the upload's temporary file")
         os.kill(process.pid, signal.SIGKILL)

@@ -32,7 +32,9 @@ import urllib3
 from dinum_pipelines.lib.ingest.http import make_session
 
 CHUNKED_ABOVE_BYTES = 64 << 20
-CHUNK_BYTES = 8 << 20
+# Each part waits for the catalog's answer before the next goes: the catalog idles between
+# parts, less with fewer of them (3 GB on loopback: 8.5-10.1 s in 8 MiB parts, 5.2-6.0 s in 32).
+CHUNK_BYTES = 32 << 20
 PART_ATTEMPTS = 5
 _READ_BLOCK = 1 << 20  # what read() without a size returns at most: never the whole file
 _log = logging.getLogger(__name__)

@@ -1,0 +1,151 @@
+"""Uploaded bytes written past the page cache (catalog/uncached.py) and hashed beside the writing
+(files.write_hashed): the file holds exactly the bytes sent, whatever the offsets and block sizes,
+on a filesystem with direct I/O (this disk), on one refusing it at open or at a write."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import zlib
+from pathlib import Path
+
+import pytest
+
+from dinum_pipelines.catalog import uncached
+from dinum_pipelines.catalog.files import HASHED_BESIDE_BYTES, write_hashed
+from dinum_pipelines.catalog.uncached import PAGE, STAGING_BYTES, UncachedWriter
+
+def has_direct_io(folder: Path) -> bool:
+    probe = folder / "probe"
+    probe.touch()
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+def write_in_blocks(path: Path, data: bytes, offset: int, sizes: list[int]) -> bool:
+    """`data` written at `offset` of `path` in blocks of the given sizes (cycled); whether it went direct."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    writer = UncachedWriter(path, fd, offset)
+    try:
+        position, turn = 0, 0
+        while position < len(data):
+            size = sizes[turn % len(sizes)]
+            writer.write(data[position : position + size])
+            position, turn = position + size, turn + 1
+        direct = writer.direct
+        writer.flush()
+        return direct
+    finally:
+        writer.close()
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "offset, length, sizes",
+    [
+        (0, 3 * STAGING_BYTES, [STAGING_BYTES]),  # whole staging buffers, aligned
+        (0, 3 * STAGING_BYTES + 1234, [65_536, 1_000_003]),  # a partial last page
+        (1000, 2 * STAGING_BYTES + 17, [333_333]),  # a part starting mid-page
+        (PAGE - 1, STAGING_BYTES, [1, PAGE, 7, STAGING_BYTES]),  # one byte before the boundary
+        (5 * PAGE, 100, [100]),  # smaller than a page
+        (12_345, 0, [1]),  # nothing
+    ],
+)
+def test_the_file_holds_exactly_the_bytes_written(tmp_path: Path, offset: int, length: int, sizes: list[int]) -> None:
+    data = random.Random(length + offset).randbytes(length)
+    path = tmp_path / "data"
+    path.write_bytes(b"\xaa" * offset)  # what is before the part stays
+    direct = write_in_blocks(path, data, offset, sizes)
+    assert path.read_bytes() == b"\xaa" * offset + data
+    if length >= PAGE + (-offset % PAGE) and has_direct_io(tmp_path):
+        assert direct, "this filesystem has direct I/O: whole pages must go past the page cache"
+
+
+def test_parts_meeting_mid_page_make_the_whole_file(tmp_path: Path) -> None:
+    """udata's parts need not be page multiples: two writers share the page where they meet,
+    in either order (parts arrive in any order)."""
+    data = random.Random(3).randbytes(3 * STAGING_BYTES)
+    bounds = [0, 1_000_001, 2_500_003, len(data)]
+    path = tmp_path / "data"
+    path.touch()
+    for start, end in reversed(list(zip(bounds, bounds[1:]))):
+        write_in_blocks(path, data[start:end], start, [262_144, 1_048_576])
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == hashlib.sha1(data).hexdigest()
+
+
+def test_a_filesystem_without_direct_io_gets_every_byte_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem that refuses O_DIRECT at open (EINVAL: older tmpfs, some network filesystems)."""
+    real_open = os.open
+
+    def open_without_direct(path, flags, *args):
+        if flags & os.O_DIRECT:
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_without_direct)
+    data = random.Random(5).randbytes(2 * STAGING_BYTES + 999)
+    path = tmp_path / "data"
+    path.write_bytes(b"\0" * 4321)
+    assert write_in_blocks(path, data, 4321, [100_000]) is False
+    assert path.read_bytes()[4321:] == data
+
+
+def test_a_direct_write_refused_falls_back_to_the_cache_keeping_every_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some filesystems open with O_DIRECT but refuse the writes (EINVAL): the bytes staged and
+    the ones after go through the ordinary descriptor."""
+    if not has_direct_io(tmp_path):
+        pytest.skip("this filesystem has no direct I/O")
+    real_pwrite, direct_fds = os.pwrite, set()
+    real_open = uncached._open_direct
+
+    def open_direct(path: Path) -> int | None:
+        fd = real_open(path)
+        direct_fds.add(fd)
+        return fd
+
+    def pwrite(fd: int, data, offset: int) -> int:
+        if fd in direct_fds:
+            raise OSError(22, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(uncached, "_open_direct", open_direct)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    data = random.Random(7).randbytes(3 * STAGING_BYTES + 5)
+    path = tmp_path / "data"
+    assert write_in_blocks(path, data, 0, [700_000]) is False
+    assert path.read_bytes() == data
+
+
+def test_write_hashed_hashes_every_block_in_order_and_raises_the_write_error() -> None:
+    blocks = [random.Random(i).randbytes(HASHED_BESIDE_BYTES + i) for i in range(4)] + [b"small"]
+    written = bytearray()
+    crc = 0
+
+    def add_crc(view: memoryview) -> None:
+        nonlocal crc
+        crc = zlib.crc32(view, crc)
+
+    for block in blocks:
+        write_hashed(written.extend, block, add_crc)
+    assert bytes(written) == b"".join(blocks)
+    assert crc == zlib.crc32(b"".join(blocks))
+
+    hashed = threading.Event()
+
+    def failing_write(view: memoryview) -> None:
+        raise OSError(28, "No space left on device")
+
+    def slow_hash(view: memoryview) -> None:
+        threading.Event().wait(0.05)
+        hashed.set()
+
+    with pytest.raises(OSError, match="No space left"):
+        write_hashed(failing_write, blocks[0], slow_hash)
+    assert hashed.is_set()  # the hashing thread was done with the block before the error came out
