@@ -241,9 +241,13 @@ class PartWriter:
             try:
                 self._file.flush()
             finally:
-                self._file.close()
-                os.close(self._fd)
-                self._fd = None
+                self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            self._file.close()
+            os.close(self._fd)
+            self._fd = None
 
     def marker(self) -> str:
         return f"{self.fields.partindex}-{self.fields.partbyteoffset}-{self._size}-{self._crc:08x}"
@@ -257,7 +261,7 @@ class PartWriter:
     def abort(self) -> None:
         """The part is dropped: its bytes stay in the data file, unseen without a marker; the
         file itself goes when no part of the upload has been received."""
-        self.close()
+        self._release()  # what this writer still holds is dropped with the part
         _remove_if_no_part(self.folder)
 
 
