@@ -8,7 +8,7 @@ with a `file` and `totalparts` > 1 is one part: its size must equal `chunksize` 
 checked and moved into the file store, and the resource is created or replaced exactly as by a
 whole upload.
 
-Parts are written in place, at their offset (past the page cache: uncached.py), into one file per
+Parts are written in place, at their offset (past the page cache: lib/uncached.py), into one file per
 upload, `{files}/.chunks/{dataset}/{uuid}/data`, never in memory nor in the database, so an upload survives
 a restart and any catalog node sharing the files folder can take the next part. A part becomes
 visible once all its bytes are in, by an empty marker file beside the data,
@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 from dinum_pipelines.catalog.api_schemas import BOOLEAN, STRING, Json, obj
 from dinum_pipelines.catalog.errors import CatalogError, field_error
 from dinum_pipelines.catalog.files import SNIFF_BYTES, AtomicWriter, FileStore, StoredFile, write_hashed
-from dinum_pipelines.catalog.uncached import UncachedWriter
+from dinum_pipelines.lib.uncached import UncachedWriter
 
 CHUNKS_FOLDER = ".chunks"
 # The file the parts of an upload are written into, beside their markers.

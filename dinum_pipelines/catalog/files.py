@@ -1,7 +1,7 @@
 """Hosted files on local disk, written so that no reader ever sees half a file.
 
 A file is streamed into a hidden temporary file in its final folder (past the page cache where
-the filesystem allows: uncached.py), hashed while it is written (write_hashed), fsynced, then
+the filesystem allows: lib/uncached.py), hashed while it is written (write_hashed), fsynced, then
 renamed into place with `os.replace` (atomic on one filesystem). A crash mid-upload leaves only
 a `.part` file, which nothing serves and `sweep_partials` removes later.
 
@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from starlette.responses import FileResponse, Response
 
-from dinum_pipelines.catalog.uncached import UncachedWriter
+from dinum_pipelines.lib.uncached import UncachedWriter
 
 _PARTIAL_SUFFIX = ".part"
 _log = logging.getLogger("dinum_pipelines.catalog")

@@ -45,6 +45,7 @@ from dinum_pipelines.lib.declare.registry import (
     SourceSpec,
     SpreadsheetOptions,
 )
+from dinum_pipelines.lib.uncached import UncachedReader
 
 SNIFF_BYTES = 64 * 1024
 UTF8_BOM = codecs.BOM_UTF8
@@ -583,8 +584,9 @@ def _csv_batches(path: Path, options: CsvOptions, name: str, reading: _CsvReadin
     gathered: list[pa.RecordBatch] = []
     gathered_rows = 0
     try:
-        with pacsv.open_csv(
-            path, read_options=reading.read_options, parse_options=reading.parse_options, convert_options=reading.convert_options
+        # Read once, from start to end: past the page cache (lib/uncached.py), as it was downloaded.
+        with UncachedReader(path) as source, pacsv.open_csv(
+            source, read_options=reading.read_options, parse_options=reading.parse_options, convert_options=reading.convert_options
         ) as reader:
             for batch in reader:
                 if batch.num_rows:

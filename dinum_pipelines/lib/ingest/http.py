@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dinum_pipelines.lib.streams import BackgroundSink
+from dinum_pipelines.lib.uncached import UncachedWriter
 
 USER_AGENT = "dinum-pipelines/0.1 (+https://github.com/etalab; open data republication)"
 CHUNK_SIZE = 1024 * 1024
@@ -207,10 +208,12 @@ def fetch_to_file(
         fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=directory)
         tmp_path = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                # Receiving, hashing and writing each take a core's second per GB or so (the
-                # writes more on a VM that backs new page-cache pages on demand): in threads of
-                # their own, with a few blocks between them, they overlap.
+            # Past the page cache (lib/uncached.py): the file is read once, by the clean step,
+            # which reads it the same way.
+            out = UncachedWriter(tmp_path, fd, 0)
+            try:
+                # Receiving, hashing and writing each take a core's second per GB or so: in
+                # threads of their own, with a few blocks between them, they overlap.
                 hashing = BackgroundSink(digest.update, depth=_BLOCKS_AHEAD, name="download-sha256")
                 writing = BackgroundSink(out.write, depth=_BLOCKS_AHEAD, name="download-writer")
                 try:
@@ -228,6 +231,7 @@ def fetch_to_file(
                         writing.put(chunk)
                     hashing.close()
                     writing.close()
+                    out.flush()
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     if isinstance(exc, FetchError):
                         raise
@@ -235,6 +239,9 @@ def fetch_to_file(
                 finally:
                     hashing.close(raise_error=False)
                     writing.close(raise_error=False)
+            finally:
+                out.close()
+                os.close(fd)
             if expected_size is not None and body.wire_bytes != expected_size:
                 raise FetchError(f"{url}: truncated body: received {body.wire_bytes} of {expected_size} bytes")
         except BaseException:

@@ -1,6 +1,7 @@
-"""Uploaded bytes written past the page cache (catalog/uncached.py) and hashed beside the writing
-(files.write_hashed): the file holds exactly the bytes sent, whatever the offsets and block sizes,
-on a filesystem with direct I/O (this disk), on one refusing it at open or at a write."""
+"""Large files written and read past the page cache (lib/uncached.py), and the catalog's uploads
+hashed beside the writing (files.write_hashed): a file holds exactly the bytes written, and a
+reader gives exactly the file, whatever the offsets and block sizes, on a filesystem with direct
+I/O (this disk) and on one refusing it at open, at a write or at a read."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from dinum_pipelines.catalog import uncached
+from dinum_pipelines.lib import uncached
 from dinum_pipelines.catalog.files import HASHED_BESIDE_BYTES, write_hashed
-from dinum_pipelines.catalog.uncached import PAGE, STAGING_BYTES, UncachedWriter
+from dinum_pipelines.lib.uncached import PAGE, READ_BYTES, STAGING_BYTES, UncachedReader, UncachedWriter
 
 def has_direct_io(folder: Path) -> bool:
     probe = folder / "probe"
@@ -149,3 +150,59 @@ def test_write_hashed_hashes_every_block_in_order_and_raises_the_write_error() -
     with pytest.raises(OSError, match="No space left"):
         write_hashed(failing_write, blocks[0], slow_hash)
     assert hashed.is_set()  # the hashing thread was done with the block before the error came out
+
+
+@pytest.mark.parametrize("read_size", [1, PAGE - 1, 1_000_003, READ_BYTES + 1, -1])
+def test_the_reader_gives_exactly_the_file(tmp_path: Path, read_size: int) -> None:
+    data = random.Random(read_size).randbytes(2 * READ_BYTES + 12_345 if read_size != 1 else 3 * PAGE + 5)
+    path = tmp_path / "raw.csv"
+    path.write_bytes(data)
+    with UncachedReader(path) as reader:
+        if has_direct_io(tmp_path):
+            assert reader.direct
+        pieces = []
+        while piece := reader.read(read_size):
+            pieces.append(piece)
+            assert reader.tell() == sum(map(len, pieces))
+            if read_size < 0:
+                break
+        assert reader.read(10) == b""
+    assert b"".join(pieces) == data
+
+
+def test_arrow_reads_a_csv_through_the_reader_as_through_the_path(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    path = tmp_path / "communes.csv"
+    rows = [f"{75000 + i:05d};Commune n°{i};{i * 1.5}".replace(".", ",") for i in range(200_000)]
+    path.write_bytes(("code;nom;surface\n" + "\n".join(rows) + "\n").encode("cp1252"))
+    options = dict(
+        read_options=pacsv.ReadOptions(encoding="cp1252", block_size=1 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=";"),
+        convert_options=pacsv.ConvertOptions(column_types={"code": "string", "surface": "string"}),
+    )
+    with UncachedReader(path) as source:
+        through_reader = pacsv.read_csv(source, **options)
+    assert through_reader.equals(pacsv.read_csv(path, **options))
+    assert through_reader.num_rows == 200_000
+
+
+def test_a_direct_read_refused_goes_on_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not has_direct_io(tmp_path):
+        pytest.skip("this filesystem has no direct I/O")
+    data = random.Random(11).randbytes(3 * READ_BYTES + 77)
+    path = tmp_path / "raw.csv"
+    path.write_bytes(data)
+    real_preadv, calls = os.preadv, []
+
+    def preadv(fd: int, buffers, offset: int) -> int:
+        calls.append(offset)
+        if len(calls) == 2:  # the second block: refused, as a filesystem without direct reads does
+            raise OSError(22, "Invalid argument")
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    with UncachedReader(path) as reader:
+        assert reader.direct
+        assert reader.read(-1) == data
+        assert not reader.direct
