@@ -36,14 +36,15 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 def _open_direct(path: Path, flags: int = os.O_WRONLY) -> int | None:
+    """A second descriptor on `path` with O_DIRECT, or None where it cannot be had (EINVAL: the
+    filesystem has no direct I/O). The caller's ordinary descriptor does the work then, and any
+    other error is its to meet: this one never leaves the caller's descriptor unclosed."""
     if not _O_DIRECT:
         return None
     try:
         return os.open(path, flags | _O_DIRECT)
-    except OSError as error:
-        if error.errno == errno.EINVAL:  # the filesystem has no direct I/O
-            return None
-        raise
+    except OSError:
+        return None
 
 
 def _release(buffer: mmap.mmap) -> None:
