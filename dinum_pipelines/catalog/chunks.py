@@ -214,9 +214,9 @@ class PartWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.fields = fields
-        self._fd: int | None = os.open(folder / DATA_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
         assert fields.partbyteoffset is not None
-        self._file = UncachedWriter(folder / DATA_FILE, self._fd, fields.partbyteoffset)
+        data = folder / DATA_FILE
+        self._file = UncachedWriter(data, os.open(data, os.O_WRONLY | os.O_CREAT, 0o644), fields.partbyteoffset)
         self._size = 0
         self._crc = 0
         self._running = running
@@ -237,17 +237,10 @@ class PartWriter:
 
     def close(self) -> None:
         """The part's bytes all written (none held by this writer), its descriptors closed."""
-        if self._fd is not None:
-            try:
-                self._file.flush()
-            finally:
-                self._release()
-
-    def _release(self) -> None:
-        if self._fd is not None:
+        try:
+            self._file.flush()
+        finally:
             self._file.close()
-            os.close(self._fd)
-            self._fd = None
 
     def marker(self) -> str:
         return f"{self.fields.partindex}-{self.fields.partbyteoffset}-{self._size}-{self._crc:08x}"
@@ -261,7 +254,7 @@ class PartWriter:
     def abort(self) -> None:
         """The part is dropped: its bytes stay in the data file, unseen without a marker; the
         file itself goes when no part of the upload has been received."""
-        self._release()  # what this writer still holds is dropped with the part
+        self._file.close()  # what the writer still holds is dropped with the part
         _remove_if_no_part(self.folder)
 
 

@@ -112,7 +112,6 @@ class AtomicWriter:
         self._root = root
         handle, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=_PARTIAL_SUFFIX)
         self._temp_path = Path(temp_name)
-        self._fd: int | None = handle
         self._file = UncachedWriter(self._temp_path, handle, 0)
         # A part of a chunked upload needs no hash of its own: the assembled file gets one.
         self._sha1 = hashlib.sha1() if hashed else None
@@ -147,11 +146,11 @@ class AtomicWriter:
         rename. Not `durable`: no fsync, the file may come back shorter or missing after a crash
         (for a part, which its reader checks and can ask again, so that it need not reach the
         disk before it is read back and deleted)."""
-        assert self._fd is not None
+        assert self._file.fd is not None
         self._file.flush()
         if durable:
-            os.fsync(self._fd)
-        self._close()
+            os.fsync(self._file.fd)
+        self._file.close()
         final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._temp_path, final_path)
         if durable:
@@ -160,14 +159,8 @@ class AtomicWriter:
             _remove_empty_parents(self._temp_path, self._root)
         return StoredFile(key, self._sha1.hexdigest() if self._sha1 is not None else "", self._size, self.head)
 
-    def _close(self) -> None:
-        self._file.close()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
     def abort(self) -> None:
-        self._close()
+        self._file.close()
         self._temp_path.unlink(missing_ok=True)
         _remove_empty_parents(self._temp_path, self._root)
 

@@ -66,11 +66,11 @@ def write_all(fd: int, data: memoryview, offset: int) -> None:
 
 class UncachedWriter:
     """Bytes written one after the other from `offset` into the file `fd` is open on (`path`):
-    whole pages by O_DIRECT, the rest through `fd`. `flush` before the file is read, synced or
-    closed; `close` releases what this writer opened (never `fd`, its caller's)."""
+    whole pages by O_DIRECT, the rest through `fd`, which the writer takes (`close` closes it).
+    `flush` before the file is read or synced (through `fd`); `close` drops what is not flushed."""
 
     def __init__(self, path: Path, fd: int, offset: int) -> None:
-        self._fd = fd
+        self.fd: int | None = fd
         self._direct = _open_direct(path)
         self._staging = mmap.mmap(-1, STAGING_BYTES) if self._direct is not None else None
         self._start = offset  # the file offset of the staging buffer's first byte
@@ -85,12 +85,12 @@ class UncachedWriter:
         view = memoryview(data)
         if self._staging is not None and self._staged == 0 and self._start % PAGE:
             head = view[: PAGE - self._start % PAGE]  # up to the next page boundary, through the cache
-            write_all(self._fd, head, self._start)
+            write_all(self.fd, head, self._start)
             self._start += len(head)
             view = view[len(head):]
         while view:
             if self._staging is None:  # no direct I/O here (or no longer)
-                write_all(self._fd, view, self._start)
+                write_all(self.fd, view, self._start)
                 self._start += len(view)
                 return
             taken = min(len(view), STAGING_BYTES - self._staged)
@@ -108,7 +108,7 @@ class UncachedWriter:
         if whole:
             self._write_staged(whole)
         if self._staged:
-            write_all(self._fd, memoryview(self._staging)[: self._staged], self._start)
+            write_all(self.fd, memoryview(self._staging)[: self._staged], self._start)
             self._start += self._staged
             self._staged = 0
 
@@ -119,6 +119,9 @@ class UncachedWriter:
         if self._staging is not None:
             _release(self._staging)
             self._staging = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def _write_staged(self, count: int) -> None:
         """The first `count` staged bytes (whole pages, at an aligned offset), then the rest moved to the front."""
@@ -137,7 +140,7 @@ class UncachedWriter:
                 os.close(self._direct)
                 self._direct = None
             if written < count:
-                write_all(self._fd, block[written:], self._start + written)
+                write_all(self.fd, block[written:], self._start + written)
         self._start += count
         left = self._staged - count
         if left:
@@ -145,7 +148,7 @@ class UncachedWriter:
         self._staged = left
         if self._direct is None:  # everything from now on through the cache
             if left:
-                write_all(self._fd, memoryview(self._staging)[:left], self._start)
+                write_all(self.fd, memoryview(self._staging)[:left], self._start)
                 self._start += left
             _release(self._staging)
             self._staging, self._staged = None, 0

@@ -241,7 +241,6 @@ def fetch_to_file(
                     writing.close(raise_error=False)
             finally:
                 out.close()
-                os.close(fd)
             if expected_size is not None and body.wire_bytes != expected_size:
                 raise FetchError(f"{url}: truncated body: received {body.wire_bytes} of {expected_size} bytes")
         except BaseException:
