@@ -118,12 +118,24 @@ class ColumnEncodings:
     table, and the choice only affects time (a condition gives the same verdicts on the values
     and on the distinct values), so the first batch decides for the others."""
 
-    def __init__(self, table: pa.Table, repetitive: dict[str, bool] | None = None) -> None:
-        self.table = table
+    def __init__(self, table: pa.Table, repetitive: dict[str, bool] | None = None, schema: pa.Schema | None = None) -> None:
         self._lock = threading.Lock()
         self._column_locks: dict[str, threading.Lock] = {}
         self._encodings: dict[str, pa.DictionaryArray | None] = {}
         self._repetitive = {} if repetitive is None else repetitive
+        # A column that arrives dictionary-encoded (read so from the clean Parquet's dictionary
+        # pages: validate_parquet) is its own encoding, its values of `schema`'s text type. It
+        # stays encoded in `table`: the rules read its values through the dictionary, and decode
+        # only the rows they name (`_plain` where a condition needs every row's text).
+        for index, field in enumerate(table.schema):
+            if pa.types.is_dictionary(field.type):
+                text_type = schema.field(field.name).type if schema is not None else field.type.value_type
+                column = table.column(index).combine_chunks()
+                encoded = pa.DictionaryArray.from_arrays(column.indices, column.dictionary.cast(text_type))
+                self._encodings[field.name] = encoded
+                self._repetitive[field.name] = True
+                table = table.set_column(index, field.name, pa.chunked_array([encoded]))
+        self.table = table
 
     def of(self, name: str) -> pa.DictionaryArray | None:
         """Column `name` dictionary-encoded, or None when it is not text or most of its values differ."""
@@ -133,12 +145,12 @@ class ColumnEncodings:
             if name not in self._encodings:
                 column = self.table.column(name)
                 if name not in self._repetitive:
-                    self._repetitive[name] = _repetitive(column)
+                    self._repetitive[name] = is_repetitive(column)
                 self._encodings[name] = pc.dictionary_encode(column.combine_chunks()) if self._repetitive[name] else None
             return self._encodings[name]
 
 
-def _repetitive(column: pa.ChunkedArray) -> bool:
+def is_repetitive(column: pa.ChunkedArray) -> bool:
     """Text whose first rows hold few distinct values (at most ENCODING_MAX_DISTINCT_SHARE)."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or len(column) == 0:
         return False
@@ -146,11 +158,18 @@ def _repetitive(column: pa.ChunkedArray) -> bool:
     return pc.count_distinct(sample, mode="all").as_py() <= ENCODING_MAX_DISTINCT_SHARE * len(sample)
 
 
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column's values, decoded when it came dictionary-encoded (ColumnEncodings)."""
+    if not pa.types.is_dictionary(column.type):
+        return column
+    return pa.chunked_array([chunk.dictionary_decode() for chunk in column.chunks], column.type.value_type)
+
+
 def _per_value(condition: Callable[[pa.ChunkedArray], np.ndarray], column: pa.ChunkedArray, encoded: pa.DictionaryArray | None) -> np.ndarray:
     """`condition` for every row: on the distinct values when the column is encoded (null rows
     get the first value's verdict, which no caller reads)."""
     if encoded is None or len(encoded.dictionary) == 0:
-        return condition(column)
+        return condition(_plain(column))
     verdicts = condition(pa.chunked_array([encoded.dictionary]))
     if verdicts.all():  # the usual case, without a gather over every row
         return np.ones(len(column), dtype=bool)
@@ -367,7 +386,7 @@ class _Tally:
                 self.nonnull += int(_valid(table.column(kwargs["column"])).sum())
             return
         if rule.type in PAIR_CONDITIONS:
-            a, b = table.column(kwargs["column_A"]), table.column(kwargs["column_B"])
+            a, b = _plain(table.column(kwargs["column_A"])), _plain(table.column(kwargs["column_B"]))
             domain = _valid(a) & _valid(b)  # ignore_row_if="either_value_is_missing"
 
             def pairs(positions: np.ndarray) -> list[Any]:
@@ -441,8 +460,9 @@ class _Tally:
 def validate_batches(
     batches: Iterable[pa.Table], schema: pa.Schema, suite_name: str, rules: list[Rule], repeats: Repeats
 ) -> dict[str, Any]:
-    """Run `rules` on a table that comes in consecutive batches (of `schema`), holding one batch
-    at a time; `repeats` answers the uniqueness expectations over the whole table. The validation
+    """Run `rules` on a table that comes in consecutive batches (of `schema`, or of the columns the
+    rules read; a text column may come dictionary-encoded), holding one batch at a time; `repeats`
+    answers the uniqueness expectations over the whole table. The validation
     result in GX's JSON format (SUMMARY), the same as for the whole table at once."""
     unsupported = sorted({rule.type for rule in rules} - SUPPORTED)
     if unsupported:
@@ -465,8 +485,9 @@ def validate_batches(
     offset = 0
     repetitive: dict[str, bool] = {}
     with ThreadPoolExecutor(max_workers=MAX_THREADS) as pool:
-        for table in batches:
-            encodings = ColumnEncodings(table, repetitive)
+        for batch in batches:
+            encodings = ColumnEncodings(batch, repetitive, schema)
+            table = encodings.table
             list(pool.map(_Tally.feed, tallies, repeat(table), repeat(offset), repeat(encodings)))
             offset += table.num_rows
     results = [tally.result(names) for tally in tallies]
