@@ -158,14 +158,13 @@ def validate_parquet(
     with the file); uniqueness is answered on disk (repeats.py). The same report as for the
     table held in memory with the Arrow engine."""
     from dinum_pipelines.lib.quality.engine_arrow import (
-        ENCODING_SAMPLE_ROWS,
         PARTIAL_UNEXPECTED_COUNT,
         is_repetitive,
         validate_batches,
     )
     from dinum_pipelines.lib.clean.repeats import repeated_rows
     from dinum_pipelines.lib.streams import prefetched
-    from dinum_pipelines.lib.clean.tables import parquet_batches
+    from dinum_pipelines.lib.clean.tables import REPETITION_SAMPLE_ROWS, parquet_batches
 
     metadata = pq.ParquetFile(path).metadata
     schema = metadata.schema.to_arrow_schema()
@@ -177,7 +176,7 @@ def validate_parquet(
     text = [name for name in read if pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type)]
     dictionaries = []
     if text:
-        with closing(parquet_batches(path, ENCODING_SAMPLE_ROWS, columns=text)) as first:
+        with closing(parquet_batches(path, REPETITION_SAMPLE_ROWS, columns=text)) as first:
             sample = next(first)
         dictionaries = [name for name in text if is_repetitive(sample.column(name))]
     # The next batch is read (Parquet decoding, without the GIL) while the rules run on this one.

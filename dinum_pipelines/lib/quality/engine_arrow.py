@@ -43,16 +43,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dinum_pipelines.lib.clean.tables import repeats_values
 from dinum_pipelines.lib.quality import frformats, personal_data
 from dinum_pipelines.lib.quality.rules import Rule
 
 PARTIAL_UNEXPECTED_COUNT = 20  # GX's SUMMARY default
 MAX_THREADS = 2
 GX_VERSION = "1.24.1"
-# A text column is dictionary-encoded when its first rows hold at most this share of distinct
-# values: encoding costs about one hash pass, and pays off when it spares the conditions most rows.
-ENCODING_SAMPLE_ROWS = 1 << 16
-ENCODING_MAX_DISTINCT_SHARE = 0.5
 
 
 def _python(value: Any) -> Any:
@@ -151,11 +148,12 @@ class ColumnEncodings:
 
 
 def is_repetitive(column: pa.ChunkedArray) -> bool:
-    """Text whose first rows hold few distinct values (at most ENCODING_MAX_DISTINCT_SHARE)."""
+    """Text that repeats its values (tables.repeats_values): a text column is dictionary-encoded
+    then, since encoding costs about one hash pass and pays off when it spares the conditions
+    most rows."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or len(column) == 0:
         return False
-    sample = column.slice(0, ENCODING_SAMPLE_ROWS)
-    return pc.count_distinct(sample, mode="all").as_py() <= ENCODING_MAX_DISTINCT_SHARE * len(sample)
+    return repeats_values(column)
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
