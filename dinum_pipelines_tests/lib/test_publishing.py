@@ -140,3 +140,28 @@ def test_extras_given_as_a_function_are_computed_once_after_the_first_upload(cli
         resource = requests.get(f"{client.base_url}/api/1/datasets/{result.dataset_id}/resources/{result.resource_ids[role]}/", timeout=10).json()
         assert resource["extras"]["validation-report:errors"][0]["field"] == "insee"
         assert resource["extras"][SHA256_EXTRA] == file_digest(tmp_path / f"lieux_covoiturage.{role}", "sha256")
+
+
+def test_each_file_is_read_once_for_the_digests_its_publication_compares(client, tmp_path, monkeypatch):
+    """A new file's sha1 is the catalog's to compute (nothing compares it here): the publisher reads
+    it for its sha256 only. A file the catalog already serves is compared by its sha1: both
+    digests then come from one reading, and a file asked again is not read again."""
+    from dinum_pipelines.lib.publish import publishing
+
+    reads = []
+    original = publishing._read_digests
+    monkeypatch.setattr(publishing, "_read_digests", lambda path, algorithms: reads.append((path.rsplit("/", 1)[-1], algorithms)) or original(path, algorithms))
+    csv = tmp_path / "lieux_covoiturage.csv"
+    csv.write_text("id_lieu,insee\n76217-C-001,76217\n", encoding="utf-8")
+    first = publish(client, SPEC, {"csv": csv})
+    assert reads == [("lieux_covoiturage.csv", ("sha256",))]
+    served = client.get_dataset(first.dataset_id)["resources"][0]["checksum"]
+
+    csv.write_text("id_lieu,insee\n76217-C-002,76217\n", encoding="utf-8")
+    reads.clear()
+    second = publish(client, SPEC, {"csv": csv})
+    assert reads == [("lieux_covoiturage.csv", ("sha1", "sha256"))]
+    assert any(action.startswith("replaced csv file") for action in second.actions)
+    assert client.get_dataset(first.dataset_id)["resources"][0]["checksum"] != served
+    assert file_digest(csv, "sha1") == client.get_dataset(first.dataset_id)["resources"][0]["checksum"]["value"]
+    assert len(reads) == 1

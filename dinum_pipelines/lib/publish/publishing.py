@@ -18,6 +18,7 @@ import functools
 import hashlib
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,13 +94,14 @@ class PublicationResult:
         return any(not a.startswith("unchanged") for a in self.actions)
 
 
-# What a publication needs of a file: its sha1 (udata's checksum) and its sha256 (our extra).
+# What a publication needs of a file: its sha1 (udata's checksum, to compare with the one the
+# catalog serves) and its sha256 (our extra).
 DIGESTS = ("sha1", "sha256")
+_KNOWN_DIGESTS_KEPT = 64
 
 
-@functools.lru_cache(maxsize=64)
-def _file_digests(path: str, inode: int, size: int, modified_ns: int) -> dict[str, str]:
-    digests = {algorithm: hashlib.new(algorithm) for algorithm in DIGESTS}
+def _read_digests(path: str, algorithms: tuple[str, ...]) -> dict[str, str]:
+    digests = {algorithm: hashlib.new(algorithm) for algorithm in algorithms}
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             for digest in digests.values():
@@ -107,30 +109,53 @@ def _file_digests(path: str, inode: int, size: int, modified_ns: int) -> dict[st
     return {algorithm: digest.hexdigest() for algorithm, digest in digests.items()}
 
 
-# A caller asking for a file being hashed by another thread (digests_ahead) waits for that
-# reading instead of starting its own: one lock per file version, striped to bound their number.
+# Digests known per file version (path, inode, size, modification time), the latest last. A
+# caller asking for a file being hashed by another thread (digests_ahead) waits for that reading
+# instead of starting its own: one lock per file version, striped to bound their number.
+_KNOWN_DIGESTS: OrderedDict[tuple[str, int, int, int], dict[str, str]] = OrderedDict()
+_KNOWN_LOCK = threading.Lock()
 _DIGEST_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    """The file's sha1 or sha256. Both come from one reading, kept while the file's size and
-    modification time stay the same: a multi-GB clean file is read once for its digests, not
-    once per digest and per caller (a file written again is a new inode: read again)."""
-    if algorithm not in DIGESTS:
-        raise ValueError(f"{algorithm}: only {DIGESTS} are computed")
+def file_digests(path: Path, algorithms: tuple[str, ...] = DIGESTS, *, reading: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The file's sha1 and/or sha256, kept while the file's size and modification time stay the
+    same: a multi-GB clean file is read once for its digests, not once per digest and per caller
+    (a file written again is a new inode: read again). When one of `algorithms` is not known
+    yet, the file is read for all of `reading` not known yet (default: `algorithms`)."""
+    reading = reading or algorithms
+    unknown = [algorithm for algorithm in (*algorithms, *reading) if algorithm not in DIGESTS]
+    if unknown:
+        raise ValueError(f"{unknown[0]}: only {DIGESTS} are computed")
     status = path.stat()
     version = (str(path.resolve()), status.st_ino, status.st_size, status.st_mtime_ns)
     with _DIGEST_LOCKS[hash(version) % len(_DIGEST_LOCKS)]:
-        return _file_digests(*version)[algorithm]
+        with _KNOWN_LOCK:
+            known = dict(_KNOWN_DIGESTS.get(version, {}))
+        if any(algorithm not in known for algorithm in algorithms):
+            known.update(_read_digests(version[0], tuple(a for a in dict.fromkeys((*algorithms, *reading)) if a not in known)))
+            with _KNOWN_LOCK:
+                _KNOWN_DIGESTS[version] = known
+                _KNOWN_DIGESTS.move_to_end(version)
+                while len(_KNOWN_DIGESTS) > _KNOWN_DIGESTS_KEPT:
+                    _KNOWN_DIGESTS.popitem(last=False)
+    return {algorithm: known[algorithm] for algorithm in algorithms}
 
 
-def digests_ahead(paths: list[Path]) -> ThreadPoolExecutor:
+def file_digest(path: Path, algorithm: str) -> str:
+    """The file's sha1 or sha256. A file not hashed yet is read for both: whoever asks for one
+    (a comparison with the catalog's sha1, the sha256 extra) asks for the other soon after."""
+    return file_digests(path, (algorithm,), reading=DIGESTS)[algorithm]
+
+
+def digests_ahead(needed: dict[Path, tuple[str, ...]]) -> ThreadPoolExecutor:
     """Hash the files one after the other in a thread, while the caller uploads them: a new file
     needs its digests only after its upload (its sha256 extra), and the next file's are ready
-    when its turn comes (hashlib and file reads release the GIL). Shut the executor down when done."""
+    when its turn comes (hashlib and file reads release the GIL). Each file gets the digests
+    `needed` says (a new file's sha1 is the catalog's to compute: nothing compares it here).
+    Shut the executor down when done."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digests")
-    for path in paths:
-        executor.submit(file_digest, path, DIGESTS[0])
+    for path, algorithms in needed.items():
+        executor.submit(file_digests, path, algorithms)
     return executor
 
 
@@ -337,7 +362,7 @@ def _publish_once(
             actions.append("unchanged dataset metadata")
 
     existing_by_role = _resources_by_role(client, dataset, files, actions)
-    hashing = digests_ahead(list(files.values()))
+    hashing = digests_ahead({path: DIGESTS if existing_by_role.get(role) is not None else ("sha256",) for role, path in files.items()})
     try:
         changes = _table_changes(client, existing_by_role.get(TABLE_ROLE), files.get(TABLE_ROLE), compare_tables, actions)
         resource_ids = {}
