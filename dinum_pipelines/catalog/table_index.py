@@ -65,6 +65,7 @@ import queue
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -90,6 +91,10 @@ MAX_CLUSTERED = 3
 MIN_DISTINCT = 20
 BUILD_MEMORY_LIMIT = "256MB"
 BUILD_THREADS = 1  # the build shares the cores with the requests it is meant to speed up
+# ...and yields them: the builder's thread runs at this nice value (Linux gives each thread its own),
+# so that uploads and requests take the CPU first and a build uses what they leave. At 10, a busy
+# core leaves it about a tenth (the kernel's weights: 110 against 1024 at nice 0).
+BUILD_NICENESS = 10
 LOCK_STALE_SECONDS = 6 * 3600  # another host's lock older than this was left by a build that died
 RETRY_SECONDS = 600  # a path is asked for again (not built, or built elsewhere) at most this often
 MAX_ATTACHED = 64  # index databases kept attached per process; the least recently used unused go
@@ -462,6 +467,7 @@ class _Builder:
                 self._thread.start()
 
     def _run(self) -> None:
+        _lower_priority(BUILD_NICENESS)
         while True:
             with self._lock:
                 if self._queue.empty():
@@ -490,6 +496,18 @@ class _Builder:
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def _lower_priority(niceness: int) -> None:
+    """This thread's nice value raised to `niceness` (Linux: per thread; elsewhere it would be the
+    whole process's, so nothing is done)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, max(niceness, os.getpriority(os.PRIO_PROCESS, thread)))
+    except OSError as exc:
+        _log.warning("rows index: the builder keeps its priority: %s", exc)
 
 
 _builder = _Builder()
