@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,21 @@ def test_a_file_removed_while_its_index_is_asked_for_gets_none(tmp_path: Path, m
         table_index.remove(path)  # the first may be building already, the others are queued
     table_index.wait_for_builds()
     assert [table_index.index_path(path).exists() for path in paths] == [True, False, False, False]
+
+
+def test_builds_yield_the_cores_to_the_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder's thread runs at BUILD_NICENESS, the request threads at the process's own."""
+    monkeypatch.setattr(table_index, "MIN_ROWS", 0)
+    seen = []
+    build = table_index.build
+    monkeypatch.setattr(table_index, "build", lambda parquet: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) or build(parquet))
+    path = tmp_path / "t.parquet"
+    path.write_bytes(parquet_bytes(DF))
+    table_index.published(path)
+    table_index.wait_for_builds()
+    assert seen == [max(table_index.BUILD_NICENESS, os.getpriority(os.PRIO_PROCESS, 0))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0)
+    assert table_index.index_path(path).exists()
 
 
 def test_the_spill_folder_of_a_build_whose_process_died_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
