@@ -15,8 +15,7 @@ as the cleaning step does:
 
 Constraints run only on cells whose type is right, as in frictionless: a cell is either a
 `type-error` or a set of `constraint-error`s. Patterns are anchored (`^(?:...)$`), and run in
-RE2 except where RE2 and Python's `re` could disagree (non-ASCII text with `\\d`, `\\w`, `\\s`
-or `\\b` classes, a trailing newline, a pattern RE2 cannot compile), which go to `re`.
+RE2 except where RE2 and Python's `re` could disagree, which go to `re` (lib/patterns.py).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dinum_pipelines.lib import patterns
 from dinum_pipelines.lib.clean.cleaning import fixed_layout, fixed_width_dates, string_bytes
 from dinum_pipelines.lib.conformance.schema import Field
 
@@ -62,8 +62,6 @@ KEY_TYPES: dict[str, pa.DataType] = {
 }
 # Distinct values whose judgement is remembered across batches, per column.
 CACHE_LIMIT = 200_000
-# Python's \d, \w, \s, \b are Unicode-aware, RE2's ASCII-only: such patterns go to `re` for non-ASCII text.
-_UNICODE_CLASSES = re.compile(r"\\[dDwWsSbB]")
 
 
 class _Invalid:
@@ -575,17 +573,8 @@ class FieldJudge:
         self.checks = constraint_values(field)
         self.key_type = KEY_TYPES.get(field.type, pa.large_string())
         self.fast = fast_tier(field) if fast else None
+        self._re2 = fast  # patterns in RE2 where it reads them as `re` (else `re` for every value)
         self._cache: dict[str, tuple[bool, tuple[str, ...], Any]] = {}
-        pattern = field.constraints.get("pattern") if "pattern" in self.checks else None
-        self._re2_pattern: str | None = None
-        self._pattern_needs_re = False
-        if pattern is not None and fast:
-            self._re2_pattern = f"^(?:{pattern})$"
-            try:
-                pc.match_substring_regex(pa.array(["x"]), self._re2_pattern)
-            except pa.ArrowInvalid:
-                self._re2_pattern = None  # lookarounds and the like: Python's re for every cell
-            self._pattern_needs_re = bool(_UNICODE_CLASSES.search(pattern))
 
     # The reference, one distinct value at a time.
     def _judge_value(self, text: str) -> tuple[bool, tuple[str, ...], Any]:
@@ -700,30 +689,12 @@ class FieldJudge:
 
     def _pattern_misses(self, cells: pa.Array, compiled: re.Pattern[str]) -> np.ndarray:
         """Cells the pattern does not match (null cells: False)."""
-        if self._re2_pattern is None:
-            return self._python_pattern_misses(cells, compiled)
         if _repetitive(cells):
             # Codes repeat (communes, postcodes, categories): match each distinct value once.
             encoded = pc.dictionary_encode(cells)
             misses = self._pattern_misses(encoded.dictionary, compiled)
             return misses[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)] & _valid(cells)
-        misses = _true(pc.invert(pc.match_substring_regex(cells, self._re2_pattern)))
-        # Cells where RE2 and re could disagree are judged by re.
-        doubtful = pc.ends_with(cells, "\n")
-        if self._pattern_needs_re:
-            doubtful = pc.or_(doubtful, pc.invert(pc.string_is_ascii(cells)))
-        doubtful_positions = np.flatnonzero(_true(doubtful))
-        if doubtful_positions.size:
-            misses[doubtful_positions] = self._python_pattern_misses(cells.take(pa.array(doubtful_positions)), compiled)
-        return misses
-
-    @staticmethod
-    def _python_pattern_misses(cells: pa.Array, compiled: re.Pattern[str]) -> np.ndarray:
-        distinct = pc.unique(cells).drop_null()
-        if not len(distinct):
-            return np.zeros(len(cells), dtype=bool)
-        missed = np.array([compiled.match(text) is None for text in distinct.to_pylist()], dtype=bool)
-        return missed[pc.fill_null(pc.index_in(cells, value_set=distinct), 0).to_numpy(zero_copy_only=False)] & _valid(cells)
+        return ~patterns.found(cells, compiled, re2=self._re2) & _valid(cells)
 
 
 def _valid(array: pa.Array) -> np.ndarray:

@@ -551,8 +551,9 @@ def _drop_failing_rules(proposal: Proposal, frame: pd.DataFrame, decimal: str) -
 
 
 def _soften_unevaluable_rules(proposal: Proposal, frame: pd.DataFrame, decimal: str) -> QualityReport | None:
-    """A schema rule the quality engine cannot evaluate (a pattern with a backreference, which RE2
-    refuses) would block every file, valid or not: it is proposed as a warning, and said.
+    """A schema rule the quality engine cannot evaluate (a pattern Python's `re` cannot compile, a
+    uniqueness DuckDB cannot compare) would block every file, valid or not: it is proposed as a
+    warning, and said.
     Returns the report of the proposal when nothing was changed."""
     report = _check(proposal.mapping, frame, decimal)
     overrides: dict[str, dict[str, str]] = {}

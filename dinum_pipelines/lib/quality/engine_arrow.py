@@ -22,15 +22,14 @@ unexpected values, their counts and row indexes), built with the formulas of GX 
 schema examples and generated data with every defect, and compare the results field by field;
 the benchmark does the same on a sample of its million rows.
 
-Known differences from GX's pandas engine, none met by the project's rules: RE2 (Arrow) and
-Python's `re` differ on exotic syntax (backreferences, lookarounds: RE2 rejects them, and the
-engine then reports the rule as not evaluable instead of evaluating it) and `\\d`/`\\s` match only
-ASCII in RE2.
+Regular expressions are read as GX reads them, with Python's `re`: RE2 (Arrow) judges the cells
+on which both engines agree, `re` the others (lib/patterns.py).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -44,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dinum_pipelines.lib.clean.tables import repeats_values
+from dinum_pipelines.lib import patterns
 from dinum_pipelines.lib.quality import frformats, personal_data
 from dinum_pipelines.lib.quality.rules import Rule
 
@@ -227,7 +227,7 @@ def _lengths(kwargs: dict[str, Any], values: pa.ChunkedArray) -> np.ndarray:
 # Conditions that depend on each value alone (so they can run on a column's distinct values).
 COLUMN_CONDITIONS: dict[str, Callable[[dict[str, Any], pa.ChunkedArray], np.ndarray]] = {
     "expect_column_values_to_be_in_set": lambda kw, v: _in_set(kw["value_set"], v),
-    "expect_column_values_to_match_regex": lambda kw, v: _mask(pc.match_substring_regex(v, kw["regex"])),
+    "expect_column_values_to_match_regex": lambda kw, v: patterns.found(v, patterns.compiled(kw["regex"])),
     "expect_column_values_to_be_between": _between,
     "expect_column_value_lengths_to_be_between": _lengths,
     "expect_column_values_to_be_valid_french_format": lambda kw, v: frformats.vectorized_is_valid(kw["format"], v, kw.get("year")),
@@ -373,7 +373,7 @@ class _Tally:
             return
         try:
             self._feed(table, offset, encodings)
-        except (KeyError, pa.ArrowException, ValueError, TypeError) as exc:
+        except (KeyError, pa.ArrowException, ValueError, TypeError, re.error) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
     def _feed(self, table: pa.Table, offset: int, encodings: ColumnEncodings) -> None:
