@@ -42,8 +42,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dinum_pipelines.lib.clean.tables import repeats_values
 from dinum_pipelines.lib import patterns
+from dinum_pipelines.lib.clean.tables import repeats_values
 from dinum_pipelines.lib.quality import frformats, personal_data
 from dinum_pipelines.lib.quality.rules import Rule
 
