@@ -11,13 +11,15 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from dinum_pipelines.catalog.db import (
     Database,
     api_tokens,
+    dataset_documents,
+    datasets,
     find_by_id_or_slug,
     organization_members,
     organizations,
@@ -30,6 +32,8 @@ from dinum_pipelines.catalog.errors import Conflict, NotFound, Unauthorized, fie
 from dinum_pipelines.catalog.ids import hash_api_token, new_api_token, new_object_id, slugify
 
 ROLES = ("admin", "editor")
+# What a dataset's document shows of its organization besides its id (render.Renderer.organization_ref).
+ORGANIZATION_REF_FIELDS = frozenset({"name", "acronym", "slug"})
 INVALID_TOKEN = "Invalid API token"
 REVOKED_TOKEN = "Revoked API token"
 EXPIRED_TOKEN = "Expired API token"
@@ -119,6 +123,12 @@ class Accounts:
         if values:
             with self._db.write() as conn:
                 conn.execute(update(organizations).where(organizations.c.id == organization_id).values(**values))
+                if ORGANIZATION_REF_FIELDS & values.keys():
+                    # Its datasets' stored documents show it: they go, rendered when read until
+                    # Datasets.store_missing_documents stores them again (documents.py).
+                    conn.execute(delete(dataset_documents).where(
+                        dataset_documents.c.dataset_id.in_(select(datasets.c.id).where(datasets.c.organization_id == organization_id))
+                    ))
         return self._organization_record(organization_id)
 
     def soft_delete_organization(self, organization_id: str) -> None:

@@ -10,6 +10,7 @@ stream the request body to disk.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
 from dinum_pipelines.catalog.dcat import catalog_rdf, dataset_rdf
+from dinum_pipelines.catalog.documents import dumps, page_text, served
 from dinum_pipelines.catalog.errors import (
     CatalogError,
     Forbidden,
@@ -196,12 +198,17 @@ def visible_dataset(call: Call, dataset_ref: str | None = None) -> Json:
     its state (a deleted one with `deleted` set, so that they can restore it); others get 404 for
     a private one and 410 for a deleted one."""
     dataset = call.store.datasets.require(dataset_ref or call.params["dataset"])
+    refuse_hidden_dataset(call, dataset)
+    return dataset
+
+
+def refuse_hidden_dataset(call: Call, dataset: Json) -> None:
+    """404 for a private dataset, 410 for a deleted one, unless the caller may edit it."""
     if not can_edit(call.store, call.user, dataset):
         if dataset["private"]:
             raise NotFound("Dataset not found")
         if dataset["deleted"]:
             raise Gone(DATASET_DELETED)
-    return dataset
 
 
 def editable_dataset(call: Call, *, restoring: bool = False) -> Json:
@@ -238,9 +245,11 @@ def organization_id_for(call: Call, reference: str) -> str:
 
 
 def dataset_page(call: Call, query: DatasetQuery) -> Response:
-    records, total = call.store.datasets.search(query)
-    items = [call.render.dataset(record) for record in records]
-    return call.respond(call.render.page(items, total=total, page=query.page, page_size=query.page_size, page_url=call.page_url))
+    """A page of datasets, from their stored documents where they have them (documents.py)."""
+    items, total = call.store.datasets.search_documents(query)
+    base_url = call.render.base_url
+    bodies = [served(item, base_url) if isinstance(item, str) else dumps(call.render.dataset(item)) for item in items]
+    return call.respond_text(page_text(bodies, total=total, page=query.page, page_size=query.page_size, page_url=call.page_url))
 
 
 def download_channel(request: Request) -> str:
@@ -339,11 +348,19 @@ def get_dataset(call: Call) -> Response:
 
 
 def _get_dataset(call: Call) -> tuple[Response, Usage]:
-    """An API read of a dataset is a view on the "api" channel, whether cached or not."""
-    dataset = visible_dataset(call)
+    """An API read of a dataset is a view on the "api" channel, whether cached or not. Its stored
+    document is sent when it has one that holds (documents.py); otherwise it is rendered."""
+    stored = call.store.datasets.get_document(call.params["dataset"])
+    if stored is not None:
+        dataset, body = stored
+        refuse_hidden_dataset(call, dataset)
+    else:
+        dataset = visible_dataset(call)
     usage = Usage(DATASET_VIEW, "api", dataset["id"])
     if call.request.method == "GET":
         record_usage(call.store, usage, call.user_agent)
+    if stored is not None:
+        return call.respond_text(served(body, call.render.base_url)), usage
     return call.respond(call.render.dataset(dataset)), usage
 
 
@@ -755,6 +772,7 @@ def update_organization(call: Call) -> Response:
     refuse_deletion_by_put(payload)
     changes = clean_organization_changes(payload)
     org = call.store.accounts.update_organization(org["id"], changes, restore=asks_restoration(payload))
+    call.request.app.state.document_filler.wake()  # its datasets' documents, if it was renamed
     return call.respond(organization_document(call, org))
 
 
@@ -965,6 +983,40 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(server_error_body(request_id), 500, headers=headers)
 
 
+class DocumentFiller:
+    """A thread that stores the datasets' missing documents (documents.py): when the catalog
+    starts (after a migration or a bulk load), and when woken after a change that drops many
+    (an organization renamed, a metrics push). Until then those datasets are rendered when read."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self._store = store
+        self._woken, self._stopping = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="documents", daemon=True)
+        self._woken.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._woken.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while self._woken.wait() and not self._stopping.is_set():
+            self._woken.clear()
+            try:
+                stored = self._store.datasets.store_missing_documents(stopping=self._stopping)
+            except Exception:
+                logger.exception("storing the datasets' missing documents failed; those datasets are rendered when read")
+            else:
+                if stored:
+                    logger.info("stored the documents of %d datasets", stored)
+
+
 def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) -> Starlette:
     """The catalog as an ASGI app. It opens (and closes) its own store unless one is given."""
     owns_store = store is None
@@ -977,7 +1029,9 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         await run_in_threadpool(sweep_abandoned_parts, catalog_store.files)
         deliverer = WebhookDeliverer(catalog_store)  # webhooks.py
         deliverer.start()
+        app.state.document_filler.start()
         yield
+        app.state.document_filler.stop()
         deliverer.stop()
         if owns_store:
             catalog_store.close()
@@ -990,6 +1044,7 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         lifespan=lifespan,
     )
     app.state.store = catalog_store
+    app.state.document_filler = DocumentFiller(catalog_store)
     shared = SharedAnswers(settings.shared_answers_dir) if settings.shared_answers_dir else None
     app.state.response_cache = ResponseCache(shared=shared)
     app.state.computing_limiter = anyio.CapacityLimiter(COMPUTING_THREADS)

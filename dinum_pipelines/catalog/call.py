@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from dinum_pipelines.catalog.errors import AUTHENTICATION_REQUIRED, Unauthorized, field_error
 from dinum_pipelines.catalog.masks import apply_mask, parse_mask
@@ -90,6 +90,12 @@ class Call:
     def respond(self, data: Any, status: int = 200) -> JSONResponse:
         mask = self.request.headers.get(FIELDS_HEADER)
         return JSONResponse(apply_mask(data, parse_mask(mask)) if mask else data, status)
+
+    def respond_text(self, body: str, status: int = 200) -> Response:
+        """`respond`, for a document already in JSON (documents.py): parsed only to apply a field mask."""
+        if self.request.headers.get(FIELDS_HEADER):
+            return self.respond(json.loads(body), status)
+        return Response(body.encode("utf-8"), status, media_type=JSONResponse.media_type)
 
     def page_url(self, page: int) -> str:
         """This request's URL with another `page` (other parameters, repeated ones included, kept)."""

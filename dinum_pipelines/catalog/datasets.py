@@ -9,7 +9,8 @@ when its resources (the data) change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from dinum_pipelines.catalog.db import (
     UNLISTED,
     UNLISTED_INDEX,
     Database,
+    before_commit,
+    dataset_documents,
     dataset_tags,
     datasets,
     listing_index,
@@ -31,6 +34,7 @@ from dinum_pipelines.catalog.db import (
     users,
     utcnow,
 )
+from dinum_pipelines.catalog.documents import stored_document
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
 from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, set_listed
@@ -116,6 +120,7 @@ class Datasets:
                     )
                     index_dataset(conn, dataset_id, columns["title"], columns["description"], listed=is_listed(columns.get("private", False), None))
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
+                    document_changed(conn, dataset_id)
                     if notify:
                         notify(conn, dataset_id, None)
                 break
@@ -176,6 +181,8 @@ class Datasets:
                 )
             elif restored or "private" in actual:
                 set_listed(conn, dataset_id, listed)
+            if actual or restored:
+                document_changed(conn, dataset_id)
             if notify and (actual or restored):
                 notify(conn, dataset_id, None)
         return self.require(dataset_id), bool(actual) or restored
@@ -186,6 +193,7 @@ class Datasets:
             row = _dataset_row(conn, dataset_id)
             value = transform(row["doc"].get(field))
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(**dataset_doc({**row["doc"], field: value})))
+            document_changed(conn, dataset_id)
         return value
 
     def soft_delete(self, dataset_id: str, *, notify: Notify | None = None) -> None:
@@ -193,92 +201,63 @@ class Datasets:
         with self._db.write() as conn:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
             set_listed(conn, dataset_id, False)
+            document_changed(conn, dataset_id)
             if notify:
                 notify(conn, dataset_id, None)
 
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
         """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
-        # The public listing, whose condition a search for `q` reads from the words' own rows.
-        public = not query.deleted and query.editable_by is None and not query.include_private
-        match = Match(query.q) if query.q else None
-        conditions: list[Any] = []
-        if public:
-            if match is None:
-                conditions.extend(_PUBLIC_LISTING)
-        else:
-            conditions.append(datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None))
-            if query.editable_by is not None:
-                user_id, organization_ids = query.editable_by
-                conditions.append(or_(
-                    datasets.c.organization_id.in_(organization_ids),
-                    and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
-                ))
-            elif not query.include_private:
-                conditions.append(datasets.c.private.is_(False))
-        if query.organization_id:
-            conditions.append(datasets.c.organization_id == query.organization_id)
-        if query.license:
-            conditions.append(datasets.c.license == query.license)
-        memberships = [(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag)) for tag in query.tags]
-        if query.format:  # a dataset may have several resources of one format
-            memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
-        # A tag or a format alone on the public listing: counted from its own index (public_members).
-        lone_membership = (
-            memberships[0] if match is None and public and len(memberships) == 1 and not (query.organization_id or query.license) else None
-        )
-        if lone_membership is None:
-            conditions.extend(_listed_in(*membership, per_row=match is not None) for membership in memberships)
-        field, descending = query.sort or ("created_at", True)
-        column = SORT_KEYS[field]
-        offset, limit = (query.page - 1) * query.page_size, query.page_size
-        # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
         with self._db.read() as conn:
-            if match is None:
-                # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
-                order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-                if lone_membership is not None:
-                    total = public_members(conn, *lone_membership)
-                    # Many members: the listing's index in order, each row looked up in the filter's
-                    # index, finds a page's rows first; few: listing them all first does.
-                    conditions.append(_listed_in(*lone_membership, per_row=total >= _MEMBERS_READ_IN_ORDER))
-                else:
-                    total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
-                ids = list(conn.scalars(select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit))) if total else []
-            elif not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
-                ids, total = [], 0
-            else:
-                match.weigh(conn)
-                ranked_alone = public and not conditions and query.sort is None and len(match.words) == 1
-                conditions = [match.condition, *([match.listed] if public else []), *conditions]
-                if ranked_alone:
-                    # One word on the public listing, by relevance: its index holds the ranking.
-                    source = match.source()
-                    total = conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
-                    ranked = select(match.dataset_id).select_from(source).where(*conditions).order_by(*match.ranked_order)
-                    ids = list(conn.scalars(ranked.offset(offset).limit(limit))) if total else []
-                else:
-                    needs_datasets = len(conditions) > (2 if public else 1) or query.sort is not None
-                    source = match.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
-                    # The matches counted in the pass that ranks them (every match is read to rank it).
-                    ordering = [column.label("sort_key")] if query.sort else match.columns
-                    matches = select(match.dataset_id.label("id"), *ordering).select_from(source).where(*conditions).subquery("matches")
-                    if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
-                        order = [*match.order(matches), matches.c.id.desc()]
-                    else:
-                        order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
-                    page = conn.execute(
-                        select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
-                    ).all()
-                    ids = [row.id for row in page]
-                    # past the last page: counted apart
-                    total = page[0].total if page else conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
-            rows = conn.execute(_select_with_refs().where(datasets.c.id.in_(ids))).mappings() if ids else []
-            by_id = {row["id"]: _dataset_record(row) for row in rows}
-            records = [by_id[dataset_id] for dataset_id in ids]
-            by_dataset = _resources_by_dataset(conn, ids)
-        for record in records:
-            record["resources"] = by_dataset[record["id"]]
-        return records, total
+            ids, total = _page_ids(conn, query)
+            return _records(conn, ids), total
+
+    def search_documents(self, query: DatasetQuery) -> tuple[list[str | Record], int]:
+        """`search`, each dataset as its stored document (documents.py) where it has one that holds
+        now, as its record otherwise."""
+        with self._db.read() as conn:
+            ids, total = _page_ids(conn, query)
+            stored = _valid_documents(conn, ids)
+            records = {record["id"]: record for record in _records(conn, [i for i in ids if i not in stored])}
+            return [stored[i] if i in stored else records[i] for i in ids], total
+
+    def get_document(self, id_or_slug: str) -> tuple[Record, str] | None:
+        """The dataset's visibility columns (id, private, deleted, organization_id, owner_id) and
+        its stored document, if it has one that holds now (an id wins over a slug, as in `get`)."""
+        columns = (datasets.c.id, datasets.c.private, datasets.c.deleted_at, datasets.c.organization_id, datasets.c.owner_id)
+        with self._db.read(snapshot=False) as conn:
+            for key in (datasets.c.id, datasets.c.slug):
+                row = conn.execute(
+                    select(*columns, dataset_documents.c.body, dataset_documents.c.valid_until)
+                    .select_from(datasets.outerjoin(dataset_documents, dataset_documents.c.dataset_id == datasets.c.id))
+                    .where(key == id_or_slug)
+                ).first()
+                if row is not None:
+                    break
+        if row is None or row.body is None or not _holds(row.valid_until, utcnow()):
+            return None
+        visibility = {"id": row.id, "private": row.private, "deleted": row.deleted_at, "organization_id": row.organization_id, "owner_id": row.owner_id}
+        return visibility, row.body
+
+    def store_missing_documents(self, batch: int = 200, stopping: threading.Event | None = None) -> int:
+        """Store the document of every dataset that has none (a catalog upgraded from revision
+        0015, the datasets of a renamed organization, bulk loads), a batch per transaction; how
+        many. Safe to run beside other writers: each batch reads what it renders in its own
+        transaction."""
+        stored, after = 0, ""
+        while stopping is None or not stopping.is_set():
+            with self._db.write(changes_data=False) as conn:
+                missing = list(conn.scalars(
+                    select(datasets.c.id).where(
+                        datasets.c.id > after,
+                        ~select(dataset_documents.c.dataset_id).where(dataset_documents.c.dataset_id == datasets.c.id).exists(),
+                    ).order_by(datasets.c.id).limit(batch)
+                ))
+                for dataset_id in missing:
+                    _store_document(conn, dataset_id)
+            if not missing:
+                return stored
+            stored, after = stored + len(missing), missing[-1]
+        return stored
 
     # Resources
 
@@ -366,6 +345,7 @@ class Datasets:
             conn.execute(update(resources).where(resources.c.id == resource_id).values(**_resource_doc({**row["doc"], field: value})))
             if field == "extras":
                 record_extras(conn, row["file_key"], value)
+            document_changed(conn, row["dataset_id"])
         return value
 
     def delete_resource(self, resource_id: str) -> set[str]:
@@ -388,6 +368,7 @@ class Datasets:
                 )
             for position, resource_id in enumerate(resource_ids):
                 conn.execute(update(resources).where(resources.c.id == resource_id).values(position=position))
+            document_changed(conn, dataset_id)
             return _resources_of(conn, dataset_id)
 
     def _require_resource(self, resource_id: str) -> Record:
@@ -404,6 +385,84 @@ _MEMBERS_READ_IN_ORDER = 1000
 # The public listing: live and public datasets (the complement of db.UNLISTED).
 _PUBLIC_LISTING = (datasets.c.deleted_at.is_(None), datasets.c.private.is_(False))
 
+
+def _page_ids(conn: Connection, query: DatasetQuery) -> tuple[list[str], int]:
+    """The ids of one page of the live (or deleted) datasets matching `query`, in order, and the
+    total number of matches."""
+    # The public listing, whose condition a search for `q` reads from the words' own rows.
+    public = not query.deleted and query.editable_by is None and not query.include_private
+    match = Match(query.q) if query.q else None
+    conditions: list[Any] = []
+    if public:
+        if match is None:
+            conditions.extend(_PUBLIC_LISTING)
+    else:
+        conditions.append(datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None))
+        if query.editable_by is not None:
+            user_id, organization_ids = query.editable_by
+            conditions.append(or_(
+                datasets.c.organization_id.in_(organization_ids),
+                and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
+            ))
+        elif not query.include_private:
+            conditions.append(datasets.c.private.is_(False))
+    if query.organization_id:
+        conditions.append(datasets.c.organization_id == query.organization_id)
+    if query.license:
+        conditions.append(datasets.c.license == query.license)
+    memberships = [(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag)) for tag in query.tags]
+    if query.format:  # a dataset may have several resources of one format
+        memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
+    # A tag or a format alone on the public listing: counted from its own index (public_members).
+    lone_membership = (
+        memberships[0] if match is None and public and len(memberships) == 1 and not (query.organization_id or query.license) else None
+    )
+    if lone_membership is None:
+        conditions.extend(_listed_in(*membership, per_row=match is not None) for membership in memberships)
+    field, descending = query.sort or ("created_at", True)
+    column = SORT_KEYS[field]
+    offset, limit = (query.page - 1) * query.page_size, query.page_size
+    # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
+    if match is None:
+        # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
+        order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
+        if lone_membership is not None:
+            total = public_members(conn, *lone_membership)
+            # Many members: the listing's index in order, each row looked up in the filter's
+            # index, finds a page's rows first; few: listing them all first does.
+            conditions.append(_listed_in(*lone_membership, per_row=total >= _MEMBERS_READ_IN_ORDER))
+        else:
+            total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
+        ids = list(conn.scalars(select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit))) if total else []
+    elif not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
+        ids, total = [], 0
+    else:
+        match.weigh(conn)
+        ranked_alone = public and not conditions and query.sort is None and len(match.words) == 1
+        conditions = [match.condition, *([match.listed] if public else []), *conditions]
+        if ranked_alone:
+            # One word on the public listing, by relevance: its index holds the ranking.
+            source = match.source()
+            total = conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
+            ranked = select(match.dataset_id).select_from(source).where(*conditions).order_by(*match.ranked_order)
+            ids = list(conn.scalars(ranked.offset(offset).limit(limit))) if total else []
+        else:
+            needs_datasets = len(conditions) > (2 if public else 1) or query.sort is not None
+            source = match.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
+            # The matches counted in the pass that ranks them (every match is read to rank it).
+            ordering = [column.label("sort_key")] if query.sort else match.columns
+            matches = select(match.dataset_id.label("id"), *ordering).select_from(source).where(*conditions).subquery("matches")
+            if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
+                order = [*match.order(matches), matches.c.id.desc()]
+            else:
+                order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
+            page = conn.execute(
+                select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
+            ).all()
+            ids = [row.id for row in page]
+            # past the last page: counted apart
+            total = page[0].total if page else conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
+    return ids, total
 
 def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
     """How many public, live datasets are among the `dataset_id`s of the rows meeting `condition`
@@ -523,6 +582,7 @@ def _resource_row(conn: Connection, resource_id: str) -> RowMapping:
 def _touch(conn: Connection, dataset_id: str, when: datetime) -> None:
     """The dataset's data changed: move its `last_update`."""
     conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(last_update=when))
+    document_changed(conn, dataset_id)
 
 
 def _write_tags(conn: Connection, dataset_id: str, tags: list[str]) -> None:
@@ -542,3 +602,67 @@ def _resources_by_dataset(conn: Connection, dataset_ids: list[str]) -> dict[str,
     for row in conn.execute(query).mappings():
         grouped[row["dataset_id"]].append(_resource_record(row))
     return grouped
+
+
+def _records(conn: Connection, ids: list[str]) -> list[Record]:
+    """The records of datasets `ids` (with their organization, owner and resources), in that order."""
+    if not ids:
+        return []
+    by_id = {row["id"]: _dataset_record(row) for row in conn.execute(_select_with_refs().where(datasets.c.id.in_(ids))).mappings()}
+    by_dataset = _resources_by_dataset(conn, ids)
+    records = [by_id[dataset_id] for dataset_id in ids]
+    for record in records:
+        record["resources"] = by_dataset[record["id"]]
+    return records
+
+
+def _holds(valid_until: datetime | None, now: datetime) -> bool:
+    return valid_until is None or now <= valid_until
+
+
+def _valid_documents(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """The stored documents of datasets `ids` that hold now, by dataset id."""
+    if not ids:
+        return {}
+    now = utcnow()
+    rows = conn.execute(
+        select(dataset_documents.c.dataset_id, dataset_documents.c.body, dataset_documents.c.valid_until)
+        .where(dataset_documents.c.dataset_id.in_(ids))
+    )
+    return {row.dataset_id: row.body for row in rows if _holds(row.valid_until, now)}
+
+
+def document_changed(conn: Connection, dataset_id: str) -> None:
+    """The dataset's document must be rendered again: done once, when the transaction ends."""
+    before_commit(conn, ("dataset document", dataset_id), lambda: _store_document(conn, dataset_id))
+
+
+def drop_documents(conn: Connection, dataset_ids: Iterable[str]) -> None:
+    """Remove the stored documents of datasets that a bulk write changes (a metrics push): they are
+    rendered when read until `Datasets.store_missing_documents` stores them again."""
+    ids = sorted(dataset_ids)
+    for start in range(0, len(ids), _DROPPED_PER_STATEMENT):
+        conn.execute(delete(dataset_documents).where(dataset_documents.c.dataset_id.in_(ids[start : start + _DROPPED_PER_STATEMENT])))
+
+
+_DROPPED_PER_STATEMENT = 500
+
+
+def _store_document(conn: Connection, dataset_id: str) -> None:
+    """Render the dataset as `conn`'s transaction sees it and store its document (documents.py)."""
+    # The dataset's row locked first (PostgreSQL; SQLite has one writer): two transactions storing
+    # its document take turns, and the second renders what the first committed. NO KEY UPDATE, the
+    # lock an UPDATE of the row takes: a stronger one would wait for the key-share locks of other
+    # transactions inserting its resources, which wait for this one's UPDATE (a deadlock).
+    conn.execute(select(datasets.c.id).where(datasets.c.id == dataset_id).with_for_update(key_share=True))
+    now = utcnow()  # before rendering: see documents.stored_document
+    row = conn.execute(_DATASET_BY_ID, {"key": dataset_id}).mappings().first()
+    conn.execute(delete(dataset_documents).where(dataset_documents.c.dataset_id == dataset_id))
+    if row is None:
+        return
+    record = _dataset_record(row)
+    record["resources"] = _resources_of(conn, dataset_id)
+    stored = stored_document(record, now)
+    if stored is not None:
+        body, valid_until = stored
+        conn.execute(insert(dataset_documents).values(dataset_id=dataset_id, body=body, valid_until=valid_until))

@@ -206,6 +206,19 @@ dataset_terms = Table(
     sqlite_with_rowid=False,
 )
 
+# Each dataset's udata document as the API shows it, rendered by the transaction that last wrote
+# the dataset (catalog/documents.py, revision 0016): a first answer reads it instead of the
+# dataset's rows and resources and rendering them. `valid_until`: when its one clock-dependent
+# field (the quality's `update_fulfilled_in_time`) turns; null if it never will. A dataset without
+# a row here is rendered when read.
+dataset_documents = Table(
+    "dataset_documents",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id"), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("valid_until", UtcDateTime),
+)
+
 
 # One row per (dataset, tag): the portable way to filter on tags (no JSON operators needed).
 dataset_tags = Table(
@@ -488,12 +501,30 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 _AFTER_COMMIT = "dinum_after_commit"
+_BEFORE_COMMIT = "dinum_before_commit"
+
+
+def before_commit(connection: Connection, key: Hashable, callback: Callable[[], None]) -> None:
+    """Run `callback` at the end of the Database.write transaction of `connection`, inside it,
+    once per `key` however often it is registered: what must follow every change of a kind
+    within the same transaction (a dataset's stored document), written once whatever the number
+    of changes."""
+    connection.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, callback)
 
 
 def after_commit(connection: Connection, callback: Callable[[], None]) -> None:
     """Run `callback` once the Database.write transaction of `connection` has committed (never if
     it rolls back): what a transaction wants others to know of only once it is there to be seen."""
     connection.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_before_commit(connection: Connection) -> None:
+    """What `before_commit` registered, including what those callbacks register in turn."""
+    done: set[Hashable] = set()
+    while pending := [(key, callback) for key, callback in connection.info.get(_BEFORE_COMMIT, {}).items() if key not in done]:
+        for key, callback in pending:
+            done.add(key)
+            callback()
 
 
 class VersionedReads:
@@ -558,10 +589,13 @@ class Database:
             try:
                 with connection.begin():
                     yield connection
+                    _run_before_commit(connection)
                     version = _bump_data_version(connection) if changes_data else None
                 committed = connection.info.get(_AFTER_COMMIT, [])
             finally:
-                connection.info.pop(_AFTER_COMMIT, None)  # the DBAPI connection goes back to the pool
+                # the DBAPI connection goes back to the pool
+                connection.info.pop(_AFTER_COMMIT, None)
+                connection.info.pop(_BEFORE_COMMIT, None)
         if version is not None:
             self._version.saw(version)
         for callback in committed:

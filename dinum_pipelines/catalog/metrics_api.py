@@ -40,7 +40,7 @@ from dinum_pipelines.catalog.db import (
     resources,
     utcnow,
 )
-from dinum_pipelines.catalog.datasets import dataset_doc
+from dinum_pipelines.catalog.datasets import dataset_doc, drop_documents
 from dinum_pipelines.catalog.errors import CatalogError, Conflict, Forbidden, ValidationError, field_error
 from dinum_pipelines.catalog.events import simulated_time
 from dinum_pipelines.lib.metrics.schema import METRIC_MODELS, MetricModel, write_events_csv
@@ -227,8 +227,16 @@ class MetricsStore:
                             [{"row_id": number, **dict(zip(columns, row, strict=True))} for number, row in enumerate(rows, 1)],
                         )
                     summary["tables"][name] = len(rows)
-                for kind, table, columns_for in (("datasets", datasets, dataset_doc), ("resources", resources, _doc_only)):
-                    summary["updated"][kind], summary["unknown"][kind] = _update_docs(conn, table, columns_for, objects[kind])
+                shown: set[str] = set()  # the datasets whose documents show a changed metric
+                for kind, table, columns_for, dataset_id in (
+                    ("datasets", datasets, dataset_doc, datasets.c.id), ("resources", resources, _doc_only, resources.c.dataset_id),
+                ):
+                    summary["updated"][kind], summary["unknown"][kind] = _update_docs(
+                        conn, table, columns_for, objects[kind], dataset_id, shown
+                    )
+                # Stored again after the push (store_missing_documents): rendering them all here would
+                # hold the transaction for minutes at 100,000 datasets.
+                drop_documents(conn, shown)
                 summary["updated"]["organizations"], summary["unknown"]["organizations"] = _update_organizations(
                     conn, objects["organizations"]
                 )
@@ -261,15 +269,19 @@ def _doc_only(doc: Json) -> Json:
     return {"doc": doc}
 
 
-def _update_docs(conn: Connection, table: Table, columns_for: Callable[[Json], Json], entry: Json) -> tuple[int, int]:
+def _update_docs(
+    conn: Connection, table: Table, columns_for: Callable[[Json], Json], entry: Json, dataset_id: Any, shown: set[str]
+) -> tuple[int, int]:
     """Set `doc.metrics` of every row (pushed values, else the defaults); only changed rows are
-    written, with the columns `columns_for(doc)` derives from the document (datasets: `views`)."""
+    written, with the columns `columns_for(doc)` derives from the document (datasets: `views`),
+    and the id of the dataset that shows them (`dataset_id`, a column of `table`) added to `shown`."""
     changed, seen = 0, set()
-    for row in conn.execute(select(table.c.id, table.c.doc)).mappings():
+    for row in conn.execute(select(table.c.id, table.c.doc, dataset_id.label("dataset_id"))).mappings():
         seen.add(row["id"])
         metrics = _merged(row["doc"].get("metrics"), entry, row["id"])
         if metrics != row["doc"].get("metrics"):
             conn.execute(update(table).where(table.c.id == row["id"]).values(**columns_for({**row["doc"], "metrics": metrics})))
+            shown.add(row["dataset_id"])
             changed += 1
     return changed, len(set(entry["by_id"]) - seen)
 
@@ -294,7 +306,9 @@ def push_metrics(call: Call) -> Response:
     if not isinstance(payload, dict):
         raise field_error("payload", "Expected a JSON object.")
     tables, objects = _validate_tables(payload), _validate_objects(payload)
-    return call.respond(MetricsStore(call.store.db).replace(tables, objects))
+    summary = MetricsStore(call.store.db).replace(tables, objects)
+    call.request.app.state.document_filler.wake()  # the documents showing the pushed metrics
+    return call.respond(summary)
 
 
 def organization_metrics_of(store: CatalogStore, organization_id: str) -> Json | None:

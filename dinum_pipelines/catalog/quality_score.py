@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dinum_pipelines.lib.monitoring.freshness import updated_on_time
+from dinum_pipelines.lib.monitoring.freshness import late_since, updated_on_time
 
 # udata's QUALITY_DESCRIPTION_LENGTH: the description must be strictly longer than this.
 DESCRIPTION_MIN_LENGTH = 100
@@ -67,6 +67,13 @@ def has_update_frequency(dataset: Json) -> bool:
 def update_fulfilled_in_time(dataset: Json, now: datetime) -> bool:
     """The rule the pipeline's Dagster freshness policies follow too (lib/monitoring/freshness.py)."""
     return updated_on_time(dataset.get("frequency"), dataset.get("last_update"), now)
+
+
+def update_fulfilled_in_time_until(dataset: Json, now: datetime) -> datetime | None:
+    """Until when `update_fulfilled_in_time(dataset, ...)` keeps the value it has at `now` (None:
+    for ever, until the dataset changes): a dataset on time turns late past its deadline."""
+    deadline = late_since(dataset.get("frequency"), dataset.get("last_update"))
+    return deadline if deadline is not None and now <= deadline else None
 
 
 def has_quality_description(dataset: Json) -> bool:

@@ -69,7 +69,8 @@ def test_an_unexpected_error_is_a_json_500_with_a_request_id_in_the_log(catalog,
     def broken(*_args, **_kwargs):
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(catalog.store.datasets, "search", broken)
+    monkeypatch.setattr(catalog.store.datasets, "search", broken)  # the page's
+    monkeypatch.setattr(catalog.store.datasets, "search_documents", broken)  # the API's
     with caplog.at_level("ERROR", logger="dinum_pipelines.catalog"):
         response = anonymous.get("/datasets/", params={"q": "x"})
         page = requests.get(f"{catalog.url}/", params={"q": "x"}, timeout=10)

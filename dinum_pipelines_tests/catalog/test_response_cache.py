@@ -23,13 +23,13 @@ from dinum_pipelines_tests.catalog.conftest import Api
 def searches(catalog, monkeypatch):
     """How many times the database was asked for a listing."""
     calls = []
-    original = catalog.store.datasets.search
+    original = catalog.store.datasets.search_documents
 
     def counted(query):
         calls.append(query)
         return original(query)
 
-    monkeypatch.setattr(catalog.store.datasets, "search", counted)
+    monkeypatch.setattr(catalog.store.datasets, "search_documents", counted)
     return calls
 
 
@@ -98,8 +98,8 @@ def test_entries_expire_and_the_oldest_go_first():
 
 def test_a_cached_dataset_still_counts_every_view_and_follows_writes(catalog, api, anonymous, publisher, monkeypatch):
     reads = []
-    original = catalog.store.datasets.require
-    monkeypatch.setattr(catalog.store.datasets, "require", lambda ref: reads.append(ref) or original(ref))
+    original = catalog.store.datasets.get_document
+    monkeypatch.setattr(catalog.store.datasets, "get_document", lambda ref: reads.append(ref) or original(ref))
     dataset = api.create_dataset(title="Alpha", organization=publisher.organization_id)
     reads.clear()
     for _ in range(3):
@@ -190,7 +190,7 @@ def test_the_data_version_is_read_again_after_its_connections_die(postgres_datab
 def test_readers_asking_at_once_for_an_uncached_answer_wait_for_one_computation(catalog, api, anonymous, publisher, monkeypatch):
     dataset = api.create_dataset(title="Alpha", organization=publisher.organization_id)
     computed = []
-    for name in ("search", "require"):
+    for name in ("search_documents", "get_document"):
         original = getattr(catalog.store.datasets, name)
 
         def slow(query, original=original, name=name):
@@ -204,7 +204,7 @@ def test_readers_asking_at_once_for_an_uncached_answer_wait_for_one_computation(
             answers = list(pool.map(lambda _: anonymous.get(path), range(5)))
         assert [answer.status_code for answer in answers] == [200] * 5
         assert len({answer.content for answer in answers}) == 1
-    assert computed == ["search", "require"]
+    assert computed == ["search_documents", "get_document"]
     views = [e for e in catalog.store.events.list() if e["kind"] == DATASET_VIEW and e["dataset_id"] == dataset["id"]]
     assert len(views) == 5  # the readers who waited still viewed it
 
@@ -214,14 +214,14 @@ def test_readers_waiting_for_one_first_answer_do_not_hold_up_the_others(catalog,
     answer is still computed at once, since the waiting happens on the event loop, not in a thread."""
     api.create_dataset(title="Alpha", organization=publisher.organization_id)
     release = threading.Event()
-    original = catalog.store.datasets.search
+    original = catalog.store.datasets.search_documents
 
     def held(query):
         if query.q == "lent":
             release.wait(20)
         return original(query)
 
-    monkeypatch.setattr(catalog.store.datasets, "search", held)
+    monkeypatch.setattr(catalog.store.datasets, "search_documents", held)
     with ThreadPoolExecutor(max_workers=30) as pool:
         waiting = [pool.submit(anonymous.get, "/datasets/?q=lent") for _ in range(30)]
         time.sleep(0.5)  # every reader has arrived
@@ -322,6 +322,8 @@ def test_catalogs_sharing_a_folder_serve_each_others_answers_with_their_views(ca
             assert requests.get(first.url + path, timeout=10).status_code == 200
         with first.store.db.engine.begin() as connection:
             connection.execute(text("UPDATE datasets SET title = 'Renamed' WHERE id = :id"), {"id": dataset["id"]})
+            # and no stored document (documents.py): what it shows is rendered again
+            connection.execute(text("DELETE FROM dataset_documents WHERE dataset_id = :id"), {"id": dataset["id"]})
 
         def title(catalog: RunningCatalog, path: str) -> str:
             body = requests.get(catalog.url + path, timeout=10).json()
@@ -340,7 +342,7 @@ def test_datasets_are_computed_a_few_at_a_time(catalog, api, anonymous, publishe
     others (app.py), instead of sharing its cores among every request thread."""
     created = [api.create_dataset(title=f"Jeu {index}", organization=publisher.organization_id) for index in range(8)]
     computing, peak, lock = [0], [0], threading.Lock()
-    original = catalog.store.datasets.get
+    original = catalog.store.datasets.get_document
 
     def counted(*args, **kwargs):
         with lock:
@@ -353,7 +355,7 @@ def test_datasets_are_computed_a_few_at_a_time(catalog, api, anonymous, publishe
             with lock:
                 computing[0] -= 1
 
-    monkeypatch.setattr(catalog.store.datasets, "get", counted)
+    monkeypatch.setattr(catalog.store.datasets, "get_document", counted)
     client = api if keyed else anonymous
     with ThreadPoolExecutor(len(created)) as pool:
         answers = list(pool.map(lambda dataset: client.get(f"/datasets/{dataset['id']}/"), created))
