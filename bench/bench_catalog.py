@@ -83,7 +83,7 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
     from dinum_pipelines.catalog.datasets import dataset_doc
     from dinum_pipelines.catalog.db import dataset_tags, dataset_terms, datasets, resources
     from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-    from dinum_pipelines.catalog.search import term_rows
+    from dinum_pipelines.catalog.search import formats_text, term_rows
 
     rng = random.Random(seed)
     orgs = [store.accounts.create_organization(f"bench-org-{i}", f"Administration {i}")["id"] for i in range(ORGANIZATIONS)]
@@ -104,8 +104,11 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
             **dataset_doc({"frequency": "monthly", "tags": tags, "extras": {}, "metrics": {"views": rng.randrange(10_000)}}),
         })
         tag_rows.extend({"dataset_id": dataset_id, "tag": tag} for tag in tags)
-        word_rows.extend(term_rows(dataset_id, title, description, listed=True))
-        for position, fmt in enumerate(rng.sample(FORMATS, 2)):
+        formats = rng.sample(FORMATS, 2)
+        # the dataset's filters, as search.set_filters copies them to its words' rows
+        filters = {"organization_id": dataset_rows[-1]["organization_id"], "license": dataset_rows[-1]["license"], "formats": formats_text(formats)}
+        word_rows.extend({**row, **filters} for row in term_rows(dataset_id, title, description, listed=True))
+        for position, fmt in enumerate(formats):
             resource_rows.append({
                 "id": new_resource_id(), "dataset_id": dataset_id, "position": position, "file_key": None,
                 "created_at": created, "last_modified": created, "format": fmt,

@@ -37,7 +37,7 @@ from dinum_pipelines.catalog.db import (
 from dinum_pipelines.catalog.documents import stored_document
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, set_listed
+from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, set_filters
 from dinum_pipelines.catalog.versions import (
     delete_versions,
     record_extras,
@@ -120,7 +120,7 @@ class Datasets:
                     )
                     index_dataset(conn, dataset_id, columns["title"], columns["description"], listed=is_listed(columns.get("private", False), None))
                     _write_tags(conn, dataset_id, fields.get("tags") or [])
-                    document_changed(conn, dataset_id)
+                    dataset_changed(conn, dataset_id)
                     if notify:
                         notify(conn, dataset_id, None)
                 break
@@ -179,10 +179,8 @@ class Datasets:
                 index_dataset(
                     conn, dataset_id, actual.get("title", row["title"]), actual.get("description", row["description"]), listed=listed,
                 )
-            elif restored or "private" in actual:
-                set_listed(conn, dataset_id, listed)
             if actual or restored:
-                document_changed(conn, dataset_id)
+                dataset_changed(conn, dataset_id)
             if notify and (actual or restored):
                 notify(conn, dataset_id, None)
         return self.require(dataset_id), bool(actual) or restored
@@ -193,15 +191,14 @@ class Datasets:
             row = _dataset_row(conn, dataset_id)
             value = transform(row["doc"].get(field))
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(**dataset_doc({**row["doc"], field: value})))
-            document_changed(conn, dataset_id)
+            dataset_changed(conn, dataset_id)
         return value
 
     def soft_delete(self, dataset_id: str, *, notify: Notify | None = None) -> None:
         now = utcnow()
         with self._db.write() as conn:
             conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(deleted_at=now, last_modified=now))
-            set_listed(conn, dataset_id, False)
-            document_changed(conn, dataset_id)
+            dataset_changed(conn, dataset_id)
             if notify:
                 notify(conn, dataset_id, None)
 
@@ -345,7 +342,7 @@ class Datasets:
             conn.execute(update(resources).where(resources.c.id == resource_id).values(**_resource_doc({**row["doc"], field: value})))
             if field == "extras":
                 record_extras(conn, row["file_key"], value)
-            document_changed(conn, row["dataset_id"])
+            dataset_changed(conn, row["dataset_id"])
         return value
 
     def delete_resource(self, resource_id: str) -> set[str]:
@@ -368,7 +365,7 @@ class Datasets:
                 )
             for position, resource_id in enumerate(resource_ids):
                 conn.execute(update(resources).where(resources.c.id == resource_id).values(position=position))
-            document_changed(conn, dataset_id)
+            dataset_changed(conn, dataset_id)
             return _resources_of(conn, dataset_id)
 
     def _require_resource(self, resource_id: str) -> Record:
@@ -389,9 +386,11 @@ _PUBLIC_LISTING = (datasets.c.deleted_at.is_(None), datasets.c.private.is_(False
 def _page_ids(conn: Connection, query: DatasetQuery) -> tuple[list[str], int]:
     """The ids of one page of the live (or deleted) datasets matching `query`, in order, and the
     total number of matches."""
-    # The public listing, whose condition a search for `q` reads from the words' own rows.
+    # The public listing, whose condition a search for `q` reads from the words' own rows, and its
+    # organization, licence and format filters too (search.set_filters).
     public = not query.deleted and query.editable_by is None and not query.include_private
     match = Match(query.q) if query.q else None
+    on_words = public and match is not None and match.searchable
     conditions: list[Any] = []
     if public:
         if match is None:
@@ -406,19 +405,20 @@ def _page_ids(conn: Connection, query: DatasetQuery) -> tuple[list[str], int]:
             ))
         elif not query.include_private:
             conditions.append(datasets.c.private.is_(False))
-    if query.organization_id:
+    if query.organization_id and not on_words:
         conditions.append(datasets.c.organization_id == query.organization_id)
-    if query.license:
+    if query.license and not on_words:
         conditions.append(datasets.c.license == query.license)
     memberships = [(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag)) for tag in query.tags]
-    if query.format:  # a dataset may have several resources of one format
+    if query.format and not on_words:  # a dataset may have several resources of one format
         memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
     # A tag or a format alone on the public listing: counted from its own index (public_members).
     lone_membership = (
         memberships[0] if match is None and public and len(memberships) == 1 and not (query.organization_id or query.license) else None
     )
     if lone_membership is None:
-        conditions.extend(_listed_in(*membership, per_row=match is not None) for membership in memberships)
+        candidate = match.dataset_id if on_words else datasets.c.id
+        conditions.extend(_listed_in(*membership, per_row=match is not None, candidate=candidate) for membership in memberships)
     field, descending = query.sort or ("created_at", True)
     column = SORT_KEYS[field]
     offset, limit = (query.page - 1) * query.page_size, query.page_size
@@ -438,6 +438,10 @@ def _page_ids(conn: Connection, query: DatasetQuery) -> tuple[list[str], int]:
         ids, total = [], 0
     else:
         match.weigh(conn)
+        if on_words:
+            conditions.extend(match.filters(
+                organization_id=query.organization_id, license=query.license, format=_normal_format(query.format),
+            ))
         ranked_alone = public and not conditions and query.sort is None and len(match.words) == 1
         conditions = [match.condition, *([match.listed] if public else []), *conditions]
         if ranked_alone:
@@ -447,7 +451,8 @@ def _page_ids(conn: Connection, query: DatasetQuery) -> tuple[list[str], int]:
             ranked = select(match.dataset_id).select_from(source).where(*conditions).order_by(*match.ranked_order)
             ids = list(conn.scalars(ranked.offset(offset).limit(limit))) if total else []
         else:
-            needs_datasets = len(conditions) > (2 if public else 1) or query.sort is not None
+            # Every condition of the public listing's is on the words' rows; the others need the dataset's.
+            needs_datasets = not public or query.sort is not None
             source = match.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
             # The matches counted in the pass that ranks them (every match is read to rank it).
             ordering = [column.label("sort_key")] if query.sort else match.columns
@@ -484,16 +489,16 @@ def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
     return conn.scalar(listed) or 0
 
 
-def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool) -> Any:
-    """The dataset's id is among the `dataset_id`s of the rows meeting `condition` (a tag's, a
-    format's). `per_row` when few datasets are candidates (the matches of `q`): each is looked up in
-    the (condition, dataset_id) index instead of SQLite listing every tagged dataset first (40,000
-    for a format at 100,000 datasets)."""
+def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool, candidate: Any = datasets.c.id) -> Any:
+    """The `candidate` dataset id is among the `dataset_id`s of the rows meeting `condition` (a
+    tag's, a format's). `per_row` when few datasets are candidates (the matches of `q`): each is
+    looked up in the (condition, dataset_id) index instead of SQLite listing every tagged dataset
+    first (40,000 for a format at 100,000 datasets)."""
     if per_row:
         # A scalar subquery, not EXISTS: PostgreSQL turns EXISTS into a join and, estimating the
         # matches many, hashed every member first (a format's 40,000 resources for 489 matches: 90 ms).
-        return select(literal(1)).where(condition, dataset_id == datasets.c.id).limit(1).scalar_subquery().is_not(None)
-    return datasets.c.id.in_(select(dataset_id).where(condition))
+        return select(literal(1)).where(condition, dataset_id == candidate).limit(1).scalar_subquery().is_not(None)
+    return candidate.in_(select(dataset_id).where(condition))
 
 
 def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -582,7 +587,7 @@ def _resource_row(conn: Connection, resource_id: str) -> RowMapping:
 def _touch(conn: Connection, dataset_id: str, when: datetime) -> None:
     """The dataset's data changed: move its `last_update`."""
     conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(last_update=when))
-    document_changed(conn, dataset_id)
+    dataset_changed(conn, dataset_id)
 
 
 def _write_tags(conn: Connection, dataset_id: str, tags: list[str]) -> None:
@@ -632,9 +637,10 @@ def _valid_documents(conn: Connection, ids: list[str]) -> dict[str, str]:
     return {row.dataset_id: row.body for row in rows if _holds(row.valid_until, now)}
 
 
-def document_changed(conn: Connection, dataset_id: str) -> None:
-    """The dataset's document must be rendered again: done once, when the transaction ends."""
-    before_commit(conn, ("dataset document", dataset_id), lambda: _store_document(conn, dataset_id))
+def dataset_changed(conn: Connection, dataset_id: str) -> None:
+    """What is derived from the dataset must follow: its words' copy of its filters (search.py) and
+    its document (documents.py), written once, when the transaction ends."""
+    before_commit(conn, ("dataset changed", dataset_id), lambda: _derive(conn, dataset_id))
 
 
 def drop_documents(conn: Connection, dataset_ids: Iterable[str]) -> None:
@@ -648,8 +654,20 @@ def drop_documents(conn: Connection, dataset_ids: Iterable[str]) -> None:
 _DROPPED_PER_STATEMENT = 500
 
 
-def _store_document(conn: Connection, dataset_id: str) -> None:
-    """Render the dataset as `conn`'s transaction sees it and store its document (documents.py)."""
+def _derive(conn: Connection, dataset_id: str) -> None:
+    row = _store_document(conn, dataset_id)
+    if row is not None:
+        set_filters(
+            conn, dataset_id, listed=is_listed(row["private"], row["deleted_at"]), organization_id=row["organization_id"],
+            license=row["license"], formats=conn.scalars(select(resources.c.format.distinct()).where(
+                resources.c.dataset_id == dataset_id, resources.c.format.is_not(None)
+            )),
+        )
+
+
+def _store_document(conn: Connection, dataset_id: str) -> RowMapping | None:
+    """Render the dataset as `conn`'s transaction sees it and store its document (documents.py);
+    the dataset's row (with its organization's and owner's), None if there is none."""
     # The dataset's row locked first (PostgreSQL; SQLite has one writer): two transactions storing
     # its document take turns, and the second renders what the first committed. NO KEY UPDATE, the
     # lock an UPDATE of the row takes: a stronger one would wait for the key-share locks of other
@@ -659,10 +677,11 @@ def _store_document(conn: Connection, dataset_id: str) -> None:
     row = conn.execute(_DATASET_BY_ID, {"key": dataset_id}).mappings().first()
     conn.execute(delete(dataset_documents).where(dataset_documents.c.dataset_id == dataset_id))
     if row is None:
-        return
+        return None
     record = _dataset_record(row)
     record["resources"] = _resources_of(conn, dataset_id)
     stored = stored_document(record, now)
     if stored is not None:
         body, valid_until = stored
         conn.execute(insert(dataset_documents).values(dataset_id=dataset_id, body=body, valid_until=valid_until))
+    return row

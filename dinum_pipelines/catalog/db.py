@@ -202,7 +202,14 @@ dataset_terms = Table(
     Column("listed", Boolean, nullable=False),
     Column("in_title", Boolean, nullable=False),
     Column("weight", Float, nullable=False),
-    Index("ix_dataset_terms_ranked", "term", "listed", "in_title", "weight", "dataset_id"),
+    # The dataset's filters (revision 0017), copied as `listed` is (search.set_filters), for a search
+    # with q to check each match in the word's index instead of looking it up (4.6 -> 0.4 ms for a
+    # word and an organization at 100,000 datasets): its organization, its licence, and its
+    # resources' formats, each between two search.FORMAT_SEPARATORs.
+    Column("organization_id", ID),
+    Column("license", String(64)),
+    Column("formats", Text),
+    Index("ix_dataset_terms_ranked", "term", "listed", "in_title", "weight", "dataset_id", "organization_id", "license", "formats"),
     sqlite_with_rowid=False,
 )
 

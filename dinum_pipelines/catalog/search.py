@@ -20,9 +20,11 @@ FTS5 and bm25 on SQLite, a tsvector and ts_rank_cd on PostgreSQL) every match wa
 for every search, 40 ms for a typical word at 100,000 datasets and 500 ms for a common one
 (bench/README.md), and the two engines stemmed differently.
 
-`listed` is the public listing's condition (public and not deleted), copied from the dataset:
-`index_dataset` rewrites a dataset's rows whenever its title, description, visibility or deletion
-changes (datasets.py), in the same transaction.
+`listed` is the public listing's condition (public and not deleted), copied from the dataset
+with its organization, licence and resource formats (revision 0017): a search with q and filters
+checks each match in the word's index, without looking it up. `index_dataset` rewrites a
+dataset's rows when its title or description changes, and `set_filters` copies its filters at
+the end of every write to it (datasets.py), in the same transaction.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, FromClause, Join, and_, case, delete, func, insert, literal, select, update
@@ -114,9 +117,26 @@ def index_dataset(conn: Connection, dataset_id: str, title: str, description: st
         conn.execute(insert(dataset_terms), rows)
 
 
-def set_listed(conn: Connection, dataset_id: str, listed: bool) -> None:
-    """A dataset made public or private, deleted or restored: its words follow."""
-    conn.execute(update(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id).values(listed=listed))
+def set_filters(
+    conn: Connection, dataset_id: str, *, listed: bool, organization_id: str | None, license: str, formats: Iterable[str]
+) -> None:
+    """Copy the dataset's filters to its words' rows: whether it is on the public listing, its
+    organization, its licence and its resources' (normalized) formats. Called by every write
+    to a dataset (datasets.py), after `index_dataset` if its text changed."""
+    conn.execute(
+        update(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id).values(
+            listed=listed, organization_id=organization_id, license=license, formats=formats_text(formats)
+        )
+    )
+
+
+# Control characters are refused in what the API stores (call.Call.json): none is in a format.
+FORMAT_SEPARATOR = "\x1f"
+
+
+def formats_text(formats: Iterable[str]) -> str:
+    """`dataset_terms.formats`: each format between two separators, so that one is found whole."""
+    return FORMAT_SEPARATOR + "".join(f"{value}{FORMAT_SEPARATOR}" for value in sorted(set(formats)))
 
 
 def is_listed(private: bool, deleted_at: Any) -> bool:
@@ -194,6 +214,15 @@ class Match:
     @property
     def condition(self) -> ColumnElement[bool]:
         return self._driver.c.term == self.words[0]
+
+    def filters(self, *, organization_id: str | None, license: str | None, format: str | None) -> list[ColumnElement[bool]]:
+        """The public listing's filters, read from the driving word's rows (`set_filters`)."""
+        driver = self._driver.c
+        return [
+            *([driver.organization_id == organization_id] if organization_id else []),
+            *([driver.license == license] if license else []),
+            *([driver.formats.contains(formats_text([format]), autoescape=True)] if format else []),
+        ]
 
     def source(self, datasets: Any = None, index: str | None = None) -> FromClause:
         joined: FromClause = self._driver

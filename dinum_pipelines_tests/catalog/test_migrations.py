@@ -4,6 +4,8 @@ are upgraded in place with their data."""
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -145,6 +147,14 @@ def test_opening_an_older_database_upgrades_it_and_keeps_its_data(
         # The search index and the views column were filled from the existing rows too.
         assert store.datasets.search(DatasetQuery(q="commune"))[1] == 1
         assert store.datasets.search(DatasetQuery(q="absent"))[1] == 0
+        # and the words' copy of the filters (revision 0017)
+        assert store.datasets.search(DatasetQuery(q="commune", license="lov2", format="csv", organization_id="o" * 24))[1] == 1
+        assert [store.datasets.search(DatasetQuery(q="commune", **wrong))[1] for wrong in ({"format": "json"}, {"license": "cc-by"})] == [0, 0]
+        # No stored document (revision 0016) until the catalog stores the missing ones.
+        assert store.datasets.get_document("communes") is None
+        assert store.datasets.store_missing_documents() == 1
+        visibility, body = store.datasets.get_document("communes")
+        assert visibility["id"] == "d" * 24 and json.loads(body)["title"] == "Communes"
         with store.db.read() as connection:
             assert connection.scalar(select(datasets.c.views)) == 12
 

@@ -18,16 +18,34 @@ from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_pub
 from dinum_pipelines.catalog import datasets as datasets_module
 from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.search import term_rows, terms
+from dinum_pipelines_tests.catalog.conftest import BACKENDS, create_postgres_database, drop_postgres_database, settings_for
 
 VOCABULARY = ["transports", "écoles", "communes", "budget", "eau", "énergie", "électriques", "santé", "routes", "vélos"]
 FILLER = ["données", "liste", "fichier", "annuel", "région", "carte"]
+FORMATS = ["csv", "json", "parquet"]
 TAGS = ("geo", "transport", "rare")  # held by many datasets, fewer, and fewer than the unlisted ones
 
 
-@pytest.fixture
-def corpus(catalog_settings: CatalogSettings) -> Iterator[tuple[CatalogStore, dict[str, dict[str, Any]]]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CatalogStore, dict[str, dict[str, Any]]]]:
+    """Built once per backend for the module's tests, which only read it; on PostgreSQL in a
+    database of its own (the session's is emptied by each test that takes it)."""
+    home = tmp_path_factory.mktemp("ranking")
+    if request.param == "sqlite":
+        settings, dropped = settings_for("sqlite", home, request), None
+    else:
+        server_url, database_url = create_postgres_database("dinum_ranking")
+        settings, dropped = CatalogSettings(database_url, home / "files"), (server_url, database_url)
+    try:
+        yield from _corpus(settings)
+    finally:
+        if dropped:
+            drop_postgres_database(*dropped)
+
+
+def _corpus(settings: CatalogSettings) -> Iterator[tuple[CatalogStore, dict[str, dict[str, Any]]]]:
     rng = random.Random(13)
-    with CatalogStore(catalog_settings) as store:
+    with CatalogStore(settings) as store:
         publisher = bootstrap_publisher(store, org_slug="insee", org_name="Insee", email="bot@insee.fr", name="Bot")
         other = bootstrap_publisher(store, org_slug="dgfip", org_name="DGFiP", email="bot@dgfip.fr", name="Bot")
         state: dict[str, dict[str, Any]] = {}
@@ -39,8 +57,25 @@ def corpus(catalog_settings: CatalogSettings) -> Iterator[tuple[CatalogStore, di
             fields = {"title": title, "description": description, "private": rng.random() < 0.1,
                       "license": rng.choice(("lov2", "odc-odbl")), "tags": tags}
             dataset = store.datasets.create(fields, owner_id=None, organization_id=organization)
-            state[dataset["id"]] = {**fields, "organization_id": organization, "deleted": False}
+            formats = rng.sample(FORMATS, rng.randint(0, 2))
+            for fmt in formats:
+                store.datasets.add_resource(dataset["id"], {"title": fmt, "url": f"https://example.org/x.{fmt}", "format": fmt.upper()})
+            state[dataset["id"]] = {
+                **fields, "organization": "insee" if organization == publisher.organization_id else "dgfip", "deleted": False, "formats": set(formats),
+            }
         ids = list(state)
+        for dataset_id in rng.sample(ids, 40):  # a resource's format changed, or the resource deleted; a licence changed
+            resources = store.datasets.require(dataset_id)["resources"]
+            if resources and rng.random() < 0.5:
+                fmt = rng.choice(FORMATS)
+                store.datasets.update_resource(resources[0]["id"], {"format": fmt})
+                state[dataset_id]["formats"] = {fmt, *(resource["format"].lower() for resource in resources[1:])}
+            elif resources:
+                store.datasets.delete_resource(resources[0]["id"])
+                state[dataset_id]["formats"] = {resource["format"].lower() for resource in resources[1:]}
+            else:
+                store.datasets.update(dataset_id, {"license": "cc-by"})
+                state[dataset_id]["license"] = "cc-by"
         for dataset_id in rng.sample(ids, 30):  # deleted, a third of them restored
             store.datasets.soft_delete(dataset_id)
             state[dataset_id]["deleted"] = True
@@ -57,7 +92,10 @@ def corpus(catalog_settings: CatalogSettings) -> Iterator[tuple[CatalogStore, di
 def reference(state: dict[str, dict[str, Any]], q: str, *, include_private: bool = False, **filters: str) -> list[str]:
     """Every matching id, in rank order, from the datasets' texts alone."""
     listed = {i: d for i, d in state.items() if not d["deleted"] and (include_private or not d["private"])}
-    listed = {i: d for i, d in listed.items() if all(d[name] == value for name, value in filters.items())}
+    def kept(dataset: dict[str, Any], name: str, value: str) -> bool:
+        return value in dataset["formats"] if name == "format" else value in dataset["tags"] if name == "tags" else dataset[name] == value
+
+    listed = {i: d for i, d in listed.items() if all(kept(d, name, value) for name, value in filters.items())}
     rows = {i: {row["term"]: row for row in term_rows(i, d["title"], d["description"], listed=True)} for i, d in state.items()}
     words = list(dict.fromkeys(terms(q)))
     public_count = {w: sum(1 for i, d in state.items() if w in rows[i] and not d["deleted"] and not d["private"]) for w in words}
@@ -82,17 +120,28 @@ def reference(state: dict[str, dict[str, Any]], q: str, *, include_private: bool
         ("Écoles", {}),
         ("communes eau", {}),  # two words: scored per match
         ("vélo electrique budget", {}),
-        ("transports", {"license": "lov2"}),  # a filter: datasets joined
+        ("transports", {"license": "lov2"}),  # filters: read on the words' rows (search.set_filters)
+        ("transport", {"format": "csv"}),
+        ("communes", {"organization": "insee", "license": "odc-odbl"}),
+        ("eau", {"format": "json", "tags": "transport"}),  # a tag: looked up for each match
+        ("communes eau", {"organization": "dgfip"}),
         ("sante", {"include_private": True}),  # private ones too (a key's listing)
+        ("ecoles", {"include_private": True, "format": "csv"}),
     ],
 )
 def test_search_ranks_as_the_reference_page_by_page(corpus: tuple[CatalogStore, dict[str, dict[str, Any]]], q: str, filters: dict[str, Any]) -> None:
     store, state = corpus
     expected = reference(state, q, **filters)
     assert len(expected) > 10  # several pages, ties included
+    query = {
+        "organization_id" if name == "organization" else name: (
+            store.accounts.organization(value)["id"] if name == "organization" else (value,) if name == "tags" else value
+        )
+        for name, value in filters.items()
+    }
     seen: list[str] = []
     for page in range(1, len(expected) // 7 + 3):
-        records, total = store.datasets.search(DatasetQuery(q=q, page=page, page_size=7, **filters))
+        records, total = store.datasets.search(DatasetQuery(q=q, page=page, page_size=7, **query))
         assert total == len(expected)
         seen += [record["id"] for record in records]
     assert seen == expected
