@@ -191,6 +191,7 @@ datasets = Table(
     Index(UNLISTED_INDEX, "id", sqlite_where=UNLISTED, postgresql_where=UNLISTED),
 )
 
+TERMS_BY_WORD_INDEX = "ix_dataset_terms_by_word"  # SQLite's queries name it (INDEXED BY): search.Match
 # The index behind `q` (revision 0015, catalog/search.py): each dataset's searchable words, with
 # their weight in it and whether it is on the public listing (search.index_dataset writes them).
 # The ranked index reads a word's datasets in rank order; the key finds a dataset's own words.
@@ -210,6 +211,10 @@ dataset_terms = Table(
     Column("license", String(64)),
     Column("formats", Text),
     Index("ix_dataset_terms_ranked", "term", "listed", "in_title", "weight", "dataset_id", "organization_id", "license", "formats"),
+    # A search's other words, looked up for each match of the first (revision 0018): one word's rows
+    # side by side, where the key spreads them over the whole table (two words at 100,000 datasets:
+    # 8.7 -> 2.2 ms on SQLite).
+    Index(TERMS_BY_WORD_INDEX, "term", "dataset_id", "in_title", "weight"),
     sqlite_with_rowid=False,
 )
 

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, FromClause, Join, and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.compiler import compiles
 
-from dinum_pipelines.catalog.db import dataset_terms
+from dinum_pipelines.catalog.db import TERMS_BY_WORD_INDEX, dataset_terms
 from dinum_pipelines.catalog.ids import fold
 
 _WORD = re.compile(r"[^\W_]+")
@@ -227,7 +227,7 @@ class Match:
     def source(self, datasets: Any = None, index: str | None = None) -> FromClause:
         joined: FromClause = self._driver
         for word, alias in zip(self.words[1:], self._aliases[1:], strict=False):
-            joined = _CrossJoin(joined, alias, and_(alias.c.dataset_id == self.dataset_id, alias.c.term == word))
+            joined = _CrossJoin(joined, alias, and_(alias.c.dataset_id == self.dataset_id, alias.c.term == word), index=TERMS_BY_WORD_INDEX)
         if datasets is not None:
             joined = _CrossJoin(joined, datasets, datasets.c.id == self.dataset_id, index=index)
         return joined
