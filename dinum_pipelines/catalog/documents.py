@@ -3,7 +3,7 @@ beside it (`db.dataset_documents`), so that a first answer reads one row per dat
 
 At 100,000 datasets a listing's first answer spent more time reading its 20 datasets, their
 organizations and their 40 resources, building records and rendering them, than finding them
-(bench/README.md, eighth pass); a dataset's GET did the same for one. Every write to a dataset
+(bench/README.md, the catalog's sixth pass); a dataset's GET did the same for one. Every write to a dataset
 (datasets.py, `document_changed`) renders its document again in the same transaction, so the
 stored text is always the one a rendering would give now, with two exceptions handled here:
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, FromClause, Join, and_, case, delete, func, insert, literal, select, update
@@ -143,6 +143,12 @@ def is_listed(private: bool, deleted_at: Any) -> bool:
     return not private and deleted_at is None
 
 
+def listed_count(conn: Connection, word: str) -> int:
+    """How many listed datasets hold `word` (a term): a range of the ranked index."""
+    found = select(func.count()).where(dataset_terms.c.term == word, dataset_terms.c.listed.is_(True))
+    return conn.scalar(found) or 0
+
+
 class _CrossJoin(Join):
     """SQLite's CROSS JOIN, its right table read through `index`: the same as JOIN but for the
     planner, which keeps the tables in the order written. Searches are driven by the words' rows,
@@ -180,19 +186,14 @@ class Match:
         self._idf: dict[str, float] = {word: 1.0 for word in self.words}
         self._aliases = [dataset_terms.alias(f"term_{index}") for index in range(len(self.words))]
 
-    def weigh(self, conn: Connection) -> None:
-        """Read how many listed datasets hold each word (several words only): the rarest drives
-        the query, and each word's weights count by its inverse document frequency, the rarer
-        the more (BM25's, with the query's own words standing for the corpus)."""
+    def weigh(self, counts: Mapping[str, int]) -> None:
+        """Given how many listed datasets hold each word (`listed_count`; several words only):
+        the rarest drives the query, and each word's weights count by its inverse document
+        frequency, the rarer the more (BM25's, with the query's own words standing for the corpus)."""
         if len(self.words) < 2:
             return
-        counts = dict.fromkeys(self.words, 0)
-        found = select(dataset_terms.c.term, func.count()).where(
-            dataset_terms.c.term.in_(self.words), dataset_terms.c.listed.is_(True)
-        ).group_by(dataset_terms.c.term)
-        counts.update({term: count for term, count in conn.execute(found).tuples()})
-        total = sum(counts.values())
-        self._idf = {word: math.log(1 + (total - count + 0.5) / (count + 0.5)) for word, count in counts.items()}
+        total = sum(counts[word] for word in self.words)
+        self._idf = {word: math.log(1 + (total - counts[word] + 0.5) / (counts[word] + 0.5)) for word in self.words}
         self.words.sort(key=lambda word: counts[word])
 
     @property
