@@ -229,14 +229,9 @@ class Datasets:
     def get_document(self, id_or_slug: str) -> tuple[Record, str] | None:
         """The dataset's visibility columns (id, private, deleted, organization_id, owner_id) and
         its stored document, if it has one that holds now (an id wins over a slug, as in `get`)."""
-        columns = (datasets.c.id, datasets.c.private, datasets.c.deleted_at, datasets.c.organization_id, datasets.c.owner_id)
         with self._db.read(snapshot=False) as conn:
-            for key in (datasets.c.id, datasets.c.slug):
-                row = conn.execute(
-                    select(*columns, dataset_documents.c.body, dataset_documents.c.valid_until)
-                    .select_from(datasets.outerjoin(dataset_documents, dataset_documents.c.dataset_id == datasets.c.id))
-                    .where(key == id_or_slug)
-                ).first()
+            for statement in _DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG:
+                row = conn.execute(statement, {"key": id_or_slug}).first()
                 if row is not None:
                     break
         if row is None or row.body is None or not _holds(row.valid_until, utcnow()):
@@ -552,6 +547,15 @@ def _select_with_refs() -> Select[Any]:
 # more CPU than SQLite takes to run it.
 _DATASET_BY_ID = _select_with_refs().where(datasets.c.id == bindparam("key"))
 _DATASET_BY_SLUG = _select_with_refs().where(datasets.c.slug == bindparam("key"))
+_DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG = (
+    select(
+        datasets.c.id, datasets.c.private, datasets.c.deleted_at, datasets.c.organization_id, datasets.c.owner_id,
+        dataset_documents.c.body, dataset_documents.c.valid_until,
+    )
+    .select_from(datasets.outerjoin(dataset_documents, dataset_documents.c.dataset_id == datasets.c.id))
+    .where(key == bindparam("key"))
+    for key in (datasets.c.id, datasets.c.slug)
+)
 _RESOURCES_OF = select(resources).where(resources.c.dataset_id == bindparam("dataset_id")).order_by(resources.c.position)
 
 
