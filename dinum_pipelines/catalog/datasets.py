@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal, literal_column, or_, select, text, update
@@ -35,7 +35,7 @@ from dinum_pipelines.catalog.db import (
     users,
     utcnow,
 )
-from dinum_pipelines.catalog.documents import stored_document
+from dinum_pipelines.catalog.documents import holds, stored_document
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
 from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, listed_count, set_filters
@@ -234,7 +234,7 @@ class Datasets:
                 row = conn.execute(statement, {"key": id_or_slug}).first()
                 if row is not None:
                     break
-        if row is None or row.body is None or not _holds(row.valid_until, utcnow()):
+        if row is None or row.body is None or not holds(row.valid_until):
             return None
         visibility = {"id": row.id, "private": row.private, "deleted": row.deleted_at, "organization_id": row.organization_id, "owner_id": row.owner_id}
         return visibility, row.body
@@ -476,6 +476,7 @@ def _page_ids(
             total = page[0].total if page else conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
     return ids, total
 
+
 def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
     """How many public, live datasets are among the `dataset_id`s of the rows meeting `condition`
     (a tag's, a format's). When the unlisted datasets (private or deleted) are fewer than its
@@ -637,20 +638,15 @@ def _records(conn: Connection, ids: list[str]) -> list[Record]:
     return records
 
 
-def _holds(valid_until: datetime | None, now: datetime) -> bool:
-    return valid_until is None or now <= valid_until
-
-
 def _valid_documents(conn: Connection, ids: list[str]) -> dict[str, str]:
     """The stored documents of datasets `ids` that hold now, by dataset id."""
     if not ids:
         return {}
-    now = utcnow()
     rows = conn.execute(
         select(dataset_documents.c.dataset_id, dataset_documents.c.body, dataset_documents.c.valid_until)
         .where(dataset_documents.c.dataset_id.in_(ids))
     )
-    return {row.dataset_id: row.body for row in rows if _holds(row.valid_until, now)}
+    return {row.dataset_id: row.body for row in rows if holds(row.valid_until)}
 
 
 def dataset_changed(conn: Connection, dataset_id: str) -> None:
@@ -689,14 +685,13 @@ def _store_document(conn: Connection, dataset_id: str) -> RowMapping | None:
     # lock an UPDATE of the row takes: a stronger one would wait for the key-share locks of other
     # transactions inserting its resources, which wait for this one's UPDATE (a deadlock).
     conn.execute(select(datasets.c.id).where(datasets.c.id == dataset_id).with_for_update(key_share=True))
-    now = utcnow()  # before rendering: see documents.stored_document
     row = conn.execute(_DATASET_BY_ID, {"key": dataset_id}).mappings().first()
     conn.execute(delete(dataset_documents).where(dataset_documents.c.dataset_id == dataset_id))
     if row is None:
         return None
     record = _dataset_record(row)
     record["resources"] = _resources_of(conn, dataset_id)
-    stored = stored_document(record, now)
+    stored = stored_document(record)
     if stored is not None:
         body, valid_until = stored
         conn.execute(insert(dataset_documents).values(dataset_id=dataset_id, body=body, valid_until=valid_until))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from dinum_pipelines.catalog import render
 from dinum_pipelines.catalog.quality_score import update_fulfilled_in_time_until
 from dinum_pipelines.catalog.render import Renderer
 
@@ -40,13 +41,22 @@ def dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
-def stored_document(record: dict[str, Any], now: datetime) -> tuple[str, datetime | None] | None:
+def stored_document(record: dict[str, Any]) -> tuple[str, datetime | None] | None:
     """The document to store for a dataset `record` (with its organization, owner and resources)
     and until when it holds (None: until the dataset changes); None if the record's own text holds
     the placeholder, which would be taken for a URL."""
     if _ENCODED_PLACEHOLDER in json.dumps(record, default=str):
         return None
+    # The renderer's clock, its quality criterion's, read before it renders: if the criterion turns
+    # in between, the document is rendered late and already expired, never on time past its turn.
+    now = render.utcnow()
     return dumps(_RENDERER.dataset(record)), update_fulfilled_in_time_until(record, now)
+
+
+def holds(valid_until: datetime | None) -> bool:
+    """Whether a stored document still shows what rendering the dataset now would (by the
+    renderer's clock, the one its quality criterion reads)."""
+    return valid_until is None or render.utcnow() <= valid_until
 
 
 def served(body: str, base_url: str) -> str:

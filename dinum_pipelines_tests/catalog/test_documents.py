@@ -136,8 +136,8 @@ def test_a_record_holding_the_placeholder_gets_no_document() -> None:
         "created_at": datetime(2026, 1, 1, tzinfo=UTC), "last_modified": datetime(2026, 1, 1, tzinfo=UTC),
         "last_update": datetime(2026, 1, 1, tzinfo=UTC), "resources": [],
     }
-    assert stored_document(record, datetime.now(UTC)) is None
-    assert stored_document({**record, "title": "Titre"}, datetime.now(UTC)) is not None
+    assert stored_document(record) is None
+    assert stored_document({**record, "title": "Titre"}) is not None
 
 
 def test_bulk_changes_drop_documents_that_are_stored_again(catalog: RunningCatalog, api: Api, anonymous: Api, publisher: Any) -> None:
