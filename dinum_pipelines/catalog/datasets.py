@@ -655,6 +655,9 @@ def dataset_changed(conn: Connection, dataset_id: str) -> None:
     before_commit(conn, ("dataset changed", dataset_id), lambda: _derive(conn, dataset_id))
 
 
+_DROPPED_PER_STATEMENT = 500
+
+
 def drop_documents(conn: Connection, dataset_ids: Iterable[str]) -> None:
     """Remove the stored documents of datasets that a bulk write changes (a metrics push): they are
     rendered when read until `Datasets.store_missing_documents` stores them again."""
@@ -663,23 +666,21 @@ def drop_documents(conn: Connection, dataset_ids: Iterable[str]) -> None:
         conn.execute(delete(dataset_documents).where(dataset_documents.c.dataset_id.in_(ids[start : start + _DROPPED_PER_STATEMENT])))
 
 
-_DROPPED_PER_STATEMENT = 500
-
-
 def _derive(conn: Connection, dataset_id: str) -> None:
-    row = _store_document(conn, dataset_id)
-    if row is not None:
+    record = _store_document(conn, dataset_id)
+    if record is not None:
+        # The formats as the resources' `format` column holds them (_resource_doc), from the
+        # resources the document was rendered from.
+        formats = {_normal_format(resource.get("format")) for resource in record["resources"]} - {None}
         set_filters(
-            conn, dataset_id, listed=is_listed(row["private"], row["deleted_at"]), organization_id=row["organization_id"],
-            license=row["license"], formats=conn.scalars(select(resources.c.format.distinct()).where(
-                resources.c.dataset_id == dataset_id, resources.c.format.is_not(None)
-            )),
+            conn, dataset_id, listed=is_listed(record["private"], record["deleted"]), organization_id=record["organization_id"],
+            license=record["license"], formats=formats,
         )
 
 
-def _store_document(conn: Connection, dataset_id: str) -> RowMapping | None:
+def _store_document(conn: Connection, dataset_id: str) -> Record | None:
     """Render the dataset as `conn`'s transaction sees it and store its document (documents.py);
-    the dataset's row (with its organization's and owner's), None if there is none."""
+    the dataset's record (with its organization, owner and resources), None if there is none."""
     # The dataset's row locked first (PostgreSQL; SQLite has one writer): two transactions storing
     # its document take turns, and the second renders what the first committed. NO KEY UPDATE, the
     # lock an UPDATE of the row takes: a stronger one would wait for the key-share locks of other
@@ -695,4 +696,4 @@ def _store_document(conn: Connection, dataset_id: str) -> RowMapping | None:
     if stored is not None:
         body, valid_until = stored
         conn.execute(insert(dataset_documents).values(dataset_id=dataset_id, body=body, valid_until=valid_until))
-    return row
+    return record
