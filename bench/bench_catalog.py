@@ -83,7 +83,7 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
     from dinum_pipelines.catalog.datasets import dataset_doc
     from dinum_pipelines.catalog.db import dataset_tags, dataset_terms, datasets, resources
     from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-    from dinum_pipelines.catalog.search import formats_text, term_rows
+    from dinum_pipelines.catalog.search import count_terms, formats_text, term_rows
 
     rng = random.Random(seed)
     orgs = [store.accounts.create_organization(f"bench-org-{i}", f"Administration {i}")["id"] for i in range(ORGANIZATIONS)]
@@ -119,6 +119,7 @@ def load_datasets(store: Any, count: int, *, seed: int = 2024) -> list[str]:
         for table, rows in ((datasets, dataset_rows), (dataset_tags, tag_rows), (resources, resource_rows), (dataset_terms, word_rows)):
             for batch in range(0, len(rows), 2000):
                 connection.execute(insert(table), rows[batch : batch + 2000])
+        count_terms(connection)  # the words' counts, which the catalog's writes keep (catalog/search.py)
     # What the catalog's writes store for each dataset (catalog/documents.py), inserts bypassing them.
     store.datasets.store_missing_documents()
     return [row["id"] for row in dataset_rows]

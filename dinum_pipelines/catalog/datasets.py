@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, literal, literal_column, or_, select, text, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from dinum_pipelines.catalog.db import (
-    UNLISTED,
-    UNLISTED_INDEX,
     Database,
     before_commit,
     dataset_documents,
     dataset_tags,
     datasets,
-    listing_index,
     organizations,
     resources,
     unique_slug,
@@ -38,7 +34,8 @@ from dinum_pipelines.catalog.db import (
 from dinum_pipelines.catalog.documents import holds, stored_document
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
-from dinum_pipelines.catalog.search import Match, index_dataset, is_listed, listed_count, set_filters
+from dinum_pipelines.catalog.listing import DatasetQuery, read_page
+from dinum_pipelines.catalog.search import index_dataset, is_listed, listed_count, normal_format, set_filters
 from dinum_pipelines.catalog.versions import (
     delete_versions,
     record_extras,
@@ -58,42 +55,6 @@ Record = dict[str, Any]
 # with the ids of its dataset and resource (None for a dataset's own change), so that the change
 # and its notification are committed together or not at all.
 Notify = Callable[[Connection, str, str | None], None]
-
-
-@dataclass(frozen=True)
-class DatasetQuery:
-    """udata's dataset search: every given filter must match (tags too: all of them)."""
-
-    q: str | None = None
-    organization_id: str | None = None
-    tags: tuple[str, ...] = ()
-    license: str | None = None
-    format: str | None = None  # a resource format, e.g. "csv" (case-insensitive)
-    sort: tuple[str, bool] | None = None  # (field, descending), field a key of SORT_KEYS; None = by relevance with q, else newest first
-    page: int = 1
-    page_size: int = 20
-    include_private: bool = False
-    deleted: bool = False  # the deleted datasets instead of the live ones (with `editable_by`)
-    editable_by: tuple[str, tuple[str, ...]] | None = None  # (user id, its organizations' ids): only what they may edit, private ones included
-
-
-def _metric(name: str) -> Any:
-    """A count from the dataset's `metrics` document, 0 when absent (JSON paths work on both databases)."""
-    return func.coalesce(datasets.c.doc[("metrics", name)].as_integer(), 0)
-
-
-# What udata's `sort` values order by: columns, or the metrics the metrics pipeline pushed (views
-# has a column and an index of its own; followers and reuses are read from the documents).
-SORT_KEYS: dict[str, Any] = {
-    "title": datasets.c.title,
-    "created_at": datasets.c.created_at,
-    "created": datasets.c.created_at,
-    "last_update": datasets.c.last_update,
-    "last_modified": datasets.c.last_modified,
-    "views": datasets.c.views,
-    "followers": _metric("followers"),
-    "reuses": _metric("reuses"),
-}
 
 
 class Datasets:
@@ -206,8 +167,8 @@ class Datasets:
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
         """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
         with self._db.read() as conn:
-            ids, total = _page_ids(conn, query, self._listed_counts)
-            return _records(conn, ids), total
+            rows, total = read_page(conn, query, self._listed_counts, documents=False)
+            return _records(conn, [row.id for row in rows]), total
 
     def search_documents(self, query: DatasetQuery) -> tuple[list[str | Record], int]:
         """`search`, each dataset as its stored document (documents.py) where it has one that holds
@@ -215,10 +176,9 @@ class Datasets:
         # Not one snapshot (PostgreSQL: no BEGIN and ROLLBACK): a document written between the
         # two reads is the dataset's newer state, which a reader a moment later would see anyway.
         with self._db.read(snapshot=False) as conn:
-            ids, total = _page_ids(conn, query, self._listed_counts)
-            stored = _valid_documents(conn, ids)
-            records = {record["id"]: record for record in _records(conn, [i for i in ids if i not in stored])}
-            return [stored[i] if i in stored else records[i] for i in ids], total
+            rows, total = read_page(conn, query, self._listed_counts, documents=True)
+            records = {record["id"]: record for record in _records(conn, [row.id for row in rows if row.document is None])}
+            return [records[row.id] if row.document is None else row.document for row in rows], total
 
     def _listed_counts(self, conn: Connection, words: list[str]) -> dict[str, int]:
         """How many listed datasets hold each word, kept while the data version is the one read
@@ -379,144 +339,10 @@ class Datasets:
         return found
 
 
-# A tag or format held by at least this many public datasets: its listing is read in the sort's order,
-# each row checked (at 100,000 datasets, a tag of 3,500: 8.4 -> 0.6 ms; a format of 40,000, page 2:
-# 26 -> 0.2 ms); under it, its members are listed first (a tag of 10 would read the whole listing).
-_MEMBERS_READ_IN_ORDER = 1000
-# The public listing: live and public datasets (the complement of db.UNLISTED).
-_PUBLIC_LISTING = (datasets.c.deleted_at.is_(None), datasets.c.private.is_(False))
-
-
-def _page_ids(
-    conn: Connection, query: DatasetQuery, listed_counts: Callable[[Connection, list[str]], dict[str, int]]
-) -> tuple[list[str], int]:
-    """The ids of one page of the live (or deleted) datasets matching `query`, in order, and the
-    total number of matches; `listed_counts`, how many listed datasets hold each word of q."""
-    # The public listing, whose condition a search for `q` reads from the words' own rows, and its
-    # organization, licence and format filters too (search.set_filters).
-    public = not query.deleted and query.editable_by is None and not query.include_private
-    match = Match(query.q) if query.q else None
-    on_words = public and match is not None and match.searchable
-    conditions: list[Any] = []
-    if public:
-        if match is None:
-            conditions.extend(_PUBLIC_LISTING)
-    else:
-        conditions.append(datasets.c.deleted_at.is_not(None) if query.deleted else datasets.c.deleted_at.is_(None))
-        if query.editable_by is not None:
-            user_id, organization_ids = query.editable_by
-            conditions.append(or_(
-                datasets.c.organization_id.in_(organization_ids),
-                and_(datasets.c.organization_id.is_(None), datasets.c.owner_id == user_id),
-            ))
-        elif not query.include_private:
-            conditions.append(datasets.c.private.is_(False))
-    if query.organization_id and not on_words:
-        conditions.append(datasets.c.organization_id == query.organization_id)
-    if query.license and not on_words:
-        conditions.append(datasets.c.license == query.license)
-    memberships = [(dataset_tags.c.dataset_id, dataset_tags.c.tag == slugify(tag)) for tag in query.tags]
-    if query.format and not on_words:  # a dataset may have several resources of one format
-        memberships.append((resources.c.dataset_id, resources.c.format == _normal_format(query.format)))
-    # A tag or a format alone on the public listing: counted from its own index (public_members).
-    lone_membership = (
-        memberships[0] if match is None and public and len(memberships) == 1 and not (query.organization_id or query.license) else None
-    )
-    if lone_membership is None:
-        candidate = match.dataset_id if on_words else datasets.c.id
-        conditions.extend(_listed_in(*membership, per_row=match is not None, candidate=candidate) for membership in memberships)
-    field, descending = query.sort or ("created_at", True)
-    column = SORT_KEYS[field]
-    offset, limit = (query.page - 1) * query.page_size, query.page_size
-    # The page's ids first, then their rows: sorting thousands of matches carried their whole rows.
-    if match is None:
-        # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
-        order = [column.desc(), datasets.c.id.desc()] if descending else [column.asc(), datasets.c.id.asc()]
-        if lone_membership is not None:
-            total = public_members(conn, *lone_membership)
-            # Many members: the listing's index in order, each row looked up in the filter's
-            # index, finds a page's rows first; few: listing them all first does.
-            conditions.append(_listed_in(*lone_membership, per_row=total >= _MEMBERS_READ_IN_ORDER))
-        else:
-            total = conn.scalar(select(func.count()).select_from(datasets).where(*conditions)) or 0
-        ids = list(conn.scalars(select(datasets.c.id).where(*conditions).order_by(*order).offset(offset).limit(limit))) if total else []
-    elif not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
-        ids, total = [], 0
-    else:
-        counts = listed_counts(conn, match.words) if len(match.words) > 1 or public else {}
-        match.weigh(counts)
-        if on_words:
-            conditions.extend(match.filters(
-                organization_id=query.organization_id, license=query.license, format=_normal_format(query.format),
-            ))
-        ranked_alone = public and not conditions and query.sort is None and len(match.words) == 1
-        conditions = [match.condition, *([match.listed] if public else []), *conditions]
-        if ranked_alone:
-            # One word on the public listing, by relevance: its index holds the ranking.
-            source = match.source()
-            total = counts[match.words[0]]
-            ranked = select(match.dataset_id).select_from(source).where(*conditions).order_by(*match.ranked_order)
-            ids = list(conn.scalars(ranked.offset(offset).limit(limit))) if total else []
-        else:
-            # Every condition of the public listing's is on the words' rows; the others need the dataset's.
-            needs_datasets = not public or query.sort is not None
-            source = match.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
-            # The matches counted in the pass that ranks them (every match is read to rank it).
-            ordering = [column.label("sort_key")] if query.sort else match.columns
-            matches = select(match.dataset_id.label("id"), *ordering).select_from(source).where(*conditions).subquery("matches")
-            if query.sort is None:  # relevance, then the newest (ids grow with time); an explicit sort overrides it
-                order = [*match.order(matches), matches.c.id.desc()]
-            else:
-                order = [matches.c.sort_key.desc(), matches.c.id.desc()] if descending else [matches.c.sort_key.asc(), matches.c.id.asc()]
-            page = conn.execute(
-                select(matches.c.id, func.count().over().label("total")).order_by(*order).offset(offset).limit(limit)
-            ).all()
-            ids = [row.id for row in page]
-            # past the last page: counted apart
-            total = page[0].total if page else conn.scalar(select(func.count()).select_from(source).where(*conditions)) or 0
-    return ids, total
-
-
-def public_members(conn: Connection, dataset_id: Any, condition: Any) -> int:
-    """How many public, live datasets are among the `dataset_id`s of the rows meeting `condition`
-    (a tag's, a format's). When the unlisted datasets (private or deleted) are fewer than its
-    members, all its members counted from the filter's index less its unlisted ones (a tag of
-    3,500 at 100,000 datasets: 13.5 -> 0.4 ms; a format of 40,000: 70 -> 18 ms); else each member
-    looked up, as before."""
-    # A dataset holds a tag once (the key of dataset_tags); it may have several resources of a format.
-    counted = func.count() if dataset_id.table is dataset_tags else func.count(dataset_id.distinct())
-    members = conn.scalar(select(counted).where(condition)) or 0
-    # SQLite's planner, without statistics, prefers a whole covering index to the partial one; the
-    # FROM is then text, and the member check names the outer row's id as text too.
-    unlisted_rows = text(f"datasets INDEXED BY {UNLISTED_INDEX}") if conn.dialect.name == "sqlite" else datasets
-    unlisted = conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED)) or 0
-    if unlisted < members:
-        is_member = select(dataset_id).where(condition, dataset_id == literal_column("datasets.id")).exists()
-        return members - (conn.scalar(select(func.count()).select_from(unlisted_rows).where(UNLISTED, is_member)) or 0)
-    listed = select(func.count()).select_from(datasets).where(*_PUBLIC_LISTING, _listed_in(dataset_id, condition, per_row=False))
-    return conn.scalar(listed) or 0
-
-
-def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool, candidate: Any = datasets.c.id) -> Any:
-    """The `candidate` dataset id is among the `dataset_id`s of the rows meeting `condition` (a
-    tag's, a format's). `per_row` when few datasets are candidates (the matches of `q`): each is
-    looked up in the (condition, dataset_id) index instead of SQLite listing every tagged dataset
-    first (40,000 for a format at 100,000 datasets)."""
-    if per_row:
-        # A scalar subquery, not EXISTS: PostgreSQL turns EXISTS into a join and, estimating the
-        # matches many, hashed every member first (a format's 40,000 resources for 489 matches: 90 ms).
-        return select(literal(1)).where(condition, dataset_id == candidate).limit(1).scalar_subquery().is_not(None)
-    return candidate.in_(select(dataset_id).where(condition))
-
-
 def _split(fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     columns = {name: value for name, value in fields.items() if name in _DATASET_COLUMNS}
     doc = {name: value for name, value in fields.items() if name not in _DATASET_COLUMNS}
     return columns, doc
-
-
-def _normal_format(value: str | None) -> str | None:
-    return value.strip().lower() or None if value else None
 
 
 def dataset_doc(doc: dict[str, Any]) -> dict[str, Any]:
@@ -526,16 +352,12 @@ def dataset_doc(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
     """Column values storing a resource's document: the document and its indexed `format` copy."""
-    return {"doc": doc, "format": _normal_format(doc.get("format"))}
+    return {"doc": doc, "format": normal_format(doc.get("format"))}
 
 
 # A dataset row comes with its organization's and owner's columns (left joins), labelled with
 # these prefixes: reading a dataset is one query, not three.
 _REFERENCES = {"organization": organizations, "owner": users}
-# A search reads its matches' filter columns from this index: (id, private, deleted_at, organization_id, license).
-_DATASETS_BY_ID = listing_index("id")
-
-
 def _select_with_refs() -> Select[Any]:
     columns = [column.label(f"{name}__{column.name}") for name, table in _REFERENCES.items() for column in table.c]
     return select(datasets, *columns).select_from(
@@ -638,17 +460,6 @@ def _records(conn: Connection, ids: list[str]) -> list[Record]:
     return records
 
 
-def _valid_documents(conn: Connection, ids: list[str]) -> dict[str, str]:
-    """The stored documents of datasets `ids` that hold now, by dataset id."""
-    if not ids:
-        return {}
-    rows = conn.execute(
-        select(dataset_documents.c.dataset_id, dataset_documents.c.body, dataset_documents.c.valid_until)
-        .where(dataset_documents.c.dataset_id.in_(ids))
-    )
-    return {row.dataset_id: row.body for row in rows if holds(row.valid_until)}
-
-
 def dataset_changed(conn: Connection, dataset_id: str) -> None:
     """What is derived from the dataset must follow: its words' copy of its filters (search.py) and
     its document (documents.py), written once, when the transaction ends."""
@@ -671,7 +482,7 @@ def _derive(conn: Connection, dataset_id: str) -> None:
     if record is not None:
         # The formats as the resources' `format` column holds them (_resource_doc), from the
         # resources the document was rendered from.
-        formats = {_normal_format(resource.get("format")) for resource in record["resources"]} - {None}
+        formats = {normal_format(resource.get("format")) for resource in record["resources"]} - {None}
         set_filters(
             conn, dataset_id, listed=is_listed(record["private"], record["deleted"]), organization_id=record["organization_id"],
             license=record["license"], formats=formats,

@@ -95,9 +95,9 @@ LISTING_FILTER_COLUMNS = ("organization_id", "license", "id")
 _BY_ID_COLUMNS = {"id": ("organization_id", "license")}
 _LIVE = text("deleted_at IS NULL")  # not soft-deleted
 # Off the public listing: private or soft-deleted. Few, as a rule: a filter's count subtracts them
-# (datasets.public_members). A query must write the condition as this text for SQLite to use the index.
+# (listing.public_members). A query must write the condition as this text for SQLite to use the index.
 UNLISTED = text("(private OR deleted_at IS NOT NULL)")  # parenthesized: it is ANDed with other conditions
-UNLISTED_INDEX = "ix_datasets_unlisted"  # SQLite's queries name it (INDEXED BY): datasets.public_members
+UNLISTED_INDEX = "ix_datasets_unlisted"  # SQLite's queries name it (INDEXED BY): listing.public_members
 
 
 def listing_index(column: str) -> str:
@@ -217,6 +217,17 @@ dataset_terms = Table(
     # side by side, where the key spreads them over the whole table (two words at 100,000 datasets:
     # 8.7 -> 2.2 ms on SQLite).
     Index(TERMS_BY_WORD_INDEX, "term", "dataset_id", "in_title", "weight"),
+    sqlite_with_rowid=False,
+)
+# How many listed datasets hold each word (revision 0019), kept with `dataset_terms` by the writes
+# that change it (search.py): a one-word search's total and a several-word search's weights read
+# in a row each, where counting a word's range of the ranked index took up to 38 ms for a common
+# one at 100,000 datasets on PostgreSQL (bench/README.md).
+term_counts = Table(
+    "term_counts",
+    metadata,
+    Column("term", String(64), primary_key=True),
+    Column("listed", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
 
@@ -845,16 +856,21 @@ def _close_quietly(connection: Any) -> None:
 _DATA_VERSION_READ = select(data_version.c.version).where(data_version.c.id == 1)
 
 
+def dialect_insert(connection: Connection, table: Table) -> Any:
+    """An INSERT of the connection's dialect, the one that has `on_conflict_do_update` (an upsert)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def _bump_data_version(connection: Connection) -> int:
     """version + 1, creating the row if needed (an upsert: concurrent first writers cannot collide).
 
     The version only ever grows (processes keep the highest they saw): a database put back from a
     backup needs its catalog processes restarted."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(data_version).values(id=1, version=1)
+    statement = dialect_insert(connection, data_version).values(id=1, version=1)
     upsert = statement.on_conflict_do_update(index_elements=[data_version.c.id], set_={"version": data_version.c.version + 1})
     return int(connection.execute(upsert.returning(data_version.c.version)).scalar_one())
 

@@ -35,10 +35,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Join, and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Connection, Float, FromClause, Join, and_, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.compiler import compiles
 
-from dinum_pipelines.catalog.db import TERMS_BY_WORD_INDEX, dataset_terms
+from dinum_pipelines.catalog.db import TERMS_BY_WORD_INDEX, dataset_terms, dialect_insert, term_counts
 from dinum_pipelines.catalog.ids import fold
 
 _WORD = re.compile(r"[^\W_]+")
@@ -111,10 +111,13 @@ def term_rows(dataset_id: str, title: str, description: str, *, listed: bool) ->
 
 def index_dataset(conn: Connection, dataset_id: str, title: str, description: str, *, listed: bool) -> None:
     """Write a dataset's words anew (a new dataset, or a new title or description)."""
+    before = _listed_terms(conn, dataset_id)
     conn.execute(delete(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id))
     rows = term_rows(dataset_id, title, description, listed=listed)
     if rows:
         conn.execute(insert(dataset_terms), rows)
+    after = {row["term"] for row in rows} if listed else set()
+    _count_listed(conn, {**dict.fromkeys(before - after, -1), **dict.fromkeys(after - before, 1)})
 
 
 def set_filters(
@@ -123,11 +126,34 @@ def set_filters(
     """Copy the dataset's filters to its words' rows: whether it is on the public listing, its
     organization, its licence and its resources' (normalized) formats. Called by every write
     to a dataset (datasets.py), after `index_dataset` if its text changed."""
+    moved = conn.scalars(select(dataset_terms.c.term).where(dataset_terms.c.dataset_id == dataset_id, dataset_terms.c.listed.is_not(listed)))
+    _count_listed(conn, dict.fromkeys(moved, 1 if listed else -1))
     conn.execute(
         update(dataset_terms).where(dataset_terms.c.dataset_id == dataset_id).values(
             listed=listed, organization_id=organization_id, license=license, formats=formats_text(formats)
         )
     )
+
+
+def _listed_terms(conn: Connection, dataset_id: str) -> set[str]:
+    return set(conn.scalars(select(dataset_terms.c.term).where(dataset_terms.c.dataset_id == dataset_id, dataset_terms.c.listed.is_(True))))
+
+
+def _count_listed(conn: Connection, changes: Mapping[str, int]) -> None:
+    """Move `term_counts` by `changes` (word -> 1 or -1), in the words' order: writers sharing
+    words lock their rows in one order and wait for each other, never in a circle."""
+    if not changes:
+        return
+    statement = dialect_insert(conn, term_counts)
+    upsert = statement.on_conflict_do_update(index_elements=[term_counts.c.term], set_={"listed": term_counts.c.listed + statement.excluded.listed})
+    conn.execute(upsert, [{"term": term, "listed": changes[term]} for term in sorted(changes)])
+
+
+def count_terms(conn: Connection) -> None:
+    """`term_counts` anew from `dataset_terms` (after a bulk load that wrote the words' rows itself)."""
+    conn.execute(delete(term_counts))
+    listed = select(dataset_terms.c.term, func.count()).where(dataset_terms.c.listed.is_(True)).group_by(dataset_terms.c.term)
+    conn.execute(insert(term_counts).from_select(["term", "listed"], listed))
 
 
 # Control characters are refused in what the API stores (call.Call.json): none is in a format.
@@ -139,14 +165,32 @@ def formats_text(formats: Iterable[str]) -> str:
     return FORMAT_SEPARATOR + "".join(f"{value}{FORMAT_SEPARATOR}" for value in sorted(set(formats)))
 
 
+def normal_format(value: str | None) -> str | None:
+    """A resource format as the `resources.format` column holds it, and filters compare it."""
+    return value.strip().lower() or None if value else None
+
+
+_LIKE_ESCAPE = "/"
+
+
+def format_pattern(format: str | None) -> str | None:
+    """The LIKE pattern finding the normal `format` in `dataset_terms.formats` (`formats_text`)."""
+    if format is None:
+        return None
+    escaped = "".join(f"{_LIKE_ESCAPE}{char}" if char in f"%_{_LIKE_ESCAPE}" else char for char in formats_text([format]))
+    return f"%{escaped}%"
+
+
 def is_listed(private: bool, deleted_at: Any) -> bool:
     return not private and deleted_at is None
 
 
+_LISTED_COUNT = select(term_counts.c.listed).where(term_counts.c.term == bindparam("word"))
+
+
 def listed_count(conn: Connection, word: str) -> int:
-    """How many listed datasets hold `word` (a term): a range of the ranked index."""
-    found = select(func.count()).where(dataset_terms.c.term == word, dataset_terms.c.listed.is_(True))
-    return conn.scalar(found) or 0
+    """How many listed datasets hold `word` (a term)."""
+    return conn.scalar(_LISTED_COUNT, {"word": word}) or 0
 
 
 class _CrossJoin(Join):
@@ -172,19 +216,16 @@ def _render_cross_join(join: _CrossJoin, compiler: Any, **kw: Any) -> str:
 
 
 class Match:
-    """What a search for `q` adds to a dataset query.
+    """The words of `q`, as a search binds them (`MatchStatement` holds the statement's parts).
 
     `words`: the query's distinct terms, the rarest first once `weigh` has read how many datasets
     hold each (the rarest drives the query: its rows are read, the others' looked up per match).
-    `source` joins the words' rows (and, if asked, `datasets`); `dataset_id` is the matches' id,
-    `listed` the public listing's condition read from the words' rows, `columns` what `order`
-    ranks by. A query with nothing searchable in it (stop words, punctuation) matches nothing.
+    A query with nothing searchable in it (stop words, punctuation) matches nothing.
     """
 
     def __init__(self, q: str) -> None:
         self.words = list(dict.fromkeys(terms(q)))
         self._idf: dict[str, float] = {word: 1.0 for word in self.words}
-        self._aliases = [dataset_terms.alias(f"term_{index}") for index in range(len(self.words))]
 
     def weigh(self, counts: Mapping[str, int]) -> None:
         """Given how many listed datasets hold each word (`listed_count`; several words only):
@@ -200,6 +241,26 @@ class Match:
     def searchable(self) -> bool:
         return bool(self.words)
 
+    def params(self) -> dict[str, Any]:
+        """The values of `MatchStatement(len(words))`'s parameters: each word and its weight, in order."""
+        return {
+            **{f"word_{index}": word for index, word in enumerate(self.words)},
+            **{f"idf_{index}": self._idf[word] for index, word in enumerate(self.words)},
+        }
+
+
+class MatchStatement:
+    """What a search for `count` words adds to a dataset query, the words bound by name (`word_0`,
+    the one that drives the query, `word_1`... and their weights `idf_0`...: Match.params).
+
+    `source` joins the words' rows (and, if asked, `datasets`); `dataset_id` is the matches' id,
+    `listed` the public listing's condition read from the words' rows, `columns` what `order`
+    ranks by.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._aliases = [dataset_terms.alias(f"term_{index}") for index in range(count)]
+
     @property
     def _driver(self) -> Any:
         return self._aliases[0]
@@ -214,40 +275,43 @@ class Match:
 
     @property
     def condition(self) -> ColumnElement[bool]:
-        return self._driver.c.term == self.words[0]
+        return self._driver.c.term == bindparam("word_0")
 
-    def filters(self, *, organization_id: str | None, license: str | None, format: str | None) -> list[ColumnElement[bool]]:
-        """The public listing's filters, read from the driving word's rows (`set_filters`)."""
+    def filters(self, *, organization: bool, license: bool, format: bool) -> list[ColumnElement[bool]]:
+        """The public listing's filters, read from the driving word's rows (`set_filters`), bound
+        as `organization_id`, `license` and `format_pattern` (`format_pattern`)."""
         driver = self._driver.c
         return [
-            *([driver.organization_id == organization_id] if organization_id else []),
-            *([driver.license == license] if license else []),
-            *([driver.formats.contains(formats_text([format]), autoescape=True)] if format else []),
+            *([driver.organization_id == bindparam("organization_id")] if organization else []),
+            *([driver.license == bindparam("license")] if license else []),
+            *([driver.formats.like(bindparam("format_pattern"), escape=_LIKE_ESCAPE)] if format else []),
         ]
 
     def source(self, datasets: Any = None, index: str | None = None) -> FromClause:
         joined: FromClause = self._driver
-        for word, alias in zip(self.words[1:], self._aliases[1:], strict=False):
-            joined = _CrossJoin(joined, alias, and_(alias.c.dataset_id == self.dataset_id, alias.c.term == word), index=TERMS_BY_WORD_INDEX)
+        for position, alias in enumerate(self._aliases[1:], start=1):
+            on = and_(alias.c.dataset_id == self.dataset_id, alias.c.term == bindparam(f"word_{position}"))
+            joined = _CrossJoin(joined, alias, on, index=TERMS_BY_WORD_INDEX)
         if datasets is not None:
             joined = _CrossJoin(joined, datasets, datasets.c.id == self.dataset_id, index=index)
         return joined
 
     @property
     def columns(self) -> list[Any]:
-        aliases = self._aliases[: len(self.words)]
-        every_in_title = and_(*(alias.c.in_title.is_(True) for alias in aliases))
-        score: Any = self._driver.c.weight if len(aliases) == 1 else sum(
-            (alias.c.weight * literal(self._idf[word]) for word, alias in zip(self.words, aliases, strict=False)), literal(0.0)
+        every_in_title = and_(*(alias.c.in_title.is_(True) for alias in self._aliases))
+        score: Any = self._driver.c.weight if len(self._aliases) == 1 else sum(
+            (alias.c.weight * bindparam(f"idf_{position}", type_=Float) for position, alias in enumerate(self._aliases)), literal(0.0)
         )
         return [case((every_in_title, 1), else_=0).label("title_hit"), score.label("score")]
 
-    def order(self, ranked: Any) -> list[Any]:
-        """The relevance ORDER BY, on a subquery of the query that selected `columns`."""
-        return [ranked.c.title_hit.desc(), ranked.c.score.desc()]
+    @staticmethod
+    def order(ranked: Any) -> list[Any]:
+        """The relevance order, each descending, on a subquery of the query that selected `columns`."""
+        return [ranked.c.title_hit, ranked.c.score]
 
     @property
-    def ranked_order(self) -> list[Any]:
-        """One word's ranking, straight from its index (`term`, `listed`, `in_title`, `weight`, id)."""
+    def ranked_order(self) -> list[tuple[Any, bool]]:
+        """One word's ranking, straight from its index (`term`, `listed`, `in_title`, `weight`, id):
+        (column, descending) pairs."""
         driver = self._driver
-        return [driver.c.in_title.desc(), driver.c.weight.desc(), driver.c.dataset_id.desc()]
+        return [(driver.c.in_title, True), (driver.c.weight, True), (driver.c.dataset_id, True)]

@@ -482,7 +482,7 @@ NEW_DATASET = Form(DATASET_CLEANERS, required=("title", "description"), defaults
 DATASET_CHANGES = Form({**DATASET_CLEANERS, "deleted": restoration})
 
 # Sort keys of `GET /datasets/?sort=` -> dataset field.
-# udata's sort keys (plus last_modified) -> datasets.SORT_KEYS.
+# udata's sort keys (plus last_modified) -> listing.SORT_KEYS.
 DATASET_SORTS = {
     "title": "title", "created": "created_at", "last_update": "last_update", "last_modified": "last_modified",
     "views": "views", "followers": "followers", "reuses": "reuses",

@@ -7,17 +7,19 @@ must both agree with it, page by page."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
-from dinum_pipelines.catalog import datasets as datasets_module
+from dinum_pipelines.catalog import listing
 from dinum_pipelines.catalog.datasets import DatasetQuery
-from dinum_pipelines.catalog.search import term_rows, terms
+from dinum_pipelines.catalog.search import listed_count, term_rows, terms
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, create_postgres_database, drop_postgres_database, settings_for
 
 VOCABULARY = ["transports", "écoles", "communes", "budget", "eau", "énergie", "électriques", "santé", "routes", "vélos"]
@@ -139,12 +141,31 @@ def test_search_ranks_as_the_reference_page_by_page(corpus: tuple[CatalogStore, 
         )
         for name, value in filters.items()
     }
-    seen: list[str] = []
-    for page in range(1, len(expected) // 7 + 3):
-        records, total = store.datasets.search(DatasetQuery(q=q, page=page, page_size=7, **query))
-        assert total == len(expected)
-        seen += [record["id"] for record in records]
-    assert seen == expected
+    for read in (store.datasets.search, store.datasets.search_documents):  # with their documents: the page's order kept
+        seen: list[str] = []
+        for page in range(1, len(expected) // 7 + 3):
+            items, total = read(DatasetQuery(q=q, page=page, page_size=7, **query))
+            assert total == len(expected)
+            seen += item_ids(items)
+        assert seen == expected
+
+
+def item_ids(items: list[Any]) -> list[str]:
+    """The ids of a page's datasets, records or stored documents (Datasets.search_documents)."""
+    return [json.loads(item)["id"] if isinstance(item, str) else item["id"] for item in items]
+
+
+def test_each_word_is_counted_among_the_listed_datasets(corpus: tuple[CatalogStore, dict[str, dict[str, Any]]]) -> None:
+    """The counts the writes keep (search.term_counts) against the datasets' states, after
+    creations, new titles, deletions, restorations and datasets made private or public."""
+    store, state = corpus
+    listed_terms = [
+        term for d in state.values() if not d["deleted"] and not d["private"] for term in set(terms(d["title"]) + terms(d["description"]))
+    ]
+    expected = Counter(listed_terms)
+    every_term = {term for d in state.values() for term in terms(d["title"]) + terms(d["description"])}
+    with store.db.read() as conn:
+        assert {term: listed_count(conn, term) for term in every_term} == {term: expected[term] for term in every_term}
 
 
 @pytest.mark.parametrize("tag", TAGS)
@@ -153,17 +174,18 @@ def test_a_tag_alone_counts_and_pages_its_public_datasets(
     corpus: tuple[CatalogStore, dict[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, tag: str, read_in_order_from: int
 ) -> None:
     """A tag alone is counted from its own index, less its unlisted datasets when these are fewer
-    (datasets.public_members), or each member looked up; both against the datasets' states."""
-    monkeypatch.setattr(datasets_module, "_MEMBERS_READ_IN_ORDER", read_in_order_from)
+    (listing.public_members), or each member looked up; both against the datasets' states."""
+    monkeypatch.setattr(listing, "_MEMBERS_READ_IN_ORDER", read_in_order_from)
     store, state = corpus
     public = [i for i, d in state.items() if tag in d["tags"] and not d["deleted"] and not d["private"]]
     expected = sorted(public, key=lambda i: (store.datasets.require(i)["created_at"], i), reverse=True)  # the newest first
     unlisted = sum(1 for d in state.values() if d["deleted"] or d["private"])
     members = sum(1 for d in state.values() if tag in d["tags"])
     assert (members > unlisted) == (tag != "rare")  # both ways of counting are taken
-    seen: list[str] = []
-    for page in range(1, len(expected) // 9 + 2):
-        records, total = store.datasets.search(DatasetQuery(tags=(tag,), page=page, page_size=9))
-        assert total == len(expected)
-        seen += [record["id"] for record in records]
-    assert seen == expected
+    for read in (store.datasets.search, store.datasets.search_documents):
+        seen: list[str] = []
+        for page in range(1, len(expected) // 9 + 2):
+            items, total = read(DatasetQuery(tags=(tag,), page=page, page_size=9))
+            assert total == len(expected)
+            seen += item_ids(items)
+        assert seen == expected
