@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from dinum_pipelines.catalog import (
     bootstrap_publisher,
     serve_in_thread,
 )
-from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD, Events
+from dinum_pipelines.catalog.events import DATASET_VIEW, RESOURCE_DOWNLOAD, Events, simulated_time
 from dinum_pipelines_tests.catalog.conftest import Api
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
@@ -76,6 +76,53 @@ def test_a_remote_resource_stable_link_counts_the_download_itself(
     assert response.status_code == 302 and response.headers["location"] == "https://example.org/data.csv"
     recorded = [(event["kind"], event["channel"], event["resource_id"]) for event in catalog.store.events.list()]
     assert recorded == [(RESOURCE_DOWNLOAD, "permalink", created.json()["id"])]
+
+
+def test_a_group_of_events_reads_back_as_recorded(catalog: RunningCatalog, publisher: Publisher, dataset: dict[str, Any]) -> None:
+    """Every field of every event of one group, on each backend (PostgreSQL is sent the group as
+    one JSON document, SQLite one row at a time: events._DriverInsert): the time from another
+    zone, to the microsecond; text with tabs, newlines, quotes, backslashes and non-ASCII; NULLs;
+    the organization given, or the dataset's, or none."""
+    log = Events(catalog.store.db, commit_interval=60)  # nothing written before `list`: one group
+    paris, new_york = timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))
+    agent = 'Navigateur « été »\t\\N\n"quoted" \\ back\\slash %s \x01\x7f \u2028 日本 😀'
+    resource_id = "5b1a5e8c-3d1f-4e7a-9b0e-0c2f4a6d8e10"
+    recorded = [  # (when, fields)
+        (datetime(2026, 7, 1, 1, 59, 59, 999999, tzinfo=paris), {
+            "kind": DATASET_VIEW, "channel": "web", "user_agent": agent, "dataset_id": dataset["id"],
+        }),
+        (datetime(2026, 7, 1, tzinfo=UTC), {  # the organization given, not the dataset's
+            "kind": RESOURCE_DOWNLOAD, "channel": "permalink", "user_agent": None,
+            "dataset_id": dataset["id"], "resource_id": resource_id, "organization_id": "o" * 24,
+        }),
+        (datetime(2026, 7, 1, 0, 0, 0, 1, tzinfo=UTC), {"kind": DATASET_VIEW, "channel": "api", "user_agent": "", "dataset_id": "d" * 24}),
+        (datetime(1999, 12, 31, 23, 0, tzinfo=new_york), {"kind": RESOURCE_DOWNLOAD, "channel": "api", "user_agent": "curl/8.5.0"}),
+    ]
+    for when, fields in recorded:
+        with simulated_time(when):
+            log.record(**fields)
+    try:
+        written = [{name: value for name, value in event.items() if name != "id"} for event in log.list()]
+    finally:
+        log.close()
+    assert written == [
+        {
+            "occurred_at": datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=UTC), "kind": DATASET_VIEW, "channel": "web",
+            "user_agent": agent, "dataset_id": dataset["id"], "resource_id": None, "organization_id": publisher.organization_id,
+        },
+        {
+            "occurred_at": datetime(2026, 7, 1, tzinfo=UTC), "kind": RESOURCE_DOWNLOAD, "channel": "permalink", "user_agent": None,
+            "dataset_id": dataset["id"], "resource_id": resource_id, "organization_id": "o" * 24,
+        },
+        {
+            "occurred_at": datetime(2026, 7, 1, 0, 0, 0, 1, tzinfo=UTC), "kind": DATASET_VIEW, "channel": "api", "user_agent": None,
+            "dataset_id": "d" * 24, "resource_id": None, "organization_id": None,  # an unknown dataset has no organization
+        },
+        {
+            "occurred_at": datetime(2000, 1, 1, 4, 0, tzinfo=UTC), "kind": RESOURCE_DOWNLOAD, "channel": "api", "user_agent": "curl/8.5.0",
+            "dataset_id": None, "resource_id": None, "organization_id": None,
+        },
+    ]
 
 
 # Views are queued by the request and written in groups by a writer thread (events.py): what a
