@@ -4,8 +4,8 @@ statements, built once per shape, and the page read with its stored documents.
 A listing's statements depend on which filters it has, how many tags and words, its sort and
 whether it is the public listing: its shape. Its values (the words, the organization, the page)
 are bound parameters. Each shape's statements are built once, and their compiled SQL is
-SQLAlchemy's to cache: building them for every first answer took about a third of the catalog's
-CPU in a listing at 100,000 datasets, more than PostgreSQL took to run them (bench/README.md).
+SQLAlchemy's to cache. Built for every request, aliases, subqueries and their column collections
+were a quarter of a first listing's CPU in the catalog's process (py-spy, 100,000 datasets).
 
 The page's statement also reads the stored documents of the datasets it lists (documents.py),
 joined to the page's 20 ids: a listing is one statement after its count, where it was two.

@@ -15,7 +15,7 @@ fixed average lengths stand for the corpus's), and whether the title holds it (`
 query of several words adds its words' weights, each times an inverse document frequency taken
 from how many datasets hold each word. An index (word, listed, in_title, weight, dataset) holds
 every word's datasets in rank order: the first page of a one-word search is its first rows, and
-its count a count of an index range, whatever the number of matches. Before this (revision 0011:
+its count one row of `term_counts` (revision 0019), whatever the number of matches. Before this (revision 0011:
 FTS5 and bm25 on SQLite, a tsvector and ts_rank_cd on PostgreSQL) every match was read and scored
 for every search, 40 ms for a typical word at 100,000 datasets and 500 ms for a common one
 (bench/README.md), and the two engines stemmed differently.
@@ -24,7 +24,8 @@ for every search, 40 ms for a typical word at 100,000 datasets and 500 ms for a 
 with its organization, licence and resource formats (revision 0017): a search with q and filters
 checks each match in the word's index, without looking it up. `index_dataset` rewrites a
 dataset's rows when its title or description changes, and `set_filters` copies its filters at
-the end of every write to it (datasets.py), in the same transaction.
+the end of every write to it (datasets.py), in the same transaction; both move the counts of the
+words whose listed rows they add or remove. The statements of a listing are listing.py's.
 """
 
 from __future__ import annotations
