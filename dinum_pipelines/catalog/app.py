@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dinum_pipelines.catalog import table_index, tabular
 from dinum_pipelines.catalog.call import Call
 from dinum_pipelines.catalog.chunks import PART_RECEIVED, sweep_abandoned_parts
-from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import POOL_SIZE
 from dinum_pipelines.catalog.dcat import catalog_rdf, dataset_rdf
 from dinum_pipelines.catalog.documents import dumps, page_text, served
@@ -46,6 +45,7 @@ from dinum_pipelines.catalog.errors import (
 )
 from dinum_pipelines.catalog.events import DATASET_VIEW, PERMALINK_MARK, RESOURCE_DOWNLOAD
 from dinum_pipelines.catalog.files import safe_filename
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.catalog.metrics_api import (
     SimulatedClock,
     export_events,

@@ -32,9 +32,9 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from starlette.responses import Response
 
 from dinum_pipelines.catalog import tabular
-from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.errors import Gone, NotFound, field_error
 from dinum_pipelines.catalog.ids import slugify
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.lib.declare.vocabularies import FREQUENCIES as FREQUENCY_IDS
 from dinum_pipelines.lib.declare.vocabularies import LICENSES
 

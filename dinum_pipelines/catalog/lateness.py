@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.catalog.store import CatalogStore
 from dinum_pipelines.lib.monitoring.freshness import is_late, late_since
 from dinum_pipelines.lib.publish.publishing import SLUG_EXTRA

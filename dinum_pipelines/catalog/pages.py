@@ -25,11 +25,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dinum_pipelines.catalog.datasets import DatasetQuery
 from dinum_pipelines.catalog.db import utcnow
 from dinum_pipelines.catalog.errors import Gone, NotFound
 from dinum_pipelines.catalog.events import DATASET_VIEW
 from dinum_pipelines.catalog.lateness import late_datasets
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.catalog.metrics_api import organization_metrics_of
 from dinum_pipelines.catalog.previews import FILTER_OPERATORS, table_previews
 from dinum_pipelines.catalog.quality_score import CRITERIA

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, serve_in_thread
-from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.listing import DatasetQuery
 
 pytestmark = pytest.mark.slow
 

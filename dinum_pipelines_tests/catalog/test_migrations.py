@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore
 from dinum_pipelines.catalog.__main__ import main as catalog_cli
-from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.catalog.db import (
     alembic_config,
     current_revision,

@@ -18,7 +18,7 @@ import pytest
 
 from dinum_pipelines.catalog import CatalogSettings, CatalogStore, bootstrap_publisher
 from dinum_pipelines.catalog import listing
-from dinum_pipelines.catalog.datasets import DatasetQuery
+from dinum_pipelines.catalog.listing import DatasetQuery
 from dinum_pipelines.catalog.search import listed_count, term_rows, terms
 from dinum_pipelines_tests.catalog.conftest import BACKENDS, create_postgres_database, drop_postgres_database, settings_for
 
