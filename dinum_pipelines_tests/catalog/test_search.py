@@ -4,7 +4,7 @@ on SQLite and on PostgreSQL (the `catalog` fixture runs every test on both)."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -185,3 +185,19 @@ def test_sort_by_views_follows_a_metrics_push(catalog: RunningCatalog, anonymous
     MetricsStore(catalog.store.db).replace({name: [] for name in METRIC_MODELS}, objects)
     assert names(anonymous.get("/datasets/?sort=-views").json(), published)[:2] == ["adresses", "budget"]  # then 0 views, ties by id
     assert anonymous.get("/datasets/?sort=-views").json()["data"][0]["metrics"]["views"] == 90
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [("geo_json", ["underscore"]), ("geo%json", ["percent"]), ("geo/json", ["slash"]), ("geo_", [])])
+def test_a_format_is_matched_whole_and_literally_with_q_and_without(api: Api, anonymous: Api, publisher: Publisher, fmt: str, expected: list[str]) -> None:
+    """A format filter compares the whole value, its characters literal: with q it is read from
+    the words' rows through LIKE (search.format_pattern), where `_` and `%` are wildcards."""
+    published = {}
+    for name, value in (("underscore", "geo_json"), ("percent", "geo%json"), ("slash", "geo/json"), ("plain", "geoxjson")):
+        dataset = api.create_dataset(title=f"Carte {name}", organization=publisher.organization_id)
+        response = api.post(f"/datasets/{dataset['id']}/resources/", json={"title": name, "url": "https://example.org/map", "filetype": "remote", "format": value})
+        assert response.status_code == 201, response.text
+        published[name] = dataset
+    for query in (f"format={quote(fmt)}", f"q=carte&format={quote(fmt)}"):
+        response = anonymous.get(f"/datasets/?{query}")
+        assert response.status_code == 200, response.text
+        assert sorted(names(response.json(), published)) == expected, query
