@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
@@ -35,7 +34,7 @@ from dinum_pipelines.catalog.documents import holds, stored_document
 from dinum_pipelines.catalog.errors import NotFound, ValidationError
 from dinum_pipelines.catalog.ids import new_object_id, new_resource_id, slugify
 from dinum_pipelines.catalog.listing import DatasetQuery, read_page
-from dinum_pipelines.catalog.search import index_dataset, is_listed, listed_count, normal_format, set_filters
+from dinum_pipelines.catalog.search import index_dataset, is_listed, normal_format, set_filters
 from dinum_pipelines.catalog.versions import (
     delete_versions,
     record_extras,
@@ -167,7 +166,7 @@ class Datasets:
     def search(self, query: DatasetQuery) -> tuple[list[Record], int]:
         """One page of the live (or deleted) datasets matching `query`, and the total number of matches."""
         with self._db.read() as conn:
-            rows, total = read_page(conn, query, self._listed_counts, documents=False)
+            rows, total = read_page(conn, query, documents=False)
             return _records(conn, [row.id for row in rows]), total
 
     def search_documents(self, query: DatasetQuery) -> tuple[list[str | Record], int]:
@@ -176,15 +175,9 @@ class Datasets:
         # Not one snapshot (PostgreSQL: no BEGIN and ROLLBACK): a document written between the
         # two reads is the dataset's newer state, which a reader a moment later would see anyway.
         with self._db.read(snapshot=False) as conn:
-            rows, total = read_page(conn, query, self._listed_counts, documents=True)
+            rows, total = read_page(conn, query, documents=True)
             records = {record["id"]: record for record in _records(conn, [row.id for row in rows if row.document is None])}
             return [records[row.id] if row.document is None else row.document for row in rows], total
-
-    def _listed_counts(self, conn: Connection, words: list[str]) -> dict[str, int]:
-        """How many listed datasets hold each word, kept while the data version is the one read
-        first: searches repeat words, and on PostgreSQL a common word's count took 1.5 ms."""
-        version = self._db.data_version()
-        return {word: self._db.reads.get(version, ("listed datasets holding", word), partial(listed_count, conn, word)) for word in words}
 
     def get_document(self, id_or_slug: str) -> tuple[Record, str] | None:
         """The dataset's visibility columns (id, private, deleted, organization_id, owner_id) and

@@ -13,7 +13,6 @@ joined to the page's 20 ids: a listing is one statement after its count, where i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -23,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func,
 from dinum_pipelines.catalog.db import UNLISTED, UNLISTED_INDEX, dataset_documents, dataset_tags, datasets, listing_index, resources
 from dinum_pipelines.catalog.documents import holds
 from dinum_pipelines.catalog.ids import slugify
-from dinum_pipelines.catalog.search import Match, MatchStatement, format_pattern, normal_format
+from dinum_pipelines.catalog.search import Match, MatchStatement, format_pattern, listed_counts, normal_format
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,9 @@ class _Shape:
         return self.on_words and self.words == 1 and not (self.organization or self.license or self.format or self.tags or self.sort)
 
 
-def read_page(
-    conn: Connection, query: DatasetQuery, listed_counts: Callable[[Connection, list[str]], dict[str, int]], *, documents: bool,
-) -> tuple[list[PageRow], int]:
+def read_page(conn: Connection, query: DatasetQuery, *, documents: bool) -> tuple[list[PageRow], int]:
     """One page of the live (or deleted) datasets matching `query`, in order, each with its stored
-    document if `documents`, and the total number of matches; `listed_counts`, how many listed
-    datasets hold each word of q."""
+    document if `documents`, and the total number of matches."""
     match = Match(query.q) if query.q else None
     if match is not None and not match.searchable:  # nothing searchable in q (stop words, punctuation): nothing matches
         return [], 0
@@ -145,7 +141,7 @@ def read_page(
         match.weigh(counts)
         params.update(match.params())
         statements = _statements(shape)
-        if shape.ranked_alone:  # its count is the word's (listed_counts)
+        if shape.ranked_alone:  # its count is the word's (search.term_counts)
             total = counts[match.words[0]]
             rows = conn.execute(statements.page, params).all() if total else []
         else:
@@ -220,8 +216,7 @@ def _statements(shape: _Shape) -> _Statements:
 def _page(ids: Select[Any], order: list[tuple[Any, bool]], shape: _Shape) -> Select[Any]:
     """`ids` (a select of `id`, and `total` perhaps) in `order` ((expression, descending) pairs),
     one page of them; with each one's stored document, if the shape asks for them."""
-    ordered = ids.order_by(*(key.desc() if descending else key.asc() for key, descending in order))
-    page = ordered.offset(bindparam("offset")).limit(bindparam("limit"))
+    page = ids.order_by(*_ordered(order)).offset(bindparam("offset")).limit(bindparam("limit"))
     if not shape.documents:
         return page
     # The page first, then its documents: its ORDER BY repeated on its keys, which it carries.
@@ -230,8 +225,12 @@ def _page(ids: Select[Any], order: list[tuple[Any, bool]], shape: _Shape) -> Sel
     return (
         select(*(column for column in keyed.c if not column.key.startswith("key_")), dataset_documents.c.body, dataset_documents.c.valid_until)
         .select_from(keyed.outerjoin(dataset_documents, dataset_documents.c.dataset_id == keyed.c.id))
-        .order_by(*(key.desc() if descending else key.asc() for key, descending in keys))
+        .order_by(*_ordered(keys))
     )
+
+
+def _ordered(order: list[tuple[Any, bool]]) -> list[Any]:
+    return [key.desc() if descending else key.asc() for key, descending in order]
 
 
 def _membership(kind: str, index: int = 0) -> tuple[Any, Any]:

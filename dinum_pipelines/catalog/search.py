@@ -186,12 +186,13 @@ def is_listed(private: bool, deleted_at: Any) -> bool:
     return not private and deleted_at is None
 
 
-_LISTED_COUNT = select(term_counts.c.listed).where(term_counts.c.term == bindparam("word"))
+_LISTED_COUNTS = select(term_counts.c.term, term_counts.c.listed).where(term_counts.c.term.in_(bindparam("words", expanding=True)))
 
 
-def listed_count(conn: Connection, word: str) -> int:
-    """How many listed datasets hold `word` (a term)."""
-    return conn.scalar(_LISTED_COUNT, {"word": word}) or 0
+def listed_counts(conn: Connection, words: list[str]) -> dict[str, int]:
+    """How many listed datasets hold each of `words` (terms), in one statement."""
+    found = dict(conn.execute(_LISTED_COUNTS, {"words": words}).tuples().all())
+    return {word: found.get(word, 0) for word in words}
 
 
 class _CrossJoin(Join):
@@ -229,7 +230,7 @@ class Match:
         self._idf: dict[str, float] = {word: 1.0 for word in self.words}
 
     def weigh(self, counts: Mapping[str, int]) -> None:
-        """Given how many listed datasets hold each word (`listed_count`; several words only):
+        """Given how many listed datasets hold each word (`listed_counts`; several words only):
         the rarest drives the query, and each word's weights count by its inverse document
         frequency, the rarer the more (BM25's, with the query's own words standing for the corpus)."""
         if len(self.words) < 2:
