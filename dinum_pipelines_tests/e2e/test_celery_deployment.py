@@ -46,12 +46,12 @@ from dinum_pipelines.lib.declare.registry import DEFAULT_SOURCES_DIR, load_regis
 from dinum_pipelines_tests.catalog.conftest import create_postgres_database, drop_postgres_database
 from dinum_pipelines_tests.faultproxy import FaultProxy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # beyond RUN_TIMEOUT, for the start and the checks
 
 DATASETS = 20
 ADMINISTRATIONS = 5
 RUNS_PER_ADMINISTRATION = 2  # deploy/celery/dagster.yaml's tag concurrency limit
-RUN_TIMEOUT = 240
+RUN_TIMEOUT = 900  # a guard against a hang, not a speed target: 20 runs take 1.5 min alone, 4+ beside the rest of the suite
 TEMPLATE = DEFAULT_SOURCES_DIR / "subventions_associations" / "defs.yaml"
 
 
