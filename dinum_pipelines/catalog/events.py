@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -228,27 +229,23 @@ def _event_values(field: Callable[[str], ColumnElement[Any]]) -> dict[str, Colum
 
 
 class _DriverInsert:
-    """A group's INSERT, compiled once, its rows turned into the driver's parameters by
-    SQLAlchemy's own bind processors for the fields' types.
+    """A group's rows written by the driver in one pass, converted by SQLAlchemy's own bind
+    processors for the fields' types.
 
     `Connection.execute(insert, rows)` built each row's parameters through the compiler's generic
     path (~20 µs a row in Python). At thousands of views per second, the writer thread held the
     GIL long enough to stall the event loop that answers the cached reads: their p99 was 20-58 ms,
-    ~10 ms with no views recorded, 18-24 ms with this (bench/README.md). Same SQL, same
-    conversions, one pass.
+    ~10 ms with no views recorded, 18-24 ms with this (bench/README.md).
 
-    SQLite is sent the rows with one `executemany` of an `INSERT ... VALUES`. PostgreSQL is sent
-    the whole group as one JSON parameter of one `INSERT ... SELECT ... FROM json_to_recordset(...)`
-    whose columns have the table's types: psycopg's `executemany` has the server run the INSERT
-    once per row. Per 10,000 events in groups of 30 (the writer's at 6,000 views a second; CPU
-    time from /proc, medians of 6 runs): PostgreSQL 630 ms -> 490 ms (its user time 460 -> 290 ms,
-    the rest being the kernel's work for each commit), the writer thread 810 ms -> 520 ms. COPY
-    cannot look the organization up: a COPY into a temporary table then `INSERT ... SELECT` cost
-    PostgreSQL about as much as `executemany` (the table is emptied at every commit); 8 arrays
-    through `unnest` cost it as much as JSON, and the writer 60% more (psycopg dumps arrays in
-    Python). The values are the ones `executemany` sent: the same processed values, a timestamp
-    as ISO text (exact to the microsecond), read by the server into the same types; the
-    organization is the same expression (`_event_values`).
+    SQLite is sent the rows with one `executemany` of an `INSERT ... VALUES` whose organization
+    is looked up by the insert itself (`_event_values`). PostgreSQL is sent them by one binary
+    `COPY` into the table, after one `SELECT` of the organizations of the group's datasets, in
+    the same transaction: the same values as the INSERT. It was one `INSERT ... SELECT` from
+    `json_to_recordset` with the lookup as a subquery; at 14,000 cached dataset GETs a second
+    (2 workers, 2 cores, bench/README.md) that cost PostgreSQL ~21 µs a view, 15% of the
+    machine, and the GETs' p99 rose from 9 ms without views to 25-120 ms. Per 20,000 events in
+    groups of 400 the server spends 90 ms on COPY against 240 ms on the INSERT, and psycopg's
+    C writer adds each row without JSON.
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -257,17 +254,20 @@ class _DriverInsert:
             for name, type_ in _FIELDS.items()
             if (processor := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        self._as_json = dialect.name == "postgresql"
-        if self._as_json:
-            group = (
-                func.json_to_recordset(bindparam("rows", type_=JSON))
-                .table_valued(*(column(name, type_) for name, type_ in _FIELDS.items()))
-                .render_derived(with_types=True)
+        self._copies = dialect.name == "postgresql"
+        if self._copies:
+            copied = [name for name in _FIELDS if name in events.c]
+            self._copied = [*copied, "organization_id"]
+            # psycopg names types as PostgreSQL does, without a length: "character varying"
+            self._copy_types = [re.sub(r"\(.*\)", "", events.c[name].type.compile(dialect=dialect)).lower() for name in self._copied]
+            self.sql = f"COPY {events.name} ({', '.join(self._copied)}) FROM STDIN (FORMAT BINARY)"
+            self._organizations_sql = str(
+                select(datasets.c.id, datasets.c.organization_id)
+                .where(datasets.c.id == func.any(bindparam("ids")))
+                .compile(dialect=dialect)
             )
-            values = _event_values(lambda name: group.c[name])
-            statement: Insert = insert(events).from_select(list(values), select(*values.values()))
-        else:
-            statement = insert(events).inline().values(_event_values(lambda name: bindparam(name, type_=_FIELDS[name])))
+            return
+        statement = insert(events).inline().values(_event_values(lambda name: bindparam(name, type_=_FIELDS[name])))
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self._positional = compiled.positiontup  # parameter names in order, or None (named style)
@@ -277,9 +277,23 @@ class _DriverInsert:
         driver_rows: list[Any] = [
             {name: convert[name](value) if name in convert else value for name, value in row.items()} for row in rows
         ]
-        if self._as_json:
-            connection.exec_driver_sql(self.sql, {"rows": json.dumps(driver_rows, ensure_ascii=False, default=datetime.isoformat)})
+        if self._copies:
+            self._copy(connection, driver_rows)
             return
         if self._positional is not None:
             driver_rows = [tuple(row[name] for name in self._positional) for row in driver_rows]
         connection.exec_driver_sql(self.sql, driver_rows)
+
+    def _copy(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        looked_up = {
+            row["organization_of_dataset"] for row in rows
+            if row["given_organization_id"] is None and row["organization_of_dataset"] is not None
+        }
+        organization_of = dict(connection.exec_driver_sql(self._organizations_sql, {"ids": list(looked_up)}).all()) if looked_up else {}
+        fields = self._copied[:-1]
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(self.sql) as copy:
+            copy.set_types(self._copy_types)
+            for row in rows:
+                given = row["given_organization_id"]
+                organization = given if given is not None else organization_of.get(row["organization_of_dataset"])
+                copy.write_row([*(row[name] for name in fields), organization])

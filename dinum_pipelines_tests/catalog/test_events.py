@@ -80,7 +80,7 @@ def test_a_remote_resource_stable_link_counts_the_download_itself(
 
 def test_a_group_of_events_reads_back_as_recorded(catalog: RunningCatalog, publisher: Publisher, dataset: dict[str, Any]) -> None:
     """Every field of every event of one group, on each backend (PostgreSQL is sent the group as
-    one JSON document, SQLite one row at a time: events._DriverInsert): the time from another
+    one binary COPY, SQLite one row at a time: events._DriverInsert): the time from another
     zone, to the microsecond; text with tabs, newlines, quotes, backslashes and non-ASCII; NULLs;
     the organization given, or the dataset's, or none."""
     log = Events(catalog.store.db, commit_interval=60)  # nothing written before `list`: one group
