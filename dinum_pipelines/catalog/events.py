@@ -42,7 +42,6 @@ guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -53,9 +52,8 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, bindparam, column, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, func, insert, select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql.dml import Insert
 
 from dinum_pipelines.catalog.db import Database, datasets, events, utcnow
 from dinum_pipelines.lib.metrics.schema import CHANNELS, DATASET_VIEW, RESOURCE_DOWNLOAD
