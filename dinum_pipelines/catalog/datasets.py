@@ -182,15 +182,11 @@ class Datasets:
     def get_document(self, id_or_slug: str) -> tuple[Record, str] | None:
         """The dataset's visibility columns (id, private, deleted, organization_id, owner_id) and
         its stored document, if it has one that holds now (an id wins over a slug, as in `get`)."""
-        with self._db.read(snapshot=False) as conn:
-            for statement in _DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG:
-                row = conn.execute(statement, {"key": id_or_slug}).first()
-                if row is not None:
-                    break
-        if row is None or row.body is None or not holds(row.valid_until):
+        row = self._db.plain_row(_DOCUMENT_BY_ID, {"key": id_or_slug}) or self._db.plain_row(_DOCUMENT_BY_SLUG, {"key": id_or_slug})
+        if row is None or row["body"] is None or not holds(row["valid_until"]):
             return None
-        visibility = {"id": row.id, "private": row.private, "deleted": row.deleted_at, "organization_id": row.organization_id, "owner_id": row.owner_id}
-        return visibility, row.body
+        visibility = {key: row[key] for key in ("id", "private", "organization_id", "owner_id")}
+        return {**visibility, "deleted": row["deleted_at"]}, row["body"]
 
     def store_missing_documents(self, batch: int = 200, stopping: threading.Event | None = None) -> int:
         """Store the document of every dataset that has none (a catalog upgraded from revision

@@ -155,7 +155,7 @@ def test_the_data_version_is_read_on_a_few_connections_however_many_ask(tmp_path
     connections instead of opening and closing their own (on PostgreSQL, a backend forked each)."""
     db = Database.open(f"sqlite:///{tmp_path}/catalog.db")
     opened = []
-    reader = db._version_reader
+    reader = db._plain_reads
     connect = reader._connect
     monkeypatch.setattr(reader, "_connect", lambda: opened.append(1) or connect())
     try:
@@ -168,7 +168,7 @@ def test_the_data_version_is_read_on_a_few_connections_however_many_ask(tmp_path
 
 
 def test_the_data_version_is_read_again_after_its_connections_die(postgres_database):
-    """Every keyed request reads the data version on a connection kept for it (db._VersionReader):
+    """Every keyed request reads the data version on a connection kept for it (db._PlainReads):
     when PostgreSQL drops those connections (a restart, an idle timeout), the next reads still
     answer, with the version committed."""
     db = Database.open(postgres_database.url)
