@@ -191,7 +191,7 @@ _LISTED_COUNTS = select(term_counts.c.term, term_counts.c.listed).where(term_cou
 
 def listed_counts(conn: Connection, words: list[str]) -> dict[str, int]:
     """How many listed datasets hold each of `words` (terms), in one statement."""
-    found = dict(conn.execute(_LISTED_COUNTS, {"words": words}).tuples().all())
+    found: dict[str, int] = dict(conn.execute(_LISTED_COUNTS, {"words": words}).all())
     return {word: found.get(word, 0) for word in words}
 
 
