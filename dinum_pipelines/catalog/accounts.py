@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +20,6 @@ from dinum_pipelines.catalog.db import (
     api_tokens,
     dataset_documents,
     datasets,
-    find_by_id_or_slug,
     organization_members,
     organizations,
     sysadmins,
@@ -40,6 +39,7 @@ EXPIRED_TOKEN = "Expired API token"
 # Recording each use would turn every authenticated read into a write; once a minute is enough
 # for "last used" to be useful.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+ORGANIZATION_BY_ID, ORGANIZATION_BY_SLUG = (select(organizations).where(key == bindparam("key")) for key in (organizations.c.id, organizations.c.slug))
 
 
 class Accounts:
@@ -150,9 +150,9 @@ class Accounts:
         return org
 
     def organization(self, id_or_slug: str) -> dict[str, Any] | None:
-        with self._db.read() as conn:
-            row = find_by_id_or_slug(conn, organizations, id_or_slug)
-        return None if row is None else dict(row)
+        """The organization whose id is `id_or_slug`, else the one whose slug is: plain reads
+        (db.PlainRead), since a listing filtered by organization looks it up first."""
+        return self._db.plain_row(ORGANIZATION_BY_ID, {"key": id_or_slug}) or self._db.plain_row(ORGANIZATION_BY_SLUG, {"key": id_or_slug})
 
     def organizations(self) -> list[dict[str, Any]]:
         """Every live organization, by name (the pages' organization filter)."""

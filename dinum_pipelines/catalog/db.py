@@ -45,11 +45,10 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
-    or_,
     select,
     text,
 )
-from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.types import TypeDecorator
 
@@ -953,9 +952,3 @@ def unique_slug(connection: Connection, column: Column[str], base: str) -> str:
         suffix += 1
         candidate = f"{base[: limit - len(str(suffix)) - 1]}-{suffix}"
     return candidate
-
-
-def find_by_id_or_slug(connection: Connection, table: Table, value: str) -> RowMapping | None:
-    """The row whose id is `value`, else the one whose slug is (udata URLs accept either)."""
-    rows = connection.execute(select(table).where(or_(table.c.id == value, table.c.slug == value))).mappings().all()
-    return next((row for row in rows if row["id"] == value), rows[0] if rows else None)

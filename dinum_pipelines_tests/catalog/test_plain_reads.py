@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import bindparam, select, text
 
+from dinum_pipelines.catalog.accounts import ORGANIZATION_BY_ID, ORGANIZATION_BY_SLUG
 from dinum_pipelines.catalog.datasets import _DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG
 from dinum_pipelines.catalog.db import PlainRead, UtcDateTime, datasets
 from dinum_pipelines.catalog.server import RunningCatalog
@@ -38,6 +39,17 @@ def test_a_plain_read_gives_the_row_sqlalchemy_gives(catalog: RunningCatalog, ap
     assert db.plain_row(_DOCUMENT_BY_ID, {"key": "no-such-dataset"}) is None
     assert db.plain_row(_DOCUMENT_BY_ID, {"key": "x'); DROP TABLE datasets; --"}) is None
     assert db.plain_row(_DOCUMENT_BY_ID, {"key": live["id"]})["id"] == live["id"]
+
+
+def test_an_organization_read_plainly_is_the_row_sqlalchemy_gives(catalog: RunningCatalog, api: Api, publisher) -> None:
+    catalog.store.accounts.update_organization(publisher.organization_id, {"extras": {"siren": "110000015", "nested": {"a": [1, 2]}}})
+    organization = api.get(f"/organizations/{publisher.organization_id}/").json()
+    for statement, key in ((ORGANIZATION_BY_ID, organization["id"]), (ORGANIZATION_BY_SLUG, organization["slug"])):
+        plain = catalog.store.db.plain_row(statement, {"key": key})
+        assert plain == sqlalchemy_row(catalog, statement, key)
+        assert plain["extras"] == {"siren": "110000015", "nested": {"a": [1, 2]}} and plain["created_at"].tzinfo is not None
+    assert catalog.store.accounts.organization(organization["slug"])["id"] == organization["id"]
+    assert catalog.store.accounts.organization("no-such-organization") is None
 
 
 @pytest.mark.parametrize("catalog_settings", ["postgresql"], indirect=True)
