@@ -58,6 +58,15 @@ class PostgresDatabase:
     url: str
     engine: Engine
 
+    def terminate_other_connections(self) -> int:
+        """Make the server drop every connection to this database but the caller's (as a restart
+        or an idle timeout would), waiting up to 5 s for each; how many it dropped."""
+        with self.engine.connect() as admin:
+            return admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar()
+
     def reset(self) -> None:
         """Empty every catalog table and restart its sequences (the schema, alembic's version
         included, stays). DELETE, children first, not TRUNCATE: a test leaves a few rows, and

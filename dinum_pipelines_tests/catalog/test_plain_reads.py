@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 
 from dinum_pipelines.catalog.accounts import ORGANIZATION_BY_ID, ORGANIZATION_BY_SLUG
 from dinum_pipelines.catalog.datasets import _DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG
@@ -57,12 +57,7 @@ def test_a_plain_read_after_the_server_dropped_its_connections_succeeds(catalog:
     dataset = api.create_dataset(title="Écoles", description="Les écoles.", organization=publisher.organization_id)
     db = catalog.store.db
     before = db.plain_row(_DOCUMENT_BY_ID, {"key": dataset["id"]})
-    with postgres_database.engine.connect() as admin:
-        dropped = admin.execute(text(
-            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )).scalar()
-    assert dropped >= 1
+    assert postgres_database.terminate_other_connections() >= 1
     assert [db.plain_row(_DOCUMENT_BY_ID, {"key": dataset["id"]}) for _ in range(6)] == [before] * 6
     assert api.get(f"/datasets/{dataset['id']}/").json()["id"] == dataset["id"]
 

@@ -9,14 +9,6 @@ from sqlalchemy import text
 from dinum_pipelines.catalog.db import Database
 
 
-def _terminate_other_backends(admin_engine) -> int:
-    with admin_engine.connect() as admin:
-        return admin.execute(text(
-            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )).scalar()
-
-
 def _fill_pool(db: Database, connections: int = 4) -> None:
     with ThreadPoolExecutor(connections) as pool:
         list(pool.map(lambda _: _read_one(db, hold=True), range(connections)))
@@ -34,7 +26,7 @@ def test_reads_after_the_server_dropped_every_pooled_connection_succeed(postgres
     try:
         _fill_pool(db)
         assert db.engine.pool.checkedin() >= 2
-        assert _terminate_other_backends(postgres_database.engine) >= 2
+        assert postgres_database.terminate_other_connections() >= 2
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(lambda _: _read_one(db), range(40))) == [1] * 40
     finally:
