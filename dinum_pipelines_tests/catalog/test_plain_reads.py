@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, select
 
 from dinum_pipelines.catalog.accounts import ORGANIZATION_BY_ID, ORGANIZATION_BY_SLUG
 from dinum_pipelines.catalog.datasets import _DOCUMENT_BY_ID, _DOCUMENT_BY_SLUG
@@ -22,6 +22,13 @@ def sqlalchemy_row(catalog: RunningCatalog, statement, key: str) -> dict | None:
         return None if row is None else dict(row)
 
 
+def driver_row(catalog: RunningCatalog, statement, values: dict) -> dict | None:
+    """The plain read alone: `Database.plain_row` would read through the pool if it failed."""
+    db = catalog.store.db
+    read = PlainRead(statement, db.engine.dialect)
+    return read.row(db._plain_reads.fetch_one(read.sql, read.parameters(values)))
+
+
 def test_a_plain_read_gives_the_row_sqlalchemy_gives(catalog: RunningCatalog, api: Api, publisher) -> None:
     live = api.create_dataset(title="Écoles", description="Les écoles.", organization=publisher.organization_id)
     hidden = api.create_dataset(title="Brouillon", description="Pas encore.", organization=publisher.organization_id, private=True)
@@ -31,7 +38,7 @@ def test_a_plain_read_gives_the_row_sqlalchemy_gives(catalog: RunningCatalog, ap
     for dataset in (live, hidden, deleted):
         for statement, key in ((_DOCUMENT_BY_ID, dataset["id"]), (_DOCUMENT_BY_SLUG, dataset["slug"])):
             plain = db.plain_row(statement, {"key": key})
-            assert plain == sqlalchemy_row(catalog, statement, key)
+            assert plain == driver_row(catalog, statement, {"key": key}) == sqlalchemy_row(catalog, statement, key)
             assert plain["id"] == dataset["id"] and isinstance(plain["private"], bool) and plain["body"]
             assert plain["valid_until"] is None or plain["valid_until"].tzinfo is not None
     deleted_at = db.plain_row(_DOCUMENT_BY_ID, {"key": deleted["id"]})["deleted_at"]
@@ -46,7 +53,7 @@ def test_an_organization_read_plainly_is_the_row_sqlalchemy_gives(catalog: Runni
     organization = api.get(f"/organizations/{publisher.organization_id}/").json()
     for statement, key in ((ORGANIZATION_BY_ID, organization["id"]), (ORGANIZATION_BY_SLUG, organization["slug"])):
         plain = catalog.store.db.plain_row(statement, {"key": key})
-        assert plain == sqlalchemy_row(catalog, statement, key)
+        assert plain == driver_row(catalog, statement, {"key": key}) == sqlalchemy_row(catalog, statement, key)
         assert plain["extras"] == {"siren": "110000015", "nested": {"a": [1, 2]}} and plain["created_at"].tzinfo is not None
     assert catalog.store.accounts.organization(organization["slug"])["id"] == organization["id"]
     assert catalog.store.accounts.organization("no-such-organization") is None
@@ -62,7 +69,20 @@ def test_a_plain_read_after_the_server_dropped_its_connections_succeeds(catalog:
     assert api.get(f"/datasets/{dataset['id']}/").json()["id"] == dataset["id"]
 
 
-def test_a_statement_whose_parameters_need_converting_is_refused(catalog: RunningCatalog) -> None:
+def test_a_statement_with_constants_reads_as_sqlalchemy_reads_it(catalog: RunningCatalog, api: Api, publisher) -> None:
+    dataset = api.create_dataset(title="Écoles", description="Les écoles.", organization=publisher.organization_id)
+    statement = select(datasets.c.id, literal("constant").label("label")).where(
+        datasets.c.id == bindparam("key"), datasets.c.title != literal("Autre"), literal(2) > 1,
+    )
+    expected = {"id": dataset["id"], "label": "constant"}
+    assert driver_row(catalog, statement, {"key": dataset["id"]}) == sqlalchemy_row(catalog, statement, dataset["id"]) == expected
+    assert catalog.store.db.plain_row(statement, {"key": dataset["id"]}) == expected
+
+
+def test_a_statement_whose_parameters_need_converting_or_are_lists_is_refused(catalog: RunningCatalog) -> None:
+    dialect = catalog.store.db.engine.dialect
     since = select(datasets.c.id).where(datasets.c.created_at > bindparam("since", type_=UtcDateTime))
     with pytest.raises(ValueError, match="since"):
-        PlainRead(since, catalog.store.db.engine.dialect)
+        PlainRead(since, dialect)
+    with pytest.raises(ValueError, match="ids"):
+        PlainRead(select(datasets.c.id).where(datasets.c.id.in_(bindparam("ids", expanding=True))), dialect)
