@@ -812,7 +812,7 @@ def list_tokens(call: Call) -> Response:
 
 def create_token(call: Call) -> Response:
     user = call.require_user()
-    fields = NEW_TOKEN.clean(call.json() or {})
+    fields = NEW_TOKEN.clean(call.json() if call.body else {})  # the body is optional; if sent, an object
     plain, record = call.store.accounts.create_token(user["id"], fields.get("name") or "", expires_at=fields.get("expires_at"))
     return call.respond(Renderer.api_token(record, plain=plain), 201)
 

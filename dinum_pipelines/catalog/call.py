@@ -20,7 +20,6 @@ from dinum_pipelines.catalog.masks import apply_mask, parse_mask
 from dinum_pipelines.catalog.render import Renderer
 from dinum_pipelines.catalog.response_cache import API_KEY_HEADER, FIELDS_HEADER
 from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.catalog.validation import refuse_unstorable_body
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -76,15 +75,15 @@ class Call:
         return self.user
 
     def json(self) -> Any:
-        """The JSON body; a 400 naming the field when a string in it (key or value, at any depth)
-        holds a control character or a lone surrogate, which no database column can store."""
+        """The JSON body, parsed. Whoever reads it refuses what no database column can store (a
+        control character or a lone surrogate in a string, key or value): a Form in the fields it
+        keeps (validation.clean), the readers of the bodies stored whole in all of it."""
         if "application/json" not in self.request.headers.get("content-type", ""):
             raise field_error("Content-Type", "expecting application/json")
         try:
             payload = json.loads(self.body or b"null")
         except ValueError as exc:
             raise field_error("payload", f"Invalid JSON: {exc}") from exc
-        refuse_unstorable_body(payload)
         return payload
 
     def respond(self, data: Any, status: int = 200) -> JSONResponse:

@@ -73,6 +73,8 @@ CHUNK_FIELD_SCHEMAS: Json = {
 _log = logging.getLogger("dinum_pipelines.catalog")
 
 PART_RECEIVED: Json = {"success": True}
+PART_BEYOND_TOTAL = "A part beyond the upload's last one"
+PART_BEYOND_LIMIT = "A part ending beyond the largest upload accepted"
 # udata's UploadStatus model: a part's answer, and the 400 of a protocol error.
 UPLOAD_STATUS_BODY: Json = obj({"success": BOOLEAN, "error": STRING}, optional=["error"])
 
@@ -101,25 +103,40 @@ class ChunkFields:
 
 def chunk_fields(form: Mapping[str, str], *, has_file: bool) -> ChunkFields | None:
     """The chunked-upload fields of a request, validated; None for a whole upload (no
-    `totalparts`, or 1, as udata). A wrong field is a 400 naming it."""
+    `totalparts`, or 1, as udata). A wrong field is a 400 naming it, whole upload or not: a
+    number sent is within the bounds the OpenAPI document gives it (CHUNK_FIELD_SCHEMAS)."""
+    for name in ("partindex", "partbyteoffset", "totalparts", "chunksize"):
+        if name in form:
+            _integer(form, name, CHUNK_FIELD_SCHEMAS[name]["minimum"], CHUNK_FIELD_SCHEMAS[name]["maximum"])
+    if "uuid" in form:
+        _upload_id(form)
     if "totalparts" not in form:
         return None
     totalparts = _integer(form, "totalparts", 1, MAX_PARTS)
     if totalparts == 1:
         return None
-    try:
-        upload_id = str(uuid.UUID(form.get("uuid", "")))
-    except ValueError:
-        raise field_error("uuid", "A UUID is required to tie the parts of a chunked upload together.") from None
+    upload_id = _upload_id(form)
     filename = form.get("filename", "").strip()
     if not filename:
         raise field_error("filename", "This field is required in a chunked upload.")
     if not has_file:
         return ChunkFields(upload_id, filename, totalparts)
-    partindex = _integer(form, "partindex", 0, totalparts - 1)
+    partindex = _integer(form, "partindex", 0, MAX_PARTS - 1)
     chunksize = _integer(form, "chunksize", 1, MAX_CHUNK_BYTES)
-    partbyteoffset = _integer(form, "partbyteoffset", 0, MAX_UPLOAD_BYTES - chunksize)
+    partbyteoffset = _integer(form, "partbyteoffset", 0, MAX_UPLOAD_BYTES)
+    # What ties the fields together, which the document's bounds of each cannot say.
+    if partindex >= totalparts:
+        raise field_error("partindex", f"{PART_BEYOND_TOTAL}: {partindex} (of {totalparts}).")
+    if partbyteoffset + chunksize > MAX_UPLOAD_BYTES:
+        raise field_error("partbyteoffset", f"{PART_BEYOND_LIMIT} ({MAX_UPLOAD_BYTES} bytes).")
     return ChunkFields(upload_id, filename, totalparts, partindex, partbyteoffset, chunksize)
+
+
+def _upload_id(form: Mapping[str, str]) -> str:
+    try:
+        return str(uuid.UUID(form.get("uuid", "")))
+    except ValueError:
+        raise field_error("uuid", "A UUID is required to tie the parts of a chunked upload together.") from None
 
 
 def _integer(form: Mapping[str, str], name: str, low: int, high: int) -> int:

@@ -48,7 +48,7 @@ from dinum_pipelines.lib.metrics.schema import METRIC_MODELS, MetricModel, write
 if TYPE_CHECKING:
     from dinum_pipelines.catalog.call import Call
     from dinum_pipelines.catalog.store import CatalogStore
-from dinum_pipelines.catalog.validation import MAX_PAGE, QueryParameter, QueryString
+from dinum_pipelines.catalog.validation import MAX_PAGE, QueryParameter, QueryString, refuse_unstorable_body
 
 SIMULATED_TIME_HEADER = "X-Dinum-Simulated-Time"
 MAX_PAGE_SIZE = 50
@@ -305,6 +305,7 @@ def push_metrics(call: Call) -> Response:
     payload = call.json()
     if not isinstance(payload, dict):
         raise field_error("payload", "Expected a JSON object.")
+    refuse_unstorable_body(payload)
     tables, objects = _validate_tables(payload), _validate_objects(payload)
     summary = MetricsStore(call.store.db).replace(tables, objects)
     call.request.app.state.document_filler.wake()  # the documents showing the pushed metrics

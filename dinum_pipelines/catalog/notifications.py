@@ -104,6 +104,10 @@ NEW_WEBHOOK = Form(
 NEW_WEBHOOK_SCHEMA: Json = {
     **NEW_WEBHOOK.schema,
     "description": "The URL to POST to, and exactly one of `dataset` and `organization` (an id or a slug).",
+    # What clean_new_webhook asks: one of the two given (a non-empty string), not both.
+    "oneOf": [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in ("dataset", "organization")
+    ],
 }
 
 

@@ -30,6 +30,8 @@ from dinum_pipelines.catalog.validation import (
     DATASET_CHANGES,
     DATASET_LISTING,
     EXTRAS_PATCH,
+    FREE_VALUE_COMPONENT,
+    FREE_VALUE_SCHEMA,
     NEW_DATASET,
     NEW_ORGANIZATION,
     NEW_REMOTE_RESOURCE,
@@ -40,6 +42,7 @@ from dinum_pipelines.catalog.validation import (
     QueryString,
     extras_keys,
     resource_order,
+    storable_strings,
 )
 
 API_PREFIXES = ("/api/1/", "/api/2/")
@@ -321,11 +324,13 @@ def _responses(operation: Operation, links: Json) -> Json:
 
 def _parameters(path: str, query: QueryString | None) -> list[Json]:
     parameters = [
-        {"name": name, "in": "path", "required": True, "description": PATH_PARAMETERS[name], "schema": STRING}
+        {"name": name, "in": "path", "required": True, "description": PATH_PARAMETERS[name], "schema": storable_strings(STRING)}
         for name in path_parameters(path)
     ]
     for parameter in query.parameters if query else ():
-        documented: Json = {"name": parameter.name, "in": "query", "description": parameter.description, "schema": parameter.schema}
+        documented: Json = {
+            "name": parameter.name, "in": "query", "description": parameter.description, "schema": storable_strings(parameter.schema),
+        }
         if parameter.required:
             documented["required"] = True
         if parameter.schema.get("type") == "array":
@@ -347,7 +352,9 @@ def _operation(method: str, path: str, operations: dict[str, list[str]]) -> Json
     if parameters:
         document["parameters"] = parameters
     if operation.body is not None:
-        document["requestBody"] = {"required": operation.body_required, "content": {operation.body_type: {"schema": operation.body}}}
+        # A multipart upload's fields lose their control characters instead (uploads.py).
+        schema = storable_strings(operation.body) if operation.body_type == JSON else operation.body
+        document["requestBody"] = {"required": operation.body_required, "content": {operation.body_type: {"schema": schema}}}
     if operation.auth:
         document["security"] = [{"apiKey": []}]
     return document
@@ -367,6 +374,6 @@ def openapi_document(routes: Iterable[BaseRoute], server_url: str) -> Json:
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"}},
             "schemas": {**SCHEMAS, **WEBHOOK_SCHEMAS, "Error": ERROR_BODY, "ServerError": SERVER_ERROR_BODY, "UploadStatus": UPLOAD_STATUS_BODY,
-                        "ResourceVersion": VERSION_SCHEMA, "Unavailable": UNAVAILABLE_BODY},
+                        "ResourceVersion": VERSION_SCHEMA, "Unavailable": UNAVAILABLE_BODY, FREE_VALUE_COMPONENT: FREE_VALUE_SCHEMA},
         },
     }

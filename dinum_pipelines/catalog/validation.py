@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from dinum_pipelines.catalog.api_schemas import (
     ANY_OBJECT,
     BOOLEAN,
+    COMPONENTS,
     NULL,
     COUNT,
     DATE,
@@ -69,6 +70,52 @@ UNSTORABLE = re.compile(f"[{_CONTROL_CLASS}]|[\ud800-\udfff]")
 UNSTORABLE_TEXT = "Field cannot contain control characters (NUL and the like) nor lone surrogates."
 
 
+# A value of a free object (extras, a geometry) as requests may hold it: any JSON value whose
+# strings hold no control character (`storable_strings` gives free objects this schema).
+FREE_VALUE_COMPONENT = "FreeValue"
+FREE_VALUE: Json = {"$ref": f"{COMPONENTS}{FREE_VALUE_COMPONENT}"}
+FREE_VALUE_SCHEMA: Json = {
+    "description": "Any JSON value; its strings, at any depth, without control characters",
+    "anyOf": [
+        {"type": "string", **refusing(CONTAINS_CONTROL_CHARACTER)},
+        {"type": "number"},
+        BOOLEAN,
+        {"type": "array", "items": FREE_VALUE},
+        {"type": "object", "additionalProperties": FREE_VALUE},
+        NULL,
+    ],
+}
+
+
+def storable_strings(schema: Json) -> Json:
+    """`schema` as the catalog reads such values: every string in it, at any depth, refusing
+    control characters, and every free object's values too (FREE_VALUE). The catalog refuses
+    them wherever it reads one (`clean`, a query string, a path), and a request schema that did
+    not say so would promise what the catalog refuses. What a schema of OpenAPI 3.0 cannot say
+    is that a free object's keys are refused likewise (it has no `propertyNames`)."""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    copied: Json = dict(schema)
+    if "items" in copied:
+        copied["items"] = storable_strings(copied["items"])
+    if isinstance(copied.get("properties"), dict):
+        copied["properties"] = {name: storable_strings(value) for name, value in copied["properties"].items()}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in copied:
+            copied[key] = [storable_strings(option) for option in copied[key]]
+    if copied.get("additionalProperties") is True and copied.get("type") == "object":
+        copied["additionalProperties"] = FREE_VALUE
+    elif isinstance(copied.get("additionalProperties"), dict):
+        copied["additionalProperties"] = storable_strings(copied["additionalProperties"])
+    if copied.get("type") == "string" and "enum" not in copied and copied.get("format") != "binary":
+        refused = refusing(CONTAINS_CONTROL_CHARACTER)
+        if "not" not in copied:
+            copied.update(refused)
+        elif CONTAINS_CONTROL_CHARACTER not in copied["not"].get("anyOf", []):
+            copied["allOf"] = [*copied.get("allOf", []), refused]
+    return copied
+
+
 def holds_unstorable_text(value: Any) -> bool:
     """True when a string in `value` (a key or a value, at any depth) matches UNSTORABLE."""
     if isinstance(value, str):
@@ -81,7 +128,8 @@ def holds_unstorable_text(value: Any) -> bool:
 
 
 def refuse_unstorable_body(payload: Any) -> None:
-    """A 400 naming each top-level field of a JSON body (or `payload`) that holds unstorable text."""
+    """A 400 naming each top-level field of a JSON body (or `payload`) that holds unstorable text:
+    for the bodies stored whole (extras, pushed metrics); a Form checks the fields it keeps."""
     fields = payload.items() if isinstance(payload, dict) else [("payload", payload)]
     bad = [name for name, value in fields if holds_unstorable_text(name) or holds_unstorable_text(value)]
     if bad:
@@ -131,6 +179,9 @@ def clean(payload: Mapping[str, Any], cleaners: Mapping[str, Cleaner], *, requir
             cleaned[name] = cleaner(value)
         except ValueError as exc:
             errors[name] = [str(exc)]
+            continue
+        if holds_unstorable_text(cleaned[name]):  # what would be stored, its free objects' keys included
+            errors[name] = [UNSTORABLE_TEXT]
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -230,19 +281,28 @@ def free_dict(value: Any) -> dict[str, Any]:
     return value
 
 
-# udata's URL rule: http or https, a host, and no blank or control character anywhere.
-_HTTP_URL = re.compile(f"^https?://[^\\s/?#{_CONTROL_CLASS}]+([/?#][^\\s{_CONTROL_CLASS}]*)?$")
-
-
-# Documented as a URI (RFC 3986) starting with http(s)://: what a client should send. The cleaner
-# is more lenient (it takes IRIs too, "http://exämple.fr/é"), as udata's is.
-HTTP_URL: Json = {"type": "string", "format": "uri", "pattern": "^https?://"}
+# udata's URL rule: http or https, a host, and no blank or control character anywhere. Written
+# for both Python's `re` and the OpenAPI document's ECMA-262 patterns: the blanks are listed (the
+# two engines' `\s` differ) and `http_url` matches the whole value (`$` in `re` also matches
+# before a final line break). The host is a name (IRIs too: "http://exämple.fr/é", as udata):
+# an IP literal in brackets is refused.
+_BLANK_CLASS = r"\t\n\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
+_NOT_IN_URL = f"{_BLANK_CLASS}{_CONTROL_CLASS}"
+HTTP_URL_PATTERN = (
+    f"^https?://([^{_NOT_IN_URL}/?#]*@)?[^{_NOT_IN_URL}/?#@:\\[\\]]+(:[0-9]*)?([/?#][^{_NOT_IN_URL}]*)?$"
+)
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+HTTP_URL: Json = {"type": "string", "pattern": HTTP_URL_PATTERN}
 
 
 @accepts(HTTP_URL)
 def http_url(value: Any) -> str:
-    if not isinstance(value, str) or not _HTTP_URL.match(value) or not urlsplit(value).hostname:
+    if not isinstance(value, str) or not _HTTP_URL.fullmatch(value):
         raise ValueError("Expected an http(s) URL.")
+    try:
+        urlsplit(value)  # refuses a host that NFKC normalization would change into a delimiter
+    except ValueError:
+        raise ValueError("Expected an http(s) URL.") from None
     return value
 
 
@@ -300,13 +360,15 @@ def _iso_date(value: Any) -> date:
 
 
 _DATE_OR_DATE_TIME: Json = {"anyOf": [DATE, DATE_TIME]}
+# udata's "start - end" text: two dates, or a start alone.
+TEMPORAL_COVERAGE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}( - [0-9]{4}-[0-9]{2}-[0-9]{2})?$")
 TEMPORAL_COVERAGE: Json = obj({"start": DATE, "end": nullable(DATE)})  # as stored and shown
 
 
 @accepts(nullable({
     "anyOf": [
         obj({"start": _DATE_OR_DATE_TIME, "end": nullable(_DATE_OR_DATE_TIME)}, optional=["end"], closed=False),
-        {"type": "string", "description": "udata's \"start - end\" form (ISO dates)"},
+        {"type": "string", "pattern": TEMPORAL_COVERAGE_TEXT.pattern, "description": "udata's \"start - end\" form (ISO dates)"},
     ],
 }))
 def temporal_coverage(value: Any) -> dict[str, str | None] | None:
@@ -314,6 +376,8 @@ def temporal_coverage(value: Any) -> dict[str, str | None] | None:
     if value is None:
         return None
     if isinstance(value, str):
+        if not TEMPORAL_COVERAGE_TEXT.fullmatch(value):
+            raise ValueError("Expected {\"start\": date, \"end\": date or null}, or \"YYYY-MM-DD - YYYY-MM-DD\".")
         start_text, separator, end_text = value.partition(" - ")
         value = {"start": start_text, "end": end_text if separator else None}
     if not isinstance(value, dict) or not value.get("start"):
@@ -398,8 +462,8 @@ def checksum(value: Any) -> dict[str, str] | None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("value"), str):
         raise ValueError("Expected {\"type\": ..., \"value\": ...}.")
-    kind = value.get("type") or "sha1"
-    if kind not in CHECKSUM_TYPES:
+    kind = "sha1" if value.get("type") is None else value["type"]
+    if not isinstance(kind, str) or kind not in CHECKSUM_TYPES:
         raise ValueError(f"type: '{kind}' is not one of {', '.join(CHECKSUM_TYPES)}.")
     return {"type": kind, "value": value["value"]}
 
@@ -413,7 +477,10 @@ RESOURCE_SCHEMA: Json = obj({"name": nullable(STRING), "version": nullable(STRIN
         optional=["name", "version", "url"], closed=False,
     ),
     "nullable": True,
-    "minProperties": 1,
+    # What resource_schema asks: a name or a URL, at least one of them a non-empty string.
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in ("name", "url")
+    ],
     "description": "A catalog schema's name (and version), or a URL",
 })
 def resource_schema(value: Any) -> dict[str, str | None] | None:
@@ -505,7 +572,7 @@ def parse_sort(value: str | None, allowed: Mapping[str, str]) -> tuple[str, bool
     if not value:
         return None
     descending = value.startswith("-")
-    key = value.lstrip("-")
+    key = value[1:] if descending else value
     if key not in allowed:
         raise ValidationError({"sort": [f"'{key}' is not one of {', '.join(allowed)} (prefix '-' to reverse)."]})
     return allowed[key], descending
@@ -595,6 +662,7 @@ def resource_order(payload: Any) -> list[str]:
     ordered = [item.get("id") if isinstance(item, dict) else item for item in items or []]
     if items is None or not all(isinstance(item, str) for item in ordered):
         raise ValidationError({"payload": ["Expected the JSON list of all resource ids (or of {\"id\": ...}), in the new order."]})
+    refuse_unstorable_body(ordered)
     return ordered
 
 
@@ -605,7 +673,13 @@ NEW_TOKEN = Form({"name": text(255), "expires_at": aware_datetime})
 
 # Extras (v2)
 
-EXTRAS_PATCH = Cleaner(require_object, {**ANY_OBJECT, "description": "Keys to set; a null value deletes its key"})
+def extras_patch(payload: Any) -> dict[str, Any]:
+    patch = require_object(payload)
+    refuse_unstorable_body(patch)
+    return patch
+
+
+EXTRAS_PATCH = Cleaner(extras_patch, {**ANY_OBJECT, "description": "Keys to set; a null value deletes its key"})
 
 
 def merge_extras(current: Mapping[str, Any], patch: Any) -> dict[str, Any]:
@@ -625,6 +699,7 @@ def extras_keys(payload: Any) -> list[str]:
     """udata v2 extras DELETE takes a JSON list of keys."""
     if not isinstance(payload, list) or not all(isinstance(key, str) for key in payload):
         raise ValidationError({"payload": ["Expected a JSON list of keys."]})
+    refuse_unstorable_body(payload)
     return payload
 
 
@@ -738,8 +813,8 @@ PAGE_SIZE = QueryParameter(
 )
 DATASET_SORT = QueryParameter(
     "sort", lambda params: parse_sort(params.get("sort"), DATASET_SORTS),
-    one_of([prefix + key for key in DATASET_SORTS for prefix in ("", "-")]),
-    "The order of the datasets ('-' before a key reverses it); newest first by default",
+    one_of(["", *(prefix + key for key in DATASET_SORTS for prefix in ("", "-"))]),
+    "The order of the datasets ('-' before a key reverses it); newest first by default (or empty)",
 )
 DATASET_LISTING = QueryString((
     optional_text_parameter("q", "Words searched in titles and descriptions (accents and case ignored)"),

@@ -30,8 +30,10 @@ from dinum_pipelines.catalog.render import (
     Renderer,
 )
 from dinum_pipelines.catalog.validation import (
+    CONTAINS_CONTROL_CHARACTER,
     DATASET_CHANGES,
     DATASET_LISTING,
+    FREE_VALUE,
     NEW_DATASET,
     aware_datetime,
     boolean,
@@ -45,6 +47,7 @@ from dinum_pipelines.catalog.validation import (
     resource_schema,
     restoration,
     spatial,
+    storable_strings,
     tags,
     temporal_coverage,
     text,
@@ -234,13 +237,47 @@ def test_request_bodies_and_query_parameters_come_from_the_cleaning_declarations
     def body(path: str, method: str) -> dict[str, Any]:
         return paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
 
-    assert body("/api/1/datasets/", "post") == NEW_DATASET.schema
+    assert body("/api/1/datasets/", "post") == storable_strings(NEW_DATASET.schema)
     assert body("/api/1/datasets/", "post")["required"] == ["title", "description"]
-    assert body("/api/1/datasets/{dataset}/", "put") == DATASET_CHANGES.schema
+    assert body("/api/1/datasets/{dataset}/", "put") == storable_strings(DATASET_CHANGES.schema)
     assert "required" not in DATASET_CHANGES.schema  # udata's PUT is partial
     assert body("/api/1/datasets/{dataset}/resources/", "post")["properties"]["filetype"]["enum"] == ["remote"]
     listed = [parameter["name"] for parameter in paths["/api/1/datasets/"]["get"]["parameters"]]
     assert listed == [parameter.name for parameter in DATASET_LISTING.parameters]
+
+
+def test_request_schemas_say_that_strings_refuse_control_characters(document: dict[str, Any]) -> None:
+    """Every string a request carries, at any depth, in its path, its query or its JSON body,
+    refuses control characters, as the catalog does; free objects' values too."""
+    refused = {"type": "string", "anyOf": [CONTAINS_CONTROL_CHARACTER]}
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            "extras": {"type": "object", "additionalProperties": True},
+            "blank": {"type": "string", "not": {"type": "string", "anyOf": [{"pattern": "^\\s*$"}]}},
+            "shown": {"$ref": "#/components/schemas/Dataset"},
+        },
+    }
+    before = json.dumps(schema)
+    read = storable_strings(schema)
+    assert json.dumps(schema) == before  # the declarations are not changed
+    properties = read["properties"]
+    assert properties["name"]["not"] == refused
+    assert "not" not in properties["kind"]  # an enum's values are known
+    assert properties["tags"]["items"]["not"] == refused
+    assert properties["either"]["anyOf"][0]["not"] == refused
+    assert properties["extras"]["additionalProperties"] == FREE_VALUE
+    assert properties["blank"]["allOf"] == [{"not": refused}]  # its own `not` kept
+    assert properties["shown"] == {"$ref": "#/components/schemas/Dataset"}
+    assert storable_strings(properties["name"]) == properties["name"]  # said once
+    listing = document["paths"]["/api/1/datasets/"]["get"]["parameters"]
+    assert {parameter["name"]: parameter["schema"].get("not") for parameter in listing}["q"] == refused
+    path = document["paths"]["/api/1/datasets/{dataset}/"]["get"]["parameters"][0]
+    assert path["in"] == "path" and path["schema"]["not"] == refused
 
 
 def test_error_bodies_match_their_schemas() -> None:
