@@ -169,9 +169,9 @@ async def receive_upload(request: Request, files: FileStore, dataset_id: str) ->
         sent_name = options.get(b"filename")
         if name == FILE_FIELD and sent_name is not None and writer is None:
             filename = client_filename(sent_name.decode("utf-8", "replace"))
-            # A part whose fields came first is written in place into its upload's file; one whose
-            # fields follow it is received like a whole file, then copied in (chunks.store_part).
-            announced = chunk_fields(form, has_file=True) if "totalparts" in form else None
+            # A part whose fields all came first is written in place into its upload's file; one
+            # with fields after it is received like a whole file, then copied in (chunks.store_part).
+            announced = chunk_fields(form, has_file=True) if form.keys() >= CHUNK_FIELD_SCHEMAS.keys() else None
             part_limit = announced.chunksize if announced is not None else None
             if announced is not None:
                 writer = part_writer(files, dataset_id, announced)
