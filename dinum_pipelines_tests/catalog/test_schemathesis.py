@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -289,3 +290,8 @@ def test_the_hooks_drop_the_documented_refusals_only() -> None:
     assert not documented(400, answer({"organization": ["Unknown organization '0'."], "title": ["x"]}), {})
     assert not documented(422, answer({"organization": ["Unknown organization '0'."]}), {})
     assert not documented(400, b"<html>", {})
+    # A multipart field's JSON type, which its text cannot carry; not a JSON body's.
+    accepted = SimpleNamespace(code="ST201", message="Invalid component: in body - violates `type` at /properties/filename")
+    assert schemathesis_hooks.is_multipart_type_change(accepted, "multipart/form-data")
+    assert not schemathesis_hooks.is_multipart_type_change(accepted, "application/json")
+    assert not schemathesis_hooks.is_multipart_type_change(SimpleNamespace(code="ST201", message="minimum"), "multipart/form-data")
