@@ -757,9 +757,10 @@ DEFAULT_PAGE_SIZE = 20  # udata's
 
 
 def positive_int(params: QueryValues, name: str, default: int, maximum: int | None = None) -> int:
-    """A positive integer query parameter; a 400 naming it when it is not one or passes `maximum`."""
+    """A positive integer query parameter; a 400 naming it when it is not one (empty included, as
+    udata's parser refuses `page=`) or passes `maximum`."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw) if raw.isascii() and len(raw) <= 20 else 0

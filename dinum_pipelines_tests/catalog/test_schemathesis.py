@@ -265,6 +265,10 @@ def test_what_every_check_found_stays_fixed(api: Api, publisher: Publisher) -> N
     for text in ("", "2020", "2020-01-01T00:00:00 - 2021"):
         changed = api.put(f"/datasets/{dataset['id']}/", json={"temporal_coverage": text})
         assert changed.status_code == 400 and "temporal_coverage" in changed.json()["errors"], text
+    # An integer query parameter sent empty (`page=`) was read as absent; the document says an integer.
+    for name in ("page", "page_size"):
+        assert api.get("/datasets/", params={name: ""}).status_code == 400, name
+        assert api.get(f"/organizations/{publisher.organization_id}/datasets/", params={name: ""}).status_code == 400, name
     # A chunk field of a whole upload is within its documented bounds (it was ignored).
     for fields in ({"chunksize": str(2**40)}, {"totalparts": "1", "partindex": "-1"}, {"uuid": "not-a-uuid"}):
         response = api.post(f"/datasets/{dataset['id']}/upload/", files={"file": ("a.csv", b"a,b\n1,2\n")}, data=fields)
