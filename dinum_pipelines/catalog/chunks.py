@@ -73,6 +73,8 @@ CHUNK_FIELD_SCHEMAS: Json = {
 _log = logging.getLogger("dinum_pipelines.catalog")
 
 PART_RECEIVED: Json = {"success": True}
+CHUNK_FIELD_REQUIRED = "This field is required in a chunked upload."
+_NUMBERS = ("partindex", "partbyteoffset", "totalparts", "chunksize")
 PART_BEYOND_TOTAL = "A part beyond the upload's last one"
 PART_BEYOND_LIMIT = "A part ending beyond the largest upload accepted"
 # udata's UploadStatus model: a part's answer, and the 400 of a protocol error.
@@ -105,25 +107,22 @@ def chunk_fields(form: Mapping[str, str], *, has_file: bool) -> ChunkFields | No
     """The chunked-upload fields of a request, validated; None for a whole upload (no
     `totalparts`, or 1, as udata). A wrong field is a 400 naming it, whole upload or not: a
     number sent is within the bounds the OpenAPI document gives it (CHUNK_FIELD_SCHEMAS)."""
-    for name in ("partindex", "partbyteoffset", "totalparts", "chunksize"):
-        if name in form:
-            _integer(form, name, CHUNK_FIELD_SCHEMAS[name]["minimum"], CHUNK_FIELD_SCHEMAS[name]["maximum"])
-    if "uuid" in form:
-        _upload_id(form)
-    if "totalparts" not in form:
-        return None
-    totalparts = _integer(form, "totalparts", 1, MAX_PARTS)
+    numbers = {name: _integer(form, name) for name in _NUMBERS if name in form}
+    upload_id = _upload_id(form) if "uuid" in form else None
+    totalparts = numbers.get("totalparts", 1)
     if totalparts == 1:
         return None
-    upload_id = _upload_id(form)
+    if upload_id is None:
+        upload_id = _upload_id(form)
     filename = form.get("filename", "").strip()
     if not filename:
-        raise field_error("filename", "This field is required in a chunked upload.")
+        raise field_error("filename", CHUNK_FIELD_REQUIRED)
     if not has_file:
         return ChunkFields(upload_id, filename, totalparts)
-    partindex = _integer(form, "partindex", 0, MAX_PARTS - 1)
-    chunksize = _integer(form, "chunksize", 1, MAX_CHUNK_BYTES)
-    partbyteoffset = _integer(form, "partbyteoffset", 0, MAX_UPLOAD_BYTES)
+    missing = next((name for name in ("partindex", "chunksize", "partbyteoffset") if name not in numbers), None)
+    if missing is not None:
+        raise field_error(missing, CHUNK_FIELD_REQUIRED)
+    partindex, chunksize, partbyteoffset = numbers["partindex"], numbers["chunksize"], numbers["partbyteoffset"]
     # What ties the fields together, which the document's bounds of each cannot say.
     if partindex >= totalparts:
         raise field_error("partindex", f"{PART_BEYOND_TOTAL}: {partindex} (of {totalparts}).")
@@ -139,14 +138,14 @@ def _upload_id(form: Mapping[str, str]) -> str:
         raise field_error("uuid", "A UUID is required to tie the parts of a chunked upload together.") from None
 
 
-def _integer(form: Mapping[str, str], name: str, low: int, high: int) -> int:
-    raw = form.get(name)
-    if raw is None:
-        raise field_error(name, "This field is required in a chunked upload.")
+def _integer(form: Mapping[str, str], name: str) -> int:
+    """A numeric chunk field, within the bounds CHUNK_FIELD_SCHEMAS gives it."""
+    raw = form[name]
     try:
         value = int(raw.strip())
     except ValueError:
         raise field_error(name, f"Expected an integer, got {raw[:40]!r}.") from None
+    low, high = CHUNK_FIELD_SCHEMAS[name]["minimum"], CHUNK_FIELD_SCHEMAS[name]["maximum"]
     if not low <= value <= high:
         raise field_error(name, f"Must be between {low} and {high}, got {value}.")
     return value
