@@ -8,7 +8,9 @@ SQLAlchemy's to cache. Built for every request, aliases, subqueries and their co
 were a quarter of a first listing's CPU in the catalog's process (py-spy, 100,000 datasets).
 
 The page's statement also reads the stored documents of the datasets it lists (documents.py),
-joined to the page's 20 ids: a listing is one statement after its count, where it was two.
+joined to the page's 20 ids, and carries the total: a first page is one statement (after the
+words' counts for a search of several words, which choose its plan; after the count for a lone
+tag or format, which chooses it too), where it was up to four.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, literal, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, case, func, literal, literal_column, or_, select, text
 
 from dinum_pipelines.catalog.db import UNLISTED, UNLISTED_INDEX, dataset_documents, dataset_tags, datasets, listing_index, resources
 from dinum_pipelines.catalog.documents import holds
@@ -133,23 +135,23 @@ def read_page(conn: Connection, query: DatasetQuery, *, documents: bool) -> tupl
         if shape.lone_membership:
             total = public_members(conn, shape.dialect, "tag" if shape.tags else "format", params)
             shape = replace(shape, members_in_order=total >= _MEMBERS_READ_IN_ORDER)
+            rows = conn.execute(_statements(shape).page, params).all() if total else []
         else:
-            total = conn.scalar(_statements(shape).count, params) or 0
-        rows = conn.execute(_statements(shape).page, params).all() if total else []
+            rows, total = _page_and_total(conn, _statements(shape), params)
     else:
-        counts = listed_counts(conn, match.words) if len(match.words) > 1 or public else {}
-        match.weigh(counts)
+        if len(match.words) > 1:  # the rarest word drives the query, and each weighs by its rarity
+            match.weigh(listed_counts(conn, match.words))
         params.update(match.params())
-        statements = _statements(shape)
-        if shape.ranked_alone:  # its count is the word's (search.term_counts)
-            total = counts[match.words[0]]
-            rows = conn.execute(statements.page, params).all() if total else []
-        else:
-            # The matches counted in the pass that ranks them (every match is read to rank it);
-            # past the last page, counted apart.
-            rows = conn.execute(statements.page, params).all()
-            total = rows[0].total if rows else conn.scalar(statements.count, params) or 0
+        rows, total = _page_and_total(conn, _statements(shape), params)
     return [PageRow(row.id, row.body if documents and row.body is not None and holds(row.valid_until) else None) for row in rows], total
+
+
+def _page_and_total(conn: Connection, statements: _Statements, params: dict[str, Any]) -> tuple[list[Any], int]:
+    """The page's rows and the total they carry (`_Statements.page`); past the last page, where
+    no row carries it, the total counted apart. One statement where a first page took two: each
+    is a round trip, a plan and, in the catalog's process, most of a millisecond of CPU."""
+    rows = conn.execute(statements.page, params).all()
+    return rows, rows[0].total if rows else conn.scalar(statements.count, params) or 0
 
 
 class _Statements(NamedTuple):
@@ -191,15 +193,19 @@ def _statements(shape: _Shape) -> _Statements:
     field, descending = shape.sort or ("created_at", True)
     column = SORT_KEYS[field]
     if words is None:
+        count = select(func.count()).select_from(datasets).where(*conditions)
+        # A lone tag's or format's total is counted first (public_members): its page depends on it.
+        total = [] if shape.lone_membership else [count.scalar_subquery().label("total")]
         # The id breaks ties in the same direction, so one index serves the whole ORDER BY (db.py).
-        ids = select(datasets.c.id).where(*conditions)
-        return _Statements(select(func.count()).select_from(datasets).where(*conditions), _page(ids, [(column, descending), (datasets.c.id, descending)], shape))
+        ids = select(datasets.c.id, *total).where(*conditions)
+        return _Statements(count, _page(ids, [(column, descending), (datasets.c.id, descending)], shape))
     if shape.on_words:
         conditions.extend(words.filters(organization=shape.organization, license=shape.license, format=shape.format))
     conditions = [words.condition, *([words.listed] if shape.public else []), *conditions]
-    if shape.ranked_alone:
-        ranked = select(words.dataset_id.label("id")).select_from(words.source()).where(*conditions)
-        return _Statements(select(func.count()).select_from(words.source()).where(*conditions), _page(ranked, words.ranked_order, shape))
+    if shape.ranked_alone:  # its total is the word's count (search.term_counts)
+        count = select(func.coalesce(words.listed_count, 0))
+        ranked = select(words.dataset_id.label("id"), words.listed_count.label("total")).select_from(words.source()).where(*conditions)
+        return _Statements(count, _page(ranked, words.ranked_order, shape))
     # Every condition of the public listing's is on the words' rows; the others need the dataset's.
     needs_datasets = not shape.public or shape.sort is not None
     source = words.source(datasets if needs_datasets else None, index=_DATASETS_BY_ID)
@@ -244,37 +250,30 @@ def public_members(conn: Connection, dialect: str, kind: str, params: dict[str, 
     """How many public, live datasets have the tag or the format of `params` (`kind`). When the
     unlisted datasets (private or deleted) are fewer than its members, all its members counted
     from the filter's index less its unlisted ones (a tag of 3,500 at 100,000 datasets: 13.5 ->
-    0.4 ms; a format of 40,000: 70 -> 18 ms); else each member looked up, as before."""
-    counts = _member_counts(dialect, kind)
-    members = conn.scalar(counts.members, params) or 0
-    unlisted = conn.scalar(counts.unlisted) or 0
-    if unlisted < members:
-        return members - (conn.scalar(counts.unlisted_members, params) or 0)
-    return conn.scalar(counts.listed_members, params) or 0
-
-
-class _MemberCounts(NamedTuple):
-    members: Select[Any]
-    unlisted: Select[Any]
-    unlisted_members: Select[Any]
-    listed_members: Select[Any]
+    0.4 ms; a format of 40,000: 70 -> 16 ms); else each member looked up, as before."""
+    return conn.scalar(_public_member_count(dialect, kind), params) or 0
 
 
 @lru_cache(maxsize=8)
-def _member_counts(dialect: str, kind: str) -> _MemberCounts:
+def _public_member_count(dialect: str, kind: str) -> Select[Any]:
+    """`public_members`' one statement: the two counts that choose the way, then the way chosen
+    (each scalar subquery runs when its branch is taken, on both databases)."""
     dataset_id, condition = _membership(kind)
-    # A dataset holds a tag once (the key of dataset_tags); it may have several resources of a format.
-    counted = func.count() if kind == "tag" else func.count(dataset_id.distinct())
+    member_rows = select(dataset_id).where(condition)
+    # A dataset holds a tag once (the key of dataset_tags); it may have several resources of a
+    # format, whose distinct datasets are read in the index's order (PostgreSQL's count(DISTINCT)
+    # sorts them again: 22 against 16 ms for a format of 40,000 resources).
+    members = select(func.count()).where(condition) if kind == "tag" else select(func.count()).select_from(member_rows.distinct().subquery())
     # SQLite's planner, without statistics, prefers a whole covering index to the partial one; the
     # FROM is then text, and the member check names the outer row's id as text too.
     unlisted_rows = text(f"datasets INDEXED BY {UNLISTED_INDEX}") if dialect == "sqlite" else datasets
     is_member = select(dataset_id).where(condition, dataset_id == literal_column("datasets.id")).exists()
-    return _MemberCounts(
-        members=select(counted).where(condition),
-        unlisted=select(func.count()).select_from(unlisted_rows).where(UNLISTED),
-        unlisted_members=select(func.count()).select_from(unlisted_rows).where(UNLISTED, is_member),
-        listed_members=select(func.count()).select_from(datasets).where(*_PUBLIC_LISTING, _listed_in(dataset_id, condition, per_row=False)),
-    )
+    # OFFSET 0 keeps the two counts in their subquery, each run once (neither database flattens a
+    # subquery with an OFFSET, which would copy each count to every place that reads it).
+    counts = select(members.scalar_subquery().label("members"), select(func.count()).select_from(unlisted_rows).where(UNLISTED).scalar_subquery().label("unlisted")).offset(0).subquery("counts")
+    unlisted_members = select(func.count()).select_from(unlisted_rows).where(UNLISTED, is_member).scalar_subquery()
+    listed_members = select(func.count()).select_from(datasets).where(*_PUBLIC_LISTING, _listed_in(dataset_id, condition, per_row=False)).scalar_subquery()
+    return select(case((counts.c.unlisted < counts.c.members, counts.c.members - unlisted_members), else_=listed_members)).select_from(counts)
 
 
 def _listed_in(dataset_id: Any, condition: Any, *, per_row: bool, candidate: Any = datasets.c.id) -> ColumnElement[bool]:

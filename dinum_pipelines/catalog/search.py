@@ -276,6 +276,11 @@ class MatchStatement:
         return self._driver.c.listed.is_(True)
 
     @property
+    def listed_count(self) -> Any:
+        """How many listed datasets hold the driving word (`term_counts`), as a scalar subquery."""
+        return select(term_counts.c.listed).where(term_counts.c.term == bindparam("word_0")).scalar_subquery()
+
+    @property
     def condition(self) -> ColumnElement[bool]:
         return self._driver.c.term == bindparam("word_0")
 

@@ -91,13 +91,30 @@ def _corpus(settings: CatalogSettings) -> Iterator[tuple[CatalogStore, dict[str,
         yield store, state
 
 
-def reference(state: dict[str, dict[str, Any]], q: str, *, include_private: bool = False, **filters: str) -> list[str]:
-    """Every matching id, in rank order, from the datasets' texts alone."""
-    listed = {i: d for i, d in state.items() if not d["deleted"] and (include_private or not d["private"])}
+def reference_listed(state: dict[str, dict[str, Any]], *, include_private: bool = False, **filters: str) -> dict[str, dict[str, Any]]:
+    """The live datasets (public ones, or all with `include_private`) that every filter keeps."""
     def kept(dataset: dict[str, Any], name: str, value: str) -> bool:
         return value in dataset["formats"] if name == "format" else value in dataset["tags"] if name == "tags" else dataset[name] == value
 
-    listed = {i: d for i, d in listed.items() if all(kept(d, name, value) for name, value in filters.items())}
+    return {
+        i: d for i, d in state.items()
+        if not d["deleted"] and (include_private or not d["private"]) and all(kept(d, name, value) for name, value in filters.items())
+    }
+
+
+def query_of(store: CatalogStore, filters: dict[str, Any]) -> dict[str, Any]:
+    """`filters` as DatasetQuery's fields (an organization by its id, tags as a tuple)."""
+    return {
+        "organization_id" if name == "organization" else name: (
+            store.accounts.organization(value)["id"] if name == "organization" else (value,) if name == "tags" else value
+        )
+        for name, value in filters.items()
+    }
+
+
+def reference(state: dict[str, dict[str, Any]], q: str, *, include_private: bool = False, **filters: str) -> list[str]:
+    """Every matching id, in rank order, from the datasets' texts alone."""
+    listed = reference_listed(state, include_private=include_private, **filters)
     rows = {i: {row["term"]: row for row in term_rows(i, d["title"], d["description"], listed=True)} for i, d in state.items()}
     words = list(dict.fromkeys(terms(q)))
     public_count = {w: sum(1 for i, d in state.items() if w in rows[i] and not d["deleted"] and not d["private"]) for w in words}
@@ -135,12 +152,7 @@ def test_search_ranks_as_the_reference_page_by_page(corpus: tuple[CatalogStore, 
     store, state = corpus
     expected = reference(state, q, **filters)
     assert len(expected) > 10  # several pages, ties included
-    query = {
-        "organization_id" if name == "organization" else name: (
-            store.accounts.organization(value)["id"] if name == "organization" else (value,) if name == "tags" else value
-        )
-        for name, value in filters.items()
-    }
+    query = query_of(store, filters)
     for read in (store.datasets.search, store.datasets.search_documents):  # with their documents: the page's order kept
         seen: list[str] = []
         for page in range(1, len(expected) // 7 + 3):
@@ -166,6 +178,37 @@ def test_each_word_is_counted_among_the_listed_datasets(corpus: tuple[CatalogSto
     every_term = {term for d in state.values() for term in terms(d["title"]) + terms(d["description"])}
     with store.db.read() as conn:
         assert listed_counts(conn, sorted(every_term)) == {term: expected[term] for term in every_term}
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},  # the whole public listing
+        {"organization": "insee"},
+        {"license": "odc-odbl"},
+        {"format": "json", "license": "lov2"},
+        {"tags": "transport", "organization": "dgfip"},
+        {"include_private": True, "format": "csv"},  # a key's listing
+    ],
+)
+def test_a_listing_without_q_counts_every_page_as_the_reference(
+    corpus: tuple[CatalogStore, dict[str, dict[str, Any]]], filters: dict[str, Any]
+) -> None:
+    """Its total comes with its page (listing._page_and_total), and is counted apart past the
+    last page, where no row carries it: the same on every page, the newest first."""
+    store, state = corpus
+    filters = dict(filters)  # the parameter is shared by both backends
+    include_private = filters.pop("include_private", False)
+    expected = sorted(reference_listed(state, include_private=include_private, **filters), key=lambda i: (store.datasets.require(i)["created_at"], i), reverse=True)
+    assert len(expected) > 10
+    query = query_of(store, filters)
+    for read in (store.datasets.search, store.datasets.search_documents):
+        seen: list[str] = []
+        for page in range(1, len(expected) // 7 + 3):  # the last one past the end
+            items, total = read(DatasetQuery(page=page, page_size=7, include_private=include_private, **query))
+            assert total == len(expected), page
+            seen += item_ids(items)
+        assert seen == expected
 
 
 @pytest.mark.parametrize("tag", TAGS)
