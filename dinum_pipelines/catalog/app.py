@@ -98,6 +98,7 @@ from dinum_pipelines.catalog.validation import (
 )
 from dinum_pipelines.catalog.validation_pages import validation_routes
 from dinum_pipelines.catalog.versions import render_version
+from dinum_pipelines.catalog.warm_up import warm_up as warm_up_worker
 from dinum_pipelines.lib.publish.column_profile import PROFILE_EXTRA
 
 # Handlers run in this many threads (anyio's default is 40): each holds a database connection
@@ -1017,8 +1018,10 @@ class DocumentFiller:
                     logger.info("stored the documents of %d datasets", stored)
 
 
-def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) -> Starlette:
-    """The catalog as an ASGI app. It opens (and closes) its own store unless one is given."""
+def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None, warm_up: bool = False) -> Starlette:
+    """The catalog as an ASGI app. It opens (and closes) its own store unless one is given. With
+    `warm_up`, it opens its connections and compiles its common statements before it serves
+    (warm_up.py: `serve`'s workers)."""
     owns_store = store is None
     catalog_store = store if store is not None else CatalogStore(settings)
 
@@ -1027,6 +1030,8 @@ def create_app(settings: CatalogSettings, *, store: CatalogStore | None = None) 
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         await run_in_threadpool(catalog_store.files.sweep_partials)
         await run_in_threadpool(sweep_abandoned_parts, catalog_store.files)
+        if warm_up:
+            await run_in_threadpool(warm_up_worker, catalog_store, REQUEST_THREADS)
         deliverer = WebhookDeliverer(catalog_store)  # webhooks.py
         deliverer.start()
         app.state.document_filler.start()

@@ -673,6 +673,12 @@ class Database:
                 row = connection.execute(statement, values).mappings().first()
                 return None if row is None else dict(row)
 
+    def open_plain_reads(self) -> int:
+        """Open every connection kept for plain reads now, rather than at the first reads that
+        need them (a worker's warm-up: warm_up.py); how many there are. Reads then take them in
+        turn, the longest idle first."""
+        return self._plain_reads.open_all()
+
     def current_data_version(self) -> int | None:
         """The data version as this process knows it without a query; None if its reading is too
         old (see _DataVersionWatch). For the event loop, before every anonymous answer."""
@@ -867,6 +873,16 @@ class _PlainReads:
         else:
             self._idle.put(connection)
         return row
+
+    def open_all(self) -> int:
+        taken: list[Any] = []
+        try:
+            while len(taken) < self.CONNECTIONS:
+                taken.append(self._take())
+        finally:
+            for connection in taken:
+                self._idle.put(connection)
+        return len(taken)
 
     def _take(self) -> Any:
         while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import gc
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 import requests
 import uvicorn
+import uvicorn.config
 from starlette.applications import Starlette
 
 from dinum_pipelines.catalog.app import create_app
@@ -62,9 +64,11 @@ def serve(
     settings: CatalogSettings, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1, access_log: bool = True
 ) -> None:
     """Serve in the foreground until interrupted (Ctrl-C), in `workers` processes."""
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False, "access_log": access_log}
+    options: dict[str, Any] = {
+        "host": host, "port": port, "log_level": "info", "log_config": log_config(), "proxy_headers": False, "access_log": access_log,
+    }
     if workers == 1:
-        app = create_app(settings)
+        app = create_app(settings, warm_up=True)
         freeze_startup_objects()
         uvicorn.run(app, **options)
         return
@@ -79,6 +83,15 @@ def serve(
         uvicorn.run(f"{__name__}:{app_from_environment.__name__}", factory=True, workers=workers, **options)
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the catalog's own records (the `dinum_pipelines` loggers: a
+    worker's warm-up, the documents stored at start, webhook deliveries) at INFO beside its
+    own, on its handler; they had none, and only warnings reached the terminal."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["dinum_pipelines"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 def _memory_folder() -> str | None:
     """/dev/shm where there is one (Linux's memory file system), else the system's temporary folder."""
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) and not os.environ.get("TMPDIR") else None
@@ -86,7 +99,7 @@ def _memory_folder() -> str | None:
 
 def app_from_environment() -> Starlette:
     """The app of one worker process of `serve(..., workers=N)`."""
-    app = create_app(CatalogSettings.from_env())
+    app = create_app(CatalogSettings.from_env(), warm_up=True)
     freeze_startup_objects()
     return app
 

@@ -138,6 +138,7 @@ def test_serve_with_two_workers_answers_and_a_clean_stop_keeps_every_view(catalo
         _, errors = server.communicate(timeout=30)
     assert server.returncode == 0, errors
     assert errors.count("Started server process") == 2
+    assert errors.count("warmed up in") == 2  # each worker, before it served (catalog/warm_up.py)
     assert not list(temporary.glob("dinum-catalog-answers-*"))
     with CatalogStore(catalog_settings) as store:
         assert len(store.events.list(kind=DATASET_VIEW)) == 120
