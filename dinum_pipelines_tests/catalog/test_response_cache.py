@@ -267,6 +267,19 @@ def test_a_newer_version_removes_the_older_answers_and_old_answers_are_not_kept(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["2"]
 
 
+def test_a_process_behind_a_newer_version_does_not_bring_back_the_removed_folder(tmp_path):
+    """Another process's newer version removed the folder this one made: its late answers and
+    locks of the old version are given up, and the folder stays gone."""
+    behind, ahead = SharedAnswers(tmp_path), SharedAnswers(tmp_path)
+    behind.put(key(1), CachedAnswer(b"old"))
+    ahead.put(key(2), CachedAnswer(b"new"))  # removes version 1's folder
+    behind.put(key(1, "/api/1/datasets/d2/"), CachedAnswer(b"late"))
+    with behind.computing(key(1, "/api/1/datasets/d3/")):  # computed alone, without a lock file
+        pass
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2"]
+    assert ahead.get(key(1, "/api/1/datasets/d2/")) is None
+
+
 def test_shared_answers_expire_and_each_process_writes_a_bounded_number(tmp_path):
     expired = SharedAnswers(tmp_path / "a", time_to_live=-1)
     expired.put(key(1), CachedAnswer(b"x"))
