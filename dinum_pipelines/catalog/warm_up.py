@@ -24,6 +24,7 @@ its first requests then pay as they did. Catalogs started in-process (tests, the
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import time
@@ -77,4 +78,8 @@ def warm_up(store: CatalogStore, connections: int) -> None:
     except Exception:
         logger.exception("the worker's warm-up failed; its first requests open and compile what they need")
         return
+    # What it made (compiled statements, connections) lives as long as the worker: out of later
+    # garbage collections, as the start's own objects are (server.freeze_startup_objects).
+    gc.collect()
+    gc.freeze()
     logger.info("warmed up in %.0f ms: %d connections, the common listing shapes compiled", (time.perf_counter() - started) * 1000, connections)
