@@ -4,7 +4,9 @@ changes no data, and a failure leaves the worker serving."""
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,12 +15,20 @@ from dinum_pipelines.catalog.listing import read_page
 from dinum_pipelines.catalog.warm_up import TABLE_READING_LISTINGS, common_listings, warm_up
 
 
+@pytest.fixture(autouse=True)
+def _unfreeze() -> Iterator[None]:
+    """The warm-up freezes what the process holds out of garbage collections (as a serving worker
+    should): the test process gets its collections back."""
+    yield
+    gc.unfreeze()
+
+
 def test_a_warmed_up_worker_holds_its_connections_and_has_compiled_the_common_listings(catalog_settings: CatalogSettings) -> None:
     listing._statements.cache_clear()  # shapes compiled by earlier tests in this process would hide a warm-up that compiles none
     with CatalogStore(catalog_settings) as store:
         version = store.db.fresh_data_version()
         warm_up(store, 8)
-        assert store.db.engine.pool.checkedin() >= 8  # type: ignore[attr-defined]  # open, idle, for the request threads
+        assert store.db.engine.pool.checkedin() >= 8  # type: ignore[attr-defined]  # QueuePool: open and idle, for the request threads
         compiled = listing._statements.cache_info()
         assert compiled.currsize >= 60
         with store.db.read(snapshot=False) as connection:
