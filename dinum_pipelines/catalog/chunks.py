@@ -74,7 +74,7 @@ _log = logging.getLogger("dinum_pipelines.catalog")
 
 PART_RECEIVED: Json = {"success": True}
 CHUNK_FIELD_REQUIRED = "This field is required in a chunked upload."
-_NUMBERS = ("partindex", "partbyteoffset", "totalparts", "chunksize")
+_NUMBERS = tuple(name for name, schema in CHUNK_FIELD_SCHEMAS.items() if schema["type"] == "integer")
 PART_BEYOND_TOTAL = "A part beyond the upload's last one"
 PART_BEYOND_LIMIT = "A part ending beyond the largest upload accepted"
 # udata's UploadStatus model: a part's answer, and the 400 of a protocol error.
